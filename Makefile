@@ -1,0 +1,65 @@
+# sferd_nb: every target creates .venv if missing and installs what it needs.
+SHELL := /bin/bash
+.ONESHELL:
+.SHELLFLAGS := -eu -o pipefail -c
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# torch==2.13.0 resolves to a CPU build on the project's machines; override with your own build, e.g.
+#   make test TORCH="torch==2.5.1 --index-url https://download.pytorch.org/whl/cu124"
+TORCH ?= torch==2.13.0
+NBDEV_TEST_FLAGS ?= --n_workers 2
+STAMP := $(VENV)/.installed
+
+.PHONY: test demo install sync-check readme nbtest pytest docs clean export
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(BIN)/python setup.py settings.ini
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(TORCH)
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## the README's test command: sync check, README check, notebook tests, integration tests
+test: install sync-check nbtest pytest
+
+# nbdev's standard CI check: exporting and cleaning the notebooks must not change anything tracked
+sync-check: install
+	$(BIN)/nbdev_export
+	$(BIN)/nbdev_clean
+	$(BIN)/python tools/make_readme.py --check
+	if [ -n "$$(git status --porcelain --untracked-files=no)" ]; then
+	  echo "ERROR: notebooks and library (or README.md) are out of sync; run 'make export' and commit:" >&2
+	  git status --porcelain --untracked-files=no >&2; git --no-pager diff --stat >&2; exit 1
+	fi
+
+nbtest: install
+	OMP_NUM_THREADS=1 MPLBACKEND=Agg $(BIN)/nbdev_test $(NBDEV_TEST_FLAGS)
+
+pytest: install
+	OMP_NUM_THREADS=1 MPLBACKEND=Agg $(BIN)/python -m pytest -q tests/
+
+## regenerate the library, clean the notebooks and rebuild README.md from nbs/index.ipynb
+export: install
+	$(BIN)/nbdev_export
+	$(BIN)/nbdev_clean
+	$(BIN)/python tools/make_readme.py
+
+readme: install
+	$(BIN)/python tools/make_readme.py
+
+## the course's main job on the embedded data
+demo: install
+	$(BIN)/sferd-data --data cifar10-subset --out runs/demo
+
+## a static docs site (markdown pages rendered from the notebooks) under docs/site/
+docs: install
+	$(BIN)/python tools/make_docs.py
+
+clean:
+	rm -rf runs _proc _docs .pytest_cache

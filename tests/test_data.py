@@ -1,0 +1,187 @@
+"Bad input and distributed sharding for sferd_nb.data (issue 2)."
+import os, pickle, socket, subprocess, sys, zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sferd_nb import data as D
+
+RNG = np.random.default_rng(0)
+
+def _cifar_dir(tmp_path, n=4):
+    folder = tmp_path / 'cifar-10-batches-py'; folder.mkdir()
+    for name in D.CIFAR10_FILES:
+        D.write_cifar_batch(folder / name, RNG.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8), RNG.integers(0, 10, n))
+    return folder
+
+# ---------------------------------------------------------------- CIFAR-10
+def test_missing_cifar_directory(tmp_path):
+    with pytest.raises(FileNotFoundError, match='download=True'):
+        D.load_cifar10(tmp_path / 'nope')
+
+def test_missing_cifar_batch_file(tmp_path):
+    folder = _cifar_dir(tmp_path); (folder / 'data_batch_3').unlink()
+    with pytest.raises(FileNotFoundError, match='data_batch_3'):
+        D.load_cifar10(tmp_path)
+
+def test_empty_cifar_directory_offline(tmp_path):
+    (tmp_path / 'empty').mkdir()
+    with pytest.raises(FileNotFoundError, match='data_batch_1'):
+        D.load_cifar10(tmp_path / 'empty')
+
+def test_cifar_download_offline_is_clear(tmp_path):
+    with pytest.raises(FileNotFoundError, match='put the official'):
+        D.download_cifar10(tmp_path, url='http://127.0.0.1:9/cifar-10-python.tar.gz')
+    assert not (tmp_path / 'cifar-10-batches-py').exists()        # nothing half-written left behind
+    assert list(tmp_path.iterdir()) == []
+
+def test_cifar_wrong_shape(tmp_path):
+    folder = _cifar_dir(tmp_path)
+    with open(folder / 'data_batch_1', 'wb') as f:
+        pickle.dump({b'data': np.zeros((4, 100), np.uint8), b'labels': [0] * 4}, f)
+    with pytest.raises(ValueError, match=r'data_batch_1.*\(N, 3072\)'):
+        D.load_cifar10(folder)
+
+def test_cifar_wrong_dtype(tmp_path):
+    folder = _cifar_dir(tmp_path)
+    with open(folder / 'test_batch', 'wb') as f:
+        pickle.dump({b'data': np.zeros((4, 3072), np.float32), b'labels': [0] * 4}, f)
+    with pytest.raises(ValueError, match='test_batch.*uint8'):
+        D.load_cifar10(folder)
+
+def test_cifar_labels_out_of_range(tmp_path):
+    folder = _cifar_dir(tmp_path)
+    D.write_cifar_batch(folder / 'data_batch_2', np.zeros((4, 3, 32, 32), np.uint8), [0, 1, 10, 2])
+    with pytest.raises(ValueError, match=r'data_batch_2.*\[0, 9\]'):
+        D.load_cifar10(folder)
+
+def test_cifar_corrupt_file(tmp_path):
+    folder = _cifar_dir(tmp_path)
+    (folder / 'data_batch_4').write_bytes(b'\x80\x02garbage')
+    with pytest.raises(ValueError, match='data_batch_4.*not a readable'):
+        D.load_cifar10(folder)
+
+def test_cifar_refuses_code_in_pickle(tmp_path):
+    folder = _cifar_dir(tmp_path)
+    class Evil:
+        def __reduce__(self): return (os.system, ('echo pwned',))
+    with open(folder / 'data_batch_5', 'wb') as f: pickle.dump({b'data': Evil(), b'labels': []}, f)
+    with pytest.raises(ValueError, match='refusing'):
+        D.load_cifar10(folder)
+
+# ---------------------------------------------------------------- subset
+def test_subset_missing(tmp_path):
+    with pytest.raises(FileNotFoundError, match='SFERD_NB_DATA'):
+        D.load_cifar10_subset(tmp_path / 'cifar10_subset.npz')
+
+def test_subset_corrupt_and_truncated(tmp_path):
+    good = (D.data_dir() / D.SUBSET_FILE).read_bytes()
+    bad = tmp_path / 'cifar10_subset.npz'
+    bad.write_bytes(good[: len(good) // 3])
+    with pytest.raises(ValueError, match='corrupt or truncated'):
+        D.load_cifar10_subset(bad)
+    bad.write_bytes(b'not a zip at all')
+    with pytest.raises(ValueError, match='corrupt or truncated'):
+        D.load_cifar10_subset(bad)
+
+def test_subset_missing_key_and_wrong_shape(tmp_path):
+    p = tmp_path / 's.npz'
+    np.savez(p, x_train=np.zeros((2, 3, 32, 32), np.uint8), y_train=np.zeros(2, np.int64))
+    with pytest.raises(ValueError, match='missing arrays'):
+        D.load_cifar10_subset(p)
+    np.savez(p, x_train=np.zeros((2, 32, 32, 3), np.uint8), y_train=np.zeros(2, np.int64),
+             x_test=np.zeros((2, 3, 32, 32), np.uint8), y_test=np.zeros(2, np.int64))
+    with pytest.raises(ValueError, match=r'shape \(N, 3, 32, 32\)'):
+        D.load_cifar10_subset(p)
+
+def test_env_var_data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv('SFERD_NB_DATA', str(tmp_path))
+    assert D.data_dir() == tmp_path
+    with pytest.raises(FileNotFoundError, match=str(tmp_path)):
+        D.get_dataset('cifar10-subset')
+
+# ---------------------------------------------------------------- ImageNet 64
+def test_imagenet_missing_dir_and_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match='ImageNet 64x64 directory not found'):
+        D.load_imagenet64(tmp_path / 'nope')
+    (tmp_path / 'in64').mkdir()
+    D.write_imagenet64_npz(tmp_path / 'in64' / 'train_data_batch_1.npz', np.zeros((2, 3, 64, 64), np.uint8), [0, 1])
+    with pytest.raises(FileNotFoundError, match='train_data_batch_2'):
+        D.load_imagenet64(tmp_path / 'in64', 'train')
+    x, y = D.load_imagenet64(tmp_path / 'in64', 'train', max_files=1)
+    assert x.shape == (2, 3, 64, 64) and y.tolist() == [0, 1]
+
+def test_imagenet_bad_arrays(tmp_path):
+    p = tmp_path / 'val_data.npz'
+    np.savez(p, data=np.zeros((2, 3 * 32 * 32), np.uint8), labels=np.array([1, 2]))
+    with pytest.raises(ValueError, match=r'val_data.*\(N, 12288\)'):
+        D.load_imagenet64(tmp_path, 'val')
+    np.savez(p, data=np.zeros((2, 12288), np.uint8), labels=np.array([0, 2]))       # 0-based: not official
+    with pytest.raises(ValueError, match='1..1000'):
+        D.load_imagenet64(tmp_path, 'val')
+    np.savez(p, data=np.zeros((2, 12288), np.uint8), labels=np.array([1, 1001]))
+    with pytest.raises(ValueError, match=r'\[0, 999\]'):
+        D.load_imagenet64(tmp_path, 'val')
+    np.savez(p, data=np.zeros((2, 12288), np.int16), labels=np.array([1, 2]))
+    with pytest.raises(ValueError, match='uint8'):
+        D.load_imagenet64(tmp_path, 'val')
+    p.write_bytes(b'PK\x03\x04 truncated')
+    with pytest.raises(ValueError, match='corrupt or truncated'):
+        D.load_imagenet64(tmp_path, 'val')
+
+def test_bad_specs_and_arguments():
+    for spec in ('mnist', 'cifar10', 'imagenet64', 'cifar10-subset:x'):
+        with pytest.raises(ValueError, match='unknown data spec'):
+            D.get_dataset(spec)
+    with pytest.raises(ValueError, match='split'):
+        D.get_dataset('cifar10-subset', split='val')
+    ds = D.get_dataset('cifar10-subset', split='test')
+    with pytest.raises(ValueError, match='batch_size'):
+        D.make_loader(ds, 0)
+    with pytest.raises(ValueError, match='lower the batch size'):
+        D.make_loader(ds, 5000)
+    with pytest.raises(ValueError, match='uint8'):
+        D.ImageDataset(torch.zeros(2, 3, 8, 8))
+
+def test_cli_error_is_one_line(tmp_path):
+    r = subprocess.run([sys.executable, '-m', 'sferd_nb.data', '--data', f'cifar10:{tmp_path}/none', '--out', str(tmp_path)],
+                       capture_output=True, text=True)
+    assert r.returncode != 0
+    assert r.stderr.strip().count('\n') == 0 and 'sferd-data: error:' in r.stderr, r.stderr
+
+# ---------------------------------------------------------------- DDP sharding
+_WORKER = r'''
+import os, sys, json, torch, torch.distributed as dist
+from sferd_nb.data import ImageDataset, make_loader, infinite_batches
+dist.init_process_group('gloo')
+n = 64
+img = torch.zeros(n, 3, 4, 4, dtype=torch.uint8)
+img[:, 0, 0, 0] = torch.arange(n)                       # the index is written into a pixel
+ds = ImageDataset(img, torch.arange(n) % 10, 10, flip=False)
+dl = make_loader(ds, batch_size=4, seed=1)
+seen = []
+it = infinite_batches(dl)
+for _ in range(len(dl)):
+    x, y = next(it); seen += ((x[:, 0, 0, 0] + 1) * 127.5).round().long().tolist()
+out = [None] * dist.get_world_size(); dist.all_gather_object(out, seen)
+if dist.get_rank() == 0: print(json.dumps(out))
+dist.destroy_process_group()
+'''
+
+def _free_port():
+    with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+
+def test_loader_shards_without_overlap_under_gloo(tmp_path):
+    script = tmp_path / 'w.py'; script.write_text(_WORKER)
+    env = dict(os.environ, MASTER_ADDR='127.0.0.1', MASTER_PORT=str(_free_port()), WORLD_SIZE='2', OMP_NUM_THREADS='1')
+    procs = [subprocess.Popen([sys.executable, str(script)], env=dict(env, RANK=str(r), LOCAL_RANK=str(r)),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in range(2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    import json
+    a, b = json.loads(outs[0][0].strip().splitlines()[-1])
+    assert len(a) == len(b) == 32
+    assert not set(a) & set(b)                              # disjoint shards
+    assert sorted(a + b) == list(range(64))                 # that together cover the data once

@@ -1,0 +1,47 @@
+#!/usr/bin/env python
+"""Render the course notebooks to a markdown docs site under docs/ (Quarto-free replacement for nbdev_docs).
+
+Each `nbs/NN_name.ipynb` becomes `docs/NN_name.md` (markdown cells, code cells without `#|` directives, their
+stored outputs; `#| hide` cells skipped; images extracted next to the page), plus `docs/index.md` from the README.
+"""
+import base64, json, re, shutil
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / 'docs'
+
+def _src(c): return ''.join(c['source']) if isinstance(c['source'], list) else c['source']
+
+def render(nb_path: Path, out_dir: Path) -> Path:
+    nb = json.loads(nb_path.read_text())
+    stem, parts, n_img = nb_path.stem, [], 0
+    img_dir = out_dir / f'{stem}_files'
+    for c in nb['cells']:
+        lines = _src(c).split('\n')
+        if any(l.replace(' ', '') in ('#|hide', '#|exporthide') for l in lines if l.startswith('#|')): continue
+        body = '\n'.join(l for l in lines if not l.startswith('#|')).strip('\n')
+        if c['cell_type'] == 'markdown': parts.append(body); continue
+        if not body: continue
+        parts.append('```python\n' + body + '\n```')
+        for o in c.get('outputs', []):
+            data = o.get('data', {})
+            if 'image/png' in data:
+                img_dir.mkdir(parents=True, exist_ok=True); n_img += 1
+                f = img_dir / f'fig{n_img}.png'; f.write_bytes(base64.b64decode(data['image/png']))
+                parts.append(f'![]({img_dir.name}/{f.name})')
+            elif o.get('text') or 'text/plain' in data:
+                t = o.get('text') or data['text/plain']
+                parts.append('```\n' + (''.join(t) if isinstance(t, list) else t).rstrip() + '\n```')
+    out = out_dir / f'{stem}.md'
+    out.write_text('\n\n'.join(parts) + '\n')
+    return out
+
+if __name__ == '__main__':
+    site = DOCS / 'site'
+    if site.exists(): shutil.rmtree(site)
+    site.mkdir(parents=True)
+    pages = [render(p, site) for p in sorted((ROOT / 'nbs').glob('[0-9][0-9]_*.ipynb'))]
+    toc = '\n'.join(f'- [{p.stem}]({p.name})' for p in pages)
+    readme = (ROOT / 'README.md').read_text()
+    (site / 'index.md').write_text(readme + '\n\n## Pages\n\n' + toc + '\n')
+    print(f'wrote {len(pages) + 1} pages to {site}')
