@@ -1,0 +1,117 @@
+"Integration tests for sferd_nb.distill (issue 5): CLI, resume, DDP equivalence, bad input."
+import json, os, socket, subprocess, sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from sferd_nb.diffusion import Denoiser, get_schedule
+from sferd_nb.unet import build_unet
+from sferd_nb.train import export_denoiser, load_denoiser
+from sferd_nb import distill as D
+from sferd_nb.data import ImageDataset, load_cifar10_subset
+
+def _teacher(tmp_path, cond=False):
+    torch.manual_seed(0)
+    net = build_unet('tiny', num_classes=10 if cond else 0, model_channels=16, num_blocks=1, attn_resolutions=(8,))
+    den = Denoiser(net, get_schedule('edm'), 'edm')
+    return export_denoiser(den, tmp_path / ('teacher_c' if cond else 'teacher'), dict(data='cifar10-subset'))
+
+def _small_ds(n=64):
+    d = load_cifar10_subset()
+    return ImageDataset(d['x_train'][:n], d['y_train'][:n], 10)
+
+def _weights(d):
+    return load_denoiser(d).net.state_dict()
+
+def test_cli_pd_runs_resumes_and_samples(tmp_path):
+    t = _teacher(tmp_path)
+    out = tmp_path / 'pd'
+    args = ['--method', 'pd', '--teacher', str(t), '--out', str(out), '--teacher-steps', '4', '--max-steps', '2',
+            '--batch-size', '4', '--no-progress', '--ckpt-every', '1']
+    dirs = D.main_distill(args)
+    assert [Path(d).name for d in dirs] == ['stage0_2steps', 'stage1_1steps']
+    for d in dirs:
+        assert (Path(d) / 'model.safetensors').exists() and list((Path(d) / 'samples').glob('*.png'))
+        rec = json.loads((Path(d) / 'config.json').read_text())['distill']
+        assert rec['method'] == 'pd' and rec['steps'] in (2, 1)
+    # the same command again refuses to overwrite what is there ...
+    again = ['--method', 'pd', '--teacher', str(t), '--out', str(tmp_path / 'pd2'), '--teacher-steps', '2',
+             '--max-steps', '1', '--batch-size', '4', '--no-progress']
+    D.main_distill(again)
+    with pytest.raises(SystemExit, match='--resume'):
+        D.main_distill(again)
+    # ... and a 1-step student samples images with the sampling API
+    den, rec = D.load_student(dirs[-1])
+    x = D.student_sample(den, torch.randn(2, 3, 32, 32) * 80, rec['steps'], rec['method'])
+    assert x.shape == (2, 3, 32, 32) and torch.isfinite(x).all()
+
+def _run_pd(tmp, t, steps, resume=False, method='pd'):
+    return D.distill(load_denoiser(t), _small_ds(), tmp, method, teacher_steps=2, final_steps=1, steps_per_stage=steps,
+                     batch_size=4, progress=False, ckpt_every=1, sample_every=-1, resume=resume)
+
+@pytest.mark.parametrize('method', ['pd', 'cd'])
+def test_resume_is_exact(tmp_path, method):
+    t = _teacher(tmp_path)
+    straight = _run_pd(tmp_path / 'a', t, 4, method=method)[0]
+    half = _run_pd(tmp_path / 'b', t, 2, method=method)[0]
+    # pretend the run was interrupted after step 2: drop the export, keep the checkpoint, continue to 4 steps
+    (Path(half) / 'DONE').unlink(); (Path(half) / 'model.safetensors').unlink()
+    with pytest.raises(FileExistsError):
+        _run_pd(tmp_path / 'b', t, 4, method=method)
+    resumed = _run_pd(tmp_path / 'b', t, 4, resume=True, method=method)[0]
+    a, b = _weights(straight), _weights(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a), 'resumed weights differ from the uninterrupted run'
+
+def test_cd_cli_conditional(tmp_path):
+    t = _teacher(tmp_path, cond=True)
+    dirs = D.main_distill(['--method', 'cd', '--teacher', str(t), '--out', str(tmp_path / 'cd'), '--max-steps', '2',
+                           '--batch-size', '4', '--N', '6', '--no-progress'])
+    den, rec = D.load_student(dirs[0])
+    assert den.parameterization == 'cm' and rec['method'] == 'cd'
+    x = D.student_sample(den, torch.randn(3, 3, 32, 32) * 80, 2, 'cd', cond=torch.tensor([0, 1, 2]))
+    assert torch.isfinite(x).all()
+
+def test_bad_input(tmp_path):
+    with pytest.raises(SystemExit, match='sferd-distill: error:'):
+        D.main_distill(['--teacher', str(tmp_path / 'missing'), '--out', str(tmp_path / 'o')])
+    t = _teacher(tmp_path)
+    with pytest.raises(SystemExit, match='power of two'):
+        D.main_distill(['--teacher', str(t), '--out', str(tmp_path / 'o'), '--teacher-steps', '6', '--no-progress'])
+    with pytest.raises(ValueError, match="choose 'pd' or 'cd'"):
+        D.distill(load_denoiser(t), _small_ds(), tmp_path / 'x', method='gd')
+
+_WORKER = r'''
+import sys, torch, torch.distributed as dist
+from sferd_nb import distill as D
+from sferd_nb.train import load_denoiser, setup_distributed
+from sferd_nb.data import ImageDataset, load_cifar10_subset
+setup_distributed()
+d = load_cifar10_subset()
+ds = ImageDataset(d['x_train'][:64], d['y_train'][:64], 10)
+D.distill(load_denoiser(sys.argv[1]), ds, sys.argv[2], sys.argv[3], teacher_steps=2, final_steps=1, steps_per_stage=3,
+          batch_size=8, progress=False, ckpt_every=-1, sample_every=-1)
+dist.destroy_process_group() if dist.is_initialized() else None
+'''
+
+def _free_port():
+    with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+
+@pytest.mark.parametrize('method', ['pd', 'cd'])
+def test_ddp_equals_single_process(tmp_path, method):
+    t = _teacher(tmp_path)
+    script = tmp_path / 'w.py'; script.write_text(_WORKER)
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    r = subprocess.run([sys.executable, str(script), str(t), str(tmp_path / 'one'), method], env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    env.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(_free_port()), WORLD_SIZE='2')
+    ps = [subprocess.Popen([sys.executable, str(script), str(t), str(tmp_path / 'two'), method],
+                           env=dict(env, RANK=str(k), LOCAL_RANK=str(k)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True) for k in range(2)]
+    outs = [p.communicate(timeout=300) for p in ps]
+    assert all(p.returncode == 0 for p in ps), [o[1][-2000:] for o in outs]
+    sub = 'stage0_1steps' if method == 'pd' else 'cd'
+    a, b = _weights(tmp_path / 'one' / sub), _weights(tmp_path / 'two' / sub)
+    diff = max((a[k].float() - b[k].float()).abs().max().item() for k in a)
+    assert diff <= 1e-5, diff
