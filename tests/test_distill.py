@@ -50,13 +50,25 @@ def _run_pd(tmp, t, steps, resume=False, method='pd'):
     return D.distill(load_denoiser(t), _small_ds(), tmp, method, teacher_steps=2, final_steps=1, steps_per_stage=steps,
                      batch_size=4, progress=False, ckpt_every=1, sample_every=-1, resume=resume)
 
+class _Crash(Exception): pass
+
 @pytest.mark.parametrize('method', ['pd', 'cd'])
-def test_resume_is_exact(tmp_path, method):
+def test_resume_is_exact(tmp_path, method, monkeypatch):
     t = _teacher(tmp_path)
     straight = _run_pd(tmp_path / 'a', t, 4, method=method)[0]
-    half = _run_pd(tmp_path / 'b', t, 2, method=method)[0]
-    # pretend the run was interrupted after step 2: drop the export, keep the checkpoint, continue to 4 steps
-    (Path(half) / 'DONE').unlink(); (Path(half) / 'model.safetensors').unlink()
+    # the same run killed during step 2 (checkpoints after every step), then resumed to the end
+    cls = D.ProgressiveDistillation if method == 'pd' else D.ConsistencyDistillation
+    name = '__call__' if method == 'pd' else 'forward'
+    orig = getattr(cls, name)
+    def crashing(self, model, batch, step):
+        if step == 2: raise _Crash()
+        return orig(self, model, batch, step)
+    monkeypatch.setattr(cls, name, crashing)
+    with pytest.raises(_Crash):
+        _run_pd(tmp_path / 'b', t, 4, method=method)
+    monkeypatch.setattr(cls, name, orig)
+    sub = tmp_path / 'b' / ('stage0_1steps' if method == 'pd' else 'cd')
+    assert (sub / 'ckpt.pt').exists() and not (sub / 'model.safetensors').exists()
     with pytest.raises(FileExistsError):
         _run_pd(tmp_path / 'b', t, 4, method=method)
     resumed = _run_pd(tmp_path / 'b', t, 4, resume=True, method=method)[0]
