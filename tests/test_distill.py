@@ -127,3 +127,14 @@ def test_ddp_equals_single_process(tmp_path, method):
     a, b = _weights(tmp_path / 'one' / sub), _weights(tmp_path / 'two' / sub)
     diff = max((a[k].float() - b[k].float()).abs().max().item() for k in a)
     assert diff <= 1e-5, diff
+
+def test_cli_attention_guidance_pd(tmp_path):
+    t = _teacher(tmp_path)
+    dirs = D.main_distill(['--method', 'pd', '--attention-guidance', '--w', '0.3', '--psi', '1.0', '--teacher', str(t),
+                           '--out', str(tmp_path / 'ag'), '--teacher-steps', '2', '--max-steps', '1', '--batch-size', '4',
+                           '--no-progress'])
+    cfg = json.loads((Path(dirs[0]) / 'config.json').read_text())
+    assert cfg['attention_guidance'] == dict(psi=1.0, w=0.3, blur_sigma=3.0, resolution=None)
+    with pytest.raises(SystemExit, match='attention'):
+        D.main_distill(['--attention-guidance', '--attn-resolution', '32', '--teacher', str(t), '--out',
+                        str(tmp_path / 'ag2'), '--teacher-steps', '2', '--max-steps', '1', '--batch-size', '4', '--no-progress'])
