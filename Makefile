@@ -55,7 +55,7 @@ readme: install
 
 ## the course's main job on the embedded data
 demo: install
-	$(BIN)/sferd-data --data cifar10-subset --out runs/demo
+	$(BIN)/sferd-demo --out runs/demo
 
 ## a static docs site (markdown pages rendered from the notebooks) under docs/site/
 docs: install
