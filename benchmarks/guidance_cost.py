@@ -46,8 +46,21 @@ def timed(fn, iters: int, warmup: int, device) -> float:
     return statistics.median(ts)
 
 
+def _custom_flops() -> dict:
+    "FlopCounterMode has no formula for the CPU flash-attention kernels SDPA uses on CPU: count them as SDPA."
+    from torch.utils import flop_counter as fcm
+    aten, out = torch.ops.aten, {}
+    if hasattr(aten, '_scaled_dot_product_flash_attention_for_cpu'):
+        out[aten._scaled_dot_product_flash_attention_for_cpu] = \
+            lambda q, k, v, *a, out_shape=None, **kw: fcm.sdpa_flop_count(q, k, v)
+    if hasattr(aten, '_scaled_dot_product_flash_attention_for_cpu_backward'):
+        out[aten._scaled_dot_product_flash_attention_for_cpu_backward] = \
+            lambda g, q, k, v, *a, out_shape=None, **kw: fcm.sdpa_backward_flop_count(g, q, k, v)
+    return out
+
+
 def flops(fn) -> float:
-    with FlopCounterMode(display=False) as fc: fn()
+    with FlopCounterMode(display=False, custom_mapping=_custom_flops()) as fc: fn()
     return float(fc.get_total_flops())
 
 

@@ -183,3 +183,18 @@ def test_denoising_l2_matches_a_direct_computation():
             errs.append((T(x_t, t).x0 - x0[i:i + 2]).pow(2).flatten(1).mean(1).sqrt())
         ref.append(torch.cat(errs).mean())
     torch.testing.assert_close(got, torch.stack(ref))
+
+
+def test_cli_attention_guidance(tmp_path):
+    tdir = export_denoiser(_teacher(nonzero=False), tmp_path / 'teacher', dict(data='cifar10-subset'))
+    base = ['--teacher', str(tdir), '--teacher-steps', '2', '--max-steps', '1', '--batch-size', '4', '--no-progress',
+            '--sample-every', '-1', '--ckpt-every', '-1']
+    dirs = D.main_distill(['--method', 'pd', '--out', str(tmp_path / 'pd'), '--attention-guidance', '--psi', '1.1',
+                           '--w', '0.2', '--blur-sigma', '2'] + base)
+    cfg = json.loads((Path(dirs[-1]) / 'config.json').read_text())
+    assert cfg['attention_guidance'] == dict(psi=1.1, w=0.2, blur_sigma=2.0, resolution=None)
+    with pytest.raises(SystemExit, match='choose --attn-resolution'):
+        D.main_distill(['--method', 'cd', '--out', str(tmp_path / 'cd'), '--N', '4', '--attention-guidance',
+                        '--attn-resolution', '32'] + base)
+    with pytest.raises(SystemExit, match='blur_sigma'):
+        D.main_distill(['--method', 'cd', '--out', str(tmp_path / 'cd2'), '--attention-guidance', '--blur-sigma', '-1'] + base)
