@@ -41,6 +41,7 @@ if __name__ == '__main__':
     if site.exists(): shutil.rmtree(site)
     site.mkdir(parents=True)
     pages = [render(p, site) for p in sorted((ROOT / 'nbs').glob('[0-9][0-9]_*.ipynb'))]
+    if (ROOT / 'nbs' / 'images').is_dir(): shutil.copytree(ROOT / 'nbs' / 'images', site / 'images')   # course-run figures
     toc = '\n'.join(f'- [{p.stem}]({p.name})' for p in pages)
     readme = (ROOT / 'README.md').read_text()
     (site / 'index.md').write_text(readme + '\n\n## Pages\n\n' + toc + '\n')

@@ -1,0 +1,51 @@
+#!/usr/bin/env python
+"""Run a course notebook's *course run*: every code cell in order, `#| slow` cells included (`#| eval: false` skipped).
+
+    python tools/run_slow.py nbs/05_distill.ipynb --figs runs/slow/05      # print results, save every figure as PNG
+
+`nbdev_test --flags slow` runs the same cells but shows nothing; this runner prints each cell's timing and the value
+of a cell's last expression (as a notebook would display it) and saves each matplotlib figure, so the numbers and
+figures quoted in the notebooks' "What we find" sections can be regenerated. Threads: `OMP_NUM_THREADS` (default 2).
+"""
+import argparse, ast, json, os, sys, time
+from pathlib import Path
+
+def cells(nb_path: Path):
+    nb = json.loads(nb_path.read_text())
+    for i, c in enumerate(nb['cells']):
+        if c['cell_type'] != 'code': continue
+        src = ''.join(c['source']) if isinstance(c['source'], list) else c['source']
+        flags = [l.replace(' ', '') for l in src.splitlines() if l.startswith('#|')]
+        if '#|eval:false' in flags: continue
+        yield i, src
+
+def run(nb_path: Path, figs: Path) -> dict:
+    import matplotlib; matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    import torch
+    torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS', 2)))
+    figs.mkdir(parents=True, exist_ok=True)
+    g = {'__name__': '__course_run__'}
+    for i, src in cells(nb_path):
+        tree = ast.parse(src)
+        last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+        t0 = time.time()
+        exec(compile(tree, f'{nb_path.stem}:cell{i}', 'exec'), g)
+        val = eval(compile(ast.Expression(last.value), f'{nb_path.stem}:cell{i}', 'eval'), g) if last else None
+        head = next((l for l in src.splitlines() if not l.startswith('#|')), '')[:70]
+        print(f'--- cell {i:3d} {time.time() - t0:8.1f}s  {head}', flush=True)
+        if val is not None and not isinstance(val, (plt.Axes, plt.Figure)):
+            print(val.to_string() if hasattr(val, 'to_string') else repr(val), flush=True)
+        for num in plt.get_fignums():
+            p = figs / f'cell{i:03d}_{num}.png'
+            plt.figure(num).savefig(p, dpi=110, bbox_inches='tight'); print(f'    figure -> {p}', flush=True)
+        plt.close('all')
+    return g
+
+if __name__ == '__main__':
+    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    ap.add_argument('notebook', type=Path)
+    ap.add_argument('--figs', type=Path, default=None, help='where to save figures (default runs/slow/<notebook stem>)')
+    a = ap.parse_args()
+    if not a.notebook.exists(): sys.exit(f'run_slow: no notebook {a.notebook}; pass a path like nbs/05_distill.ipynb')
+    run(a.notebook, a.figs or Path('runs/slow') / a.notebook.stem)
