@@ -138,3 +138,14 @@ def test_cli_attention_guidance_pd(tmp_path):
     with pytest.raises(SystemExit, match='attention'):
         D.main_distill(['--attention-guidance', '--attn-resolution', '32', '--teacher', str(t), '--out',
                         str(tmp_path / 'ag2'), '--teacher-steps', '2', '--max-steps', '1', '--batch-size', '4', '--no-progress'])
+
+
+def test_resume_of_a_finished_run_says_it_is_not_extended(tmp_path, capsys):
+    t = _teacher(tmp_path)
+    args = ['--method', 'cd', '--teacher', str(t), '--out', str(tmp_path / 'cd'), '--batch-size', '4', '--no-progress',
+            '--sample-every', '-1', '--ckpt-every', '-1', '--N', '4']
+    D.main_distill(args + ['--max-steps', '1'])
+    capsys.readouterr()
+    dirs = D.main_distill(args + ['--max-steps', '3', '--resume'])
+    assert json.loads((Path(dirs[0]) / 'DONE').read_text())['step'] == 1
+    assert 'finished at step 1' in capsys.readouterr().err
