@@ -59,7 +59,7 @@ demo: install
 
 ## a static docs site (markdown pages rendered from the notebooks) under docs/site/
 docs: install
-	$(BIN)/python tools/make_docs.py
+	MPLBACKEND=Agg $(BIN)/python tools/make_docs.py --execute
 
 clean:
 	rm -rf runs _proc _docs .pytest_cache

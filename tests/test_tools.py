@@ -28,3 +28,18 @@ def test_run_slow_missing_notebook_is_a_clear_error(tmp_path):
     out = subprocess.run([sys.executable, str(ROOT / 'tools' / 'run_slow.py'), str(tmp_path / 'nope.ipynb')],
                          capture_output=True, text=True)
     assert out.returncode != 0 and 'no notebook' in out.stderr
+
+
+def test_make_docs_executes_a_notebook_and_renders_its_outputs(tmp_path, monkeypatch):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('make_docs', ROOT / 'tools' / 'make_docs.py')
+    md = importlib.util.module_from_spec(spec); spec.loader.exec_module(md)
+    monkeypatch.setenv('MPLBACKEND', 'Agg')
+    nb = _nb(tmp_path / '98_y.ipynb', [
+        "#| hide\nsecret = 'hidden'", "x = 20", "#| slow\nx = 1000",
+        "import matplotlib.pyplot as plt\nplt.plot([0, 1]); plt.show()", "print('answer', x + 22)"])
+    out = md.render(nb, tmp_path / 'site', run=True)
+    page = out.read_text()
+    assert 'answer 42' in page and 'secret' not in page and '#|' not in page
+    assert (tmp_path / 'site' / '98_y_files' / 'fig1.png').exists() and '98_y_files/fig1.png' in page
+    assert 'answer 42' not in md.render(nb, tmp_path / 'site2').read_text()      # without --execute: stored outputs only

@@ -1,10 +1,14 @@
 #!/usr/bin/env python
 """Render the course notebooks to a markdown docs site under docs/ (Quarto-free replacement for nbdev_docs).
 
-Each `nbs/NN_name.ipynb` becomes `docs/NN_name.md` (markdown cells, code cells without `#|` directives, their
-stored outputs; `#| hide` cells skipped; images extracted next to the page), plus `docs/index.md` from the README.
+Each `nbs/NN_name.ipynb` becomes `docs/site/NN_name.md` (markdown cells, code cells without `#|` directives, their
+outputs; `#| hide` cells skipped; images extracted next to the page), plus `docs/site/index.md` from the README.
+
+    python tools/make_docs.py             # render the notebooks' stored outputs (the repo keeps them cleaned: none)
+    python tools/make_docs.py --execute   # run each notebook first (as nbdev_test does: `slow`/`gpu` cells skipped),
+                                          # so the pages carry its figures and printed numbers (`make docs`)
 """
-import base64, json, re, shutil
+import argparse, base64, json, re, shutil
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -12,9 +16,23 @@ DOCS = ROOT / 'docs'
 
 def _src(c): return ''.join(c['source']) if isinstance(c['source'], list) else c['source']
 
-def render(nb_path: Path, out_dir: Path) -> Path:
-    nb = json.loads(nb_path.read_text())
-    stem, parts, n_img = nb_path.stem, [], 0
+def execute(nb_path: Path, skip_flags=('slow', 'gpu')):
+    "Run a notebook's code cells in order (not `eval: false` or flagged ones) in its folder; returns the notebook with outputs."
+    from execnb.nbio import read_nb
+    from execnb.shell import CaptureShell
+    from fastcore.xtras import working_directory
+    nb_path = Path(nb_path).resolve()
+    nb = read_nb(nb_path)
+    skip = {'#|eval:false'} | {f'#|{f}' for f in skip_flags}
+    def no_eval(cell):
+        return cell.cell_type != 'code' or bool(skip & {l.replace(' ', '') for l in cell.source.splitlines() if l.startswith('#|')})
+    with working_directory(nb_path.parent):
+        CaptureShell(nb_path).run_all(nb, exc_stop=True, preproc=no_eval)
+    return nb
+
+def render(nb_path: Path, out_dir: Path, run: bool = False) -> Path:
+    nb = execute(nb_path) if run else json.loads(Path(nb_path).read_text())
+    stem, parts, n_img = Path(nb_path).stem, [], 0
     img_dir = out_dir / f'{stem}_files'
     for c in nb['cells']:
         lines = _src(c).split('\n')
@@ -33,14 +51,21 @@ def render(nb_path: Path, out_dir: Path) -> Path:
                 t = o.get('text') or data['text/plain']
                 parts.append('```\n' + (''.join(t) if isinstance(t, list) else t).rstrip() + '\n```')
     out = out_dir / f'{stem}.md'
+    out_dir.mkdir(parents=True, exist_ok=True)
     out.write_text('\n\n'.join(parts) + '\n')
     return out
 
 if __name__ == '__main__':
+    ap = argparse.ArgumentParser(description='Render the course notebooks to markdown pages under docs/site/.')
+    ap.add_argument('--execute', action='store_true', help='run each notebook first so the pages show its outputs')
+    a = ap.parse_args()
     site = DOCS / 'site'
     if site.exists(): shutil.rmtree(site)
     site.mkdir(parents=True)
-    pages = [render(p, site) for p in sorted((ROOT / 'nbs').glob('[0-9][0-9]_*.ipynb'))]
+    pages = []
+    for p in sorted((ROOT / 'nbs').glob('[0-9][0-9]_*.ipynb')):
+        if a.execute: print(f'running {p.name} ...', flush=True)
+        pages.append(render(p, site, a.execute))
     if (ROOT / 'nbs' / 'images').is_dir(): shutil.copytree(ROOT / 'nbs' / 'images', site / 'images')   # course-run figures
     toc = '\n'.join(f'- [{p.stem}]({p.name})' for p in pages)
     readme = (ROOT / 'README.md').read_text()
