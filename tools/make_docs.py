@@ -8,35 +8,42 @@ outputs; `#| hide` cells skipped; images extracted next to the page), plus `docs
     python tools/make_docs.py --execute   # run each notebook first (as nbdev_test does: `slow`/`gpu` cells skipped),
                                           # so the pages carry its figures and printed numbers (`make docs`)
 """
-import argparse, base64, json, re, shutil
+import argparse, base64, re, shutil
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / 'docs'
 
+def read_cells(nb_path: Path):
+    "The notebook with nbdev's parse of each code cell's leading `#|` directives in `cell.directives_` (as nbdev_test reads it)."
+    from nbdev.process import NBProcessor
+    return NBProcessor(Path(nb_path), process=True).nb
+
+def skipped(cell, flags=()) -> bool:
+    "nbdev_test's rule: a cell does not run if it is not code, is `#| eval: false`, or carries one of `flags`."
+    if cell.cell_type != 'code': return True
+    d = getattr(cell, 'directives_', None) or {}
+    return d.get('eval:', [''])[0].lower() == 'false' or bool(set(flags) & d.keys())
+
 def _src(c): return ''.join(c['source']) if isinstance(c['source'], list) else c['source']
 
 def execute(nb_path: Path, skip_flags=('slow', 'gpu')):
     "Run a notebook's code cells in order (not `eval: false` or flagged ones) in its folder; returns the notebook with outputs."
-    from execnb.nbio import read_nb
     from execnb.shell import CaptureShell
     from fastcore.xtras import working_directory
     nb_path = Path(nb_path).resolve()
-    nb = read_nb(nb_path)
-    skip = {'#|eval:false'} | {f'#|{f}' for f in skip_flags}
-    def no_eval(cell):
-        return cell.cell_type != 'code' or bool(skip & {l.replace(' ', '') for l in cell.source.splitlines() if l.startswith('#|')})
+    nb = read_cells(nb_path)
     with working_directory(nb_path.parent):
-        CaptureShell(nb_path).run_all(nb, exc_stop=True, preproc=no_eval)
+        CaptureShell(nb_path).run_all(nb, exc_stop=True, preproc=lambda c: skipped(c, skip_flags))
     return nb
 
 def render(nb_path: Path, out_dir: Path, run: bool = False) -> Path:
-    nb = execute(nb_path) if run else json.loads(Path(nb_path).read_text())
+    nb = execute(nb_path) if run else read_cells(nb_path)
     stem, parts, n_img = Path(nb_path).stem, [], 0
     img_dir = out_dir / f'{stem}_files'
     for c in nb['cells']:
+        if {'hide', 'exporthide'} & (getattr(c, 'directives_', None) or {}).keys(): continue
         lines = _src(c).split('\n')
-        if any(l.replace(' ', '') in ('#|hide', '#|exporthide') for l in lines if l.startswith('#|')): continue
         body = '\n'.join(l for l in lines if not l.startswith('#|')).strip('\n')
         if c['cell_type'] == 'markdown': parts.append(body); continue
         if not body: continue

@@ -7,17 +7,15 @@
 of a cell's last expression (as a notebook would display it) and saves each matplotlib figure, so the numbers and
 figures quoted in the notebooks' "What we find" sections can be regenerated. Threads: `OMP_NUM_THREADS` (default 2).
 """
-import argparse, ast, json, os, sys, time
+import argparse, ast, os, sys, time
 from pathlib import Path
 
+from make_docs import read_cells, skipped          # tools/: nbdev's directive parse and nbdev_test's skip rule
+
 def cells(nb_path: Path):
-    nb = json.loads(nb_path.read_text())
-    for i, c in enumerate(nb['cells']):
-        if c['cell_type'] != 'code': continue
-        src = ''.join(c['source']) if isinstance(c['source'], list) else c['source']
-        flags = [l.replace(' ', '') for l in src.splitlines() if l.startswith('#|')]
-        if '#|eval:false' in flags: continue
-        yield i, src
+    "(index, source) of every code cell that runs in the course run: all but `#| eval: false` (slow and gpu included)."
+    for i, c in enumerate(read_cells(nb_path).cells):
+        if not skipped(c): yield i, c.source
 
 def run(nb_path: Path, figs: Path) -> dict:
     import matplotlib; matplotlib.use('Agg')
