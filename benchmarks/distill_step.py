@@ -14,7 +14,7 @@ import torch
 
 from sferd_nb.diffusion import Denoiser, get_schedule
 from sferd_nb.distill import ProgressiveDistillation, ConsistencyDistillation, consistency_student
-from sferd_nb.train import load_denoiser
+from sferd_nb.io import load_denoiser
 from sferd_nb.unet import build_unet
 
 

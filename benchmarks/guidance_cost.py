@@ -20,7 +20,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from sferd_nb.diffusion import Denoiser, get_schedule, q_sample
 from sferd_nb.distill import ConsistencyDistillation, ProgressiveDistillation, consistency_student
 from sferd_nb.guidance import AttentionGuidedTeacher
-from sferd_nb.train import load_denoiser
+from sferd_nb.io import load_denoiser
 from sferd_nb.unet import build_unet
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -36,7 +36,7 @@ def flops_per_step(tr: Trainer, data, batch: int) -> float:
     # CPU's fused SDPA kernel is not registered with FlopCounterMode: count the math path there (same FLOPs)
     kernel = sdpa_kernel([SDPBackend.MATH]) if tr.device.type == 'cpu' else contextlib.nullcontext()
     with FlopCounterMode(display=False) as fc, kernel:
-        with tr._autocast():
+        with tr.autocast():
             loss, _ = tr.loss_fn(tr.train_model, (x, y), 0)
         loss.backward()
     tr.opt.zero_grad(set_to_none=True)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_analysis.ipynb #f79c87d7
 from __future__ import annotations
-import argparse, json, math, os, sys, warnings
+import json, math, os, sys, warnings
 from pathlib import Path
 from typing import NamedTuple, Optional, Sequence, Union
 
@@ -14,57 +14,15 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .data import data_dir, get_dataset, to_model_range, image_grid
-from .diffusion import DDPMSchedule, Prediction, q_sample, _compute_dtype
+from .diffusion import DDPMSchedule, Prediction, q_sample, compute_dtype
 from .samplers import time_grid
-from .unet import AttentionMap
+from .unet import AttentionMap, ATTENTION_PLACES, select_attention, attention_received
 
 # %% auto #0
-__all__ = ['VARIANCE_KINDS', 'PAPER_FIG3A_SIGMA', 'select_attention', 'attention_received', 'pearson', 'Eq8', 'bias_variance',
-           'Trajectory', 'predict_trajectory', 'variance_maps', 'attention_variance_correlation', 'analyze',
-           'summarize_analysis', 'plot_eq8', 'plot_fig3a', 'plot_fig3b', 'plot_fig3c', 'plot_attention_variance',
-           'read_metrics', 'loss_summary', 'plot_training_loss', 'explorer', 'write_analysis', 'load_images',
-           'analyze_parser', 'main_analyze', 'sferd_analyze', 'checkpoint_info', 'claims_report']
-
-# %% ../nbs/06_analysis.ipynb #d594f19a
-_PLACES = ('encoder', 'middle', 'decoder')
-
-def _available(maps: Sequence[AttentionMap]) -> str:
-    pairs = list(dict.fromkeys((m.place, int(m.resolution)) for m in maps))
-    return ', '.join(f"({p!r}, {r})" for p, r in pairs) or 'none (the network has no attention block)'
-
-def select_attention(maps: Sequence[AttentionMap], resolution: Optional[int] = None, place: Optional[str] = 'decoder',
-                     index: int = -1) -> AttentionMap:
-    "The attention block at `place` ('encoder'|'middle'|'decoder', None = any) and `resolution` (None = highest there); `index` counts among those blocks in forward order."
-    if place is not None and place not in _PLACES:
-        raise ValueError(f"place must be one of {', '.join(map(repr, _PLACES))} or None, got {place!r}")
-    maps = list(maps or [])
-    at = [m for m in maps if place is None or m.place == place]
-    if at and resolution is None: resolution = max(int(m.resolution) for m in at)
-    hit = [m for m in at if int(m.resolution) == resolution]
-    if not hit:
-        raise ValueError(f"no attention block at place={place!r}, resolution={resolution}; "
-                         f"available (place, resolution): {_available(maps)}")
-    if not -len(hit) <= index < len(hit):
-        raise ValueError(f"index {index} out of range: {len(hit)} attention block(s) at place={place!r}, resolution={resolution}")
-    return hit[index]
-
-def attention_received(maps: Union[AttentionMap, Tensor], image_size: Optional[int] = None) -> Tensor:
-    "Per-position attention map (B, H, W) with mean exactly 1: mean over heads, sum over queries (Eq. 9 reduced), nearest-upsampled to `image_size`."
-    if isinstance(maps, (list, tuple)):
-        raise ValueError("attention_received takes one AttentionMap or its probs; pick a block with select_attention(maps, ...)")
-    probs = maps.probs if isinstance(maps, AttentionMap) else maps
-    if not isinstance(probs, Tensor) or probs.ndim not in (3, 4) or probs.shape[-1] != probs.shape[-2]:
-        raise ValueError(f"expected attention probs of shape (B, heads, N, N) or (B, N, N), got {getattr(probs, 'shape', type(probs))}")
-    if probs.ndim == 3: probs = probs[:, None]
-    N = probs.shape[-1]; r = math.isqrt(N)
-    if r * r != N: raise ValueError(f"{N} attention positions do not form a square grid")
-    a = probs.float().mean(1).sum(1)                                           # mean over heads, sum over queries -> (B, N)
-    a = a / a.mean(1, keepdim=True)                                            # mean 1 (exact up to float rounding)
-    a = a.reshape(-1, r, r)
-    if image_size is not None and image_size != r:
-        a = F.interpolate(a[:, None], size=(image_size, image_size), mode='nearest')[:, 0]
-        if image_size % r: a = a / a.mean((1, 2), keepdim=True)                # non-integer factors: restore the mean
-    return a
+__all__ = ['VARIANCE_KINDS', 'PAPER_FIG3A_SIGMA', 'pearson', 'Eq8', 'bias_variance', 'Trajectory', 'predict_trajectory',
+           'variance_maps', 'attention_variance_correlation', 'analyze', 'summarize_analysis', 'plot_eq8', 'plot_fig3a',
+           'plot_fig3b', 'plot_fig3c', 'plot_attention_variance', 'read_metrics', 'loss_summary', 'plot_training_loss',
+           'explorer', 'write_analysis', 'load_images', 'checkpoint_info', 'claims_report']
 
 # %% ../nbs/06_analysis.ipynb #8836fe10
 def pearson(x: Tensor, y: Tensor, start_dim: int = 0) -> Tensor:
@@ -446,60 +404,6 @@ def load_images(spec: str = 'cifar10-subset', split: str = 'train', num: int = 1
     y = ds.labels[idx] if ds.labels is not None else None
     return to_model_range(ds.images[idx]), y, idx
 
-def analyze_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='sferd-analyze', description="Measure a teacher's fitting error (Eq. 8) and the "
-                                "attention / variance link (Fig. 3); write PNG figures and analysis.json.")
-    p.add_argument('--checkpoint', required=True, help='export directory (model.safetensors + config.json) or training run directory')
-    p.add_argument('--out', required=True, help='output folder for the figures and analysis.json')
-    p.add_argument('--num-images', type=int, default=8)
-    p.add_argument('--eps-draws', type=int, default=4, help='noises per image (each (x0, eps) pair is one sample; maps average over them)')
-    p.add_argument('--steps', type=int, default=18, help='times on the sampling grid time_grid(schedule, steps)')
-    p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--data', default=None, help="data spec (default: the checkpoint's training data, else 'cifar10-subset')")
-    p.add_argument('--split', default='train', choices=['train', 'test'])
-    p.add_argument('--resolutions', type=int, nargs='*', default=None, help='attention resolutions (default: all in the decoder)')
-    p.add_argument('--place', default='decoder', choices=list(_PLACES))
-    p.add_argument('--variance', default='trajectory', choices=list(VARIANCE_KINDS))
-    p.add_argument('--window', type=int, default=3)
-    p.add_argument('--batch-size', type=int, default=64)
-    p.add_argument('--device', default=None, help="torch device (default: cuda if available, else cpu)")
-    return p
-
-def main_analyze(argv=None) -> dict:
-    "Console script `sferd-analyze`; returns the paths written (dict name -> Path)."
-    from sferd_nb.train import load_denoiser
-    a = analyze_parser().parse_args(argv)
-    ck = Path(a.checkpoint)
-    if not ck.exists(): raise FileNotFoundError(f"checkpoint {ck} does not exist; pass an export or training run directory")
-    device = torch.device(a.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
-    den = load_denoiser(ck, device)
-    cfg_file = (ck if ck.is_dir() else ck.parent) / 'config.json'
-    cfg = json.loads(cfg_file.read_text()) if cfg_file.is_file() else {}
-    spec = a.data or cfg.get('data') or 'cifar10-subset'
-    x0, y, idx = load_images(spec, a.split, a.num_images, a.seed)
-    res = getattr(getattr(den, 'net', None), 'img_resolution', x0.shape[-1])
-    if x0.shape[-1] != res:
-        raise ValueError(f"the checkpoint works on {res}x{res} images but {spec!r} has {x0.shape[-1]}x{x0.shape[-1]}; pass a matching --data")
-    ncls = getattr(getattr(den, 'net', None), 'num_classes', None)
-    cond = y.to(device) if ncls else None
-    if ncls and y is None: raise ValueError(f"the checkpoint is class-conditional but {spec!r} has no labels")
-    an = analyze(den, x0.to(device), cond=cond, steps=a.steps, eps_draws=a.eps_draws, resolutions=a.resolutions,
-                 place=a.place, variance=a.variance, window=a.window, seed=a.seed, batch_size=a.batch_size)
-    info = dict(checkpoint=str(ck), data=spec, split=a.split, image_indices=idx.tolist(), conditional=bool(ncls),
-                schedule=den.schedule.to_dict(), device=str(device))
-    mdir = ck if ck.is_dir() else ck.parent
-    metrics = {ck.name: mdir} if (mdir / 'metrics.jsonl').is_file() else None
-    paths = write_analysis(an, a.out, metrics=metrics, info=info, title=ck.name)
-    s = an['summary']
-    print(f"sferd-analyze: {ck} on {s['num_images']} images x {s['eps_draws']} noises x {s['steps']} times -> {Path(a.out) / 'analysis.json'}\n"
-          f"  Eq. 8 (squared): fit {s['eq8_squared']['fit']:.4f} = A {s['eq8_squared']['A_variance']:.4f} + "
-          f"B {s['eq8_squared']['B_bias']:.4f}; variance share {s['eq8_squared']['variance_share']:.2f}")
-    return paths
-
-def sferd_analyze() -> None:
-    "The `sferd-analyze` command: runs `main_analyze` on the command-line arguments; exit status 0 on success, a one-line error otherwise."
-    main_analyze()
-
 # %% ../nbs/06_analysis.ipynb #93ee6957
 def checkpoint_info(path) -> dict:
     "Which weights a checkpoint path holds: {'path', 'kind': 'export'|'run', 'step'} (step None if unknown)."
@@ -540,4 +444,5 @@ def claims_report(s: dict, name: str = 'teacher', weak: float = 0.1, grow: float
 
 # %% ../nbs/06_analysis.ipynb #9963a58e
 #| eval: false
-if __name__ == "__main__": main_analyze()
+if __name__ == '__main__' and 'IPython' not in sys.modules:   # python -m sferd_nb.analysis ...
+    from sferd_nb.cli import sferd_analyze; sferd_analyze()

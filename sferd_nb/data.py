@@ -18,7 +18,7 @@ __all__ = ['CIFAR10_CLASSES', 'SUBSET_FILE', 'SUBSET_MD5', 'CIFAR10_URL', 'CIFAR
            'IMAGENET64_TRAIN_FILES', 'IMAGENET64_VAL_FILE', 'data_dir', 'md5sum', 'check_images', 'load_cifar10_subset',
            'read_cifar_batch', 'download_cifar10', 'load_cifar10', 'load_imagenet64', 'to_model_range', 'to_uint8',
            'ImageDataset', 'get_dataset', 'make_loader', 'set_epoch', 'infinite_batches', 'image_grid',
-           'save_image_grid', 'write_cifar_batch', 'write_imagenet64_npz', 'summarize', 'main', 'sferd_data']
+           'save_image_grid', 'write_cifar_batch', 'write_imagenet64_npz', 'summarize']
 
 # %% ../nbs/00_data.ipynb #ae7b763f
 CIFAR10_CLASSES = ('airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck')
@@ -334,29 +334,7 @@ def summarize(ds: ImageDataset) -> str:
     lines.append(f"  pixel mean/std (first 1024 images, 0..255): {x.mean():.1f} / {x.std():.1f}")
     return '\n'.join(lines)
 
-def main(argv=None):
-    "Console script `sferd-data`: summarise a data set and write a PNG grid of it."
-    import argparse
-    p = argparse.ArgumentParser(prog='sferd-data', description=main.__doc__)
-    p.add_argument('--data', default='cifar10-subset', help="cifar10-subset | cifar10:PATH | imagenet64:PATH")
-    p.add_argument('--split', default='train', choices=['train', 'test'])
-    p.add_argument('--out', default='runs/data', help='folder for the grid PNG')
-    p.add_argument('--download', action='store_true', help='download full CIFAR-10 if missing (needs internet)')
-    a = p.parse_args(argv)
-    try: ds = get_dataset(a.data, a.split, flip=False, download=a.download)
-    except (ValueError, FileNotFoundError) as e: sys.exit(f"sferd-data: error: {e}")
-    print(summarize(ds))
-    if ds.num_classes == 10 and ds.labels is not None:
-        x = torch.cat([ds.images[ds.labels == c][:8] for c in range(10)])
-    else: x = ds.images[:64]
-    path = save_image_grid(to_model_range(x), Path(a.out) / f'data_grid_{a.split}.png', nrow=8)
-    print(f"wrote {path}")
-    return ds
-
-def sferd_data() -> None:
-    "The `sferd-data` command: runs `main` on the command-line arguments; exit status 0 on success, a one-line error otherwise."
-    main()
-
 # %% ../nbs/00_data.ipynb #4818c42f
 #| eval: false
-if __name__ == '__main__': main()
+if __name__ == '__main__' and 'IPython' not in sys.modules:   # python -m sferd_nb.data ...
+    from sferd_nb.cli import sferd_data; sferd_data()

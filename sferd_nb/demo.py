@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_demo.ipynb #069d612f
 from __future__ import annotations
-import argparse, json, os, shutil, sys, time
+import json, os, shutil, sys, time
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -13,10 +13,10 @@ import torch
 
 from .data import data_dir, get_dataset, save_image_grid, to_model_range
 from .metrics import denoising_ability, evaluate, load_extractor, load_model, reference_stats
+from .distill import distill, get_method
 
 # %% auto #0
-__all__ = ['PRESETS', 'METHOD_NAMES', 'default_teacher', 'distill_method', 'format_table', 'run_demo', 'write_report', 'main',
-           'sferd_demo']
+__all__ = ['PRESETS', 'METHOD_NAMES', 'default_teacher', 'distill_method', 'format_table', 'run_demo', 'write_report']
 
 # %% ../nbs/11_demo.ipynb #1d86cba4
 PRESETS = {
@@ -32,20 +32,20 @@ def default_teacher() -> Path: return data_dir() / 'teachers' / 'cifar10_uncond'
 
 # %% ../nbs/11_demo.ipynb #9364ac16
 def distill_method(teacher, dataset, method: str, out_dir, p: dict, seed: int = 0, progress: bool = True) -> tuple:
-    "Distil `teacher` with 'pd' | 'pd+ag' | 'cd' | 'cd+ag' under preset `p`; returns (student dir, wall seconds, optimiser steps)."
-    from sferd_nb.distill import distill, pd_stages
+    "Distil `teacher` with a registered method, '+ag' adding attention guidance ('pd', 'pd+ag', 'cd', 'cd+ag'), under preset `p`; returns (student dir, wall seconds, optimiser steps)."
     base, ag = method.split('+')[0], method.endswith('+ag')
     wrapper = None
     if ag:
         from sferd_nb.guidance import guided_teacher_wrapper
         wrapper = guided_teacher_wrapper()
-    n_stages = len(pd_stages(p['teacher_steps'], p['final_steps']))
+    settings = dict(teacher_steps=p['teacher_steps'], student_steps=p['final_steps'], batch_size=p['batch_size'], seed=seed,
+                    sample_every=0, ckpt_every=10 ** 9)
+    n_stages = len(get_method('pd').stages(dict(settings, ratio=2)))
     budget = p['steps_per_stage'] * n_stages                                        # equal total optimiser steps
+    per_stage = budget // len(get_method(base).stages(dict(settings, ratio=2)))      # PD: per stage; one-run methods: all
     t0 = time.time()
-    dirs = distill(teacher, dataset, out_dir, method=base, teacher_steps=p['teacher_steps'], final_steps=p['final_steps'],
-                   steps_per_stage=p['steps_per_stage'] if base == 'pd' else budget, batch_size=p['batch_size'],
-                   seed=seed, sample_every=0, ckpt_every=10 ** 9, log_every=max(1, budget // 10), progress=progress,
-                   teacher_wrapper=wrapper, extra_meta=dict(demo_method=method))
+    dirs = distill(teacher, dataset, out_dir, method=base, max_steps=per_stage, log_every=max(1, budget // 10),
+                   progress=progress, teacher_wrapper=wrapper, extra_meta=dict(demo_method=method), **settings)
     return dirs[-1], time.time() - t0, budget
 
 # %% ../nbs/11_demo.ipynb #52eb9deb
@@ -61,8 +61,17 @@ def format_table(rows: Sequence[dict]) -> str:
                      f"{r['denoising_l2_mean']:.4f} | {r['distill_seconds']:.0f} | {r['eval_seconds']:.0f} |")
     return '\n'.join(lines)
 
+def _clear_own(out: Path, methods) -> None:
+    "Remove what an earlier demo run in `out` wrote (its method folders, report, results, grids) and nothing else."
+    for m in methods:
+        d = out / m.replace('+', '_')
+        if d.is_dir(): shutil.rmtree(d)
+    for f in [out / 'report.md', out / 'results.json', *out.glob('samples_*.png')]:
+        if f.is_file(): f.unlink()
+
 def run_demo(out='runs/demo', teacher=None, preset: str = 'full', methods: Optional[Sequence[str]] = None, seed: int = 0,
-             extractor: str = 'auto', inception_weights=None, fresh: bool = True, progress: bool = True, **overrides) -> list:
+             extractor: str = 'auto', inception_weights=None, fresh: bool = True, progress: bool = True, device=None,
+             **overrides) -> list:
     "Distil, evaluate and report (see the notebook); returns the table rows (without images). Writes under `out`."
     if preset not in PRESETS: raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     p = dict(PRESETS[preset], **overrides)
@@ -70,15 +79,20 @@ def run_demo(out='runs/demo', teacher=None, preset: str = 'full', methods: Optio
     bad = [m for m in methods if m not in METHOD_NAMES or m == 'teacher']
     if bad: raise ValueError(f"unknown demo method(s) {bad}; choose from pd, pd+ag, cd, cd+ag")
     out, t_start = Path(out), time.time()
-    if fresh and out.exists(): shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    from sferd_nb.cli import prepare_out, resolve_device
+    device = resolve_device(device or 'auto')
+    teacher_path = Path(teacher) if teacher is not None else default_teacher()
+    if not teacher_path.exists():
+        raise FileNotFoundError(f"teacher {teacher_path} does not exist; pass --teacher DIR, or set SFERD_NB_DATA to a folder "
+                                "holding teachers/cifar10_uncond")
+    out = prepare_out(out, 'sferd-demo')                              # never a folder the user made
+    if fresh: _clear_own(out, list(METHOD_NAMES))
     def say(msg):
         if progress: print(f"[demo {time.time() - t_start:6.1f}s] {msg}", flush=True)
     torch.manual_seed(seed)
-    teacher_path = Path(teacher) if teacher is not None else default_teacher()
-    say(f"teacher {teacher_path}; preset {preset}: {json.dumps({k: v for k, v in p.items() if k != 'methods'})}")
-    tden, trecipe = load_model(teacher_path)
-    ext = load_extractor(extractor, inception_weights)
+    say(f"teacher {teacher_path} on {device}; preset {preset}: {json.dumps({k: v for k, v in p.items() if k != 'methods'})}")
+    tden, trecipe = load_model(teacher_path, device)
+    ext = load_extractor(extractor, inception_weights, device=device)
     say(f"extractor: {ext.name}")
     ref = reference_stats(ext, 'cifar10-subset', 'train', max_images=p['ref_images'])
     say(f"reference statistics: {ref['n']} images of {ref['reference']}")
@@ -102,22 +116,29 @@ def run_demo(out='runs/demo', teacher=None, preset: str = 'full', methods: Optio
     for m in methods:
         say(f"distilling {METHOD_NAMES[m]} ...")
         sdir, dsec, budget = distill_method(tden, ds, m, out / m.replace('+', '_'), p, seed, progress)
-        den, recipe = load_model(sdir)
+        den, recipe = load_model(sdir, device)
         say(f"{METHOD_NAMES[m]}: {budget} optimiser steps in {dsec:.0f}s -> {sdir}")
         score(m, den, recipe, recipe.get('steps', p['final_steps']), dsec, budget)
-    write_report(out, rows, p, teacher_path, preset, seed, time.time() - t_start)
+    write_report(out, rows, p, teacher_path, preset, seed, time.time() - t_start, device)
     say(f"done in {time.time() - t_start:.0f}s: {out / 'report.md'}")
     return rows
 
 # %% ../nbs/11_demo.ipynb #1240d865
-def write_report(out: Path, rows: Sequence[dict], p: dict, teacher, preset: str, seed: int, seconds: float) -> Path:
+def _device_name(device) -> str:
+    "What the report says it ran on: the GPU's name, or the CPU and its threads."
+    import platform
+    d = torch.device(device or 'cpu')
+    if d.type == 'cuda': return f"{torch.cuda.get_device_name(d)} (CUDA)"
+    return f"{platform.machine()} CPU x{torch.get_num_threads()} threads"
+
+def write_report(out: Path, rows: Sequence[dict], p: dict, teacher, preset: str, seed: int, seconds: float, device=None) -> Path:
     "Write out/report.md (table, settings, grids) and out/results.json."
     import platform
     ext = rows[0]['extractor']
     r0 = rows[0]
     md = [f"# sferd_nb demo ({preset})", "",
           f"Teacher `{teacher}`; seed {seed}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
-          f"{platform.machine()} CPU x{torch.get_num_threads()} threads, torch {torch.__version__}; total {seconds:.0f}s.", "",
+          f"{_device_name(device)}, torch {torch.__version__}; total {seconds:.0f}s.", "",
           format_table(rows), "",
           f"* **FID / IS extractor: {ext}.**" + (" A stand-in classifier, not Inception-v3: the numbers rank the methods"
           " on this machine and are *not* comparable with the paper's Table 1." if not ext.startswith('inception') else ''),
@@ -133,38 +154,11 @@ def write_report(out: Path, rows: Sequence[dict], p: dict, teacher, preset: str,
     (out / 'report.md').write_text('\n'.join(md))
     clean = [{k: v for k, v in r.items()} for r in rows]
     (out / 'results.json').write_text(json.dumps(dict(preset=preset, settings={k: list(v) if isinstance(v, tuple) else v
-                                      for k, v in p.items()}, seconds=seconds, rows=clean), indent=1, default=str))
+                                      for k, v in p.items()}, seconds=seconds, device=_device_name(device), rows=clean),
+                                      indent=1, default=str, allow_nan=False))
     return out / 'report.md'
-
-# %% ../nbs/11_demo.ipynb #57d06024
-def main(argv=None) -> list:
-    "Console script `sferd-demo` (what `make demo` runs)."
-    ap = argparse.ArgumentParser(prog='sferd-demo', description="Distil the course teacher with PD / CD, with and without "
-                                 "attention guidance, evaluate (FID / IS with the named extractor, denoising l2) and report.")
-    ap.add_argument('--out', default='runs/demo')
-    ap.add_argument('--teacher', help='teacher dir (default: data/teachers/cifar10_uncond)')
-    ap.add_argument('--quick', action='store_true', help='tiny budgets (seconds; for tests)')
-    ap.add_argument('--methods', help='comma-separated subset of pd,pd+ag,cd,cd+ag')
-    ap.add_argument('--steps-per-stage', type=int, help='override the optimiser steps per PD stage (CD: x stages)')
-    ap.add_argument('--num-samples', type=int)
-    ap.add_argument('--seed', type=int, default=0)
-    ap.add_argument('--extractor', default='auto', choices=['auto', 'inception', 'standin'])
-    ap.add_argument('--inception-weights')
-    ap.add_argument('--no-progress', action='store_true')
-    a = ap.parse_args(argv)
-    ov = {k: v for k, v in dict(steps_per_stage=a.steps_per_stage, num_samples=a.num_samples).items() if v is not None}
-    try:
-        rows = run_demo(a.out, a.teacher, 'quick' if a.quick else 'full', a.methods.split(',') if a.methods else None,
-                        a.seed, a.extractor, a.inception_weights, progress=not a.no_progress, **ov)
-    except (ValueError, FileNotFoundError, ModuleNotFoundError) as e:
-        sys.exit(f"sferd-demo: error: {e}")
-    print(format_table(rows))
-    return rows
-
-def sferd_demo() -> None:
-    "The `sferd-demo` command: runs `main` on the command-line arguments; exit status 0 on success, a one-line error otherwise."
-    main()
 
 # %% ../nbs/11_demo.ipynb #15deb38d
 #| eval: false
-if __name__ == '__main__' and 'IPython' not in sys.modules: main()
+if __name__ == '__main__' and 'IPython' not in sys.modules:   # python -m sferd_nb.demo ...
+    from sferd_nb.cli import sferd_demo; sferd_demo()

@@ -11,15 +11,16 @@ import torch
 from torch import Tensor, nn
 
 # %% auto #0
-__all__ = ['PARAMETERIZATIONS', 'LOSS_WEIGHTS', 'Schedule', 'DDPMSchedule', 'CosineLogSNRSchedule', 'EDMSchedule', 'get_schedule',
-           'schedule_from_dict', 'q_sample', 'eps_to_x0', 'x0_to_eps', 'v_to_x0_eps', 'x0_eps_to_v', 'edm_scalings',
-           'consistency_scalings', 'Prediction', 'Denoiser', 'loss_weight', 'diffusion_loss']
+__all__ = ['PARAMETERIZATIONS', 'LOSS_WEIGHTS', 'as_time', 'seeded_randn', 'Schedule', 'DDPMSchedule', 'CosineLogSNRSchedule',
+           'EDMSchedule', 'get_schedule', 'schedule_from_dict', 'broadcast_batch', 'batch_times', 'compute_dtype',
+           'q_sample', 'eps_to_x0', 'x0_to_eps', 'v_to_x0_eps', 'x0_eps_to_v', 'edm_scalings', 'consistency_scalings',
+           'Prediction', 'Denoiser', 'loss_weight', 'diffusion_loss']
 
 # %% ../nbs/01_diffusion.ipynb #50d4ed19
 _TOL = 1e-6  # relative tolerance of check_t at the ends of a continuous time domain
 
-def _as_tensor(t, device=None) -> Tensor:
-    "`t` (python number, list or tensor) as a tensor; python floats become float64 (no float32 rounding of times)."
+def as_time(t, device=None) -> Tensor:
+    "Times (or noise levels: a python number, list or tensor) as a tensor; python floats become float64 (no float32 rounding of times)."
     if isinstance(t, Tensor): return t
     u = torch.as_tensor(t, device=device)
     return torch.as_tensor(t, dtype=torch.float64, device=device) if u.is_floating_point() else u
@@ -33,8 +34,8 @@ def _f64(t) -> torch.dtype:
     "float64, except on MPS (which has none)."
     return torch.float32 if isinstance(t, Tensor) and t.device.type == 'mps' else torch.float64
 
-def _randn(shape, generator=None, device=None, dtype=None) -> Tensor:
-    "Standard normal noise drawn with `generator` (on the generator's device) and moved to `device`."
+def seeded_randn(shape, generator=None, device=None, dtype=None) -> Tensor:
+    "Standard normal noise drawn with `generator` on the generator's own device and moved to `device` (same numbers on every device)."
     gdev = generator.device if generator is not None else device
     return torch.randn(shape, generator=generator, device=gdev, dtype=dtype).to(device)
 
@@ -53,7 +54,7 @@ class Schedule:
 
     def check_t(self, t) -> None:
         "Raise ValueError if any `t` lies outside `[t_min, t_max]` (skipped for accelerator tensors: no host sync)."
-        t = _as_tensor(t)
+        t = as_time(t)
         if t.device.type != 'cpu': return
         if t.is_complex() or t.dtype == torch.bool: raise ValueError(f"t must be real numbers, got dtype {t.dtype}")
         td = t.double()
@@ -67,11 +68,27 @@ class Schedule:
     def alpha_sigma(self, t, dtype=None) -> Tuple[Tensor, Tensor]:
         "`(alpha_t, sigma_t)` with the shape of `t` (Eq. 1), computed in float64 and returned in `dtype`."
         dt = _out_dtype(t, dtype)
-        t = _as_tensor(t); self.check_t(t)
+        t = as_time(t); self.check_t(t)
         dev = t.device
         if dev.type == 'mps': t = t.cpu()                                     # MPS has no float64
         a, s = self._alpha_sigma64(t.double())
         return a.to(dev, dt), s.to(dev, dt)
+
+    def alpha_sigma_like(self, t, x: Tensor) -> Tuple[Tensor, Tensor]:
+        "alpha_t, sigma_t for a batch `x`: `t` a scalar or (B,), shaped to broadcast against x, in `compute_dtype(x)`."
+        t = batch_times(t, x)
+        a, s = self.alpha_sigma(t, compute_dtype(x))
+        return broadcast_batch(a, x), broadcast_batch(s, x)
+
+    @property
+    def sigma_ve_min(self) -> float:
+        "The smallest noise level in EDM coordinates, sigma_ve(t_min) (a python float)."
+        return float(self.sigma_ve(self.t_min, torch.float64))
+
+    @property
+    def sigma_ve_max(self) -> float:
+        "The largest noise level in EDM coordinates, sigma_ve(t_max) (a python float)."
+        return float(self.sigma_ve(self.t_max, torch.float64))
 
     def logsnr(self, t, dtype=None) -> Tensor:
         "lambda_t = log(alpha_t^2 / sigma_t^2)."
@@ -91,7 +108,7 @@ class Schedule:
     def t_from_sigma_ve(self, s) -> Tensor:
         "The time whose `sigma_ve` is `s` (inverse of `sigma_ve`)."
         dt = _out_dtype(s)
-        s = _as_tensor(s)
+        s = as_time(s)
         if (s.device.type == 'cpu') and (s.double() <= 0).any(): raise ValueError("sigma_ve must be > 0")
         t = self._t_from_sigma_ve64(s.double())
         return t if self.discrete else t.to(dt)
@@ -138,7 +155,7 @@ class DDPMSchedule(Schedule):
         return self._cache[key]
 
     def check_t(self, t) -> None:
-        t = _as_tensor(t)
+        t = as_time(t)
         if t.device.type == 'cpu' and t.is_floating_point():
             if not torch.isfinite(t).all() or (t != t.round()).any():
                 raise ValueError(f"the {self.name!r} DDPM schedule takes integer t in 0..{self.T-1}, got {t.flatten()[0].item()!r}; "
@@ -163,7 +180,7 @@ class DDPMSchedule(Schedule):
 
     def noise_label(self, t) -> Tensor:
         "The network sees the index itself, as a float."
-        return _as_tensor(t).float()
+        return as_time(t).float()
 
     def to_dict(self) -> dict:
         if self.name not in ('linear', 'cosine'): raise ValueError("only the 'linear' and 'cosine' DDPM schedules can be saved by name")
@@ -193,7 +210,7 @@ class CosineLogSNRSchedule(Schedule):
         gdev = generator.device if generator is not None else device
         return torch.rand(n, generator=generator, device=gdev).to(device)
 
-    def noise_label(self, t) -> Tensor: return 1000. * _as_tensor(t).float()
+    def noise_label(self, t) -> Tensor: return 1000. * as_time(t).float()
     def to_dict(self) -> dict: return dict(name=self.name, logsnr_min=self.logsnr_min, logsnr_max=self.logsnr_max)
 
 # %% ../nbs/01_diffusion.ipynb #d1934a82
@@ -213,10 +230,10 @@ class EDMSchedule(Schedule):
 
     def sample_t(self, n: int, generator=None, device=None) -> Tensor:
         "EDM training: ln sigma ~ N(p_mean, p_std^2), clamped to [sigma_min, sigma_max]."
-        z = _randn((n,), generator, device)
+        z = seeded_randn((n,), generator, device)
         return (self.p_mean + self.p_std * z).exp().clamp(self.sigma_min, self.sigma_max)
 
-    def noise_label(self, t) -> Tensor: return _as_tensor(t).float().log() / 4       # EDM's c_noise
+    def noise_label(self, t) -> Tensor: return as_time(t).float().log() / 4       # EDM's c_noise
     def to_dict(self) -> dict:
         return dict(name=self.name, sigma_min=self.sigma_min, sigma_max=self.sigma_max, sigma_data=self.sigma_data,
                     p_mean=self.p_mean, p_std=self.p_std)
@@ -238,33 +255,28 @@ def schedule_from_dict(d: dict) -> Schedule:
     return get_schedule(d.pop('name'), **d)
 
 # %% ../nbs/01_diffusion.ipynb #f557e1cb
-def _bcast(c: Tensor, x: Tensor) -> Tensor:
+def broadcast_batch(c: Tensor, x: Tensor) -> Tensor:
     "Reshape per-sample coefficients `(B,)` (or a scalar) to broadcast against `x` of shape `(B, ...)`."
     return c.reshape(-1, *([1] * (x.ndim - 1))) if c.ndim else c
 
-def _t_batch(t, x: Tensor) -> Tensor:
+def batch_times(t, x: Tensor) -> Tensor:
     "`t` (python number, 0-d or (B,) tensor) as a (B,) tensor on x's device; ValueError on a batch mismatch."
-    t = _as_tensor(t, device=x.device).to(x.device)
+    t = as_time(t, device=x.device).to(x.device)
     if t.ndim == 0: return t.expand(x.shape[0])
     if t.ndim != 1 or t.shape[0] != x.shape[0]:
         raise ValueError(f"t must be a scalar or have shape ({x.shape[0]},) to match x of shape {tuple(x.shape)}, got {tuple(t.shape)}")
     return t
 
-def _coefs(schedule: Schedule, t, x: Tensor) -> Tuple[Tensor, Tensor]:
-    "alpha_t, sigma_t shaped to broadcast against x, in x's floating dtype (float32 for half/bf16 x)."
-    t = _t_batch(t, x)
-    a, s = schedule.alpha_sigma(t, _compute_dtype(x))
-    return _bcast(a, x), _bcast(s, x)
-
-def _compute_dtype(x: Tensor) -> torch.dtype:
+def compute_dtype(x: Tensor) -> torch.dtype:
+    "The dtype coefficients and predictions are computed in for `x`: float64 for float64 `x`, else float32 (also for half/bf16)."
     return torch.float64 if x.dtype == torch.float64 else torch.float32
 
 def q_sample(x0: Tensor, t, schedule: Schedule, noise: Optional[Tensor] = None,
              generator: Optional[torch.Generator] = None) -> Tuple[Tensor, Tensor]:
     "Draw x_t ~ q(x_t | x0) = N(alpha_t x0, sigma_t^2 I) (Eq. 1); returns `(x_t, noise)`."
-    if noise is None: noise = _randn(x0.shape, generator, x0.device, x0.dtype)
+    if noise is None: noise = seeded_randn(x0.shape, generator, x0.device, x0.dtype)
     elif noise.shape != x0.shape: raise ValueError(f"noise shape {tuple(noise.shape)} must equal x0 shape {tuple(x0.shape)}")
-    a, s = _coefs(schedule, t, x0)
+    a, s = schedule.alpha_sigma_like(t, x0)
     return (a * x0 + s * noise).to(x0.dtype), noise                        # Eq. 1: x_t = alpha_t x0 + sigma_t eps
 
 # %% ../nbs/01_diffusion.ipynb #9ed43229
@@ -287,13 +299,13 @@ def x0_eps_to_v(x0: Tensor, eps: Tensor, alpha, sigma) -> Tensor:
 
 def edm_scalings(sigma_ve, sigma_data: float = 0.5) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
     "EDM preconditioning `(c_skip, c_out, c_in, c_noise)` at noise level sigma_ve (Karras et al. 2022, Table 1)."
-    s = _as_tensor(sigma_ve)
+    s = as_time(sigma_ve)
     r = s**2 + sigma_data**2
     return sigma_data**2 / r, s * sigma_data / r.sqrt(), 1 / r.sqrt(), s.log() / 4
 
 def consistency_scalings(sigma_ve, sigma_min: float = 0.002, sigma_data: float = 0.5) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
     "Consistency-model boundary scalings `(c_skip, c_out, c_in, c_noise)`: the identity at sigma_ve = sigma_min (Song et al. 2023)."
-    s = _as_tensor(sigma_ve)
+    s = as_time(sigma_ve)
     r = s**2 + sigma_data**2
     return (sigma_data**2 / ((s - sigma_min)**2 + sigma_data**2), (s - sigma_min) * sigma_data / r.sqrt(),
             1 / r.sqrt(), s.log() / 4)
@@ -318,7 +330,7 @@ class Denoiser(nn.Module):
     def scalings(self, sigma_ve: Tensor):
         "EDM preconditioning ('edm') or the consistency boundary scalings ('cm', identity at the schedule's smallest noise)."
         if self.parameterization == 'cm':
-            eps = float(self.schedule.sigma_ve(self.schedule.t_min, torch.float64))
+            eps = self.schedule.sigma_ve_min
             return consistency_scalings(sigma_ve, eps, self.sigma_data)
         return edm_scalings(sigma_ve, self.sigma_data)
 
@@ -331,9 +343,9 @@ class Denoiser(nn.Module):
 
     def forward(self, x_t: Tensor, t, cond=None, return_attn: bool = False) -> Prediction:
         "Predict x0 and eps from x_t at time `t` (python number or (B,) tensor)."
-        t = _t_batch(t, x_t)
-        cdt = _compute_dtype(x_t)
-        a, s = _coefs(self.schedule, t, x_t)
+        t = batch_times(t, x_t)
+        cdt = compute_dtype(x_t)
+        a, s = self.schedule.alpha_sigma_like(t, x_t)
         xf = x_t.to(cdt)
         if self.parameterization in ('edm', 'cm'):
             c_skip, c_out, c_in, c_noise = self.scalings(s / a)                   # sigma_ve = sigma / alpha
@@ -371,10 +383,10 @@ def diffusion_loss(denoiser, x0: Tensor, cond=None, t=None, noise: Optional[Tens
     if weighting not in LOSS_WEIGHTS:
         raise ValueError(f"unknown loss weighting {weighting!r}; choose one of {', '.join(map(repr, LOSS_WEIGHTS))}")
     if t is None: t = sch.sample_t(x0.shape[0], generator=generator, device=x0.device)
-    t = _t_batch(t, x0)
+    t = batch_times(t, x0)
     x_t, noise = q_sample(x0, t, sch, noise=noise, generator=generator)          # Eq. 1
     pred = denoiser(x_t, t, cond=cond)
-    a, s = sch.alpha_sigma(t, _compute_dtype(pred.x0))
+    a, s = sch.alpha_sigma(t, compute_dtype(pred.x0))
     sd = sigma_data if sigma_data is not None else getattr(denoiser, 'sigma_data', 0.5)
     w = loss_weight(weighting, a, s, sd)
     mse = (pred.x0 - x0.to(pred.x0.dtype)).pow(2).flatten(1).mean(1)

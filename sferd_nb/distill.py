@@ -4,7 +4,8 @@
 
 # %% ../nbs/05_distill.ipynb #0bfaf4f7
 from __future__ import annotations
-import argparse, copy, json, math, os, sys
+import copy, json, math, os, sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
 
@@ -12,17 +13,17 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from .data import get_dataset, save_image_grid
-from .diffusion import Denoiser, Prediction, q_sample, loss_weight, _coefs, _t_batch, _compute_dtype, _bcast
-from .samplers import (ddim_step, euler_step, heun_step, karras_sigmas, prior_sample, sample, _check_cond)
-from .train import (Trainer, TrainConfig, mix_seed, world_info, unwrap, setup_distributed, cleanup_distributed,
-                            export_denoiser, load_denoiser, denoiser_config, CKPT_NAME)
+from .diffusion import Denoiser, Prediction, q_sample, loss_weight, batch_times, compute_dtype, broadcast_batch
+from .samplers import (ddim_step, ddim_update, euler_step, heun_step, karras_sigmas, prior_sample, sample, check_cond,
+                               select_cond, time_grid)
+from .train import Trainer, TrainConfig, MicroBatchCounter, draw_global, mix_seed, world_info, unwrap, CKPT_NAME
+from .io import export_denoiser, load_denoiser, load_student, denoiser_config, read_config
 
 # %% auto #0
-__all__ = ['DISTILL_GRIDS', 'SOLVERS', 'distill_grid', 'get_solver', 'teacher_solve', 'pd_target', 'student_loss',
-           'ProgressiveDistillation', 'consistency_student', 'ConsistencyDistillation', 'consistency_grid',
-           'consistency_sample', 'pd_stages', 'student_grid', 'student_sample', 'load_student', 'distill',
-           'distill_parser', 'main_distill', 'sferd_distill', 'prediction_gaps', 'plot_gaps']
+__all__ = ['DISTILL_GRIDS', 'SOLVERS', 'METHODS', 'PD', 'CD', 'TEACHER', 'DISTILL_DEFAULTS', 'distill_grid', 'get_solver',
+           'teacher_solve', 'pd_target', 'student_loss', 'ProgressiveDistillation', 'consistency_student',
+           'ConsistencyDistillation', 'consistency_grid', 'consistency_sample', 'pd_stages', 'DistillMethod',
+           'register_method', 'get_method', 'student_grid', 'student_sample', 'distill', 'prediction_gaps']
 
 # %% ../nbs/05_distill.ipynb #cf7ba5d3
 DISTILL_GRIDS = ('karras', 'uniform')
@@ -36,7 +37,7 @@ def distill_grid(schedule, steps: int, kind: Optional[str] = None, rho: float = 
     if kind == 'uniform':
         if schedule.discrete: raise ValueError("the 'uniform' grid needs a continuous schedule; use 'karras'")
         return schedule.t_max - u * (schedule.t_max - schedule.t_min)
-    smax = float(schedule.sigma_ve(schedule.t_max, torch.float64)); smin = float(schedule.sigma_ve(schedule.t_min, torch.float64))
+    smax = schedule.sigma_ve_max; smin = schedule.sigma_ve_min
     sig = (smax ** (1 / rho) + u * (smin ** (1 / rho) - smax ** (1 / rho))) ** rho
     return schedule.t_from_sigma_ve(sig)
 
@@ -60,9 +61,9 @@ def teacher_solve(teacher, x_t: Tensor, ts: Sequence, cond=None, solver: Union[s
 # %% ../nbs/05_distill.ipynb #2c0afb6f
 def pd_target(schedule, x_t: Tensor, t, x_s: Tensor, s=None) -> Tensor:
     "Step 2 of PD (Eq. 6, R = teacher): the x0 for which one DDIM step x_t -> s lands on x_s (s=None: clean, x0 = x_s)."
-    if s is None: return x_s.to(_compute_dtype(x_s))
-    a_t, g_t = _coefs(schedule, t, x_t)
-    a_s, g_s = _coefs(schedule, s, x_t)
+    if s is None: return x_s.to(compute_dtype(x_s))
+    a_t, g_t = schedule.alpha_sigma_like(t, x_t)
+    a_s, g_s = schedule.alpha_sigma_like(s, x_t)
     r = g_s / g_t
     return (x_s.to(a_t) - r * x_t.to(a_t)) / (a_s - r * a_t)                    # Eq. 6 for R = T (DDIM solved for x0)
 
@@ -71,24 +72,15 @@ def student_loss(student, x_t: Tensor, t, target: Tensor, cond=None, weighting: 
     "Step 3 (Eq. 7): per-sample omega(lambda_t) * mean ||x0_student(x_t, t) - x0_target||^2."
     pred = student(x_t, t, cond=cond)
     sch = unwrap(student).schedule
-    a, s = sch.alpha_sigma(_t_batch(t, x_t), _compute_dtype(pred.x0))
+    a, s = sch.alpha_sigma(batch_times(t, x_t), compute_dtype(pred.x0))
     w = loss_weight(weighting, a, s, getattr(unwrap(student), 'sigma_data', 0.5))
     return w * (pred.x0 - target.to(pred.x0.dtype)).pow(2).flatten(1).mean(1)  # Eq. 7
 
 # %% ../nbs/05_distill.ipynb #aedd56bf
-def _micro_index(state: dict, step: int) -> int:
-    "Index of the current micro-batch within an optimiser step (the loss is called grad_accum times per step)."
-    state['k'] = state['k'] + 1 if state.get('step') == step else 0
-    state['step'] = step
-    return state['k']
-
 def _cond_of(den, y):
     "The class condition for a denoiser: the labels if its network is class-conditional, else None."
     net = getattr(unwrap(den), 'net', None)
     return y if getattr(net, 'num_classes', None) else None
-
-def _index(cond, mask):
-    return None if cond is None else cond[mask]
 
 class ProgressiveDistillation:
     "One PD stage as a trainer loss: the student learns in 1 step what `teacher` does in `ratio` steps (Eq. 5-7, R = T)."
@@ -99,36 +91,34 @@ class ProgressiveDistillation:
         self.schedule = teacher.schedule
         self.grid, self.rho = grid, rho
         self.ts_teacher = distill_grid(self.schedule, ratio * student_steps, grid, rho)      # nested: student = [::ratio]
-        self._state = {}
+        self.micro = MicroBatchCounter()
 
     def teacher_times(self, i: Tensor) -> list:
         "The teacher's times for student steps `i`: [t_i, ..., t_{i+1}] (`ratio` + 1 entries; None when t_{i+1} is clean)."
-        j = i * self.ratio
-        ts = [self.ts_teacher[j + r] for r in range(self.ratio)]
+        j, grid = i * self.ratio, self.ts_teacher.to(i.device)                             # index on i's device (CUDA)
+        ts = [grid[j + r] for r in range(self.ratio)]
         last = bool((i == self.N - 1).all())
-        ts.append(None if last else self.ts_teacher[j + self.ratio])
+        ts.append(None if last else grid[j + self.ratio])
         return ts
 
     @torch.no_grad()
     def target(self, x_t: Tensor, i: Tensor, cond=None) -> Tensor:
         "Steps 1 and 2: the teacher solve from t_i to t_{i+1} (Eq. 5) and PD's target x0 (Eq. 6)."
-        out = torch.empty_like(x_t, dtype=_compute_dtype(x_t))
+        out = torch.empty_like(x_t, dtype=compute_dtype(x_t))
         for last in (False, True):                                                          # clean end / not: own sub-batch
             m = (i == self.N - 1) if last else (i < self.N - 1)
             if not m.any(): continue
             ts = self.teacher_times(i[m])
-            x_s = teacher_solve(self.teacher, x_t[m], ts, _index(cond, m), self.solver)      # Step 1, Eq. 5
+            x_s = teacher_solve(self.teacher, x_t[m], ts, select_cond(cond, m), self.solver)      # Step 1, Eq. 5
             out[m] = pd_target(self.schedule, x_t[m], ts[0], x_s, ts[-1])                   # Step 2, Eq. 6
         return out
 
     def __call__(self, model, batch, step: int):
         x0, y = batch
-        k = _micro_index(self._state, step)
-        world, rank = world_info()
-        g = torch.Generator(device=x0.device).manual_seed(mix_seed(self.seed, step, k, 11))
-        n = x0.shape[0] * world                                                              # the global batch
-        i = torch.randint(0, self.N, (n,), generator=g, device=x0.device)[rank::world]
-        noise = torch.randn((n, *x0.shape[1:]), generator=g, device=x0.device)[rank::world]
+        g = torch.Generator(device=x0.device).manual_seed(mix_seed(self.seed, step, self.micro(step), 11))
+        B = x0.shape[0]
+        i = draw_global(lambda n: torch.randint(0, self.N, (n,), generator=g, device=x0.device), B)
+        noise = draw_global(lambda n: torch.randn((n, *x0.shape[1:]), generator=g, device=x0.device), B)
         t = self.ts_teacher.to(x0.device)[i * self.ratio]
         cond = _cond_of(model, y)
         x_t, _ = q_sample(x0, t, self.schedule, noise=noise.to(x0.dtype))                   # Eq. 1
@@ -154,12 +144,16 @@ class ConsistencyDistillation(nn.Module):
         self.target_net = copy.deepcopy(unwrap(student)).requires_grad_(False).eval()      # theta^- (R of Eq. 6)
         self.N, self.solver, self.mu, self.weighting, self.seed = N, solver, mu, weighting, seed
         sch = teacher.schedule
-        smin = float(sch.sigma_ve(sch.t_min, torch.float64)); smax = float(sch.sigma_ve(sch.t_max, torch.float64))
+        smin = sch.sigma_ve_min; smax = sch.sigma_ve_max
         self.register_buffer('ts', sch.t_from_sigma_ve(karras_sigmas(N, smin, smax, rho).flip(0)), persistent=False)  # ascending
-        self._state = {}
+        self.micro = MicroBatchCounter()
 
     @property
     def schedule(self): return self.teacher.schedule
+
+    def on_step_end(self, student: nn.Module):
+        "The Trainer's after-step hook: the target network's EMA update."
+        self.update_target(student)
 
     @torch.no_grad()
     def update_target(self, student: nn.Module):
@@ -170,12 +164,10 @@ class ConsistencyDistillation(nn.Module):
 
     def forward(self, model, batch, step: int):
         x0, y = batch
-        k = _micro_index(self._state, step)
-        world, rank = world_info()
-        g = torch.Generator(device=x0.device).manual_seed(mix_seed(self.seed, step, k, 13))
-        n = x0.shape[0] * world
-        idx = torch.randint(0, self.N - 1, (n,), generator=g, device=x0.device)[rank::world]
-        noise = torch.randn((n, *x0.shape[1:]), generator=g, device=x0.device)[rank::world]
+        g = torch.Generator(device=x0.device).manual_seed(mix_seed(self.seed, step, self.micro(step), 13))
+        B = x0.shape[0]
+        idx = draw_global(lambda n: torch.randint(0, self.N - 1, (n,), generator=g, device=x0.device), B)
+        noise = draw_global(lambda n: torch.randn((n, *x0.shape[1:]), generator=g, device=x0.device), B)
         ts = self.ts.to(x0.device)
         t_hi, t_lo = ts[idx + 1], ts[idx]
         cond = _cond_of(model, y)
@@ -190,20 +182,20 @@ class ConsistencyDistillation(nn.Module):
 def consistency_grid(schedule, steps: int, rho: float = 7.) -> Tensor:
     "`steps` noise levels for multistep consistency sampling: the first `steps` of a (steps+1)-point Karras grid (no sigma_min)."
     if not isinstance(steps, int) or steps < 1: raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
-    smin = float(schedule.sigma_ve(schedule.t_min, torch.float64)); smax = float(schedule.sigma_ve(schedule.t_max, torch.float64))
+    smin = schedule.sigma_ve_min; smax = schedule.sigma_ve_max
     return schedule.t_from_sigma_ve(karras_sigmas(steps + 1, smin, smax, rho)[:-1])
 
 @torch.no_grad()
 def consistency_sample(f, x_T: Tensor, ts, cond=None, generator: Optional[torch.Generator] = None,
                        return_trajectory: bool = False):
     "Multistep consistency sampling (Song et al. 2023, Alg. 1) through the descending times `ts` (x_T at ts[0])."
-    _check_cond(cond, x_T)
+    check_cond(cond, x_T)
     sch = f.schedule
-    smin = float(sch.sigma_ve(sch.t_min, torch.float64))
+    smin = sch.sigma_ve_min
     x = f(x_T, ts[0], cond=cond).x0
     traj = [x]
     for t in ts[1:]:
-        a, g = _coefs(sch, t, x)
+        a, g = sch.alpha_sigma_like(t, x)
         z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype) if generator is None or \
             generator.device == x.device else torch.randn(x.shape, generator=generator).to(x)
         x_t = a * (x + ((g / a) ** 2 - smin ** 2).clamp(min=0).sqrt() * z)                 # re-noise (in y = x / alpha)
@@ -217,172 +209,197 @@ def _no_dropout(m: nn.Module) -> nn.Module:
         if isinstance(mod, nn.Dropout): mod.p = 0.
     return m
 
-def pd_stages(teacher_steps: int, final_steps: int = 1, ratio: int = 2) -> list:
-    "Student step counts of the PD stages: halving from teacher_steps to final_steps (ratio 1: one fine-tuning stage)."
+def pd_stages(teacher_steps: int, student_steps: int = 1, ratio: int = 2) -> list:
+    "Student step counts of the PD stages: halving from teacher_steps to student_steps (ratio 1: one fine-tuning stage)."
     if ratio == 1: return [teacher_steps]
     if ratio != 2: raise ValueError("PD uses ratio 2 (halving) or 1 (fine-tuning mode)")
-    if final_steps < 1 or teacher_steps <= final_steps or teacher_steps % final_steps or \
-       (teacher_steps // final_steps) & (teacher_steps // final_steps - 1):
-        raise ValueError(f"teacher_steps / final_steps must be a power of two > 1, got {teacher_steps} / {final_steps}")
+    if student_steps < 1 or teacher_steps <= student_steps or teacher_steps % student_steps or \
+       (teacher_steps // student_steps) & (teacher_steps // student_steps - 1):
+        raise ValueError(f"--teacher-steps / --student-steps must be a power of two > 1, got {teacher_steps} / {student_steps}")
     out, n = [], teacher_steps
-    while n > final_steps: n //= 2; out.append(n)
+    while n > student_steps: n //= 2; out.append(n)
     return out
 
+@dataclass(frozen=True)
+class DistillMethod:
+    "A distillation method as a table entry of `METHODS`: how to build the student and its loss, its defaults, and how its students sample."
+    name: str
+    description: str
+    stages: Callable           # (settings) -> student step counts, one Trainer run per stage
+    make_student: Optional[Callable]  # (current model, settings) -> the trainable student (None: not distillable)
+    make_loss: Optional[Callable]     # (teacher, student, n_student, stage k, settings) -> the Trainer's loss_fn
+    train_config: Callable     # (settings) -> TrainConfig fields of a stage
+    recipe: Callable           # (n_student, settings) -> the 'distill' entry of the student's config.json
+    grid: Callable             # (schedule, steps, recipe) -> the times the student samples at
+    sample: Callable           # (den, x_T, steps, recipe, cond, generator, return_trajectory) -> images
+    nfe: Callable              # (steps, recipe) -> network evaluations per image
+    step: Callable             # (den, x_t, t, s, prediction at x_t, generator) -> x_s: one step of its sampler
+    export_type: str = 'teacher'
+    export_ema: bool = False   # export the EMA network (CD) instead of the trained one (PD)
+    defaults: dict = field(default_factory=dict)  # method-specific settings on top of DISTILL_DEFAULTS
+    teacher_wrapper: Optional[Callable] = None   # (settings) -> teacher -> denoiser (e.g. attention guidance)
+    student_wrapper: Optional[Callable] = None   # (settings) -> student -> denoiser (e.g. the semantic gradient predictor)
+
+METHODS: dict = {}
+
+def register_method(m: DistillMethod) -> DistillMethod:
+    "Add a method to `METHODS` (the one table `distill`, `sferd-distill`, the metrics and the demo consult)."
+    METHODS[m.name] = m
+    return m
+
+def get_method(name: str) -> DistillMethod:
+    "The registered method `name` (ValueError listing the known ones)."
+    if name not in METHODS: raise ValueError(f"unknown distillation method {name!r}; choose one of {', '.join(METHODS)}")
+    return METHODS[name]
+
+def _pd_config(c: dict) -> dict:
+    return dict(lr=c['lr'] or 5e-5, lr_decay='linear', ema_decay=0., ema_halflife_kimg=None, ema_rampup=None)
+
+def _cd_config(c: dict) -> dict:
+    return dict(lr=c['lr'] or 4e-4, optimizer='radam', ema_decay=0.9999 if c['max_steps'] > 10000 else 0.99,
+                ema_halflife_kimg=None, ema_rampup=None)
+
+def _ddim_on_grid(den, x_T, steps, recipe, cond=None, generator=None, return_trajectory=False):
+    return sample(den, x_T, ts=distill_grid(den.schedule, steps, recipe.get('grid')), sampler='ddim', cond=cond,
+                  return_trajectory=return_trajectory)
+
+def _consistency(den, x_T, steps, recipe, cond=None, generator=None, return_trajectory=False):
+    return consistency_sample(den, x_T, consistency_grid(den.schedule, steps), cond, generator, return_trajectory)
+
+def _consistency_step(den, x, t, s, pred, generator=None):
+    "Multistep consistency sampling's move to time s: re-noise the prediction x0 to noise level s (in y = x / alpha)."
+    a, g = den.schedule.alpha_sigma_like(s, x)
+    z = torch.randn(x.shape, generator=generator).to(x) if generator is not None else torch.randn_like(x)
+    return (a * (pred.x0 + ((g / a) ** 2 - den.schedule.sigma_ve_min ** 2).clamp(min=0).sqrt() * z)).to(x.dtype)
+
+def _ddim_step(den, x, t, s, pred, generator=None): return ddim_update(den.schedule, x, pred, t, s)   # Eq. 3
+
+def _teacher_sample(den, x_T, steps, recipe, cond=None, generator=None, return_trajectory=False):
+    return sample(den, x_T, steps, sampler=recipe.get('sampler', 'heun'), cond=cond, return_trajectory=return_trajectory)
+
+PD = register_method(DistillMethod(
+    'pd', 'progressive distillation (Salimans & Ho 2022): halve the steps stage by stage',
+    stages=lambda c: pd_stages(c['teacher_steps'], c['student_steps'], c['ratio']),
+    make_student=lambda cur, c: _no_dropout(copy.deepcopy(cur)),
+    make_loss=lambda T, student, n, k, c: ProgressiveDistillation(T, n, c['ratio'], c['solver'] or 'ddim', c['grid'],
+                                                                  seed=c['seed'] + k),
+    train_config=_pd_config,
+    recipe=lambda n, c: dict(method='pd', steps=n, grid=c['grid'], teacher_steps=n * c['ratio'], ratio=c['ratio'],
+                             solver=c['solver'] or 'ddim'),
+    grid=lambda sch, steps, r: distill_grid(sch, steps, r.get('grid')),
+    sample=_ddim_on_grid, nfe=lambda steps, r: steps, step=_ddim_step, export_type='pd-student'))
+
+CD = register_method(DistillMethod(
+    'cd', 'consistency distillation (Song et al. 2023): one run to a consistency function',
+    stages=lambda c: [c['student_steps']],
+    make_student=lambda cur, c: _no_dropout(consistency_student(cur)),
+    make_loss=lambda T, student, n, k, c: ConsistencyDistillation(T, student, c['N'], c['solver'] or 'heun', c['mu'],
+                                                                  seed=c['seed']),
+    train_config=_cd_config,
+    recipe=lambda n, c: dict(method='cd', steps=n, N=c['N'], mu=c['mu'], solver=c['solver'] or 'heun'),
+    grid=lambda sch, steps, r: consistency_grid(sch, steps),
+    sample=_consistency, nfe=lambda steps, r: steps, step=_consistency_step, export_type='cd-student', export_ema=True))
+
+TEACHER = register_method(DistillMethod(
+    'teacher', 'the undistilled teacher, sampled with its ODE solver (Heun: 2 NFE per step, the last one 1)',
+    stages=lambda c: [], make_student=None, make_loss=None, train_config=lambda c: {},
+    recipe=lambda n, c: dict(method='teacher'),
+    grid=lambda sch, steps, r: time_grid(sch, steps),
+    sample=_teacher_sample, nfe=lambda steps, r: 2 * steps - 1 if r.get('sampler', 'heun') == 'heun' else steps,
+    step=_ddim_step))
+
+
+# %% ../nbs/05_distill.ipynb #7b82552c
 def student_grid(schedule, steps: int, method: str, grid: Optional[str] = None, rho: float = 7.) -> Tensor:
-    "The times a distilled student samples at: the PD grid it was trained on, or CD's multistep noise levels."
-    return consistency_grid(schedule, steps, rho) if method == 'cd' else distill_grid(schedule, steps, grid, rho)
+    "The times a distilled student samples at: its registered method's grid (PD: the grid it was trained on; CD: multistep noise levels)."
+    return get_method(method).grid(schedule, steps, dict(grid=grid))
 
 @torch.no_grad()
-def student_sample(student, x_T: Tensor, steps: int, method: str, cond=None, grid: Optional[str] = None,
+def student_sample(student, x_T: Tensor, steps: int, method, cond=None, grid: Optional[str] = None,
                    generator: Optional[torch.Generator] = None, return_trajectory: bool = False):
-    "Sample a distilled student with its own recipe: DDIM on the PD grid, or multistep consistency sampling."
-    ts = student_grid(student.schedule, steps, method, grid)
-    if method == 'cd': return consistency_sample(student, x_T, ts, cond, generator, return_trajectory)
-    return sample(student, x_T, ts=ts, sampler='ddim', cond=cond, return_trajectory=return_trajectory)
+    "Sample a model with its own recipe (`method`: a name or the recipe dict of its config.json): DDIM on the PD grid, multistep consistency, ..."
+    recipe = dict(method) if isinstance(method, dict) else dict(method=method, grid=grid)
+    return get_method(recipe['method']).sample(student, x_T, steps, recipe, cond, generator, return_trajectory)
 
-def load_student(path, device=None) -> tuple:
-    "(denoiser, recipe) from an exported student: recipe = config.json's 'distill' entry (method, steps, grid)."
-    den = load_denoiser(path, device)
-    p = Path(path); p = p if p.is_dir() else p.parent
-    cfg = json.loads((p / 'config.json').read_text()) if (p / 'config.json').exists() else {}
-    return den, cfg.get('distill', dict(method='teacher'))
-
-def _sample_fn(method, steps, grid, n, res, num_classes, seed):
+def _sample_fn(method: DistillMethod, steps, recipe, n, res, num_classes, seed):
     def fn(den, step):
         dev = next(den.parameters()).device
         g = torch.Generator().manual_seed(seed)
         x_T = prior_sample(den.schedule, (n, 3, res, res), generator=g).to(dev)
         cond = (torch.arange(n) % num_classes).to(dev) if num_classes else None
-        return student_sample(den, x_T, steps, method, cond, grid, generator=torch.Generator().manual_seed(seed + 1))
+        return method.sample(den, x_T, steps, recipe, cond, torch.Generator().manual_seed(seed + 1), False)
     return fn
 
-def distill(teacher: Denoiser, dataset, out_dir, method: str = 'pd', teacher_steps: int = 16, final_steps: int = 1,
-            ratio: int = 2, steps_per_stage: int = 1000, batch_size: int = 64, lr: Optional[float] = None,
-            solver: Optional[str] = None, grid: Optional[str] = None, N: int = 18, mu: float = 0.95,
-            seed: int = 0, resume: bool = False, sample_every: int = 0, ckpt_every: int = 200, log_every: int = 10,
-            progress: bool = True, teacher_wrapper: Optional[Callable] = None, extra_meta: Optional[dict] = None,
-            **train_kw) -> list:
-    "Run PD (stages) or CD with the trainer of 04_train; returns the exported student directories (one per stage)."
-    if method not in ('pd', 'cd'): raise ValueError(f"unknown distillation method {method!r}; choose 'pd' or 'cd'")
+DISTILL_DEFAULTS = dict(teacher_steps=16, student_steps=1, ratio=2, max_steps=1000, batch_size=64, lr=None, solver=None,
+                        grid=None, N=18, mu=0.95, seed=0, sample_every=0, ckpt_every=200, log_every=10)
+
+def _settings(method: str, kw: dict) -> dict:
+    "DISTILL_DEFAULTS, then the method's own defaults, then the caller's settings; unknown keys are an error."
+    c = dict(DISTILL_DEFAULTS, **getattr(get_method(method), 'defaults', {}))
+    bad = sorted(set(kw) - set(c))
+    if bad: raise ValueError(f"unknown distillation setting(s) {bad}; known: {', '.join(sorted(c))}")
+    c.update(kw)
+    return c
+
+def _check_same_run(sdir: Path, want: dict) -> None:
+    "ValueError naming the differing keys if a finished stage was made with other settings (teacher, guidance, recipe)."
+    have = read_config(sdir / 'config.json')
+    want = json.loads(json.dumps(want))
+    diff = sorted(k for k in want if have.get(k) != want[k])
+    if diff: raise ValueError(f"{sdir} was distilled with different {', '.join(diff)}; resume with the original settings "
+                              "or distil into a new --out")
+
+def distill(teacher, dataset, out_dir, *, method: str = 'pd', resume: bool = False, progress: bool = True,
+            teacher_wrapper: Optional[Callable] = None, student_wrapper: Optional[Callable] = None,
+            extra_meta: Optional[dict] = None, train_kw: Optional[dict] = None, **settings) -> list:
+    "Distil `teacher` with the registered `method` (settings: `DISTILL_DEFAULTS`) on the trainer of 04_train; returns the exported student directories (one per stage)."
+    names = [k for k, v in METHODS.items() if v.make_student]                    # 'teacher' is registered, not distillable
+    if method not in names: raise ValueError(f"unknown distillation method {method!r}; choose one of {', '.join(names)}")
+    m = METHODS[method]
+    c = _settings(method, settings)
     out_dir = Path(out_dir)
     res, ncls = dataset.resolution, getattr(unwrap(teacher).net, 'num_classes', None)
-    wrap = teacher_wrapper or (lambda d: d)
-    stages = pd_stages(teacher_steps, final_steps, ratio) if method == 'pd' else [final_steps]
-    sdirs = [out_dir / (f'stage{k}_{n}steps' if method == 'pd' else 'cd') for k, n in enumerate(stages)]
+    wrap_t = teacher_wrapper or (m.teacher_wrapper(c) if m.teacher_wrapper else (lambda d: d))
+    wrap_s = student_wrapper or (m.student_wrapper(c) if m.student_wrapper else (lambda s: s))
+    stages = m.stages(c)
+    sdirs = [out_dir / (f'stage{k}_{n}steps' if method == 'pd' else method) for k, n in enumerate(stages)]
     if not resume and any((d / CKPT_NAME).exists() or (d / 'DONE').exists() for d in sdirs):
         raise FileExistsError(f"{out_dir} already holds a run; pass resume=True (--resume) to continue it or choose a new out dir")
     done, cur = [], unwrap(teacher).eval().requires_grad_(False)
     for k, (n_student, sdir) in enumerate(zip(stages, sdirs)):
+        recipe = m.recipe(n_student, c)
         if (sdir / 'model.safetensors').exists() and (sdir / 'DONE').exists():             # finished earlier: reuse
+            _check_same_run(sdir, dict(distill=recipe, **(extra_meta or {})))
             ran = json.loads((sdir / 'DONE').read_text() or '{}').get('step')
-            if ran is not None and ran != steps_per_stage and world_info()[1] == 0:
+            if ran is not None and ran != c['max_steps'] and world_info()[1] == 0:
                 print(f"sferd-distill: note: {sdir} finished at step {ran}; it is reused as it is (a new --max-steps "
-                      f"{steps_per_stage} does not extend a finished stage: distil into a new --out for that)", file=sys.stderr)
+                      f"{c['max_steps']} does not extend a finished stage: distil into a new --out for that)", file=sys.stderr)
             cur = load_denoiser(sdir, next(cur.parameters()).device).requires_grad_(False); done.append(sdir); continue
-        T = wrap(cur)
-        if method == 'pd':
-            student = _no_dropout(copy.deepcopy(cur)).requires_grad_(True).train()
-            loss = ProgressiveDistillation(T, n_student, ratio, solver or 'ddim', grid, seed=seed + k)
-            cfg = TrainConfig(lr=lr or 5e-5, lr_decay='linear', ema_decay=0., ema_halflife_kimg=None, ema_rampup=None,
-                              batch_size=batch_size, max_steps=steps_per_stage, sample_every=sample_every,
-                              ckpt_every=ckpt_every, log_every=log_every, seed=seed + k, **train_kw)
-            recipe = dict(method='pd', steps=n_student, grid=grid, teacher_steps=n_student * ratio, ratio=ratio,
-                          solver=solver or 'ddim')
-            extra = None
-        else:
-            student = _no_dropout(consistency_student(cur)).requires_grad_(True).train()
-            loss = ConsistencyDistillation(T, student, N, solver or 'heun', mu, seed=seed)
-            cfg = TrainConfig(lr=lr or 4e-4, optimizer='radam', ema_decay=0.9999 if steps_per_stage > 10000 else 0.99,
-                              ema_halflife_kimg=None, ema_rampup=None, batch_size=batch_size, max_steps=steps_per_stage,
-                              sample_every=sample_every, ckpt_every=ckpt_every, log_every=log_every, seed=seed, **train_kw)
-            recipe = dict(method='cd', steps=final_steps, N=N, mu=mu, solver=solver or 'heun')
-            extra = loss
+        T = wrap_t(cur)
+        student = wrap_s(m.make_student(cur, c)).requires_grad_(True).train()
+        loss = m.make_loss(T, student, n_student, k, c)
+        cfg = TrainConfig(**m.train_config(c), batch_size=c['batch_size'], max_steps=c['max_steps'],
+                          sample_every=c['sample_every'], ckpt_every=c['ckpt_every'], log_every=c['log_every'],
+                          seed=c['seed'] + (k if method == 'pd' else 0), **(train_kw or {}))
         meta = denoiser_config(student, distill=recipe, **(extra_meta or {}))
-        tr = Trainer(student, loss, cfg, sdir, sample_fn=_sample_fn(method, n_student, grid, 16, res, ncls, seed),
-                     meta=meta, extra=extra, on_step_end=(loss.update_target if method == 'cd' else None))
+        tr = Trainer(student, loss, cfg, sdir, sample_fn=_sample_fn(m, n_student, recipe, 16, res, ncls, c['seed']),
+                     meta=meta, extra=loss if isinstance(loss, nn.Module) else None,
+                     on_step_end=getattr(loss, 'on_step_end', None))
         if resume and (sdir / CKPT_NAME).exists(): tr.resume()
         tr.fit(dataset, progress=progress)
-        final = tr.ema.module if method == 'cd' else tr.model
+        final = tr.ema.module if m.export_ema else tr.model
         if tr.rank == 0:
-            export_denoiser(final, sdir, dict(distill=recipe, **(extra_meta or {})))
+            export_denoiser(final, sdir, dict(distill=recipe, **(extra_meta or {})), kind=m.export_type, overwrite=True)
             (sdir / 'DONE').write_text(json.dumps(dict(step=tr.step)))
         if tr.world > 1: torch.distributed.barrier()
         cur = unwrap(final).eval().requires_grad_(False)
         done.append(sdir)
     return done
 
-# %% ../nbs/05_distill.ipynb #21a21aca
-def distill_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='sferd-distill', description="Distil a diffusion teacher into a few-step student "
-                                "(progressive or consistency distillation) with the sferd_nb training loop.")
-    p.add_argument('--method', default='pd', choices=['pd', 'cd'])
-    p.add_argument('--teacher', required=True, help='exported teacher dir (model.safetensors + config.json) or a run dir')
-    p.add_argument('--out', required=True, help='run directory (one sub-directory per stage)')
-    p.add_argument('--data', help="data spec (default: the teacher's: 'cifar10-subset', 'cifar10:PATH', 'imagenet64:PATH')")
-    p.add_argument('--teacher-steps', type=int, default=16, help='PD: sampling steps of the first teacher')
-    p.add_argument('--student-steps', type=int, default=1, help='PD: steps of the final student; CD: sampling steps of the grids')
-    p.add_argument('--ratio', type=int, default=2, choices=[1, 2], help='PD: teacher steps per student step (1 = fine-tuning)')
-    p.add_argument('--solver', choices=['ddim', 'euler', 'heun'], help="teacher solver (default: PD 'ddim', CD 'heun')")
-    p.add_argument('--grid', choices=list(DISTILL_GRIDS), help='PD time grid (default: karras for EDM, uniform for VP)')
-    p.add_argument('--N', type=int, default=18, help='CD: number of Karras noise levels')
-    p.add_argument('--mu', type=float, default=0.95, help='CD: EMA rate of the target network')
-    p.add_argument('--max-steps', type=int, default=1000, help='optimiser steps per stage')
-    p.add_argument('--batch-size', type=int, default=64, help='global batch size')
-    p.add_argument('--grad-accum', type=int, default=1)
-    p.add_argument('--lr', type=float, help='PD: 5e-5 (decays linearly to 0 in each stage); CD: 4e-4')
-    p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--resume', action='store_true')
-    p.add_argument('--sample-every', type=int, default=0, help='sample grid every N steps (0: end of each stage)')
-    p.add_argument('--ckpt-every', type=int, default=200)
-    p.add_argument('--log-every', type=int, default=10)
-    p.add_argument('--amp', default='auto', choices=['auto', 'bf16', 'none'])
-    p.add_argument('--compile', action='store_true')
-    p.add_argument('--workers', type=int, default=0)
-    p.add_argument('--no-progress', action='store_true')
-    g = p.add_argument_group('attention guidance (SFERD teacher, notebook 07)')
-    g.add_argument('--attention-guidance', action='store_true', help="wrap the teacher in SFERD's attention guidance (Eq. 9-11)")
-    g.add_argument('--psi', type=float, default=1.0, help='risky-region threshold, in multiples of the mean attention')
-    g.add_argument('--w', type=float, default=0.3, help='attention-guidance strength')
-    g.add_argument('--blur-sigma', type=float, default=3.0, help='Gaussian blur sigma (kernel 15)')
-    g.add_argument('--attn-resolution', type=int, help='decoder attention resolution (default: the highest)')
-    return p
-
-def main_distill(argv=None, teacher_wrapper: Optional[Callable] = None) -> list:
-    "Console script `sferd-distill`; returns the exported student directories."
-    args = distill_parser().parse_args(argv)
-    device = setup_distributed()
-    try:
-        meta = dict(teacher=str(args.teacher))
-        if args.attention_guidance:
-            if teacher_wrapper is not None: raise ValueError("--attention-guidance and a teacher_wrapper cannot be combined")
-            from sferd_nb.guidance import guided_teacher_wrapper                # notebook 07 (imported only when used)
-            guidance = dict(psi=args.psi, w=args.w, blur_sigma=args.blur_sigma, resolution=args.attn_resolution)
-            teacher_wrapper, meta['attention_guidance'] = guided_teacher_wrapper(**guidance), guidance
-        teacher = load_denoiser(args.teacher, device)
-        tcfg = json.loads((Path(args.teacher) / 'config.json').read_text()) if (Path(args.teacher) / 'config.json').exists() else {}
-        ds = get_dataset(args.data or tcfg.get('data') or 'cifar10-subset', 'train', seed=args.seed)
-        if ds.resolution != teacher.net.config.get('img_resolution', ds.resolution):
-            raise ValueError(f"the teacher works at {teacher.net.config['img_resolution']}px but the data is {ds.resolution}px; "
-                             "pass the teacher's --data")
-        out = distill(teacher, ds, args.out, args.method, args.teacher_steps, args.student_steps, args.ratio,
-                      args.max_steps, args.batch_size, args.lr, args.solver, args.grid, args.N, args.mu, args.seed,
-                      args.resume, args.sample_every, args.ckpt_every, args.log_every, not args.no_progress,
-                      teacher_wrapper=teacher_wrapper, extra_meta=meta,
-                      grad_accum=args.grad_accum, amp=args.amp, compile=args.compile, num_workers=args.workers)
-        if world_info()[1] == 0: print('students: ' + ', '.join(map(str, out)))
-        return out
-    except (ValueError, FileNotFoundError, FileExistsError) as e:
-        sys.exit(f"sferd-distill: error: {e}")
-    finally:
-        cleanup_distributed()
-
-def sferd_distill() -> None:
-    "The `sferd-distill` command: runs `main_distill` on the command-line arguments; exit status 0 on success, a one-line error otherwise."
-    main_distill()
-
 # %% ../nbs/05_distill.ipynb #c346c6d4
 #| eval: false
-if __name__ == '__main__' and 'IPython' not in sys.modules: main_distill()
+if __name__ == '__main__' and 'IPython' not in sys.modules:   # python -m sferd_nb.distill ... (e.g. under torchrun)
+    from sferd_nb.cli import sferd_distill; sferd_distill()
 
 # %% ../nbs/05_distill.ipynb #8e701b06
 @torch.no_grad()
@@ -393,7 +410,9 @@ def prediction_gaps(teacher, students: dict, x_T: Tensor, teacher_steps: int, co
     x_ref = sample(teacher, x_T, ts=ts_T, sampler='ddim', cond=cond)                  # the teacher's final sample
     rows = {}
     for name, (den, steps, method) in students.items():
-        ts = student_grid(den.schedule, steps, method, grid)
+        recipe = dict(method=method, grid=grid)
+        m = get_method(method)
+        ts = m.grid(den.schedule, steps, recipe)
         x, u, b, c = x_T, [], [], []
         for k, t in enumerate(ts):
             p_s = den(x, t, cond=cond)
@@ -401,18 +420,12 @@ def prediction_gaps(teacher, students: dict, x_T: Tensor, teacher_steps: int, co
             u.append(k / len(ts))
             b.append((p_s.x0 - p_t.x0).pow(2).flatten(1).mean(1).sqrt().mean().item())   # Fig. 2b
             c.append((p_s.x0 - x_ref).pow(2).flatten(1).mean(1).sqrt().mean().item())   # Fig. 2c
-            s = ts[k + 1] if k + 1 < len(ts) else None
-            if s is None: break
-            if method == 'cd':
-                a, g = _coefs(den.schedule, s, x)
-                smin = float(den.schedule.sigma_ve(den.schedule.t_min, torch.float64))
-                z = torch.randn(x.shape, generator=torch.Generator().manual_seed(k)).to(x)
-                x = (a * (p_s.x0 + ((g / a) ** 2 - smin ** 2).clamp(min=0).sqrt() * z)).to(x.dtype)
-            else:
-                x = ddim_step(den, x, t, s, cond)
+            if k + 1 == len(ts): break
+            x = m.step(den, x, t, ts[k + 1], p_s, torch.Generator().manual_seed(k))         # the student's own sampler
         rows[name] = dict(u=u, teacher_l2=b, final_l2=c)
     return rows
 
+# %% ../nbs/05_distill.ipynb #ef6ad2b9
 def plot_gaps(rows: dict, axes=None):
     "Plot `prediction_gaps` output as the paper's Fig. 2b (left) and 2c (right)."
     import matplotlib.pyplot as plt

@@ -11,12 +11,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .diffusion import Prediction, _coefs, _t_batch, _compute_dtype, q_sample, x0_to_eps
-from .analysis import attention_received, select_attention
+from .diffusion import Prediction, batch_times, compute_dtype, q_sample, x0_to_eps
+from .unet import attention_received, select_attention
+from .samplers import ddim_update, select_cond
 
 # %% auto #0
 __all__ = ['gaussian_kernel1d', 'gaussian_blur', 'risky_mask', 'attention_guidance', 'AttentionGuidedTeacher',
-           'guided_teacher_wrapper', 'denoising_l2']
+           'guided_teacher_wrapper']
 
 # %% ../nbs/07_guidance.ipynb #c0e809be
 def gaussian_kernel1d(sigma: float, kernel_size: int = 15, dtype=torch.float32, device=None) -> Tensor:
@@ -55,9 +56,6 @@ def risky_mask(maps, image_size: int, psi: float = 1., resolution: Optional[int]
 def attention_guidance(x0_hat: Tensor, x0_attn: Tensor, w: float = 0.3) -> Tensor:
     "Eq. 11: x0_teacher = x0_hat + w (x0_hat - x0_attn)."
     return x0_hat + w * (x0_hat - x0_attn)
-
-def _sub(c, idx):
-    return c[idx] if isinstance(c, Tensor) and c.ndim > 0 else c
 
 def _attn_places(net) -> Optional[dict]:
     "The attention resolutions a sferd_nb UNet has per place, from its config (None if unknown)."
@@ -111,9 +109,9 @@ class AttentionGuidedTeacher(nn.Module):
     @torch.no_grad()
     def steps(self, x_t: Tensor, t, cond=None, s=None, pred: Optional[Prediction] = None) -> dict:
         "The stages of Fig. 4 as a dict (x0 = the teacher's prediction and attention map `pred`, computed if None; `s`: also DDIM to s)."
-        t = _t_batch(t, x_t)
+        t = batch_times(t, x_t)
         if pred is None or pred.attn is None: pred = self.teacher(x_t, t, cond=cond, return_attn=True)    # Step 2, Eq. 9
-        a, g = _coefs(self.schedule, t, x_t)
+        a, g = self.schedule.alpha_sigma_like(t, x_t)
         x0, eps = pred.x0.to(a), pred.eps.to(a)
         mask, attn = risky_mask(pred.attn, x_t.shape[-1], self.psi, self.resolution, self.place, self.index)  # Eq. 10: psi
         mask, attn = mask.to(a), attn.to(a)
@@ -124,16 +122,15 @@ class AttentionGuidedTeacher(nn.Module):
         hit = mask.flatten(1).any(1)                                                            # empty mask: x0_attn = x0_hat
         if hit.any():
             idx = hit.nonzero()[:, 0] if not hit.all() else slice(None)
-            p2 = self.teacher(x_t_attn[idx].to(x_t.dtype), t[idx], cond=_sub(cond, idx))       # Steps 5-6, Eq. 11
+            p2 = self.teacher(x_t_attn[idx].to(x_t.dtype), t[idx], cond=select_cond(cond, idx))       # Steps 5-6, Eq. 11
             x0_attn[idx], eps_attn[idx] = p2.x0.to(a), p2.eps.to(a)
         x0_guided = attention_guidance(x0, x0_attn, self.w)                                     # Step 7, Eq. 11
         eps_guided = x0_to_eps(x_t.to(a), x0_guided, a, g)                                      # consistent eps
         out = dict(x_t=x_t, x0_hat=x0, eps_hat=eps, attn=attn, mask=mask, x0_blur=x0_blur, x_t_blur=x_t_blur,
                    x_t_attn=x_t_attn, x0_attn=x0_attn, eps_attn=eps_attn, x0_guided=x0_guided, eps_guided=eps_guided,
                    maps=pred.attn)
-        if s is not None:                                                                       # Step 8: DDIM to s
-            a_s, g_s = _coefs(self.schedule, s, x_t)
-            out['x_s'] = (a_s * x0_guided + g_s * eps_guided).to(x_t.dtype)
+        if s is not None:                                                                       # Step 8: DDIM to s (Eq. 3)
+            out['x_s'] = ddim_update(self.schedule, x_t, Prediction(x0_guided, eps_guided), t, s)
         return out
 
     @torch.no_grad()
@@ -150,19 +147,3 @@ def guided_teacher_wrapper(**kw) -> Callable:
                                             "use psi, w, blur_sigma, kernel_size, resolution, place, index") from e
     def wrap(teacher): return AttentionGuidedTeacher(teacher, **kw)
     return wrap
-
-# %% ../nbs/07_guidance.ipynb #fb856230
-@torch.no_grad()
-def denoising_l2(den, x0: Tensor, ts, cond=None, seed: int = 0, batch_size: int = 256) -> Tensor:
-    "The paper's denoising-ability test: mean over images of the RMS l2 between x0 and den's x0 prediction at x_t ~ q(x_t|x0), per t in ts."
-    out = []
-    for k, t in enumerate(ts):
-        g = torch.Generator(device=x0.device).manual_seed(seed * 1000 + k)
-        err = []
-        for i in range(0, x0.shape[0], batch_size):
-            xb = x0[i:i + batch_size]
-            x_t, _ = q_sample(xb, t, den.schedule, generator=g)
-            p = den(x_t, t, cond=_sub(cond, slice(i, i + batch_size)))
-            err.append((p.x0 - xb.to(p.x0)).pow(2).flatten(1).mean(1).sqrt())
-        out.append(torch.cat(err).mean())
-    return torch.stack(out)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_eval.ipynb #9ea681d9
 from __future__ import annotations
-import argparse, hashlib, json, math, os, sys, time
+import hashlib, json, math, os, sys, time
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -14,12 +14,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .data import data_dir, get_dataset, load_cifar10_subset, save_image_grid, to_model_range, to_uint8
+from .diffusion import q_sample
+from .samplers import prior_sample, select_cond
 
 # %% auto #0
 __all__ = ['INCEPTION_ENV', 'INCEPTION_NAME', 'StandInClassifier', 'ClassifierExtractor', 'InceptionExtractor', 'load_classifier',
            'load_extractor', 'gaussian_stats', 'frechet_distance', 'inception_score', 'extract', 'extractor_id',
-           'cache_dir', 'reference_stats', 'fid_against', 'load_model', 'nfe', 'generate', 'evaluate',
-           'denoising_ability', 'format_row', 'eval_parser', 'main_eval', 'sferd_eval']
+           'cache_dir', 'reference_stats', 'fid_against', 'load_model', 'nfe', 'generate', 'evaluate', 'denoising_l2',
+           'denoising_ability', 'format_row']
 
 # %% ../nbs/10_eval.ipynb #7a5d4216
 def _conv_bn(i: int, o: int) -> nn.Sequential:
@@ -117,9 +119,12 @@ def gaussian_stats(feats: Tensor) -> tuple:
     return f.mean(0), torch.cov(f.T)
 
 def frechet_distance(mu1: Tensor, sigma1: Tensor, mu2: Tensor, sigma2: Tensor) -> float:
-    "FID between N(mu1, sigma1) and N(mu2, sigma2): |mu1-mu2|^2 + Tr(S1 + S2 - 2 (S1 S2)^1/2) (torchmetrics' formula)."
-    from torchmetrics.image.fid import _compute_fid
-    return float(_compute_fid(mu1.double(), sigma1.double(), mu2.double(), sigma2.double()).clamp_min(0))
+    "FID between N(mu1, sigma1) and N(mu2, sigma2): |mu1-mu2|^2 + Tr(S1 + S2 - 2 (S1 S2)^1/2), in float64."
+    mu1, sigma1, mu2, sigma2 = (v.double() for v in (mu1, sigma1, mu2, sigma2))
+    tr_sqrt = torch.linalg.eigvals(sigma1 @ sigma2).sqrt().real.sum()      # Tr (S1 S2)^1/2: S1 S2 has real eigenvalues >= 0
+    fid = (mu1 - mu2).pow(2).sum() + sigma1.trace() + sigma2.trace() - 2 * tr_sqrt
+    if not torch.isfinite(fid): raise FloatingPointError("FID is not finite: the features contain NaN or inf")
+    return float(fid.clamp_min(0))
 
 # %% ../nbs/10_eval.ipynb #117463a1
 def inception_score(logits: Tensor, splits: int = 10) -> tuple:
@@ -186,22 +191,30 @@ def fid_against(extractor: nn.Module, images: Tensor, ref: dict, batch_size: int
 
 # %% ../nbs/10_eval.ipynb #788696e2
 def load_model(path, device=None) -> tuple:
-    "(denoiser, recipe) of an exported teacher or student (recipe['method'] in 'teacher', 'pd', 'cd')."
-    from sferd_nb.distill import load_student
+    "(denoiser, recipe) of an exported teacher or student (recipe['method']: a registered method, e.g. 'teacher', 'pd', 'cd')."
+    from sferd_nb.io import load_student
     return load_student(path, device)
 
+def _recipe(recipe: Optional[dict], sampler: str) -> dict:
+    "A model's recipe with the teacher's sampler filled in (students sample with their own method)."
+    r = dict(recipe or dict(method='teacher'))
+    if r.get('method', 'teacher') == 'teacher': r.update(method='teacher', sampler=sampler)
+    return r
+
 def nfe(recipe: dict, steps: int, sampler: str = 'heun') -> int:
-    "Network evaluations for `steps` sampling steps: students 1 per step; a Heun teacher 2 per step but the last."
-    return 2 * steps - 1 if recipe.get('method', 'teacher') == 'teacher' and sampler == 'heun' else steps
+    "Network evaluations for `steps` sampling steps, from the model's registered method (students 1 per step; a Heun teacher 2 per step but the last)."
+    from sferd_nb.distill import get_method
+    r = _recipe(recipe, sampler)
+    return get_method(r['method']).nfe(steps, r)
 
 @torch.no_grad()
 def generate(den, n: int, steps: int, recipe: Optional[dict] = None, seed: int = 0, batch_size: int = 250,
              sampler: str = 'heun', progress: bool = False) -> Tensor:
     "n uint8 samples (n, 3, H, W) of a teacher (`sampler`, `steps`) or a student (its own recipe) from seed `seed` (noise drawn per batch: same seed and batch_size, same samples)."
-    from sferd_nb.distill import student_sample
-    from sferd_nb.samplers import prior_sample, sample
-    recipe = recipe or dict(method='teacher')
-    method = recipe.get('method', 'teacher')
+    from sferd_nb.distill import get_method
+    recipe = _recipe(recipe, sampler)
+    method = recipe['method']
+    meth = get_method(method)
     net = getattr(den, 'net', None)
     res = net.config['img_resolution'] if net is not None and hasattr(net, 'config') else 32
     ncls = getattr(net, 'num_classes', 0) or 0
@@ -212,8 +225,10 @@ def generate(den, n: int, steps: int, recipe: Optional[dict] = None, seed: int =
         g = torch.Generator().manual_seed(seed * 1_000_003 + b)
         x_T = prior_sample(den.schedule, (m, 3, res, res), generator=g).to(dev)
         cond = (torch.arange(i, i + m) % ncls).to(dev) if ncls else None
-        if method == 'teacher': x = sample(den, x_T, steps, sampler=sampler, cond=cond)
-        else: x = student_sample(den, x_T, steps, method, cond, recipe.get('grid'), generator=g)
+        x = meth.sample(den, x_T, steps, recipe, cond, g, False)                 # the model's own sampler (registry)
+        if not torch.isfinite(x).all():
+            raise FloatingPointError(f"the {method} model produced non-finite samples (seed {seed}); it diverged: "
+                                     "retrain it with a lower learning rate")
         out.append(to_uint8(x).cpu())
         if progress: print(f"  sampled {i + m}/{n} ({method}, {steps} steps, seed {seed})", flush=True)
     return torch.cat(out)
@@ -242,13 +257,27 @@ def evaluate(den, recipe: Optional[dict], steps: Sequence[int], extractor: nn.Mo
     return rows
 
 # %% ../nbs/10_eval.ipynb #ff3a508a
+@torch.no_grad()
+def denoising_l2(den, x0: Tensor, ts, cond=None, seed: int = 0, batch_size: int = 256) -> Tensor:
+    "The paper's denoising-ability test: mean over images of the RMS l2 between x0 and den's x0 prediction at x_t ~ q(x_t|x0), per t in ts."
+    out = []
+    for k, t in enumerate(ts):
+        g = torch.Generator(device=x0.device).manual_seed(seed * 1000 + k)
+        err = []
+        for i in range(0, x0.shape[0], batch_size):
+            xb = x0[i:i + batch_size]
+            x_t, _ = q_sample(xb, t, den.schedule, generator=g)
+            p = den(x_t, t, cond=select_cond(cond, slice(i, i + batch_size)))
+            err.append((p.x0 - xb.to(p.x0)).pow(2).flatten(1).mean(1).sqrt())
+        out.append(torch.cat(err).mean())
+    return torch.stack(out)
+
 def denoising_ability(den, recipe: Optional[dict], x0: Tensor, steps: int = 4, seed: int = 0, cond=None) -> dict:
     "{t: mean RMS l2 between x0 and den's x0 prediction at x_t ~ q(x_t|x0)} at the `steps` times of the model's grid."
-    from sferd_nb.distill import student_grid
-    from sferd_nb.guidance import denoising_l2
+    from sferd_nb.distill import get_method
     recipe = recipe or dict(method='teacher')
-    method = 'cd' if recipe.get('method') == 'cd' else 'pd'
-    ts = student_grid(den.schedule, steps, method, recipe.get('grid'))
+    method = recipe.get('method', 'teacher')
+    ts = get_method('pd' if method == 'teacher' else method).grid(den.schedule, steps, recipe)   # a teacher: the PD grid
     x0 = _as_float(x0).to(next(den.parameters()).device)
     l2 = denoising_l2(den, x0, [t.item() if hasattr(t, 'item') else t for t in ts], cond=cond, seed=seed)
     return {float(t): float(v) for t, v in zip(ts, l2)}
@@ -260,57 +289,7 @@ def format_row(name: str, r: dict) -> str:
             f"IS {r['is_mean']:5.2f}  [{r['extractor']}; {r['num_samples']} samples x {len(r['seeds'])} seeds vs "
             f"{r['n_reference']} {r['reference']}]")
 
-def _ints(s: str) -> list:
-    try: return [int(v) for v in str(s).split(',') if v.strip()]
-    except ValueError: raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {s!r}")
-
-def eval_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='sferd-eval', description="FID / IS (Inception-v3 or the named stand-in) and "
-                                "denoising l2 of a teacher or distilled student, with sample grids.")
-    p.add_argument('--checkpoint', required=True, help='exported teacher/student dir (model.safetensors + config.json) or run dir')
-    p.add_argument('--steps', type=_ints, help="comma-separated step counts (default: the student's own; teacher: 1,2,4)")
-    p.add_argument('--num-samples', type=int, default=50_000, help='samples per seed (published protocol: 50000)')
-    p.add_argument('--seeds', type=_ints, default=[0, 1, 2], help='sampling seeds (published protocol: 0,1,2)')
-    p.add_argument('--inception-weights', help=f'local pt_inception-2015-12-05 file (or ${INCEPTION_ENV})')
-    p.add_argument('--extractor', default='auto', choices=['auto', 'inception', 'standin'])
-    p.add_argument('--data', default='cifar10-subset', help="reference data spec ('cifar10:PATH' for the 50k training images)")
-    p.add_argument('--ref-split', default='train', choices=['train', 'test'])
-    p.add_argument('--sampler', default='heun', choices=['heun', 'ddim', 'euler'], help='teacher sampler')
-    p.add_argument('--denoise-images', type=int, default=500, help='real test images for the denoising l2 (0: skip)')
-    p.add_argument('--batch-size', type=int, default=250)
-    p.add_argument('--out', help='output dir for eval.json and grids (default: CHECKPOINT/eval)')
-    return p
-
-def main_eval(argv=None) -> list:
-    "Console script `sferd-eval`; returns the result rows (without images)."
-    a = eval_parser().parse_args(argv)
-    try:
-        ext = load_extractor(a.extractor, a.inception_weights)          # first: a bad weights path fails fast
-        den, recipe = load_model(a.checkpoint)
-        steps = a.steps or ([recipe['steps']] if 'steps' in recipe else [1, 2, 4])
-        print(f"sferd-eval: {a.checkpoint} ({recipe.get('method', 'teacher')}), extractor: {ext.name}", flush=True)
-        ref = reference_stats(ext, a.data, a.ref_split)
-        rows = evaluate(den, recipe, steps, ext, ref, a.num_samples, a.seeds, a.batch_size, a.sampler, progress=True)
-        out = Path(a.out) if a.out else (Path(a.checkpoint) if Path(a.checkpoint).is_dir() else Path(a.checkpoint).parent) / 'eval'
-        out.mkdir(parents=True, exist_ok=True)
-        dl = None
-        if a.denoise_images:                       # the same 4 noise levels (a 4-step PD grid) for every model
-            dl = denoising_ability(den, None, get_dataset(a.data, 'test', flip=False).images[:a.denoise_images], 4)
-        for r in rows:
-            save_image_grid(to_model_range(r.pop('images')[:64]), out / f"samples_{r['steps']}steps.png")
-            if dl is not None: r.update(denoising_l2=dl, denoising_l2_mean=float(np.mean(list(dl.values()))))
-            print(format_row(Path(a.checkpoint).name, r), flush=True)
-        tmp = out / 'eval.json.tmp'
-        tmp.write_text(json.dumps(dict(checkpoint=str(a.checkpoint), rows=rows), indent=1)); os.replace(tmp, out / 'eval.json')
-        print(f"wrote {out / 'eval.json'}")
-        return rows
-    except (ValueError, FileNotFoundError, ModuleNotFoundError) as e:
-        sys.exit(f"sferd-eval: error: {e}")
-
-def sferd_eval() -> None:
-    "The `sferd-eval` command: runs `main_eval` on the command-line arguments; exit status 0 on success, a one-line error otherwise."
-    main_eval()
-
 # %% ../nbs/10_eval.ipynb #41b29acd
 #| eval: false
-if __name__ == "__main__": main_eval()
+if __name__ == '__main__' and 'IPython' not in sys.modules:   # python -m sferd_nb.metrics ...
+    from sferd_nb.cli import sferd_eval; sferd_eval()

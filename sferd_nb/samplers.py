@@ -10,12 +10,13 @@ from typing import Callable, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor, nn
 
-from .diffusion import (Prediction, Schedule, _as_tensor, _bcast, _coefs, _compute_dtype, _randn, _t_batch)
+from .diffusion import (Prediction, Schedule, as_time, broadcast_batch, compute_dtype, seeded_randn, batch_times)
 
 # %% auto #0
 __all__ = ['GRID_KINDS', 'SAMPLERS', 'GaussianDenoiser', 'GaussianMixtureDenoiser', 'default_grid', 'karras_sigmas', 'time_grid',
-           'ddim_step', 'euler_step', 'heun_step', 'ddpm_step', 'prior_sample', 'ddim_sample', 'euler_sample',
-           'heun_sample', 'ddpm_sample', 'sample', 'inverse_ddim', 'convergence_order']
+           'check_cond', 'select_cond', 'ddim_update', 'ddim_step', 'euler_step', 'heun_step', 'ddpm_step',
+           'prior_sample', 'ddim_sample', 'euler_sample', 'heun_sample', 'ddpm_sample', 'sample', 'inverse_ddim',
+           'convergence_order']
 
 # %% ../nbs/02_samplers.ipynb #0f6666da
 class GaussianDenoiser(nn.Module):
@@ -28,7 +29,7 @@ class GaussianDenoiser(nn.Module):
         if (self.s <= 0).any(): raise ValueError("the data standard deviation s must be > 0")
 
     def forward(self, x_t: Tensor, t, cond=None, return_attn: bool = False) -> Prediction:
-        a, sg = _coefs(self.schedule, t, x_t)
+        a, sg = self.schedule.alpha_sigma_like(t, x_t)
         mu, var = self.mu.to(a), self.s.to(a)**2
         xf = x_t.to(a)
         x0 = mu + a * var / (a**2 * var + sg**2) * (xf - a * mu)          # posterior mean
@@ -36,16 +37,16 @@ class GaussianDenoiser(nn.Module):
 
     def sample(self, n: int, generator: Optional[torch.Generator] = None) -> Tensor:
         "n draws from the data distribution (float64)."
-        return self.mu + self.s * _randn((n, *self.mu.shape), generator, self.mu.device, torch.float64)
+        return self.mu + self.s * seeded_randn((n, *self.mu.shape), generator, self.mu.device, torch.float64)
 
     def ode_flow(self, x_t: Tensor, t, s=None) -> Tensor:
         "The exact probability-flow ODE map x_t -> x_s (s=None: clean data): y - mu scales with sqrt(s^2 + sigma_ve^2)."
-        a_t, g_t = _coefs(self.schedule, t, x_t)
+        a_t, g_t = self.schedule.alpha_sigma_like(t, x_t)
         mu, var = self.mu.to(a_t), self.s.to(a_t)**2
         sv_t = g_t / a_t
         if s is None: a_s, sv_s = torch.ones_like(a_t), torch.zeros_like(sv_t)
         else:
-            a_s, g_s = _coefs(self.schedule, s, x_t); sv_s = g_s / a_s
+            a_s, g_s = self.schedule.alpha_sigma_like(s, x_t); sv_s = g_s / a_s
         y_s = mu + (x_t.to(a_t) / a_t - mu) * ((var + sv_s**2) / (var + sv_t**2)).sqrt()
         return (a_s * y_s).to(x_t.dtype)
 
@@ -64,7 +65,7 @@ class GaussianMixtureDenoiser(nn.Module):
         self.register_buffer('weights', weights / weights.sum())
 
     def forward(self, x_t: Tensor, t, cond=None, return_attn: bool = False) -> Prediction:
-        a, sg = _coefs(self.schedule, t, x_t)
+        a, sg = self.schedule.alpha_sigma_like(t, x_t)
         B, cdt = x_t.shape[0], a.dtype
         a, sg = a.reshape(B, 1, 1), sg.reshape(B, 1, 1)
         x = x_t.to(cdt).reshape(B, 1, -1)                                     # (B, 1, D)
@@ -77,7 +78,7 @@ class GaussianMixtureDenoiser(nn.Module):
         r = torch.softmax(r, dim=1)[..., None]
         x0k = m + a * var / v * (x - a * m)                                   # E[x0 | x_t, k]
         x0 = (r * x0k).sum(1).reshape(x_t.shape)
-        a, sg = _coefs(self.schedule, t, x_t)
+        a, sg = self.schedule.alpha_sigma_like(t, x_t)
         return Prediction(x0, (x_t.to(cdt) - a * x0) / sg, None)
 
     def sample(self, n: int, generator: Optional[torch.Generator] = None) -> Tensor:
@@ -85,8 +86,8 @@ class GaussianMixtureDenoiser(nn.Module):
         dev = self.means.device
         gdev = generator.device if generator is not None else dev
         k = torch.multinomial(self.weights.to(gdev), n, replacement=True, generator=generator).to(dev)
-        z = _randn((n, *self.means.shape[1:]), generator, dev, torch.float64)
-        return self.means[k] + _bcast(self.stds[k], z) * z
+        z = seeded_randn((n, *self.means.shape[1:]), generator, dev, torch.float64)
+        return self.means[k] + broadcast_batch(self.stds[k], z) * z
 
 # %% ../nbs/02_samplers.ipynb #5ffa7300
 GRID_KINDS = ('trailing', 'leading', 'linspace', 'uniform', 'karras')
@@ -108,8 +109,8 @@ def time_grid(schedule: Schedule, steps: int, kind: Optional[str] = None, rho: f
     kind = kind or default_grid(schedule)
     if kind not in GRID_KINDS: raise ValueError(f"unknown grid kind {kind!r}; choose one of {', '.join(map(repr, GRID_KINDS))}")
     if kind == 'karras':
-        smax = float(schedule.sigma_ve(schedule.t_max, torch.float64)) if sigma_max is None else float(sigma_max)
-        smin = float(schedule.sigma_ve(schedule.t_min, torch.float64)) if sigma_min is None else float(sigma_min)
+        smax = schedule.sigma_ve_max if sigma_max is None else float(sigma_max)
+        smin = schedule.sigma_ve_min if sigma_min is None else float(sigma_min)
         ts = schedule.t_from_sigma_ve(karras_sigmas(steps, smin, smax, rho))
         if schedule.discrete: ts = torch.unique_consecutive(ts)
         schedule.check_t(ts)
@@ -126,40 +127,46 @@ def time_grid(schedule: Schedule, steps: int, kind: Optional[str] = None, rho: f
     return schedule.t_min + (schedule.t_max - schedule.t_min) * torch.arange(steps, 0, -1, dtype=torch.float64) / steps
 
 # %% ../nbs/02_samplers.ipynb #e38186f6
-def _check_cond(cond, x: Tensor) -> None:
+def check_cond(cond, x: Tensor) -> None:
+    "ValueError unless `cond` is None, a scalar, or has one entry per sample of the batch `x`."
     if isinstance(cond, Tensor) and cond.ndim > 0 and cond.shape[0] != x.shape[0]:
         raise ValueError(f"cond has batch size {cond.shape[0]} but x has {x.shape[0]}; pass one condition per sample")
 
-def _ddim_update(schedule: Schedule, x_t: Tensor, pred: Prediction, t, s, eta: float = 0.,
-                 noise: Optional[Tensor] = None, generator: Optional[torch.Generator] = None) -> Tensor:
-    a_t, g_t = _coefs(schedule, t, x_t)
-    a_s, g_s = _coefs(schedule, s, x_t)
+def select_cond(cond, idx):
+    "The conditions of the samples `idx` (a mask, indices or a slice); None and scalar conditions pass through."
+    return cond[idx] if isinstance(cond, Tensor) and cond.ndim > 0 else cond
+
+def ddim_update(schedule: Schedule, x_t: Tensor, pred: Prediction, t, s, eta: float = 0.,
+                noise: Optional[Tensor] = None, generator: Optional[torch.Generator] = None) -> Tensor:
+    "The DDIM update x_t -> x_s (Eq. 3) from a model output `pred` (x0 and eps at x_t, t), like diffusers' `scheduler.step(model_output, ...)`."
+    a_t, g_t = schedule.alpha_sigma_like(t, x_t)
+    a_s, g_s = schedule.alpha_sigma_like(s, x_t)
     x0, eps = pred.x0.to(a_t), pred.eps.to(a_t)
     x_s = a_s * x0                                                               # Eq. 3: sqrt(alpha_bar_s) x0_hat
     if eta == 0: return (x_s + g_s * eps).to(x_t.dtype)                          # Eq. 3: + sqrt(1 - alpha_bar_s) eps_hat
     c = eta * g_s / g_t * (g_t**2 - (a_t / a_s)**2 * g_s**2).clamp(min=0).sqrt()
-    if noise is None: noise = _randn(x_t.shape, generator, x_t.device, x_t.dtype)
+    if noise is None: noise = seeded_randn(x_t.shape, generator, x_t.device, x_t.dtype)
     return (x_s + (g_s**2 - c**2).clamp(min=0).sqrt() * eps + c * noise.to(a_t)).to(x_t.dtype)
 
 @torch.no_grad()
 def ddim_step(denoiser, x_t: Tensor, t, s, cond=None, eta: float = 0., noise: Optional[Tensor] = None,
               generator: Optional[torch.Generator] = None) -> Tensor:
     "One DDIM step x_t -> x_s (Eq. 3; eta > 0 adds fresh noise); `s=None` returns the x0 prediction (clean data)."
-    _check_cond(cond, x_t)
+    check_cond(cond, x_t)
     pred = denoiser(x_t, t, cond=cond)
     if s is None: return pred.x0.to(x_t.dtype)
-    return _ddim_update(denoiser.schedule, x_t, pred, t, s, eta, noise, generator)
+    return ddim_update(denoiser.schedule, x_t, pred, t, s, eta, noise, generator)
 
 # %% ../nbs/02_samplers.ipynb #952f46da
 def _ve(schedule: Schedule, t, x: Tensor) -> Tuple[Tensor, Tensor]:
     "alpha_t and sigma_ve(t) = sigma_t / alpha_t, shaped like x."
-    a, g = _coefs(schedule, t, x)
+    a, g = schedule.alpha_sigma_like(t, x)
     return a, g / a
 
 @torch.no_grad()
 def euler_step(denoiser, x_t: Tensor, t, s, cond=None) -> Tensor:
     "One Euler step of dy/dsigma = (y - D)/sigma in EDM coordinates y = x/alpha; `s=None` returns the x0 prediction."
-    _check_cond(cond, x_t)
+    check_cond(cond, x_t)
     pred = denoiser(x_t, t, cond=cond)
     if s is None: return pred.x0.to(x_t.dtype)
     a_t, sv_t = _ve(denoiser.schedule, t, x_t)
@@ -171,7 +178,7 @@ def euler_step(denoiser, x_t: Tensor, t, s, cond=None) -> Tensor:
 @torch.no_grad()
 def heun_step(denoiser, x_t: Tensor, t, s, cond=None) -> Tensor:
     "One Heun (2nd order) step in EDM coordinates (Karras et al. 2022, Alg. 1); `s=None` is an Euler step to clean data."
-    _check_cond(cond, x_t)
+    check_cond(cond, x_t)
     pred = denoiser(x_t, t, cond=cond)
     if s is None: return pred.x0.to(x_t.dtype)
     a_t, sv_t = _ve(denoiser.schedule, t, x_t)
@@ -188,16 +195,16 @@ def heun_step(denoiser, x_t: Tensor, t, s, cond=None) -> Tensor:
 def ddpm_step(denoiser, x_t: Tensor, t, s, cond=None, noise: Optional[Tensor] = None,
               generator: Optional[torch.Generator] = None) -> Tensor:
     "One ancestral step: a draw from q(x_s | x_t, x0 = x0_hat); `s=None` returns the x0 prediction."
-    _check_cond(cond, x_t)
+    check_cond(cond, x_t)
     pred = denoiser(x_t, t, cond=cond)
     if s is None: return pred.x0.to(x_t.dtype)
-    a_t, g_t = _coefs(denoiser.schedule, t, x_t)
-    a_s, g_s = _coefs(denoiser.schedule, s, x_t)
+    a_t, g_t = denoiser.schedule.alpha_sigma_like(t, x_t)
+    a_s, g_s = denoiser.schedule.alpha_sigma_like(s, x_t)
     a_ts = a_t / a_s
     g2_ts = (g_t**2 - a_ts**2 * g_s**2).clamp(min=0)
     mean = a_ts * g_s**2 / g_t**2 * x_t.to(a_t) + a_s * g2_ts / g_t**2 * pred.x0.to(a_t)
     std = (g2_ts * g_s**2 / g_t**2).sqrt()
-    if noise is None: noise = _randn(x_t.shape, generator, x_t.device, x_t.dtype)
+    if noise is None: noise = seeded_randn(x_t.shape, generator, x_t.device, x_t.dtype)
     return (mean + std * noise.to(a_t)).to(x_t.dtype)
 
 # %% ../nbs/02_samplers.ipynb #d7a46040
@@ -206,13 +213,13 @@ SAMPLERS = ('ddim', 'euler', 'heun', 'ddpm')
 def prior_sample(schedule: Schedule, shape, t=None, generator: Optional[torch.Generator] = None,
                  device=None, dtype=torch.float32) -> Tensor:
     "The starting noise x_T for time t (default t_max): N(0, I) for VP schedules, sigma_t N(0, I) otherwise."
-    z = _randn(tuple(shape), generator, device, dtype)
+    z = seeded_randn(tuple(shape), generator, device, dtype)
     if schedule.vp: return z
     t = schedule.t_max if t is None else t
     return z * schedule.alpha_sigma(t, torch.float64)[1].item()
 
 def _check_ts(schedule: Schedule, ts, x: Tensor) -> Tensor:
-    ts = _as_tensor(ts)
+    ts = as_time(ts)
     if ts.ndim != 1 or len(ts) < 1: raise ValueError(f"ts must be a 1-d tensor of at least one time, got shape {tuple(ts.shape)}")
     schedule.check_t(ts)
     if len(ts) > 1 and not (ts.diff() < 0).all():
@@ -221,7 +228,7 @@ def _check_ts(schedule: Schedule, ts, x: Tensor) -> Tensor:
 
 def _loop(step: Callable, denoiser, x_T: Tensor, ts, cond, return_trajectory: bool, progress: bool):
     ts = _check_ts(denoiser.schedule, ts, x_T)
-    _check_cond(cond, x_T)
+    check_cond(cond, x_T)
     x, traj = x_T, [x_T]
     it = range(len(ts))
     if progress:
@@ -277,20 +284,20 @@ def sample(denoiser, x_T: Tensor, steps: Union[int, Tensor, Sequence] = 50, samp
 @torch.no_grad()
 def inverse_ddim(denoiser, x0: Tensor, ts, cond=None, first_step_iters: int = 3, return_trajectory: bool = False):
     "Deterministic DDIM encoding of clean `x0` up to max(ts) (ts ascending, or the descending sampling grid)."
-    ts = _as_tensor(ts)
+    ts = as_time(ts)
     if ts.ndim != 1 or len(ts) < 1: raise ValueError(f"ts must be a 1-d tensor of at least one time, got shape {tuple(ts.shape)}")
     if len(ts) > 1 and (ts[1] < ts[0]): ts = ts.flip(0)
     _check_ts(denoiser.schedule, ts.flip(0), x0)
-    _check_cond(cond, x0)
+    check_cond(cond, x0)
     sch = denoiser.schedule
-    a1, g1 = _coefs(sch, ts[0], x0)
+    a1, g1 = sch.alpha_sigma_like(ts[0], x0)
     xf = x0.to(a1)
     x = (a1 * xf).to(x0.dtype)
     for _ in range(max(1, first_step_iters)):                                      # x = a x0 + s eps(x): D(x) = x0
         x = (a1 * xf + g1 * denoiser(x, ts[0], cond=cond).eps.to(a1)).to(x0.dtype)
     traj = [x0, x]
     for i in range(len(ts) - 1):
-        x = _ddim_update(sch, x, denoiser(x, ts[i], cond=cond), ts[i], ts[i + 1])  # Eq. 3 run upwards
+        x = ddim_update(sch, x, denoiser(x, ts[i], cond=cond), ts[i], ts[i + 1])  # Eq. 3 run upwards
         if return_trajectory: traj.append(x)
     return (x, traj) if return_trajectory else x
 

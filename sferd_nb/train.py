@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_train.ipynb #c3d09fd6
 from __future__ import annotations
-import argparse, contextlib, json, math, os, random, sys, time
+import contextlib, json, math, os, random, sys, time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Optional, Union
@@ -13,24 +13,24 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 
-from .data import get_dataset, infinite_batches, make_loader, save_image_grid
-from .diffusion import LOSS_WEIGHTS, PARAMETERIZATIONS, Denoiser, diffusion_loss, get_schedule, schedule_from_dict
+from .data import infinite_batches, make_loader, save_image_grid
+from .diffusion import LOSS_WEIGHTS, diffusion_loss
 from .samplers import SAMPLERS, prior_sample, sample
-from .unet import UNET_CONFIGS, UNet, build_unet, count_params
 
 # %% auto #0
 __all__ = ['OPTIMIZERS', 'CKPT_NAME', 'CKPT_FORMAT', 'RESUME_KEYS', 'TEACHER_DEFAULTS', 'TrainConfig', 'lr_at', 'ema_beta',
-           'world_info', 'setup_distributed', 'cleanup_distributed', 'DDP', 'unwrap', 'mix_seed', 'atomic_save',
-           'load_checkpoint', 'Trainer', 'teacher_loss', 'teacher_sample_fn', 'denoiser_config', 'denoiser_from_config',
-           'export_denoiser', 'load_denoiser', 'teacher_parser', 'main_train_teacher', 'sferd_train_teacher']
+           'world_info', 'setup_distributed', 'cleanup_distributed', 'DDP', 'unwrap', 'mix_seed', 'MicroBatchCounter',
+           'draw_global', 'json_normalize', 'atomic_save', 'load_checkpoint', 'Trainer', 'teacher_loss',
+           'teacher_sample_fn']
 
 # %% ../nbs/04_train.ipynb #a2326cd8
 OPTIMIZERS = ('adam', 'adamw', 'radam')
 CKPT_NAME, CKPT_FORMAT = 'ckpt.pt', 'sferd_nb.train/1'
 # config entries that must agree between a checkpoint and the run that resumes it (they fix the data order and state)
-RESUME_KEYS = ('batch_size', 'seed', 'optimizer')
+RESUME_KEYS = ('batch_size', 'seed', 'optimizer', 'lr', 'lr_decay', 'warmup_steps', 'betas', 'weight_decay', 'grad_clip',
+               'ema_decay', 'ema_halflife_kimg', 'ema_rampup', 'grad_accum')
 
 @dataclass
 class TrainConfig:
@@ -57,6 +57,7 @@ class TrainConfig:
     amp: str = 'auto'                        # 'auto' (bf16 on CUDA) | 'bf16' | 'none'
     channels_last: Union[bool, str] = 'auto'  # 'auto': on CUDA
     num_workers: int = 0
+    lazy_checks: Union[bool, str] = 'auto'   # finiteness checked at log/sample/checkpoint steps only ('auto': on CUDA)
 
     def __post_init__(self):
         self.betas = tuple(self.betas)
@@ -90,14 +91,15 @@ def world_info() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized(): return dist.get_world_size(), dist.get_rank()
     return 1, 0
 
-def setup_distributed() -> torch.device:
-    "Join the torchrun process group if RANK/WORLD_SIZE are set (NCCL on CUDA, gloo on CPU); return this process's device."
-    cuda = torch.cuda.is_available()
+def setup_distributed(device=None) -> torch.device:
+    "Join the torchrun process group if RANK/WORLD_SIZE are set (NCCL for a CUDA `device`, gloo on CPU); return this process's device (default: its CUDA GPU if any)."
     local = int(os.environ.get('LOCAL_RANK', 0))
+    if device is None: device = torch.device('cuda', local) if torch.cuda.is_available() else torch.device('cpu')
+    device = torch.device(device)
+    if device.type == 'cuda': torch.cuda.set_device(device)
     if 'RANK' in os.environ and 'WORLD_SIZE' in os.environ and not dist.is_initialized():
-        if cuda: torch.cuda.set_device(local)
-        dist.init_process_group('nccl' if cuda else 'gloo')
-    return torch.device('cuda', local) if cuda else torch.device('cpu')
+        dist.init_process_group('nccl' if device.type == 'cuda' else 'gloo')
+    return device
 
 def cleanup_distributed() -> None:
     "Leave the process group (if any)."
@@ -124,9 +126,22 @@ def mix_seed(*xs: int) -> int:
         z = ((z ^ (z >> 31)) * 0x94D049BB133111EB) & (2**64 - 1)
     return (z ^ (z >> 29)) & (2**63 - 1)
 
+class MicroBatchCounter:
+    "Which micro-batch of the current optimiser step a loss call is (a loss is called `grad_accum` times per step)."
+    def __init__(self): self.step, self.k = None, 0
+    def __call__(self, step: int) -> int:
+        self.k = self.k + 1 if step == self.step else 0
+        self.step = step
+        return self.k
+
+def draw_global(draw: Callable[[int], Tensor], local: int) -> Tensor:
+    "Draw `draw(n)` for the global batch (n = local x world size) and keep this process's share `[rank::world]`: every process count sees the same numbers."
+    world, rank = world_info()
+    return draw(local * world)[rank::world]
+
 # %% ../nbs/04_train.ipynb #f25f2be0
-def _json_norm(d):
-    "Round-trip through JSON (tuples -> lists) so saved and fresh metadata compare equal."
+def json_normalize(d):
+    "Metadata as JSON stores it: round-trip through JSON (tuples -> lists) so saved and fresh metadata compare equal."
     return json.loads(json.dumps(d))
 
 def _rng_state() -> dict:
@@ -180,15 +195,17 @@ def load_checkpoint(path) -> dict:
 
 # %% ../nbs/04_train.ipynb #0d4117eb
 class Trainer:
-    "The one training loop: `Trainer(model, loss_fn, config, out_dir, sample_fn).fit(dataset)`."
+    "The one training loop: `Trainer(model, loss_fn, config, out_dir, sample_fn).fit(dataset)`; subclasses override `train_step`."
     def __init__(self, model: nn.Module, loss_fn: Callable, config: TrainConfig, out_dir, sample_fn: Optional[Callable] = None,
-                 meta: Optional[dict] = None, extra: Optional[nn.Module] = None, on_step_end: Optional[Callable] = None):
+                 meta: Optional[dict] = None, extra: Optional[nn.Module] = None, on_step_end: Optional[Callable] = None,
+                 param_groups: Optional[list] = None):
         # extra: a module checkpointed with the run (e.g. a distiller's target network);
-        # on_step_end(model): runs after every optimiser step (e.g. that target network's EMA update)
+        # on_step_end(model): runs after every optimiser step (e.g. that target network's EMA update);
+        # param_groups: torch-style groups [{'params': [...], 'lr_scale': 0.1}, ...] (default: every trainable parameter)
         self.cfg, self.loss_fn, self.sample_fn = config, loss_fn, sample_fn
         self.extra, self.on_step_end = extra, on_step_end
         self.out_dir = Path(out_dir)
-        self.meta = _json_norm(meta or {})
+        self.meta = json_normalize(meta or {})
         self.world, self.rank = world_info()
         per = self.world * config.grad_accum
         if config.batch_size % per:
@@ -201,21 +218,25 @@ class Trainer:
         self.amp = torch.bfloat16 if (config.amp == 'bf16' or (config.amp == 'auto' and cuda)) else None
         cl = config.channels_last
         self.channels_last = cuda if cl == 'auto' else bool(cl)
+        lz = config.lazy_checks
+        self.lazy_checks = cuda if lz == 'auto' else bool(lz)               # CUDA: no host sync every step
         if self.channels_last: model = model.to(memory_format=torch.channels_last)
         self.model = model
-        self.ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.), use_buffers=True).eval()
+        self.ema = AveragedModel(model, use_buffers=True).eval()
         self.ema.requires_grad_(False)
         net = DDP(model) if self.world > 1 else model
         self.train_model = torch.compile(net) if config.compile else net
-        self.opt = self._make_optimizer()
+        self.opt = self._make_optimizer(param_groups)
         self.step = 0
         self.history: list[dict] = []
 
-    def _make_optimizer(self) -> torch.optim.Optimizer:
+    def _make_optimizer(self, param_groups=None) -> torch.optim.Optimizer:
         c = self.cfg
         opt = {'adam': torch.optim.Adam, 'adamw': torch.optim.AdamW, 'radam': torch.optim.RAdam}[c.optimizer]
-        return opt([q for q in self.model.parameters() if q.requires_grad], lr=c.lr, betas=c.betas, eps=c.eps,
-                   weight_decay=c.weight_decay)
+        groups = param_groups or [{'params': [q for q in self.model.parameters() if q.requires_grad]}]
+        kw = dict(lr=c.lr, betas=c.betas, eps=c.eps, weight_decay=c.weight_decay)
+        if self.device.type == 'cuda': kw.update(fused=True) if c.optimizer != 'radam' else kw.update(foreach=True)
+        return opt(groups, **kw)
 
     @property
     def ckpt_path(self) -> Path: return self.out_dir / CKPT_NAME
@@ -223,7 +244,7 @@ class Trainer:
     # ---- checkpoints -------------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
         return dict(format=CKPT_FORMAT, step=self.step, model=self.model.state_dict(), ema=self.ema.state_dict(),
-                    optimizer=self.opt.state_dict(), rng=_rng_state(), config=_json_norm(asdict(self.cfg)), meta=self.meta,
+                    optimizer=self.opt.state_dict(), rng=_rng_state(), config=json_normalize(asdict(self.cfg)), meta=self.meta,
                     extra=self.extra.state_dict() if self.extra is not None else {})
 
     def save(self) -> Optional[Path]:
@@ -240,7 +261,7 @@ class Trainer:
             diff = sorted(k for k in set(ck['meta']) | set(self.meta) if ck['meta'].get(k) != self.meta.get(k))
             raise ValueError(f"checkpoint {path} was made for a different setup (differs in {diff}); "
                              "resume with the original settings or use a new output directory")
-        now = _json_norm(asdict(self.cfg))
+        now = json_normalize(asdict(self.cfg))
         diff = [k for k in RESUME_KEYS if ck['config'].get(k) != now[k]]
         if diff: raise ValueError(f"checkpoint {path} used different {diff} ({[ck['config'].get(k) for k in diff]}); "
                                   "resume with the same values or use a new output directory")
@@ -258,14 +279,19 @@ class Trainer:
         return self
 
     def _trim_metrics(self):
-        "Drop metric lines written after the checkpoint we resume from (they will be recomputed)."
+        "Drop metric lines written after the checkpoint we resume from (they will be recomputed); a torn last line is dropped."
         f = self.out_dir / 'metrics.jsonl'
         if self.rank != 0 or not f.exists(): return
-        keep = [l for l in f.read_text().splitlines() if l.strip() and json.loads(l).get('step', 0) <= self.step]
+        keep = []
+        for l in f.read_text().splitlines():
+            try: rec = json.loads(l)
+            except ValueError: continue                                      # a line torn by a kill mid-write
+            if isinstance(rec, dict) and rec.get('step', 0) <= self.step: keep.append(l)
         tmp = f.with_name(f.name + '.tmp'); tmp.write_text(''.join(l + '\n' for l in keep)); os.replace(tmp, f)
 
     # ---- helpers -----------------------------------------------------------------------------------------------
-    def _autocast(self):
+    def autocast(self):
+        "The run's autocast context (bf16 on CUDA by default; nothing on CPU unless amp='bf16')."
         if self.amp is None: return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp)
 
@@ -286,8 +312,10 @@ class Trainer:
     def write_samples(self) -> Optional[Path]:
         "Call `sample_fn(ema_model, step)` and save the grid as out_dir/samples/STEP.png (rank 0)."
         if self.sample_fn is None or self.rank != 0: return None
-        with torch.no_grad(), self._autocast():
+        with torch.no_grad(), self.autocast():
             x = self.sample_fn(self.ema.module, self.step)
+        if not torch.isfinite(x).all():
+            raise FloatingPointError(f"the model's samples at step {self.step} are not finite; lower the learning rate")
         return save_image_grid(x.float(), self.out_dir / 'samples' / f'{self.step:07d}.png', nrow=int(math.ceil(len(x) ** 0.5)))
 
     def _log(self, rec: dict):
@@ -295,6 +323,78 @@ class Trainer:
         if self.rank != 0: return
         self.out_dir.mkdir(parents=True, exist_ok=True)
         with open(self.out_dir / 'metrics.jsonl', 'a') as f: f.write(json.dumps(rec) + '\n')
+
+    @torch.no_grad()
+    def update_ema(self, beta: float) -> None:
+        "EMA of parameters and floating buffers: ema <- beta ema + (1 - beta) model, one fused lerp; the first step copies."
+        ema = list(self.ema.module.parameters()) + [b for b in self.ema.module.buffers() if b.is_floating_point()]
+        cur = [p.detach() for p in self.model.parameters()] + [b for b in self.model.buffers() if b.is_floating_point()]
+        if self.step == 0: torch._foreach_copy_(ema, cur)
+        else: torch._foreach_lerp_(ema, cur, 1. - beta)
+        self.ema.n_averaged += 1
+
+    def check_finite(self, stats: dict, where: str = 'at') -> None:
+        "FloatingPointError (one host sync) if the loss or gradient norm was not finite; the last checkpoint stays intact."
+        v = torch.stack([stats['loss'], stats['grad_norm']])
+        if torch.isfinite(v).all(): return
+        last = f"the last good checkpoint {self.ckpt_path} is intact" if self.ckpt_path.exists() else "no checkpoint was written"
+        raise FloatingPointError(f"non-finite loss or gradient {where} step {self.step} (loss {v[0].item():.4g}, grad norm "
+                                 f"{v[1].item():.4g}); {last}. Lower the learning rate or check the data/loss.")
+
+    # ---- one optimiser step ------------------------------------------------------------------------------------
+    def train_step(self, micro: list) -> dict:
+        "One optimiser step over the micro-batches `micro`: losses, backward, clipping, lr, optimiser; returns device tensors."
+        cfg, step = self.cfg, self.step
+        torch.manual_seed(mix_seed(cfg.seed, step, self.rank))              # dropout etc.: a function of the step
+        loss_sum, metrics = 0., {}
+        for k, batch in enumerate(micro):
+            sync = self.world == 1 or k == cfg.grad_accum - 1
+            ctx = contextlib.nullcontext() if sync else self.train_model.no_sync()
+            with ctx:
+                with self.autocast(), torch.enable_grad():                   # also when called under no_grad
+                    loss, m = self.loss_fn(self.train_model, batch, step)
+                (loss.float() / cfg.grad_accum).backward()
+            loss_sum += loss.detach().float() / cfg.grad_accum
+            for key, v in (m or {}).items(): metrics[key] = metrics.get(key, 0.) + v / cfg.grad_accum
+        params = [q for g in self.opt.param_groups for q in g['params']]
+        gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip > 0 else float('inf'))
+        stats = dict(loss=loss_sum, grad_norm=gnorm.float().to(loss_sum.device))
+        if self.world > 1:
+            v = torch.stack([stats['loss'], stats['grad_norm']]); dist.all_reduce(v)
+            stats = dict(loss=v[0] / self.world, grad_norm=v[1])
+        if not self.lazy_checks: self.check_finite(stats)                   # before the optimiser touches the weights
+        lr = lr_at(cfg, step)
+        for g in self.opt.param_groups: g['lr'] = lr * g.get('lr_scale', 1.)
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        return dict(stats, lr=lr, **metrics)
+
+    def after_step(self, stats: dict, max_steps: int) -> None:
+        "Everything after an optimiser step: EMA, `on_step_end`, logging, sample grids, checkpoints."
+        cfg = self.cfg
+        beta = ema_beta(cfg, self.step)
+        self.update_ema(beta)
+        if self.on_step_end is not None: self.on_step_end(self.model)
+        self.step += 1
+        for key, v in stats.items():
+            if key != 'lr': self._acc[key] = self._acc.get(key, 0.) + v
+        last = self.step == max_steps
+        log = (cfg.log_every and self.step % cfg.log_every == 0) or last
+        samples = cfg.sample_every >= 0 and ((cfg.sample_every and self.step % cfg.sample_every == 0) or last)
+        ckpt = cfg.ckpt_every >= 0 and ((cfg.ckpt_every and self.step % cfg.ckpt_every == 0) or last)
+        if self.lazy_checks and (log or samples or ckpt): self.check_finite(self._acc, 'by')   # before anything is written
+        if log:
+            n, busy = self.step - self._n0, time.perf_counter() - self._t0         # float() below syncs: wall time is true
+            rec = dict(step=self.step, kimg=self.step * cfg.batch_size / 1000, lr=stats['lr'], ema_beta=beta,
+                       **{k: float(v) / n for k, v in self._acc.items()})
+            busy = time.perf_counter() - self._t0
+            rec.update(sec_per_step=busy / n, img_per_sec=n * cfg.batch_size / busy)
+            self._log(rec)
+            if self._bar is not None: self._bar.set_postfix(loss=f"{rec['loss']:.4f}")
+            self._acc, self._n0 = {}, self.step
+        if samples: self.write_samples()
+        if ckpt: self.save()
+        if log or samples or ckpt: self._t0 = time.perf_counter()            # sampling and saving are not step time
 
     # ---- the loop ----------------------------------------------------------------------------------------------
     def fit(self, dataset, max_steps: Optional[int] = None, progress: bool = True) -> 'Trainer':
@@ -304,63 +404,22 @@ class Trainer:
         loader = self.make_loader(dataset)
         batches = infinite_batches(loader, start_step=self.step * cfg.grad_accum)
         self.model.train()
-        bar = None
+        self._bar = None
         if progress and self.rank == 0 and self.step < max_steps:
             from tqdm.auto import tqdm
-            bar = tqdm(total=max_steps, initial=self.step, desc='train', dynamic_ncols=True)
-        acc, busy, n0 = {}, 0., self.step
-        while self.step < max_steps:
-            step, t0 = self.step, time.perf_counter()
-            micro = [self._to_device(next(batches)) for _ in range(cfg.grad_accum)]   # (loaders may draw from the RNG)
-            torch.manual_seed(mix_seed(cfg.seed, step, self.rank))           # dropout etc.: a function of the step
-            loss_sum, metrics = 0., {}
-            for k, batch in enumerate(micro):
-                sync = self.world == 1 or k == cfg.grad_accum - 1
-                ctx = contextlib.nullcontext() if sync else self.train_model.no_sync()
-                with ctx:
-                    with self._autocast(), torch.enable_grad():   # also when called under no_grad
-                        loss, m = self.loss_fn(self.train_model, batch, step)
-                    (loss.float() / cfg.grad_accum).backward()
-                loss_sum += loss.detach().float() / cfg.grad_accum
-                for key, v in (m or {}).items(): metrics[key] = metrics.get(key, 0.) + float(v) / cfg.grad_accum
-            gnorm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float('inf'))
-            flags = torch.stack([loss_sum, gnorm.float().to(loss_sum.device)])
-            if self.world > 1:
-                dist.all_reduce(flags); flags[0] /= self.world
-            if not torch.isfinite(flags).all():
-                self.opt.zero_grad(set_to_none=True)
-                if bar is not None: bar.close()
-                last = f"the last good checkpoint {self.ckpt_path} is intact" if self.ckpt_path.exists() else "no checkpoint was written"
-                raise FloatingPointError(f"non-finite loss or gradient at step {step} (loss {flags[0].item():.4g}, grad norm "
-                                         f"{flags[1].item():.4g}); {last}. Lower the learning rate or check the data/loss.")
-            lr = lr_at(cfg, step)
-            for g in self.opt.param_groups: g['lr'] = lr
-            self.opt.step()
+            self._bar = tqdm(total=max_steps, initial=self.step, desc='train', dynamic_ncols=True)
+        self._acc, self._n0, self._t0 = {}, self.step, time.perf_counter()
+        try:
+            while self.step < max_steps:
+                micro = [self._to_device(next(batches)) for _ in range(cfg.grad_accum)]   # (loaders may draw from the RNG)
+                stats = self.train_step(micro)
+                self.after_step(stats, max_steps)
+                if self._bar is not None: self._bar.update(1)
+        except FloatingPointError:
             self.opt.zero_grad(set_to_none=True)
-            beta = ema_beta(cfg, step)
-            self.ema.multi_avg_fn = get_ema_multi_avg_fn(beta)
-            self.ema.update_parameters(self.model)
-            if self.on_step_end is not None: self.on_step_end(self.model)
-            self.step += 1
-            busy += time.perf_counter() - t0
-            acc['loss'] = acc.get('loss', 0.) + flags[0]
-            acc['grad_norm'] = acc.get('grad_norm', 0.) + flags[1]
-            for key, v in metrics.items(): acc[key] = acc.get(key, 0.) + v
-            if bar is not None: bar.update(1)
-            last_step = self.step == max_steps
-            if (cfg.log_every and self.step % cfg.log_every == 0) or last_step:
-                n = self.step - n0
-                rec = dict(step=self.step, kimg=self.step * cfg.batch_size / 1000, lr=lr, ema_beta=beta,
-                           **{k: float(v) / n for k, v in acc.items()}, sec_per_step=busy / n,
-                           img_per_sec=n * cfg.batch_size / busy)
-                self._log(rec)
-                if bar is not None: bar.set_postfix(loss=f"{rec['loss']:.4f}")
-                acc, busy, n0 = {}, 0., self.step
-            if cfg.sample_every >= 0 and ((cfg.sample_every and self.step % cfg.sample_every == 0) or last_step):
-                self.write_samples()
-            if cfg.ckpt_every >= 0 and ((cfg.ckpt_every and self.step % cfg.ckpt_every == 0) or last_step):
-                self.save()
-        if bar is not None: bar.close()
+            raise
+        finally:
+            if self._bar is not None: self._bar.close()
         return self
 
 # %% ../nbs/04_train.ipynb #511339c8
@@ -368,17 +427,13 @@ def teacher_loss(weighting: str = 'edm', seed: int = 0) -> Callable:
     "loss_fn(model, (x, y), step) -> (mean weighted diffusion loss (Eq. 2), metrics) for a Denoiser."
     if weighting not in LOSS_WEIGHTS:
         raise ValueError(f"unknown loss weighting {weighting!r}; choose one of {', '.join(map(repr, LOSS_WEIGHTS))}")
-    calls = {'step': -1, 'k': 0}
+    micro = MicroBatchCounter()
     def loss_fn(model, batch, step):
         x, y = batch
-        calls['k'] = calls['k'] + 1 if calls['step'] == step else 0       # micro-batch index within the step
-        calls['step'] = step
-        world, rank = world_info()
         den = unwrap(model)
-        g = torch.Generator(device=x.device).manual_seed(mix_seed(seed, step, calls['k'], 7))
-        n = x.shape[0] * world                                              # the global batch
-        t = den.schedule.sample_t(n, generator=g, device=x.device)[rank::world]
-        noise = torch.randn((n, *x.shape[1:]), generator=g, device=x.device, dtype=torch.float32)[rank::world]
+        g = torch.Generator(device=x.device).manual_seed(mix_seed(seed, step, micro(step), 7))
+        t = draw_global(lambda n: den.schedule.sample_t(n, generator=g, device=x.device), x.shape[0])
+        noise = draw_global(lambda n: torch.randn((n, *x.shape[1:]), generator=g, device=x.device), x.shape[0])
         cond = y if getattr(den.net, 'num_classes', None) else None
         loss = diffusion_loss(model, x, cond, t=t, noise=noise.to(x.dtype), weighting=weighting)   # Eq. 2
         return loss.mean(), {}
@@ -396,64 +451,6 @@ def teacher_sample_fn(n: int = 16, steps: int = 18, sampler: str = 'heun', seed:
         return sample(denoiser, x_T, steps, sampler=sampler, cond=cond)
     return fn
 
-# %% ../nbs/04_train.ipynb #3fa677fa
-def denoiser_config(den: Denoiser, **extra) -> dict:
-    "The JSON description of a Denoiser(UNet): unet config, schedule, parameterization, sigma_data, num_classes (+ extra)."
-    den = unwrap(den)
-    if not isinstance(den, Denoiser) or not hasattr(den.net, 'config'):
-        raise ValueError("expected a Denoiser wrapping a sferd_nb UNet (or its EMA / DDP wrapper)")
-    return _json_norm(dict(unet=den.net.config, schedule=den.schedule.to_dict(), parameterization=den.parameterization,
-                           sigma_data=den.sigma_data, num_classes=den.net.num_classes, **extra))
-
-def denoiser_from_config(cfg: dict) -> Denoiser:
-    "Build an (untrained) Denoiser from `denoiser_config` output."
-    try:
-        net = UNet(**cfg['unet'])
-        return Denoiser(net, schedule_from_dict(cfg['schedule']), cfg['parameterization'], cfg.get('sigma_data', 0.5))
-    except (KeyError, TypeError) as e:
-        raise ValueError(f"not a sferd_nb denoiser config ({e}); it should come from export_denoiser") from e
-
-def export_denoiser(den, out_dir, config: Optional[dict] = None, fp16: bool = False) -> Path:
-    "Write `out_dir/model.safetensors` (UNet weights, fp16 optional) and `out_dir/config.json`; returns out_dir."
-    from safetensors.torch import save_file
-    d = unwrap(den)
-    out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
-    cfg = denoiser_config(d, **(config or {}))
-    sd = {k: (v.half() if fp16 and v.is_floating_point() else v).detach().cpu().contiguous() for k, v in d.net.state_dict().items()}
-    tmp = out_dir / 'model.safetensors.tmp'
-    save_file(sd, str(tmp), metadata={'format': 'sferd_nb.denoiser/1'}); os.replace(tmp, out_dir / 'model.safetensors')
-    tmp = out_dir / 'config.json.tmp'
-    tmp.write_text(json.dumps(cfg, indent=1)); os.replace(tmp, out_dir / 'config.json')
-    return out_dir
-
-def load_denoiser(path, device=None) -> Denoiser:
-    "A Denoiser (eval mode, float32) from an export dir / model.safetensors, or a training run dir / ckpt.pt (EMA weights)."
-    path = Path(path)
-    if path.is_dir():
-        if (path / 'model.safetensors').exists(): path = path / 'model.safetensors'
-        elif (path / CKPT_NAME).exists(): path = path / CKPT_NAME
-        else: raise FileNotFoundError(f"{path} holds neither model.safetensors nor {CKPT_NAME}; pass an export or run directory")
-    if not path.exists(): raise FileNotFoundError(f"{path} does not exist; pass an export or run directory")
-    if path.suffix == '.safetensors':
-        from safetensors.torch import load_file
-        cfg_file = path.with_name('config.json')
-        if not cfg_file.exists(): raise FileNotFoundError(f"{cfg_file} is missing; export_denoiser writes it next to the weights")
-        cfg = json.loads(cfg_file.read_text())
-        den = denoiser_from_config(cfg)
-        try: sd = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
-        except Exception as e: raise ValueError(f"{path} is corrupt or not a safetensors file ({e})") from e
-        prefix = ''
-    else:
-        ck = load_checkpoint(path)
-        if 'unet' not in ck['meta']: raise ValueError(f"{path} is not a denoiser training checkpoint (no unet in its meta)")
-        den = denoiser_from_config(ck['meta'])
-        sd, prefix = ck['ema'], 'module.net.'
-    sd = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
-    try: den.net.load_state_dict(sd)
-    except RuntimeError as e: raise ValueError(f"weights in {path} do not fit the config ({str(e)[:200]})") from e
-    # channels_last weights: ~1.5x faster inference on CPU (oneDNN) and the fast layout on CUDA; same numbers
-    return den.to(device or 'cpu').to(memory_format=torch.channels_last).eval()
-
 # %% ../nbs/04_train.ipynb #4a8d2528
 TEACHER_DEFAULTS = {
     'tiny': dict(batch_size=64, lr=1e-3, warmup_steps=200, ema_halflife_kimg=50., max_steps=1500, sample_every=250, ckpt_every=250),
@@ -463,91 +460,7 @@ TEACHER_DEFAULTS = {
                        sample_every=10_000, ckpt_every=2000),
 }
 
-def teacher_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='sferd-train-teacher', description="Train a diffusion teacher (default: EDM schedule, "
-                                "preconditioning and weighting) with the sferd_nb training loop.")
-    p.add_argument('--config', default='tiny', choices=list(UNET_CONFIGS), help='named UNet config')
-    p.add_argument('--data', default='cifar10-subset', help="'cifar10-subset', 'cifar10:PATH' or 'imagenet64:PATH'")
-    p.add_argument('--out', required=True, help='run directory (checkpoint, metrics.jsonl, samples/, export)')
-    g = p.add_mutually_exclusive_group()
-    g.add_argument('--cond', dest='cond', action='store_true', default=None, help='class-conditional (imagenet64: default)')
-    g.add_argument('--uncond', dest='cond', action='store_false', help='unconditional (tiny, cifar10: default)')
-    p.add_argument('--schedule', default='edm', choices=['edm', 'cosine-logsnr', 'linear', 'cosine'])
-    p.add_argument('--param', default='edm', choices=list(PARAMETERIZATIONS), help='network parameterization')
-    p.add_argument('--weighting', default='edm', choices=list(LOSS_WEIGHTS), help='loss weight omega(lambda) of Eq. 2')
-    p.add_argument('--batch-size', type=int, help='global batch size')
-    p.add_argument('--grad-accum', type=int, default=1)
-    p.add_argument('--lr', type=float)
-    p.add_argument('--warmup', type=int, help='warm-up steps')
-    p.add_argument('--max-steps', type=int)
-    p.add_argument('--resume', action='store_true', help='continue from OUT/ckpt.pt')
-    p.add_argument('--sample-every', type=int)
-    p.add_argument('--ckpt-every', type=int)
-    p.add_argument('--log-every', type=int, default=10)
-    e = p.add_mutually_exclusive_group()
-    e.add_argument('--ema-halflife-kimg', type=float)
-    e.add_argument('--ema-decay', type=float)
-    p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--compile', action='store_true')
-    p.add_argument('--amp', default='auto', choices=['auto', 'bf16', 'none'])
-    p.add_argument('--workers', type=int, default=0, help='data loader workers per process')
-    p.add_argument('--sampler', default='heun', choices=list(SAMPLERS), help='sampler of the progress grids')
-    p.add_argument('--sample-steps', type=int, default=18)
-    p.add_argument('--model-channels', type=int, help='override the config width (e.g. 16 for smoke tests)')
-    p.add_argument('--num-blocks', type=int, help='override the blocks per level')
-    p.add_argument('--dropout', type=float, help='override the dropout')
-    p.add_argument('--fp16-export', action='store_true', help='export fp16 safetensors')
-    p.add_argument('--no-progress', action='store_true')
-    return p
-
-def main_train_teacher(argv=None) -> Path:
-    "Console script `sferd-train-teacher`; returns the run directory."
-    args = teacher_parser().parse_args(argv)
-    device = setup_distributed()
-    try:
-        out = Path(args.out)
-        if not args.resume and (out / CKPT_NAME).exists():
-            raise FileExistsError(f"{out / CKPT_NAME} exists; pass --resume to continue it or choose a new --out")
-        if args.resume and not (out / CKPT_NAME).exists():
-            raise FileNotFoundError(f"--resume given but {out / CKPT_NAME} does not exist; drop --resume to start a new run")
-        ds = get_dataset(args.data, 'train', seed=args.seed)
-        cond = args.cond if args.cond is not None else bool(UNET_CONFIGS[args.config].get('num_classes'))
-        overrides = {k: v for k, v in dict(model_channels=args.model_channels, num_blocks=args.num_blocks,
-                                           dropout=args.dropout).items() if v is not None}
-        torch.manual_seed(args.seed)
-        net = build_unet(args.config, num_classes=ds.num_classes if cond else 0, img_resolution=ds.resolution, **overrides)
-        sch = get_schedule(args.schedule)
-        den = Denoiser(net, sch, args.param).to(device)
-        d = TEACHER_DEFAULTS[args.config]
-        ema = dict(ema_decay=args.ema_decay, ema_halflife_kimg=None) if args.ema_decay is not None else \
-              dict(ema_halflife_kimg=args.ema_halflife_kimg or d['ema_halflife_kimg'])
-        pick = lambda a, k: a if a is not None else d[k]
-        cfg = TrainConfig(lr=pick(args.lr, 'lr'), batch_size=pick(args.batch_size, 'batch_size'), grad_accum=args.grad_accum,
-                          warmup_steps=pick(args.warmup, 'warmup_steps'), max_steps=pick(args.max_steps, 'max_steps'),
-                          sample_every=pick(args.sample_every, 'sample_every'), ckpt_every=pick(args.ckpt_every, 'ckpt_every'),
-                          log_every=args.log_every, seed=args.seed, compile=args.compile, amp=args.amp,
-                          num_workers=args.workers, **ema)
-        meta = denoiser_config(den, data=args.data, weighting=args.weighting)
-        sfn = teacher_sample_fn(16, args.sample_steps, args.sampler, seed=args.seed, num_classes=net.num_classes,
-                                resolution=ds.resolution)
-        tr = Trainer(den, teacher_loss(args.weighting, seed=args.seed), cfg, out, sample_fn=sfn, meta=meta)
-        if tr.rank == 0:
-            print(f"sferd-train-teacher: {args.config} UNet {count_params(net) / 1e6:.2f} M params, {ds!r}, "
-                  f"{tr.world} process(es) x {tr.micro_batch} x {cfg.grad_accum} = batch {cfg.batch_size}, device {device}")
-        if args.resume:
-            tr.resume()
-            if tr.rank == 0: print(f"resumed from step {tr.step}")
-        tr.fit(ds, progress=not args.no_progress)
-        if tr.rank == 0:
-            export_denoiser(tr.ema, out, dict(data=args.data, weighting=args.weighting, step=tr.step), fp16=args.fp16_export)
-            print(f"done: step {tr.step}; checkpoint {out / CKPT_NAME}, teacher {out / 'model.safetensors'}")
-        return out
-    finally:
-        cleanup_distributed()
-
+# %% ../nbs/04_train.ipynb #27ec4207
+#| eval: false
 if __name__ == '__main__' and 'IPython' not in sys.modules:   # python -m sferd_nb.train ... (e.g. under torchrun)
-    main_train_teacher()
-
-def sferd_train_teacher() -> None:
-    "The `sferd-train-teacher` command: runs `main_train_teacher` on the command-line arguments; exit status 0 on success, a one-line error otherwise."
-    main_train_teacher()
+    from sferd_nb.cli import sferd_train_teacher; sferd_train_teacher()

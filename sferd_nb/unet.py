@@ -6,15 +6,16 @@
 from __future__ import annotations
 import inspect, math
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 # %% auto #0
-__all__ = ['UNET_CONFIGS', 'timestep_embedding', 'num_groups', 'group_norm', 'zero_init', 'Downsample', 'Upsample', 'ResBlock',
-           'AttentionMap', 'AttentionBlock', 'UNetLayer', 'UNet', 'build_unet', 'count_params']
+__all__ = ['UNET_CONFIGS', 'ATTENTION_PLACES', 'timestep_embedding', 'num_groups', 'group_norm', 'zero_init', 'Downsample',
+           'Upsample', 'ResBlock', 'AttentionMap', 'AttentionBlock', 'UNetLayer', 'UNet', 'build_unet', 'count_params',
+           'select_attention', 'attention_received']
 
 # %% ../nbs/03_unet.ipynb #168d87dd
 def timestep_embedding(t: Tensor, dim: int, max_period: float = 10000.) -> Tensor:
@@ -257,3 +258,44 @@ def build_unet(name: str, num_classes: Optional[int] = None, **overrides) -> UNe
 def count_params(m: nn.Module) -> int:
     "Number of parameters of `m`."
     return sum(p.numel() for p in m.parameters())
+
+# %% ../nbs/03_unet.ipynb #d594f19a
+ATTENTION_PLACES = ('encoder', 'middle', 'decoder')
+
+def _available(maps: Sequence[AttentionMap]) -> str:
+    pairs = list(dict.fromkeys((m.place, int(m.resolution)) for m in maps))
+    return ', '.join(f"({p!r}, {r})" for p, r in pairs) or 'none (the network has no attention block)'
+
+def select_attention(maps: Sequence[AttentionMap], resolution: Optional[int] = None, place: Optional[str] = 'decoder',
+                     index: int = -1) -> AttentionMap:
+    "The attention block at `place` ('encoder'|'middle'|'decoder', None = any) and `resolution` (None = highest there); `index` counts among those blocks in forward order."
+    if place is not None and place not in ATTENTION_PLACES:
+        raise ValueError(f"place must be one of {', '.join(map(repr, ATTENTION_PLACES))} or None, got {place!r}")
+    maps = list(maps or [])
+    at = [m for m in maps if place is None or m.place == place]
+    if at and resolution is None: resolution = max(int(m.resolution) for m in at)
+    hit = [m for m in at if int(m.resolution) == resolution]
+    if not hit:
+        raise ValueError(f"no attention block at place={place!r}, resolution={resolution}; "
+                         f"available (place, resolution): {_available(maps)}")
+    if not -len(hit) <= index < len(hit):
+        raise ValueError(f"index {index} out of range: {len(hit)} attention block(s) at place={place!r}, resolution={resolution}")
+    return hit[index]
+
+def attention_received(maps: Union[AttentionMap, Tensor], image_size: Optional[int] = None) -> Tensor:
+    "Per-position attention map (B, H, W) with mean exactly 1: mean over heads, sum over queries (Eq. 9 reduced), nearest-upsampled to `image_size`."
+    if isinstance(maps, (list, tuple)):
+        raise ValueError("attention_received takes one AttentionMap or its probs; pick a block with select_attention(maps, ...)")
+    probs = maps.probs if isinstance(maps, AttentionMap) else maps
+    if not isinstance(probs, Tensor) or probs.ndim not in (3, 4) or probs.shape[-1] != probs.shape[-2]:
+        raise ValueError(f"expected attention probs of shape (B, heads, N, N) or (B, N, N), got {getattr(probs, 'shape', type(probs))}")
+    if probs.ndim == 3: probs = probs[:, None]
+    N = probs.shape[-1]; r = math.isqrt(N)
+    if r * r != N: raise ValueError(f"{N} attention positions do not form a square grid")
+    a = probs.float().mean(1).sum(1)                                           # mean over heads, sum over queries -> (B, N)
+    a = a / a.mean(1, keepdim=True)                                            # mean 1 (exact up to float rounding)
+    a = a.reshape(-1, r, r)
+    if image_size is not None and image_size != r:
+        a = F.interpolate(a[:, None], size=(image_size, image_size), mode='nearest')[:, 0]
+        if image_size % r: a = a / a.mean((1, 2), keepdim=True)                # non-integer factors: restore the mean
+    return a

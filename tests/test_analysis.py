@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from sferd_nb.cli import main_analyze
 from sferd_nb import analysis as A
 from sferd_nb.data import data_dir
 from sferd_nb.diffusion import Denoiser, get_schedule
-from sferd_nb.train import export_denoiser, load_denoiser
+from sferd_nb.io import export_denoiser, load_denoiser
 from sferd_nb.unet import AttentionMap, build_unet
 
 
@@ -96,8 +97,8 @@ def test_missing_resolution_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="available"):
         A.analyze(den, torch.zeros(1, 3, 32, 32), steps=2, resolutions=[16])
     t = _export(tmp_path, attn_resolutions=(8,))
-    with pytest.raises(ValueError, match=r"\('middle', 8\)"):
-        A.main_analyze(['--checkpoint', str(t), '--out', str(tmp_path / 'o'), '--num-images', '1', '--eps-draws', '1',
+    with pytest.raises(SystemExit, match=r"\('middle', 8\)"):
+        main_analyze(['--checkpoint', str(t), '--out', str(tmp_path / 'o'), '--num-images', '1', '--eps-draws', '1',
                         '--steps', '2', '--resolutions', '32'])
 
 
@@ -140,7 +141,7 @@ def test_cli_writes_figures_and_json(tmp_path):
     t = _export(tmp_path)
     (t / 'metrics.jsonl').write_text('\n'.join(json.dumps(dict(step=s, loss=1.0 / (s + 1))) for s in range(5)))
     out = tmp_path / 'out'
-    paths = A.main_analyze(['--checkpoint', str(t), '--out', str(out), '--num-images', '2', '--eps-draws', '2',
+    paths = main_analyze(['--checkpoint', str(t), '--out', str(out), '--num-images', '2', '--eps-draws', '2',
                             '--steps', '3', '--seed', '1'])
     assert sorted(paths) == ['eq8', 'fig2a', 'fig3a', 'fig3b', 'fig3c', 'json']
     for k in ('eq8', 'fig2a', 'fig3a', 'fig3b', 'fig3c'):
@@ -156,14 +157,14 @@ def test_cli_writes_figures_and_json(tmp_path):
 
 def test_cli_conditional_checkpoint_and_bad_path(tmp_path):
     t = _export(tmp_path, 'cteacher', cond=True)
-    paths = A.main_analyze(['--checkpoint', str(t), '--out', str(tmp_path / 'o'), '--num-images', '2', '--eps-draws', '1',
+    paths = main_analyze(['--checkpoint', str(t), '--out', str(tmp_path / 'o'), '--num-images', '2', '--eps-draws', '1',
                             '--steps', '2'])
     rep = json.loads(paths['json'].read_text())
     assert rep['conditional'] is True and 'fig2a' not in rep
-    with pytest.raises(FileNotFoundError, match='does not exist'):
-        A.main_analyze(['--checkpoint', str(tmp_path / 'nope'), '--out', str(tmp_path / 'o2')])
-    with pytest.raises(ValueError, match='num-images'):
-        A.main_analyze(['--checkpoint', str(t), '--out', str(tmp_path / 'o3'), '--num-images', '0'])
+    with pytest.raises(SystemExit, match='does not exist'):
+        main_analyze(['--checkpoint', str(tmp_path / 'nope'), '--out', str(tmp_path / 'o2')])
+    with pytest.raises(SystemExit, match='num-images'):
+        main_analyze(['--checkpoint', str(t), '--out', str(tmp_path / 'o3'), '--num-images', '0'])
 
 
 def _shipped():

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from sferd_nb.diffusion import Denoiser, get_schedule
-from sferd_nb.train import export_denoiser
+from sferd_nb.io import export_denoiser
 from sferd_nb.unet import build_unet
 
 BIN = Path(sys.executable).parent

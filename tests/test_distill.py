@@ -5,9 +5,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from sferd_nb.cli import main_distill
 from sferd_nb.diffusion import Denoiser, get_schedule
 from sferd_nb.unet import build_unet
-from sferd_nb.train import export_denoiser, load_denoiser
+from sferd_nb.io import export_denoiser, load_denoiser
 from sferd_nb import distill as D
 from sferd_nb.data import ImageDataset, load_cifar10_subset
 
@@ -29,7 +30,7 @@ def test_cli_pd_runs_resumes_and_samples(tmp_path):
     out = tmp_path / 'pd'
     args = ['--method', 'pd', '--teacher', str(t), '--out', str(out), '--teacher-steps', '4', '--max-steps', '2',
             '--batch-size', '4', '--no-progress', '--ckpt-every', '1']
-    dirs = D.main_distill(args)
+    dirs = main_distill(args)
     assert [Path(d).name for d in dirs] == ['stage0_2steps', 'stage1_1steps']
     for d in dirs:
         assert (Path(d) / 'model.safetensors').exists() and list((Path(d) / 'samples').glob('*.png'))
@@ -38,16 +39,16 @@ def test_cli_pd_runs_resumes_and_samples(tmp_path):
     # the same command again refuses to overwrite what is there ...
     again = ['--method', 'pd', '--teacher', str(t), '--out', str(tmp_path / 'pd2'), '--teacher-steps', '2',
              '--max-steps', '1', '--batch-size', '4', '--no-progress']
-    D.main_distill(again)
+    main_distill(again)
     with pytest.raises(SystemExit, match='--resume'):
-        D.main_distill(again)
+        main_distill(again)
     # ... and a 1-step student samples images with the sampling API
     den, rec = D.load_student(dirs[-1])
     x = D.student_sample(den, torch.randn(2, 3, 32, 32) * 80, rec['steps'], rec['method'])
     assert x.shape == (2, 3, 32, 32) and torch.isfinite(x).all()
 
 def _run_pd(tmp, t, steps, resume=False, method='pd'):
-    return D.distill(load_denoiser(t), _small_ds(), tmp, method, teacher_steps=2, final_steps=1, steps_per_stage=steps,
+    return D.distill(load_denoiser(t), _small_ds(), tmp, method=method, teacher_steps=2, student_steps=1, max_steps=steps,
                      batch_size=4, progress=False, ckpt_every=1, sample_every=-1, resume=resume)
 
 class _Crash(Exception): pass
@@ -77,7 +78,7 @@ def test_resume_is_exact(tmp_path, method, monkeypatch):
 
 def test_cd_cli_conditional(tmp_path):
     t = _teacher(tmp_path, cond=True)
-    dirs = D.main_distill(['--method', 'cd', '--teacher', str(t), '--out', str(tmp_path / 'cd'), '--max-steps', '2',
+    dirs = main_distill(['--method', 'cd', '--teacher', str(t), '--out', str(tmp_path / 'cd'), '--max-steps', '2',
                            '--batch-size', '4', '--N', '6', '--no-progress'])
     den, rec = D.load_student(dirs[0])
     assert den.parameterization == 'cm' and rec['method'] == 'cd'
@@ -86,22 +87,23 @@ def test_cd_cli_conditional(tmp_path):
 
 def test_bad_input(tmp_path):
     with pytest.raises(SystemExit, match='sferd-distill: error:'):
-        D.main_distill(['--teacher', str(tmp_path / 'missing'), '--out', str(tmp_path / 'o')])
+        main_distill(['--teacher', str(tmp_path / 'missing'), '--out', str(tmp_path / 'o')])
     t = _teacher(tmp_path)
     with pytest.raises(SystemExit, match='power of two'):
-        D.main_distill(['--teacher', str(t), '--out', str(tmp_path / 'o'), '--teacher-steps', '6', '--no-progress'])
-    with pytest.raises(ValueError, match="choose 'pd' or 'cd'"):
+        main_distill(['--teacher', str(t), '--out', str(tmp_path / 'o'), '--teacher-steps', '6', '--no-progress'])
+    with pytest.raises(ValueError, match="unknown distillation method 'gd'; choose one of pd, cd"):
         D.distill(load_denoiser(t), _small_ds(), tmp_path / 'x', method='gd')
 
 _WORKER = r'''
 import sys, torch, torch.distributed as dist
 from sferd_nb import distill as D
-from sferd_nb.train import load_denoiser, setup_distributed
+from sferd_nb.io import load_denoiser
+from sferd_nb.train import setup_distributed
 from sferd_nb.data import ImageDataset, load_cifar10_subset
 setup_distributed()
 d = load_cifar10_subset()
 ds = ImageDataset(d['x_train'][:64], d['y_train'][:64], 10)
-D.distill(load_denoiser(sys.argv[1]), ds, sys.argv[2], sys.argv[3], teacher_steps=2, final_steps=1, steps_per_stage=3,
+D.distill(load_denoiser(sys.argv[1]), ds, sys.argv[2], method=sys.argv[3], teacher_steps=2, student_steps=1, max_steps=3,
           batch_size=8, progress=False, ckpt_every=-1, sample_every=-1)
 dist.destroy_process_group() if dist.is_initialized() else None
 '''
@@ -130,13 +132,13 @@ def test_ddp_equals_single_process(tmp_path, method):
 
 def test_cli_attention_guidance_pd(tmp_path):
     t = _teacher(tmp_path)
-    dirs = D.main_distill(['--method', 'pd', '--attention-guidance', '--w', '0.3', '--psi', '1.0', '--teacher', str(t),
+    dirs = main_distill(['--method', 'pd', '--attention-guidance', '--w', '0.3', '--psi', '1.0', '--teacher', str(t),
                            '--out', str(tmp_path / 'ag'), '--teacher-steps', '2', '--max-steps', '1', '--batch-size', '4',
                            '--no-progress'])
     cfg = json.loads((Path(dirs[0]) / 'config.json').read_text())
     assert cfg['attention_guidance'] == dict(psi=1.0, w=0.3, blur_sigma=3.0, resolution=None)
     with pytest.raises(SystemExit, match='attention'):
-        D.main_distill(['--attention-guidance', '--attn-resolution', '32', '--teacher', str(t), '--out',
+        main_distill(['--attention-guidance', '--attn-resolution', '32', '--teacher', str(t), '--out',
                         str(tmp_path / 'ag2'), '--teacher-steps', '2', '--max-steps', '1', '--batch-size', '4', '--no-progress'])
 
 
@@ -144,8 +146,8 @@ def test_resume_of_a_finished_run_says_it_is_not_extended(tmp_path, capsys):
     t = _teacher(tmp_path)
     args = ['--method', 'cd', '--teacher', str(t), '--out', str(tmp_path / 'cd'), '--batch-size', '4', '--no-progress',
             '--sample-every', '-1', '--ckpt-every', '-1', '--N', '4']
-    D.main_distill(args + ['--max-steps', '1'])
+    main_distill(args + ['--max-steps', '1'])
     capsys.readouterr()
-    dirs = D.main_distill(args + ['--max-steps', '3', '--resume'])
+    dirs = main_distill(args + ['--max-steps', '3', '--resume'])
     assert json.loads((Path(dirs[0]) / 'DONE').read_text())['step'] == 1
     assert 'finished at step 1' in capsys.readouterr().err

@@ -6,13 +6,15 @@ import pytest
 import torch
 from torch import nn
 
+from sferd_nb.cli import main_distill
 from sferd_nb.diffusion import Denoiser, Prediction, get_schedule
 from sferd_nb.unet import build_unet
 from sferd_nb.samplers import sample, time_grid, prior_sample
-from sferd_nb.train import export_denoiser, load_denoiser
+from sferd_nb.io import export_denoiser, load_denoiser
 from sferd_nb.data import ImageDataset, load_cifar10_subset
 from sferd_nb import distill as D
-from sferd_nb.guidance import (AttentionGuidedTeacher, attention_guidance, denoising_l2, gaussian_blur,
+from sferd_nb.metrics import denoising_l2
+from sferd_nb.guidance import (AttentionGuidedTeacher, attention_guidance, gaussian_blur,
                                guided_teacher_wrapper, risky_mask)
 
 
@@ -148,8 +150,8 @@ def _ds(n=32):
 
 
 def _run(tmp, method, wrapper, teacher_dir):
-    kw = dict(teacher_steps=2, final_steps=1) if method == 'pd' else dict(final_steps=1, N=6)
-    return D.distill(load_denoiser(teacher_dir), _ds(), tmp, method, steps_per_stage=2, batch_size=4, progress=False,
+    kw = dict(teacher_steps=2, student_steps=1) if method == 'pd' else dict(student_steps=1, N=6)
+    return D.distill(load_denoiser(teacher_dir), _ds(), tmp, method=method, max_steps=2, batch_size=4, progress=False,
                      ckpt_every=-1, sample_every=-1, log_every=0, seed=0, teacher_wrapper=wrapper, **kw)
 
 
@@ -189,12 +191,12 @@ def test_cli_attention_guidance(tmp_path):
     tdir = export_denoiser(_teacher(nonzero=False), tmp_path / 'teacher', dict(data='cifar10-subset'))
     base = ['--teacher', str(tdir), '--teacher-steps', '2', '--max-steps', '1', '--batch-size', '4', '--no-progress',
             '--sample-every', '-1', '--ckpt-every', '-1']
-    dirs = D.main_distill(['--method', 'pd', '--out', str(tmp_path / 'pd'), '--attention-guidance', '--psi', '1.1',
+    dirs = main_distill(['--method', 'pd', '--out', str(tmp_path / 'pd'), '--attention-guidance', '--psi', '1.1',
                            '--w', '0.2', '--blur-sigma', '2'] + base)
     cfg = json.loads((Path(dirs[-1]) / 'config.json').read_text())
     assert cfg['attention_guidance'] == dict(psi=1.1, w=0.2, blur_sigma=2.0, resolution=None)
     with pytest.raises(SystemExit, match='choose --attn-resolution'):
-        D.main_distill(['--method', 'cd', '--out', str(tmp_path / 'cd'), '--N', '4', '--attention-guidance',
+        main_distill(['--method', 'cd', '--out', str(tmp_path / 'cd'), '--N', '4', '--attention-guidance',
                         '--attn-resolution', '32'] + base)
     with pytest.raises(SystemExit, match='blur_sigma'):
-        D.main_distill(['--method', 'cd', '--out', str(tmp_path / 'cd2'), '--attention-guidance', '--blur-sigma', '-1'] + base)
+        main_distill(['--method', 'cd', '--out', str(tmp_path / 'cd2'), '--attention-guidance', '--blur-sigma', '-1'] + base)

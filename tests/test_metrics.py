@@ -5,10 +5,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from sferd_nb.cli import main_eval, main_demo
 from sferd_nb import metrics as M
 from sferd_nb.data import get_dataset, to_model_range
 from sferd_nb.diffusion import Denoiser, get_schedule
-from sferd_nb.train import export_denoiser
+from sferd_nb.io import export_denoiser
 from sferd_nb.unet import build_unet
 
 @pytest.fixture(autouse=True)
@@ -63,11 +64,11 @@ def test_missing_weights_file_is_an_error_not_a_switch(tmp_path, monkeypatch):
     monkeypatch.setenv(M.INCEPTION_ENV, str(tmp_path / 'nope.pth'))
     with pytest.raises(FileNotFoundError, match=M.INCEPTION_ENV): M.load_extractor()
     with pytest.raises(SystemExit, match='Inception weights file'):
-        M.main_eval(['--checkpoint', str(_teacher(tmp_path)), '--num-samples', '8'])
+        main_eval(['--checkpoint', str(_teacher(tmp_path)), '--num-samples', '8'])
 
 def test_sferd_eval_names_the_extractor_everywhere(tmp_path, capsys):
     t = _teacher(tmp_path)
-    rows = M.main_eval(['--checkpoint', str(t), '--steps', '1,2', '--num-samples', '20', '--seeds', '0,1',
+    rows = main_eval(['--checkpoint', str(t), '--steps', '1,2', '--num-samples', '20', '--seeds', '0,1',
                         '--denoise-images', '8', '--batch-size', '10', '--ref-split', 'test', '--out', str(tmp_path / 'ev')])
     name = M.load_extractor('standin').name
     out = capsys.readouterr().out
@@ -82,7 +83,7 @@ def test_sferd_eval_names_the_extractor_everywhere(tmp_path, capsys):
 def test_quick_demo_end_to_end(tmp_path):
     from sferd_nb import demo
     t0 = time.time()
-    rows = demo.main(['--quick', '--teacher', str(_teacher(tmp_path)), '--out', str(tmp_path / 'demo'), '--no-progress'])
+    rows = main_demo(['--quick', '--teacher', str(_teacher(tmp_path)), '--out', str(tmp_path / 'demo'), '--no-progress'])
     assert time.time() - t0 < 120
     assert [r['name'] for r in rows] == ['teacher', 'pd', 'pd+ag', 'cd', 'cd+ag']
     assert len({r['budget_steps'] for r in rows[1:]}) == 1                 # equal budgets

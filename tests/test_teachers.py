@@ -5,7 +5,7 @@ import torch
 from sferd_nb.data import data_dir, load_cifar10_subset, to_model_range
 from sferd_nb.diffusion import Denoiser, q_sample
 from sferd_nb.samplers import prior_sample, sample
-from sferd_nb.train import load_denoiser
+from sferd_nb.io import load_denoiser
 from sferd_nb.unet import UNet
 
 TEACHERS = ['cifar10_uncond', 'cifar10_cond']

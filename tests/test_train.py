@@ -7,8 +7,9 @@ import torch
 
 from sferd_nb.data import ImageDataset, get_dataset
 from sferd_nb.diffusion import Denoiser, diffusion_loss, get_schedule
-from sferd_nb.train import (CKPT_NAME, TrainConfig, Trainer, atomic_save, denoiser_config, export_denoiser,
-                            load_checkpoint, load_denoiser, main_train_teacher, teacher_loss)
+from sferd_nb.train import CKPT_NAME, TrainConfig, Trainer, atomic_save, load_checkpoint, teacher_loss
+from sferd_nb.io import denoiser_config, export_denoiser, load_denoiser
+from sferd_nb.cli import main_train_teacher
 from sferd_nb.unet import build_unet, count_params
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -151,7 +152,7 @@ def test_cli_tiny_and_resume(tmp_path):
     main_train_teacher(args + ['--max-steps', '3'])
     assert (out / CKPT_NAME).exists() and (out / 'samples' / '0000003.png').exists()
     assert (out / 'model.safetensors').exists() and json.loads((out / 'config.json').read_text())['unet']['model_channels'] == 16
-    with pytest.raises(FileExistsError, match='--resume'): main_train_teacher(args + ['--max-steps', '5'])
+    with pytest.raises(SystemExit, match='--resume'): main_train_teacher(args + ['--max-steps', '5'])
     main_train_teacher(args + ['--max-steps', '5', '--resume'])
     assert load_checkpoint(out)['step'] == 5 and (out / 'samples' / '0000005.png').exists()
     steps = [json.loads(l)['step'] for l in (out / 'metrics.jsonl').read_text().splitlines()]

@@ -13,7 +13,7 @@ import torch
 
 from sferd_nb.data import save_image_grid
 from sferd_nb.samplers import prior_sample, sample
-from sferd_nb.train import export_denoiser, load_denoiser
+from sferd_nb.io import export_denoiser, load_denoiser
 
 def main():
     p = argparse.ArgumentParser()
