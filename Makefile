@@ -12,7 +12,7 @@ TORCH ?= torch==2.13.0
 NBDEV_TEST_FLAGS ?= --n_workers 2
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo install sync-check readme nbtest pytest docs clean export
+.PHONY: test test-gpu demo install sync-check readme nbtest pytest docs clean export
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,13 @@ nbtest: install
 
 pytest: install
 	OMP_NUM_THREADS=1 MPLBACKEND=Agg $(BIN)/python -m pytest -q tests/
+
+## the GPU suite (needs a CUDA GPU and a CUDA build of torch, e.g. TORCH="torch --index-url .../cu124"): the `gpu`
+## pytest marker, then every notebook with its `#| gpu` cells; the default suite runs unchanged with CUDA visible
+test-gpu: install
+	$(BIN)/python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'make test-gpu: no CUDA GPU is visible to torch')"
+	OMP_NUM_THREADS=1 MPLBACKEND=Agg $(BIN)/python -m pytest -q -m gpu tests/
+	OMP_NUM_THREADS=1 MPLBACKEND=Agg $(BIN)/nbdev_test --flags gpu --n_workers 1
 
 ## regenerate the library, clean the notebooks and rebuild README.md from nbs/index.ipynb
 export: install

@@ -1,0 +1,138 @@
+"""Issue 13's findings, each reproduced: nothing of the user's is lost, no wrong number looks right, every user error is
+one line with a non-zero exit. Runs the installed console scripts as a user would."""
+import json, os, subprocess, sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from sferd_nb.diffusion import Denoiser, get_schedule
+from sferd_nb.io import export_denoiser
+from sferd_nb.unet import build_unet
+
+BIN = Path(sys.executable).parent
+ENV = dict(os.environ, OMP_NUM_THREADS='1', MPLBACKEND='Agg')
+TEACHER_ARGS = ['--model-channels', '16', '--num-blocks', '1', '--sample-steps', '2', '--no-progress', '--warmup', '1',
+                '--batch-size', '8']
+
+
+def run(*args, cwd=None):
+    return subprocess.run([str(BIN / args[0]), *map(str, args[1:])], capture_output=True, text=True, env=ENV, cwd=cwd,
+                          timeout=600)
+
+
+def one_line_error(r, cmd, contains=''):
+    assert r.returncode != 0, r.stdout[-500:]
+    err = r.stderr.strip().splitlines()
+    assert err and err[-1].startswith(f'{cmd}: error:'), r.stderr[-1500:]
+    assert 'Traceback' not in r.stderr, r.stderr[-1500:]
+    assert contains in err[-1], err[-1]
+
+
+@pytest.fixture(scope='module')
+def teacher(tmp_path_factory):
+    torch.manual_seed(0)
+    net = build_unet('tiny', model_channels=16, num_blocks=1, attn_resolutions=(8,))
+    return export_denoiser(Denoiser(net, get_schedule('edm'), 'edm'), tmp_path_factory.mktemp('t') / 'teacher',
+                           dict(data='cifar10-subset'))
+
+
+def test_demo_never_deletes_a_folder_it_did_not_make(tmp_path):
+    runs = tmp_path / 'runs'; runs.mkdir(); (runs / 'NOTES.txt').write_text('notes')
+    r = run('sferd-demo', '--quick', '--teacher', tmp_path / 'nope', '--out', runs)
+    one_line_error(r, 'sferd-demo', 'does not exist')
+    r = run('sferd-demo', '--quick', '--out', runs, '--no-progress', '--methods', 'pd')
+    one_line_error(r, 'sferd-demo', 'not made by sferd-demo')
+    assert (runs / 'NOTES.txt').read_text() == 'notes'
+    r = run('sferd-demo', '--quick', '--out', '.', '--no-progress', cwd=runs)
+    one_line_error(r, 'sferd-demo', 'not made by sferd-demo')
+    assert sorted(p.name for p in runs.iterdir()) == ['NOTES.txt']
+
+
+def test_train_teacher_never_overwrites_an_export(tmp_path, teacher):
+    before = (teacher / 'model.safetensors').read_bytes(), (teacher / 'config.json').read_text()
+    r = run('sferd-train-teacher', '--out', teacher, '--config', 'tiny', '--max-steps', '1', *TEACHER_ARGS)
+    one_line_error(r, 'sferd-train-teacher', 'not made by sferd-train-teacher')
+    assert ((teacher / 'model.safetensors').read_bytes(), (teacher / 'config.json').read_text()) == before
+
+
+def test_diverged_training_exports_nothing_and_eval_refuses_nan(tmp_path, teacher):
+    out = tmp_path / 'div'
+    r = run('sferd-train-teacher', '--out', out, '--lr', '1e6', '--max-steps', '3', '--ckpt-every', '-1', *TEACHER_ARGS)
+    one_line_error(r, 'sferd-train-teacher', 'non-finite')
+    assert not (out / 'model.safetensors').exists()
+    nan = Denoiser(build_unet('tiny', model_channels=16, num_blocks=1, attn_resolutions=(8,)), get_schedule('edm'), 'edm')
+    with torch.no_grad(): nan.net.out[-1].bias.fill_(float('nan')) if hasattr(nan.net, 'out') else next(nan.parameters()).fill_(float('nan'))
+    with pytest.raises(FloatingPointError, match='non-finite'): export_denoiser(nan, tmp_path / 'nan')
+
+
+def test_resume_refuses_a_changed_run(tmp_path, teacher):
+    out = tmp_path / 'pd'
+    base = ['--teacher', teacher, '--out', out, '--teacher-steps', '2', '--max-steps', '1', '--batch-size', '4', '--no-progress']
+    assert run('sferd-distill', *base).returncode == 0
+    one_line_error(run('sferd-distill', *base, '--resume', '--attention-guidance'), 'sferd-distill', 'attention_guidance')
+    other = export_denoiser(Denoiser(build_unet('tiny', model_channels=16, num_blocks=1, attn_resolutions=(8,)),
+                                     get_schedule('edm'), 'edm'), tmp_path / 'other', dict(data='cifar10-subset'))
+    base2 = [a if a != teacher else other for a in base]
+    one_line_error(run('sferd-distill', *base2, '--resume'), 'sferd-distill', 'teacher')
+    t = tmp_path / 't'
+    assert run('sferd-train-teacher', '--out', t, '--max-steps', '2', '--ckpt-every', '1', *TEACHER_ARGS).returncode == 0
+    one_line_error(run('sferd-train-teacher', '--out', t, '--max-steps', '3', '--resume', '--lr', '5e-4', *TEACHER_ARGS),
+                   'sferd-train-teacher', "'lr'")
+
+
+def test_torn_metrics_line_does_not_break_resume(tmp_path):
+    t = tmp_path / 't'
+    assert run('sferd-train-teacher', '--out', t, '--max-steps', '2', '--ckpt-every', '1', '--log-every', '1', *TEACHER_ARGS).returncode == 0
+    with open(t / 'metrics.jsonl', 'a') as f: f.write('{"step": 3, "lo')
+    r = run('sferd-train-teacher', '--out', t, '--max-steps', '3', '--resume', *TEACHER_ARGS)
+    assert r.returncode == 0, r.stderr[-1500:]
+    assert [json.loads(l)['step'] for l in (t / 'metrics.jsonl').read_text().splitlines()] == [1, 2, 3]
+
+
+def _corrupt_npz(tmp_path):
+    from sferd_nb.data import data_dir, SUBSET_FILE
+    d = tmp_path / 'data'; d.mkdir()
+    b = bytearray((data_dir() / SUBSET_FILE).read_bytes()); b[len(b) // 2: len(b) // 2 + 64] = bytes(64)
+    (d / SUBSET_FILE).write_bytes(bytes(b))
+    return d
+
+
+BAD = [  # command, arguments, what the one line says
+    ('sferd-train-teacher', ['--batch-size', '0'], '--batch-size must be >= 1'),
+    ('sferd-train-teacher', ['--model-channels', '0'], '--model-channels must be >= 1'),
+    ('sferd-train-teacher', ['--data', 'cifar10:/nonexistent'], ''),
+    ('sferd-distill', ['--teacher', '{teacher}', '--batch-size', '0'], '--batch-size must be >= 1'),
+    ('sferd-distill', ['--teacher', '{teacher}', '--teacher-steps', '6'], '--teacher-steps / --student-steps'),
+    ('sferd-distill', ['--teacher', '{nope}'], 'does not exist'),
+    ('sferd-analyze', ['--checkpoint', '{nope}'], 'does not exist'),
+    ('sferd-analyze', ['--checkpoint', '{badjson}'], 'config.json is not valid JSON'),
+    ('sferd-eval', ['--checkpoint', '{teacher}', '--num-samples', '0'], '--num-samples must be >= 1'),
+    ('sferd-eval', ['--checkpoint', '{mismatch}'], 'do not fit its config.json'),
+    ('sferd-data', ['--data', 'imagenet64:/nonexistent'], ''),
+    ('sferd-demo', ['--quick', '--teacher', '{nope}'], 'does not exist'),
+    ('sferd-distill', ['--teacher', '{teacher}', '--device', 'gpu0'], 'not a torch device'),
+]
+
+
+@pytest.mark.parametrize('cmd,args,says', BAD, ids=[f'{c}-{i}' for i, (c, _, _) in enumerate(BAD)])
+def test_bad_input_is_one_line_and_keeps_the_out_folder(tmp_path, teacher, cmd, args, says):
+    out = tmp_path / 'out'; out.mkdir(); (out / 'SENTINEL').write_text('mine')
+    (out / 'sferd_run.json').write_text(json.dumps(dict(command=cmd)))           # an earlier run of the same command
+    badjson = tmp_path / 'badjson'; export_denoiser(Denoiser(build_unet('tiny', model_channels=16, num_blocks=1), get_schedule('edm'), 'edm'), badjson)
+    (badjson / 'config.json').write_text('{"unet": ')
+    mismatch = tmp_path / 'mismatch'; export_denoiser(Denoiser(build_unet('tiny', model_channels=16, num_blocks=1), get_schedule('edm'), 'edm'), mismatch)
+    cfg = json.loads((mismatch / 'config.json').read_text()); cfg['unet']['model_channels'] = 32
+    (mismatch / 'config.json').write_text(json.dumps(cfg))
+    subs = dict(teacher=teacher, nope=tmp_path / 'nope', badjson=badjson, mismatch=mismatch)
+    args = [a.format(**{k: str(v) for k, v in subs.items()}) for a in args]
+    r = run(cmd, *args, '--out', out, *(['--no-progress'] if cmd in ('sferd-distill', 'sferd-demo') else []))
+    one_line_error(r, cmd, says)
+    assert (out / 'SENTINEL').read_text() == 'mine'
+
+
+def test_corrupt_subset_is_a_one_line_error(tmp_path):
+    d = _corrupt_npz(tmp_path)
+    r = subprocess.run([str(BIN / 'sferd-data'), '--out', str(tmp_path / 'o')], capture_output=True, text=True,
+                       env=dict(ENV, SFERD_NB_DATA=str(d)), timeout=300)
+    one_line_error(r, 'sferd-data')
