@@ -100,7 +100,7 @@ from sferd_nb import distill as D
 from sferd_nb.io import load_denoiser
 from sferd_nb.train import setup_distributed
 from sferd_nb.data import ImageDataset, load_cifar10_subset
-setup_distributed()
+setup_distributed("cpu")                      # gloo on the CPU, also where a GPU is visible
 d = load_cifar10_subset()
 ds = ImageDataset(d['x_train'][:64], d['y_train'][:64], 10)
 D.distill(load_denoiser(sys.argv[1]), ds, sys.argv[2], method=sys.argv[3], teacher_steps=2, student_steps=1, max_steps=3,

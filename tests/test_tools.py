@@ -2,7 +2,11 @@
 import json, subprocess, sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
+# the tools run on nbdev (a dev dependency: `make install` has it; a bare GPU image may not)
+pytest.importorskip('nbdev', reason='the developer tools need the dev extras: pip install -e .[dev]')
 
 
 def _nb(path: Path, cells: list) -> Path:
