@@ -20,9 +20,8 @@ from .unet import AttentionMap, ATTENTION_PLACES, select_attention, attention_re
 
 # %% auto #0
 __all__ = ['VARIANCE_KINDS', 'PAPER_FIG3A_SIGMA', 'pearson', 'Eq8', 'bias_variance', 'Trajectory', 'predict_trajectory',
-           'variance_maps', 'attention_variance_correlation', 'analyze', 'summarize_analysis', 'plot_eq8', 'plot_fig3a',
-           'plot_fig3b', 'plot_fig3c', 'plot_attention_variance', 'read_metrics', 'loss_summary', 'plot_training_loss',
-           'explorer', 'write_analysis', 'load_images', 'checkpoint_info', 'claims_report']
+           'variance_maps', 'attention_variance_correlation', 'analyze', 'summarize_analysis', 'read_metrics',
+           'loss_summary', 'plot_training_loss', 'write_analysis', 'load_images', 'checkpoint_info', 'claims_report']
 
 # %% ../nbs/06_analysis.ipynb #8836fe10
 def pearson(x: Tensor, y: Tensor, start_dim: int = 0) -> Tensor:
