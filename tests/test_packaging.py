@@ -35,7 +35,8 @@ def make_venv(root: Path, dist: Path) -> Path:
     _run([sys.executable, '-m', 'venv', '--without-pip', root])
     vpy = root / 'bin' / 'python'
     site = Path(_run([vpy, '-c', 'import sysconfig; print(sysconfig.get_paths()["purelib"])']).stdout.strip())
-    ours = {sysconfig.get_paths()['purelib'], sysconfig.get_paths()['platlib']}
+    ours = {sysconfig.get_paths()['purelib'], sysconfig.get_paths()['platlib']} | \
+           {p for p in sys.path if Path(p).name in ('site-packages', 'dist-packages')}   # a --system-site-packages parent too
     (site / '_deps_from_parent.pth').write_text('\n'.join(sorted(ours)) + '\n')
     _run([sys.executable, '-m', 'pip', '--python', vpy, 'install', '--no-deps', '--no-index', '--no-build-isolation',
           '--disable-pip-version-check', '-q', dist], env=_clean_env())
