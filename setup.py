@@ -1,5 +1,6 @@
 from configparser import ConfigParser
-import setuptools, shlex
+import os, shutil, setuptools, shlex
+from setuptools.command.build_py import build_py
 
 # note: all settings are in settings.ini; edit there, not here
 config = ConfigParser(delimiters=['='])
@@ -24,6 +25,24 @@ if cfg.get('pip_requirements'): requirements += shlex.split(cfg.get('pip_require
 min_python = cfg['min_python']
 lic = licenses.get(cfg['license'].lower(), (cfg['license'], None))
 dev_requirements = (cfg.get('dev_requirements') or '').split()
+fid_requirements = (cfg.get('fid_requirements') or '').split()
+
+ASSETS = ('README.md', 'cifar10_subset.npz', 'classifier', 'teachers')   # data/ as the course ships it (~26 MB)
+
+class build_py_with_assets(build_py):
+    "Also copy the course assets of the repository's data/ into the package as sferd_nb/_assets/ (found by data_dir())."
+    def run(self):
+        super().run()
+        if getattr(self, 'editable_mode', False): return      # an editable install reads the checkout's data/
+        src = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'data')
+        dst = os.path.join(self.build_lib, cfg['lib_name'], '_assets')
+        if os.path.isdir(dst): shutil.rmtree(dst)
+        os.makedirs(dst)
+        for name in ASSETS:
+            s = os.path.join(src, name)
+            if not os.path.exists(s): raise SystemExit(f'setup.py: {s} is missing; build from a checkout or an sdist')
+            if os.path.isdir(s): shutil.copytree(s, os.path.join(dst, name), ignore=shutil.ignore_patterns('.*', '__pycache__'))
+            else: shutil.copy2(s, dst)
 
 package_data = dict()
 pkg_data = cfg.get('package_data', None)
@@ -44,7 +63,8 @@ setuptools.setup(
     packages = setuptools.find_packages(include=[cfg['lib_name'], cfg['lib_name'] + '.*']),
     include_package_data = True,
     install_requires = requirements,
-    extras_require={ 'dev': dev_requirements },
+    extras_require={ 'dev': dev_requirements, 'fid': fid_requirements },
+    cmdclass = {'build_py': build_py_with_assets},
     dependency_links = cfg.get('dep_links','').split(),
     python_requires  = '>=' + cfg['min_python'],
     long_description = open('README.md', encoding='utf-8').read(),

@@ -365,7 +365,7 @@ def sferd_analyze() -> None:
 # %% ../nbs/10_eval.ipynb #9a0800d7
 import numpy as np
 from .data import get_dataset, save_image_grid, to_model_range
-from .metrics import (denoising_ability, evaluate, format_row, load_extractor, load_model, reference_stats,
+from .metrics import (EXTRACTORS, denoising_ability, evaluate, format_row, load_extractor, load_model, reference_stats,
                               INCEPTION_ENV)
 
 def _ints(s: str) -> list:
@@ -380,7 +380,7 @@ def eval_parser() -> argparse.ArgumentParser:
     p.add_argument('--num-samples', type=int, default=50_000, help='samples per seed (published protocol: 50000)')
     p.add_argument('--seeds', type=_ints, default=[0, 1, 2], help='sampling seeds (published protocol: 0,1,2)')
     p.add_argument('--inception-weights', help=f'local pt_inception-2015-12-05 file (or ${INCEPTION_ENV})')
-    p.add_argument('--extractor', default='auto', choices=['auto', 'inception', 'standin'])
+    p.add_argument('--extractor', default='auto', choices=EXTRACTORS, help="'auto': given Inception weights > the FID network of the [fid] extra > cached Inception > the stand-in")
     p.add_argument('--data', default='cifar10-subset', help="reference data spec ('cifar10:PATH' for the 50k training images)")
     p.add_argument('--ref-split', default='train', choices=['train', 'test'])
     p.add_argument('--sampler', default='heun', choices=['heun', 'ddim', 'euler'], help='teacher sampler')
@@ -436,7 +436,7 @@ def main_demo(argv=None) -> list:
     ap.add_argument('--steps-per-stage', type=int, help='override the optimiser steps per PD stage (CD: x stages)')
     ap.add_argument('--num-samples', type=int)
     ap.add_argument('--seed', type=int, default=0)
-    ap.add_argument('--extractor', default='auto', choices=['auto', 'inception', 'standin'])
+    ap.add_argument('--extractor', choices=EXTRACTORS, help='default: auto on a GPU, the stand-in on a CPU')
     ap.add_argument('--inception-weights')
     ap.add_argument('--no-progress', action='store_true')
     a = ap.parse_args(argv)

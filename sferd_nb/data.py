@@ -15,10 +15,11 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 # %% auto #0
 __all__ = ['CIFAR10_CLASSES', 'SUBSET_FILE', 'SUBSET_MD5', 'CIFAR10_URL', 'CIFAR10_MD5', 'CIFAR10_FILES',
-           'IMAGENET64_TRAIN_FILES', 'IMAGENET64_VAL_FILE', 'data_dir', 'md5sum', 'check_images', 'load_cifar10_subset',
-           'read_cifar_batch', 'download_cifar10', 'load_cifar10', 'load_imagenet64', 'to_model_range', 'to_uint8',
-           'ImageDataset', 'get_dataset', 'make_loader', 'set_epoch', 'infinite_batches', 'image_grid',
-           'save_image_grid', 'write_cifar_batch', 'write_imagenet64_npz', 'summarize']
+           'IMAGENET64_TRAIN_FILES', 'IMAGENET64_VAL_FILE', 'DATA_ENV', 'data_dir', 'asset_path', 'md5sum',
+           'check_images', 'load_cifar10_subset', 'read_cifar_batch', 'download_cifar10', 'load_cifar10',
+           'load_imagenet64', 'to_model_range', 'to_uint8', 'ImageDataset', 'get_dataset', 'make_loader', 'set_epoch',
+           'infinite_batches', 'image_grid', 'save_image_grid', 'write_cifar_batch', 'write_imagenet64_npz',
+           'summarize']
 
 # %% ../nbs/00_data.ipynb #ae7b763f
 CIFAR10_CLASSES = ('airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck')
@@ -30,12 +31,26 @@ CIFAR10_FILES = tuple(f'data_batch_{i}' for i in range(1, 6)) + ('test_batch',)
 IMAGENET64_TRAIN_FILES = tuple(f'train_data_batch_{i}' for i in range(1, 11))
 IMAGENET64_VAL_FILE = 'val_data'
 
+DATA_ENV = 'SFERD_NB_DATA'
+
 def data_dir() -> Path:
-    "The data folder: `$SFERD_NB_DATA` if set, else the repository's `data/`."
-    env = os.environ.get('SFERD_NB_DATA')
+    "The data folder: `$SFERD_NB_DATA` if set, else the repository's `data/` (source checkout), else the installed `sferd_nb/_assets/`."
+    env = os.environ.get(DATA_ENV)
     if env: return Path(env).expanduser()
     import sferd_nb   # the package's own location, so notebooks (which have no __file__) agree with the library
-    return Path(sferd_nb.__file__).resolve().parents[1] / 'data'
+    pkg = Path(sferd_nb.__file__).resolve().parent
+    if (pkg.parent / 'settings.ini').is_file() and (pkg.parent / 'data').is_dir(): return pkg.parent / 'data'
+    if (pkg / '_assets').is_dir(): return pkg / '_assets'
+    raise FileNotFoundError(f"no sferd_nb data folder (no {pkg.parent / 'data'} checkout, no {pkg / '_assets'}); set {DATA_ENV} "
+                            "to a folder holding cifar10_subset.npz, teachers/ and classifier/, or reinstall sferd_nb from its wheel")
+
+def asset_path(*parts) -> Path:
+    "`data_dir()/parts` (a shipped asset: 'cifar10_subset.npz', 'teachers', 'classifier', ...), which must exist."
+    p = data_dir().joinpath(*parts)
+    if not p.exists():
+        raise FileNotFoundError(f"{p} does not exist; set {DATA_ENV} to a folder holding {'/'.join(map(str, parts))} "
+                                "(the course assets of sferd_nb's data/ folder), or reinstall sferd_nb")
+    return p
 
 def md5sum(path, chunk: int = 1 << 20) -> str:
     "MD5 hex digest of a file (the checksum the official archives publish)."

@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from .data import data_dir, get_dataset, save_image_grid, to_model_range
+from .data import asset_path, data_dir, get_dataset, save_image_grid, to_model_range
 from .metrics import denoising_ability, evaluate, load_extractor, load_model, reference_stats
 from .distill import distill, get_method
 
@@ -49,6 +49,8 @@ def distill_method(teacher, dataset, method: str, out_dir, p: dict, seed: int = 
     return dirs[-1], time.time() - t0, budget
 
 # %% ../nbs/11_demo.ipynb #52eb9deb
+def _na(v) -> str: return 'n/a' if v is None else f'{v:.2f}'
+
 def format_table(rows: Sequence[dict]) -> str:
     "A markdown table: method, steps, NFE, FID (mean/min over seeds), IS, denoising l2, distillation and eval wall time."
     ext = rows[0]['extractor'] if rows else '?'
@@ -57,7 +59,7 @@ def format_table(rows: Sequence[dict]) -> str:
     lines = [head]
     for r in rows:
         fid = f"{r['fid_mean']:.2f}" + (f" (min {r['fid_min']:.2f})" if len(r['fid']) > 1 else '')
-        lines.append(f"| {METHOD_NAMES.get(r['name'], r['name'])} | {r['steps']} | {r['nfe']} | {fid} | {r['is_mean']:.2f} | "
+        lines.append(f"| {METHOD_NAMES.get(r['name'], r['name'])} | {r['steps']} | {r['nfe']} | {fid} | {_na(r['is_mean'])} | "
                      f"{r['denoising_l2_mean']:.4f} | {r['distill_seconds']:.0f} | {r['eval_seconds']:.0f} |")
     return '\n'.join(lines)
 
@@ -70,7 +72,7 @@ def _clear_own(out: Path, methods) -> None:
         if f.is_file(): f.unlink()
 
 def run_demo(out='runs/demo', teacher=None, preset: str = 'full', methods: Optional[Sequence[str]] = None, seed: int = 0,
-             extractor: str = 'auto', inception_weights=None, fresh: bool = True, progress: bool = True, device=None,
+             extractor: Optional[str] = None, inception_weights=None, fresh: bool = True, progress: bool = True, device=None,
              **overrides) -> list:
     "Distil, evaluate and report (see the notebook); returns the table rows (without images). Writes under `out`."
     if preset not in PRESETS: raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
@@ -81,7 +83,7 @@ def run_demo(out='runs/demo', teacher=None, preset: str = 'full', methods: Optio
     out, t_start = Path(out), time.time()
     from sferd_nb.cli import prepare_out, resolve_device
     device = resolve_device(device or 'auto')
-    teacher_path = Path(teacher) if teacher is not None else default_teacher()
+    teacher_path = Path(teacher) if teacher is not None else asset_path('teachers', 'cifar10_uncond')
     if not teacher_path.exists():
         raise FileNotFoundError(f"teacher {teacher_path} does not exist; pass --teacher DIR, or set SFERD_NB_DATA to a folder "
                                 "holding teachers/cifar10_uncond")
@@ -92,6 +94,8 @@ def run_demo(out='runs/demo', teacher=None, preset: str = 'full', methods: Optio
     torch.manual_seed(seed)
     say(f"teacher {teacher_path} on {device}; preset {preset}: {json.dumps({k: v for k, v in p.items() if k != 'methods'})}")
     tden, trecipe = load_model(teacher_path, device)
+    if extractor is None:                      # the real FID network is ~5 img/s on 2 CPU cores: on a CPU the demo uses the stand-in
+        extractor = 'auto' if torch.device(device).type == 'cuda' or inception_weights else 'standin'
     ext = load_extractor(extractor, inception_weights, device=device)
     say(f"extractor: {ext.name}")
     ref = reference_stats(ext, 'cifar10-subset', 'train', max_images=p['ref_images'])
@@ -110,7 +114,7 @@ def run_demo(out='runs/demo', teacher=None, preset: str = 'full', methods: Optio
         save_image_grid(to_model_range(r.pop('images')[:64]), grid)
         r['grid'] = grid.name
         rows.append(r)
-        say(f"{METHOD_NAMES[name]}: FID {r['fid_mean']:.2f}  IS {r['is_mean']:.2f}  l2 {r['denoising_l2_mean']:.4f}  "
+        say(f"{METHOD_NAMES[name]}: FID {r['fid_mean']:.2f}  IS {_na(r['is_mean'])}  l2 {r['denoising_l2_mean']:.4f}  "
             f"[{ext.name}]  ({r['eval_seconds']:.0f}s eval)")
     score('teacher', tden, trecipe, p['teacher_steps'], 0., 0)
     for m in methods:

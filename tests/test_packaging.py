@@ -1,0 +1,98 @@
+"Issue 13, packaging: `python -m build` makes an sdist and a wheel that install in a fresh venv and find the course assets offline."
+import os, subprocess, sys, sysconfig, time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _clean_env(**extra) -> dict:
+    "The environment a pip user has: no PYTHONPATH into the checkout, no SFERD_NB_DATA."
+    env = {k: v for k, v in os.environ.items() if k not in ('PYTHONPATH', 'SFERD_NB_DATA', 'PYTHONHOME')}
+    return dict(env, OMP_NUM_THREADS='1', MPLBACKEND='Agg', **extra)
+
+
+def _run(cmd, **kw):
+    r = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=600, **kw)
+    assert r.returncode == 0, f"{' '.join(map(str, cmd))} failed:\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}"
+    return r
+
+
+def build_dists(out: Path) -> tuple:
+    "(sdist, wheel) built by `python -m build` (the wheel from the sdist, as PyPI users get it), offline (no isolation)."
+    pytest.importorskip('build', reason='`pip install build` (in the dev extra)')
+    _run([sys.executable, '-m', 'build', '--no-isolation', '--outdir', out, REPO], cwd=REPO, env=_clean_env())
+    sdist, wheel = sorted(out.glob('*.tar.gz')), sorted(out.glob('*.whl'))
+    assert len(sdist) == 1 and len(wheel) == 1, list(out.iterdir())
+    return sdist[0], wheel[0]
+
+
+def make_venv(root: Path, dist: Path) -> Path:
+    """A fresh venv at `root` with `dist` (wheel or sdist) installed; returns its bin/ folder (`bin / 'python'`,
+    `bin / 'sferd-demo'`, ...). Nothing is downloaded: the dependencies (torch, ...) are this interpreter's, made
+    visible by a .pth file (the checkout's editable install is not: .pth files are not read from such a path)."""
+    _run([sys.executable, '-m', 'venv', '--without-pip', root])
+    vpy = root / 'bin' / 'python'
+    site = Path(_run([vpy, '-c', 'import sysconfig; print(sysconfig.get_paths()["purelib"])']).stdout.strip())
+    ours = {sysconfig.get_paths()['purelib'], sysconfig.get_paths()['platlib']} | \
+           {p for p in sys.path if Path(p).name in ('site-packages', 'dist-packages')}   # a --system-site-packages parent too
+    (site / '_deps_from_parent.pth').write_text('\n'.join(sorted(ours)) + '\n')
+    _run([sys.executable, '-m', 'pip', '--python', vpy, 'install', '--no-deps', '--no-index', '--no-build-isolation',
+          '--disable-pip-version-check', '-q', dist], env=_clean_env())
+    return root / 'bin'
+
+
+CHECK = r'''
+import json, os, sys
+from pathlib import Path
+from importlib.metadata import requires, version
+from packaging.requirements import Requirement
+import sferd_nb
+from sferd_nb.data import data_dir, load_cifar10_subset
+from sferd_nb.metrics import load_classifier
+from sferd_nb.io import load_denoiser
+venv = Path(sys.argv[1]).resolve()
+assert Path(sferd_nb.__file__).resolve().is_relative_to(venv), sferd_nb.__file__         # the installed copy
+assert data_dir() == Path(sferd_nb.__file__).resolve().parent / '_assets', data_dir()
+for r in map(Requirement, requires('sferd_nb')):                                     # what install_requires promises
+    if r.marker is None or r.marker.evaluate({'extra': ''}): assert version(r.name) in r.specifier or not r.specifier, r
+den = load_denoiser(data_dir() / 'teachers' / 'cifar10_uncond')
+x = load_cifar10_subset()['x_test'][:2]
+ext = load_classifier()
+found = str(data_dir())
+os.environ['SFERD_NB_DATA'] = str(Path.cwd() / 'nowhere')
+try: load_cifar10_subset(); raise SystemExit('no error for a missing SFERD_NB_DATA')
+except FileNotFoundError as e: assert 'SFERD_NB_DATA' in str(e), e
+print(json.dumps(dict(data=found, params=sum(p.numel() for p in den.parameters()), extractor=ext.name)))
+'''
+
+
+def check_installed(bin_dir: Path, cwd: Path) -> str:
+    "Run the installed package in an empty directory: it must find its assets and load the course teacher."
+    cwd.mkdir(parents=True, exist_ok=True)
+    assert not any(cwd.iterdir())
+    r = _run([bin_dir / 'python', '-c', CHECK, bin_dir.parent], cwd=cwd, env=_clean_env())
+    _run([bin_dir / 'sferd-demo', '--help'], cwd=cwd, env=_clean_env())                 # console scripts installed
+    return r.stdout
+
+
+def test_wheel_and_sdist_install_and_find_the_assets(tmp_path):
+    t0 = time.time()
+    sdist, wheel = build_dists(tmp_path / 'dist')
+    names = __import__('zipfile').ZipFile(wheel).namelist()
+    for f in ('sferd_nb/_assets/cifar10_subset.npz', 'sferd_nb/_assets/README.md', 'sferd_nb/_assets/classifier/model.safetensors',
+              'sferd_nb/_assets/teachers/cifar10_uncond/model.safetensors', 'sferd_nb/_assets/teachers/cifar10_cond/config.json'):
+        assert f in names, f
+    assert not [n for n in names if n.startswith('data/')]                      # nothing outside the package
+    bin_wheel = make_venv(tmp_path / 'venv_wheel', wheel)
+    out = check_installed(bin_wheel, tmp_path / 'empty1')
+    assert '_assets' in out and 'standin-cifar10-cnn' in out, out
+    # the issue's must-show: `pip install sferd_nb && sferd-demo --quick` in an empty directory (pd only, to keep CI short)
+    empty = tmp_path / 'empty3'; empty.mkdir()
+    r = _run([bin_wheel / 'sferd-demo', '--quick', '--methods', 'pd', '--out', 'demo', '--device', 'cpu', '--no-progress'],
+             cwd=empty, env=_clean_env())
+    assert (empty / 'demo' / 'report.md').is_file() and 'PD' in r.stdout and '_assets' in (empty / 'demo' / 'report.md').read_text(), r.stdout
+    out = check_installed(make_venv(tmp_path / 'venv_sdist', sdist), tmp_path / 'empty2')   # the sdist builds and installs
+    assert '_assets' in out, out
+    print(f"build + 2 installs + checks: {time.time() - t0:.0f}s")
