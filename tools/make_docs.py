@@ -22,9 +22,11 @@ Stages, all under the build folder (`build/docs/` by default, gitignored):
      non-blank, non-comment lines;
    - `#| slow` cells (and `#| gpu` cells) are shown, not run, in a callout "course run, not executed in the docs
      build"; beside it the notebook's committed course-run results: files in `nbs/images/` or `nbs/results/` whose
-     name starts with the notebook's number (`07_...`). A figure that the notebook's markdown already shows is linked
-     (the markdown's own `images/...` links work in the site: the folder is copied); one it does not show is
-     rendered in the callout (PNG/JPG/SVG as an image, CSV as a table, JSON/TXT as text);
+     name starts with the notebook's number (`07_...`), attached to the last slow cell before the markdown that shows
+     them (else to the notebook's last slow cell, else to a section at the end of the page). A figure that the
+     notebook's markdown already shows appears as a thumbnail linked to it (the markdown's own `images/...` links
+     work in the site: the folder is copied); a result it does not show is rendered in the callout (PNG/JPG/SVG as
+     an image, CSV as a table, JSON/TXT as text);
    - outputs are cleaned (`clean_text`): ANSI escape codes, carriage-return redraws and tqdm bars, Python warnings
      (the `file:line: XWarning:` line and its source line), ipywidgets outputs and reprs (`VBox(children=...)`), and
      absolute paths (the repository root becomes a relative path, temporary folders `<tmp>`, site-packages
