@@ -344,7 +344,8 @@ def test_site_in_browser(serve):
 
 
 def _slow_selected(request) -> bool:
-    return 'slow' in (request.config.getoption('-m') or '') or os.environ.get('SFERD_DOCS_SLOW') == '1'
+    expr = request.config.getoption('markexpr') or ''
+    return bool(re.search(r'(?<!not )\bslow\b', expr)) or os.environ.get('SFERD_DOCS_SLOW') == '1'
 
 
 @pytest.mark.slow
