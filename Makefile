@@ -12,7 +12,7 @@ TORCH ?= torch==2.13.0
 NBDEV_TEST_FLAGS ?= --n_workers 2
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-gpu demo install sync-check readme nbtest pytest docs clean export
+.PHONY: test test-gpu demo install sync-check readme nbtest pytest docs docs-check browser clean export
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ $(BIN)/python:
 $(STAMP): $(BIN)/python setup.py settings.ini
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH)
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev,docs]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -41,7 +41,7 @@ sync-check: install
 nbtest: install
 	OMP_NUM_THREADS=1 MPLBACKEND=Agg $(BIN)/nbdev_test $(NBDEV_TEST_FLAGS)
 
-pytest: install
+pytest: install browser
 	OMP_NUM_THREADS=1 MPLBACKEND=Agg $(BIN)/python -m pytest -q tests/
 
 ## the GPU suite (needs a CUDA GPU and a CUDA build of torch, e.g. TORCH="torch --index-url .../cu124"): the `gpu`
@@ -64,9 +64,25 @@ readme: install
 demo: install
 	$(BIN)/sferd-demo --out runs/demo
 
-## a static docs site (markdown pages rendered from the notebooks) under docs/site/
-docs: install
-	MPLBACKEND=Agg $(BIN)/python tools/make_docs.py --execute
+## the docs site (issue 18): every notebook executed (default cells, as nbdev_test) into build/docs/, then site/
+## (mkdocs-material, search, KaTeX vendored in docs/assets/katex, API reference); see tools/make_docs.py
+docs: install browser
+	OMP_NUM_THREADS=1 MPLBACKEND=Agg $(BIN)/python tools/make_docs.py --execute
+
+## `make docs`, then every page of site/ loaded in headless Chromium (tests/test_docs.py, the slow variant);
+## screenshots in build/docs/screenshots/
+docs-check: docs
+	OMP_NUM_THREADS=1 MPLBACKEND=Agg $(BIN)/python -m pytest -q -m slow tests/test_docs.py
+
+# the headless browser of the docs tests (Debian's chromium), installed when missing; best effort: without it the
+# browser tests skip with the reason
+browser:
+	command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || command -v google-chrome >/dev/null 2>&1 || {
+	  echo "installing chromium (the docs tests' headless browser) ..."
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo)
+	  { $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; } ||
+	    echo "warning: could not install chromium (apt-get install -y chromium); the browser tests will be skipped" >&2
+	}
 
 clean:
-	rm -rf runs _proc _docs .pytest_cache
+	rm -rf runs _proc _docs .pytest_cache site build/docs build/docs-test
