@@ -179,6 +179,13 @@ def summarize_analysis(an: dict) -> dict:
         warnings.simplefilter('ignore', RuntimeWarning)
         return _summarize(an)
 
+def _ci95(v) -> list:
+    "Normal-approximation 95 % interval of the mean of per-image values [lo, hi] (None with fewer than 3 finite values)."
+    v = np.asarray(v, dtype=float); v = v[np.isfinite(v)]
+    if len(v) < 3: return None
+    h = 1.96 * v.std(ddof=1) / np.sqrt(len(v))
+    return [float(v.mean() - h), float(v.mean() + h)]
+
 def _summarize(an: dict) -> dict:
     e = {f: v.double() for f, v in an['eq8'].items()}
     A2, B2, F2 = e['var_sq'].mean().item(), e['bias_sq'].mean().item(), e['fit_sq'].mean().item()
@@ -201,7 +208,10 @@ def _summarize(an: dict) -> dict:
         early, late = _thirds(curve)
         steps = np.arange(len(curve), dtype=float); ok = np.isfinite(curve)
         trend = float(np.corrcoef(steps[ok], curve[ok])[0, 1]) if ok.sum() > 2 else None
-        fig3c[str(r)] = dict(curve=curve.tolist(), mean=float(np.nanmean(curve)), early=early, late=late, trend=trend)
+        per_img = np.nanmean(c.double().numpy(), axis=0)                          # each image's mean r over the trajectory
+        late_img = np.nanmean(c.double().numpy()[-max(1, len(curve) // 3):], axis=0)   # ... over the last third (t -> 0)
+        fig3c[str(r)] = dict(curve=curve.tolist(), mean=float(np.nanmean(curve)), early=early, late=late, trend=trend,
+                             mean_ci95=_ci95(per_img), late_ci95=_ci95(late_img))
     s['fig3c'] = dict(place=an['place'], variance=an['variance'], resolutions=fig3c)
     claims = dict(variance_dominates_bias=A2 > B2)
     if fig3c:
@@ -437,7 +447,8 @@ def claims_report(s: dict, name: str = 'teacher', weak: float = 0.1, grow: float
     best = max(res, key=lambda k: res[k]['mean']); top = max(res, key=int)
     meaningful = max(abs(v['mean']) for v in res.values()) >= weak
     L.append(f"  3. highest resolution ({top}x{top}) correlates most: {yes(best == top and meaningful)} - mean r over the "
-             "trajectory " + ', '.join(f"{k}x{k}: {v['mean']:+.3f}" for k, v in res.items())
+             "trajectory " + ', '.join(f"{k}x{k}: {v['mean']:+.3f}" + (f" (95% CI over images {v['mean_ci95'][0]:+.3f}..{v['mean_ci95'][1]:+.3f})"
+                                        if v.get('mean_ci95') else '') for k, v in res.items())
              + ('' if meaningful else f" (all |r| < {weak}: no correlation to rank)"))
     return '\n'.join(L)
 

@@ -21,14 +21,19 @@ def main():
     p.add_argument('--command', required=True); p.add_argument('--hardware', required=True)
     p.add_argument('--wall', required=True, help='wall time of the training run')
     p.add_argument('--title', default='')
+    p.add_argument('--note', default='', help='a paragraph for the card (e.g. how it compares with the teacher it replaces)')
+    p.add_argument('--replace', action='store_true', help='replace an existing DEST (otherwise refused)')
     a = p.parse_args()
     run, dest = Path(a.run), Path(a.dest)
+    if dest.exists() and not a.replace: raise SystemExit(f'ship_teacher: {dest} exists; pass --replace to replace it')
     den = load_denoiser(run)                                     # EMA weights of the checkpoint / export
     cfg = json.loads((run / 'config.json').read_text()) if (run / 'config.json').exists() else {}
     tmp = dest.with_name(dest.name + '.tmp')
     if tmp.exists(): shutil.rmtree(tmp)
     export_denoiser(den, tmp, {k: v for k, v in cfg.items() if k in ('data', 'weighting', 'step')}, fp16=True)
     shutil.copy(run / 'metrics.jsonl', tmp / 'metrics.jsonl')
+    grids = sorted(run.glob('training_grid_step*.png'))
+    if grids: shutil.copy(grids[-1], tmp / grids[-1].name)                     # the trainer's own last sample grid
     recs = [json.loads(l) for l in (run / 'metrics.jsonl').read_text().splitlines() if l.strip()]
     last = recs[-1]
     ncls = den.net.num_classes
@@ -53,17 +58,13 @@ with EDM preconditioning, EDM noise schedule and EDM loss weighting, trained on 
 | hardware | {a.hardware} |
 | wall time | {a.wall} |
 | optimiser steps | {last['step']} (batch {round(last['kimg'] * 1000 / last['step'])}, {last['kimg']:.1f} k images seen, about {last['kimg'] * 1000 / 5085:.0f} epochs) |
-| final training loss (EDM-weighted, mean of the last 25 steps) | {last['loss']:.4f} |
+| final training loss (EDM-weighted, mean over the last logging interval) | {last['loss']:.4f} |
 | weights | EMA (EDM half-life with ramp-up), stored as fp16 safetensors |
 | sampling 64 images, 64 DDIM steps, 2 CPU threads | {dt:.1f} s |
 
 `samples.png`: 64 samples, 64 DDIM steps, fixed seed 0{' (class = index mod 10)' if ncls else ''}. `metrics.jsonl`: the training log.
 
-**Honest caveat.** This is what two CPU cores can train in about an hour: samples have CIFAR-like colours and
-layouts but few recognisable objects. It exists so every notebook can run the real code path on CPU in seconds.
-For real results train the `cifar10` config on a GPU (`sferd-train-teacher --config cifar10 --data cifar10:PATH`).
-
-Load it with `sferd_nb.train.load_denoiser('{dest.as_posix()}')`.
+{(a.note + chr(10) + chr(10)) if a.note else ''}Load it with `sferd_nb.io.load_denoiser('{dest.as_posix()}')`.
 """
     (tmp / 'MODEL_CARD.md').write_text(card)
     if dest.exists(): shutil.rmtree(dest)
