@@ -25,6 +25,7 @@ def run(nb_path: Path, figs: Path) -> dict:
     figs.mkdir(parents=True, exist_ok=True)
     g = {'__name__': '__course_run__'}
     for i, src in cells(nb_path):
+        src = '\n'.join(l for l in src.splitlines() if not l.lstrip().startswith(('%', '!')))   # IPython magics
         tree = ast.parse(src)
         last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
         t0 = time.time()
