@@ -239,6 +239,7 @@ class DistillMethod:
     defaults: dict = field(default_factory=dict)  # method-specific settings on top of DISTILL_DEFAULTS
     teacher_wrapper: Optional[Callable] = None   # (settings) -> teacher -> denoiser (e.g. attention guidance)
     student_wrapper: Optional[Callable] = None   # (settings) -> student -> denoiser (e.g. the semantic gradient predictor)
+    staged: bool = False       # stage-numbered run folders (`stage{k}_{n}steps`) and per-stage seeds, as PD's halvings
 
 METHODS: dict = {}
 
@@ -287,7 +288,7 @@ PD = register_method(DistillMethod(
     recipe=lambda n, c: dict(method='pd', steps=n, grid=c['grid'], teacher_steps=n * c['ratio'], ratio=c['ratio'],
                              solver=c['solver'] or 'ddim'),
     grid=lambda sch, steps, r: distill_grid(sch, steps, r.get('grid')),
-    sample=_ddim_on_grid, nfe=lambda steps, r: steps, step=_ddim_step, export_type='pd-student'))
+    sample=_ddim_on_grid, nfe=lambda steps, r: steps, step=_ddim_step, export_type='pd-student', staged=True))
 
 CD = register_method(DistillMethod(
     'cd', 'consistency distillation (Song et al. 2023): one run to a consistency function',
@@ -362,7 +363,7 @@ def distill(teacher, dataset, out_dir, *, method: str = 'pd', resume: bool = Fal
     wrap_t = teacher_wrapper or (m.teacher_wrapper(c) if m.teacher_wrapper else (lambda d: d))
     wrap_s = student_wrapper or (m.student_wrapper(c) if m.student_wrapper else (lambda s: s))
     stages = m.stages(c)
-    sdirs = [out_dir / (f'stage{k}_{n}steps' if method == 'pd' else method) for k, n in enumerate(stages)]
+    sdirs = [out_dir / (f'stage{k}_{n}steps' if m.staged else method) for k, n in enumerate(stages)]
     if not resume and any((d / CKPT_NAME).exists() or (d / 'DONE').exists() for d in sdirs):
         raise FileExistsError(f"{out_dir} already holds a run; pass resume=True (--resume) to continue it or choose a new out dir")
     done, cur = [], unwrap(teacher).eval().requires_grad_(False)
@@ -380,7 +381,7 @@ def distill(teacher, dataset, out_dir, *, method: str = 'pd', resume: bool = Fal
         loss = m.make_loss(T, student, n_student, k, c)
         cfg = TrainConfig(**m.train_config(c), batch_size=c['batch_size'], max_steps=c['max_steps'],
                           sample_every=c['sample_every'], ckpt_every=c['ckpt_every'], log_every=c['log_every'],
-                          seed=c['seed'] + (k if method == 'pd' else 0), **(train_kw or {}))
+                          seed=c['seed'] + (k if m.staged else 0), **(train_kw or {}))
         meta = denoiser_config(student, distill=recipe, **(extra_meta or {}))
         tr = Trainer(student, loss, cfg, sdir, sample_fn=_sample_fn(m, n_student, recipe, 16, res, ncls, c['seed']),
                      meta=meta, extra=loss if isinstance(loss, nn.Module) else None,
