@@ -256,6 +256,13 @@ def distill_parser() -> argparse.ArgumentParser:
     g.add_argument('--w', type=float, default=0.3, help='attention-guidance strength')
     g.add_argument('--blur-sigma', type=float, default=3.0, help='Gaussian blur sigma (kernel 15)')
     g.add_argument('--attn-resolution', type=int, help='decoder attention resolution (default: the highest)')
+    g = p.add_argument_group('semantic gradient predictor (SFERD student, notebook 08): one more stage on the final student')
+    g.add_argument('--semantic', action='store_true', help="add the semantic encoder + gradient predictor (Eq. 12-14) to the final student")
+    g.add_argument('--latent-dim', type=int, default=512, help='size of z_sem')
+    g.add_argument('--sgp-split', type=float, default=0.5, help='fraction of the SGP stage with the student frozen (phase 1)')
+    g.add_argument('--sgp-lr', type=float, default=2e-4, help='learning rate of the encoder and predictor in phase 1')
+    g.add_argument('--sgp-joint-ratio', type=float, default=0.1, help='phase 2: everything at this fraction of --sgp-lr')
+    g.add_argument('--latent-steps', type=int, default=2000, help="training steps of z_sem's latent DDIM")
     return p
 
 def main_distill(argv=None, teacher_wrapper: Optional[Callable] = None) -> list:
@@ -273,6 +280,14 @@ def main_distill(argv=None, teacher_wrapper: Optional[Callable] = None) -> list:
                 from sferd_nb.guidance import guided_teacher_wrapper                # notebook 07 (imported only when used)
                 guidance = dict(psi=args.psi, w=args.w, blur_sigma=args.blur_sigma, resolution=args.attn_resolution)
                 teacher_wrapper, meta['attention_guidance'] = guided_teacher_wrapper(**guidance), guidance
+            student_wrapper = None
+            if args.semantic:
+                from sferd_nb.semantic import sgp_student_wrapper                   # notebook 08 (imported only when used)
+                check_positive(latent_dim=args.latent_dim, latent_steps=args.latent_steps)
+                student_wrapper = sgp_student_wrapper(latent_dim=args.latent_dim, split=args.sgp_split, lr=args.sgp_lr,
+                                                      joint_lr_ratio=args.sgp_joint_ratio, seed=args.seed,
+                                                      latent=dict(max_steps=args.latent_steps, seed=args.seed))
+                meta['semantic'] = student_wrapper.settings
             teacher = load_denoiser(args.teacher, device)
             tdir = Path(args.teacher) if Path(args.teacher).is_dir() else Path(args.teacher).parent
             tcfg = read_config(tdir / 'config.json') if (tdir / 'config.json').exists() else {}
@@ -283,7 +298,7 @@ def main_distill(argv=None, teacher_wrapper: Optional[Callable] = None) -> list:
                 raise ValueError(f"the teacher works at {teacher.net.config['img_resolution']}px but the data is {ds.resolution}px; "
                                  "pass the teacher's --data")
             dirs = distill(teacher, ds, out, method=args.method, resume=args.resume, progress=not args.no_progress,
-                           teacher_wrapper=teacher_wrapper, extra_meta=meta,
+                           teacher_wrapper=teacher_wrapper, student_wrapper=student_wrapper, extra_meta=meta,
                            train_kw=dict(grad_accum=args.grad_accum, amp=args.amp, compile=args.compile, num_workers=args.workers),
                            teacher_steps=args.teacher_steps, student_steps=args.student_steps, ratio=args.ratio,
                            max_steps=args.max_steps, batch_size=args.batch_size, lr=args.lr, solver=args.solver,

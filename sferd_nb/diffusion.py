@@ -341,24 +341,33 @@ class Denoiser(nn.Module):
             return out, maps
         return out, None
 
-    def forward(self, x_t: Tensor, t, cond=None, return_attn: bool = False) -> Prediction:
-        "Predict x0 and eps from x_t at time `t` (python number or (B,) tensor)."
+    def net_input(self, x_t: Tensor, t) -> Tuple[Tensor, Tensor]:
+        "What the network sees at (x_t, t): `(input, noise label)` (EDM/CM: c_in * x_t / alpha and c_noise)."
         t = batch_times(t, x_t)
-        cdt = compute_dtype(x_t)
+        if self.parameterization not in ('edm', 'cm'): return x_t, self.schedule.noise_label(t).to(compute_dtype(x_t))
         a, s = self.schedule.alpha_sigma_like(t, x_t)
-        xf = x_t.to(cdt)
+        c_skip, c_out, c_in, c_noise = self.scalings(s / a)                       # sigma_ve = sigma / alpha
+        return (c_in * x_t.to(a) / a).to(x_t.dtype), c_noise.flatten()
+
+    def from_output(self, x_t: Tensor, t, out: Tensor) -> Tuple[Tensor, Tensor]:
+        "`(x0, eps)` from the network's raw output at (x_t, t), by the parameterisation."
+        t = batch_times(t, x_t)
+        a, s = self.schedule.alpha_sigma_like(t, x_t)
+        xf, out = x_t.to(a), out.to(a)
         if self.parameterization in ('edm', 'cm'):
-            c_skip, c_out, c_in, c_noise = self.scalings(s / a)                   # sigma_ve = sigma / alpha
-            y = xf / a                                                            # EDM coordinates y = x / alpha
-            out, maps = self._net((c_in * y).to(x_t.dtype), c_noise.flatten(), cond, return_attn)
-            x0 = c_skip * y + c_out * out.to(cdt)                                 # D = c_skip y + c_out F
-            eps = x0_to_eps(xf, x0, a, s)
-        else:
-            out, maps = self._net(x_t, self.schedule.noise_label(t).to(cdt), cond, return_attn)
-            out = out.to(cdt)
-            if self.parameterization == 'eps': x0, eps = eps_to_x0(xf, out, a, s), out
-            elif self.parameterization == 'x0': x0, eps = out, x0_to_eps(xf, out, a, s)
-            else: x0, eps = v_to_x0_eps(xf, out, a, s)
+            c_skip, c_out, c_in, c_noise = self.scalings(s / a)
+            x0 = c_skip * xf / a + c_out * out                                    # D = c_skip y + c_out F, y = x / alpha
+            return x0, x0_to_eps(xf, x0, a, s)
+        if self.parameterization == 'eps': return eps_to_x0(xf, out, a, s), out
+        if self.parameterization == 'x0': return out, x0_to_eps(xf, out, a, s)
+        return v_to_x0_eps(xf, out, a, s)
+
+    def forward(self, x_t: Tensor, t, cond=None, return_attn: bool = False) -> Prediction:
+        "Predict x0 and eps from x_t at time `t` (python number or (B,) tensor): precondition, run the network, read its output."
+        t = batch_times(t, x_t)
+        x_in, label = self.net_input(x_t, t)
+        out, maps = self._net(x_in, label, cond, return_attn)
+        x0, eps = self.from_output(x_t, t, out)
         return Prediction(x0, eps, maps)
 
 # %% ../nbs/01_diffusion.ipynb #686d9199

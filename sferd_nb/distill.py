@@ -21,9 +21,10 @@ from .io import export_denoiser, load_denoiser, load_student, denoiser_config, r
 
 # %% auto #0
 __all__ = ['DISTILL_GRIDS', 'SOLVERS', 'METHODS', 'PD', 'CD', 'TEACHER', 'DISTILL_DEFAULTS', 'distill_grid', 'get_solver',
-           'teacher_solve', 'pd_target', 'student_loss', 'ProgressiveDistillation', 'consistency_student',
-           'ConsistencyDistillation', 'consistency_grid', 'consistency_sample', 'pd_stages', 'DistillMethod',
-           'register_method', 'get_method', 'student_grid', 'student_sample', 'distill', 'prediction_gaps']
+           'teacher_solve', 'pd_target', 'student_loss', 'batch_condition', 'ProgressiveDistillation',
+           'consistency_student', 'ConsistencyDistillation', 'consistency_grid', 'consistency_sample', 'pd_stages',
+           'DistillMethod', 'register_method', 'get_method', 'student_grid', 'student_sample', 'sampling_condition',
+           'distill', 'prediction_gaps']
 
 # %% ../nbs/05_distill.ipynb #cf7ba5d3
 DISTILL_GRIDS = ('karras', 'uniform')
@@ -82,6 +83,17 @@ def _cond_of(den, y):
     net = getattr(unwrap(den), 'net', None)
     return y if getattr(net, 'num_classes', None) else None
 
+def batch_condition(student, x0: Tensor, y) -> tuple:
+    """`(student's condition, teacher's condition)` for a training batch (x0, y): a student with `condition(x0, y)` makes its
+    own (SGP: the real image behind z_sem, notebook 08) and says what the teacher gets (`.teacher_cond`); else class labels
+    when the network is class-conditional, None otherwise (then both get the same)."""
+    d = unwrap(student)
+    if hasattr(d, 'condition'):
+        c = d.condition(x0, y)
+        return c, c.teacher_cond
+    c = _cond_of(d, y)
+    return c, c
+
 class ProgressiveDistillation:
     "One PD stage as a trainer loss: the student learns in 1 step what `teacher` does in `ratio` steps (Eq. 5-7, R = T)."
     def __init__(self, teacher, student_steps: int, ratio: int = 2, solver: Union[str, Callable] = 'ddim',
@@ -120,9 +132,9 @@ class ProgressiveDistillation:
         i = draw_global(lambda n: torch.randint(0, self.N, (n,), generator=g, device=x0.device), B)
         noise = draw_global(lambda n: torch.randn((n, *x0.shape[1:]), generator=g, device=x0.device), B)
         t = self.ts_teacher.to(x0.device)[i * self.ratio]
-        cond = _cond_of(model, y)
+        cond, cond_T = batch_condition(model, x0, y)
         x_t, _ = q_sample(x0, t, self.schedule, noise=noise.to(x0.dtype))                   # Eq. 1
-        tgt = self.target(x_t, i, cond)
+        tgt = self.target(x_t, i, cond_T)
         loss = student_loss(model, x_t, t, tgt, cond, self.weighting)                       # Step 3, Eq. 7
         return loss.mean(), {}
 
@@ -170,10 +182,10 @@ class ConsistencyDistillation(nn.Module):
         noise = draw_global(lambda n: torch.randn((n, *x0.shape[1:]), generator=g, device=x0.device), B)
         ts = self.ts.to(x0.device)
         t_hi, t_lo = ts[idx + 1], ts[idx]
-        cond = _cond_of(model, y)
+        cond, cond_T = batch_condition(model, x0, y)
         x_hi, _ = q_sample(x0, t_hi, self.schedule, noise=noise.to(x0.dtype))               # x at sigma_{n+1}
         with torch.no_grad():
-            x_lo = teacher_solve(self.teacher, x_hi, [t_hi, t_lo], cond, self.solver)        # Step 1, Eq. 5
+            x_lo = teacher_solve(self.teacher, x_hi, [t_hi, t_lo], cond_T, self.solver)      # Step 1, Eq. 5
             tgt = self.target_net(x_lo, t_lo, cond=cond).x0                                   # Step 2, Eq. 6 (R = EMA student)
         loss = student_loss(model, x_hi, t_hi, tgt, cond, self.weighting)                   # Step 3, Eq. 7
         return loss.mean(), {}
@@ -322,12 +334,22 @@ def student_sample(student, x_T: Tensor, steps: int, method, cond=None, grid: Op
     recipe = dict(method) if isinstance(method, dict) else dict(method=method, grid=grid)
     return get_method(recipe['method']).sample(student, x_T, steps, recipe, cond, generator, return_trajectory)
 
-def _sample_fn(method: DistillMethod, steps, recipe, n, res, num_classes, seed):
+def sampling_condition(den, n: int, labels=None, generator: Optional[torch.Generator] = None):
+    "The condition to generate `n` images with: the denoiser's own `sample_condition(n, labels, generator)` (SGP: z_sem from its latent sampler), else `labels`."
+    d = unwrap(den)
+    return d.sample_condition(n, labels, generator) if hasattr(d, 'sample_condition') else labels
+
+def _sample_fn(method: DistillMethod, steps, recipe, n, res, num_classes, seed, dataset=None):
+    "The training run's sample grid: fixed noise (and classes i % num_classes); a student with `condition` gets real images' (SGP: reconstructions)."
     def fn(den, step):
         dev = next(den.parameters()).device
         g = torch.Generator().manual_seed(seed)
         x_T = prior_sample(den.schedule, (n, 3, res, res), generator=g).to(dev)
-        cond = (torch.arange(n) % num_classes).to(dev) if num_classes else None
+        y = (torch.arange(n) % num_classes).to(dev) if num_classes else None
+        cond = y
+        if hasattr(unwrap(den), 'condition') and dataset is not None:
+            x0 = torch.stack([dataset[i][0] for i in range(min(n, len(dataset)))]).to(dev)
+            cond = batch_condition(den, x0, y)[0]
         return method.sample(den, x_T, steps, recipe, cond, torch.Generator().manual_seed(seed + 1), False)
     return fn
 
@@ -361,13 +383,18 @@ def distill(teacher, dataset, out_dir, *, method: str = 'pd', resume: bool = Fal
     out_dir = Path(out_dir)
     res, ncls = dataset.resolution, getattr(unwrap(teacher).net, 'num_classes', None)
     wrap_t = teacher_wrapper or (m.teacher_wrapper(c) if m.teacher_wrapper else (lambda d: d))
-    wrap_s = student_wrapper or (m.student_wrapper(c) if m.student_wrapper else (lambda s: s))
+    wrap_s = student_wrapper or (m.student_wrapper(c) if m.student_wrapper else None)
     stages = m.stages(c)
     sdirs = [out_dir / (f'stage{k}_{n}steps' if m.staged else method) for k, n in enumerate(stages)]
+    if wrap_s is not None:                       # a student wrapper (SGP) is one more stage, fine-tuning the final student
+        stages, sdirs = stages + stages[-1:], sdirs + [out_dir / getattr(wrap_s, 'stage_name', 'wrapped')]
     if not resume and any((d / CKPT_NAME).exists() or (d / 'DONE').exists() for d in sdirs):
         raise FileExistsError(f"{out_dir} already holds a run; pass resume=True (--resume) to continue it or choose a new out dir")
     done, cur = [], unwrap(teacher).eval().requires_grad_(False)
+    prev = cur                                   # the teacher of the current stage (PD: the previous stage's student)
     for k, (n_student, sdir) in enumerate(zip(stages, sdirs)):
+        wrapped = wrap_s is not None and k == len(stages) - 1
+        if not wrapped: prev = cur
         recipe = m.recipe(n_student, c)
         if (sdir / 'model.safetensors').exists() and (sdir / 'DONE').exists():             # finished earlier: reuse
             _check_same_run(sdir, dict(distill=recipe, **(extra_meta or {})))
@@ -376,21 +403,27 @@ def distill(teacher, dataset, out_dir, *, method: str = 'pd', resume: bool = Fal
                 print(f"sferd-distill: note: {sdir} finished at step {ran}; it is reused as it is (a new --max-steps "
                       f"{c['max_steps']} does not extend a finished stage: distil into a new --out for that)", file=sys.stderr)
             cur = load_denoiser(sdir, next(cur.parameters()).device).requires_grad_(False); done.append(sdir); continue
-        T = wrap_t(cur)
-        student = wrap_s(m.make_student(cur, c)).requires_grad_(True).train()
-        loss = m.make_loss(T, student, n_student, k, c)
-        cfg = TrainConfig(**m.train_config(c), batch_size=c['batch_size'], max_steps=c['max_steps'],
+        T = wrap_t(prev)
+        if wrapped: student = wrap_s(_no_dropout(copy.deepcopy(cur))).requires_grad_(True).train()   # trained final student
+        else: student = m.make_student(cur, c).requires_grad_(True).train()
+        loss = m.make_loss(T, student, n_student, k if m.staged else 0, c)
+        tc = dict(m.train_config(c), **(getattr(wrap_s, 'train_config', {}) if wrapped else {}))
+        cfg = TrainConfig(**tc, batch_size=c['batch_size'], max_steps=c['max_steps'],
                           sample_every=c['sample_every'], ckpt_every=c['ckpt_every'], log_every=c['log_every'],
                           seed=c['seed'] + (k if m.staged else 0), **(train_kw or {}))
         meta = denoiser_config(student, distill=recipe, **(extra_meta or {}))
-        tr = Trainer(student, loss, cfg, sdir, sample_fn=_sample_fn(m, n_student, recipe, 16, res, ncls, c['seed']),
+        groups = getattr(unwrap(student), 'param_groups', None)                 # e.g. SGP's two phases (lr_scale per step)
+        tr = Trainer(student, loss, cfg, sdir, sample_fn=_sample_fn(m, n_student, recipe, 16, res, ncls, c['seed'], dataset),
                      meta=meta, extra=loss if isinstance(loss, nn.Module) else None,
-                     on_step_end=getattr(loss, 'on_step_end', None))
+                     on_step_end=getattr(loss, 'on_step_end', None), param_groups=groups(cfg.max_steps) if groups else None)
         if resume and (sdir / CKPT_NAME).exists(): tr.resume()
         tr.fit(dataset, progress=progress)
         final = tr.ema.module if m.export_ema else tr.model
+        after = getattr(unwrap(final), 'after_distill', None)                   # e.g. SGP: fit the latent sampler of z_sem
+        if after is not None: after(dataset, sdir, progress=progress, resume=resume, train_kw=train_kw)
         if tr.rank == 0:
-            export_denoiser(final, sdir, dict(distill=recipe, **(extra_meta or {})), kind=m.export_type, overwrite=True)
+            kind = getattr(unwrap(final), 'export_type', None) or m.export_type
+            export_denoiser(final, sdir, dict(distill=recipe, **(extra_meta or {})), kind=kind, overwrite=True)
             (sdir / 'DONE').write_text(json.dumps(dict(step=tr.step)))
         if tr.world > 1: torch.distributed.barrier()
         cur = unwrap(final).eval().requires_grad_(False)

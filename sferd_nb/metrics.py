@@ -334,7 +334,7 @@ def nfe(recipe: dict, steps: int, sampler: str = 'heun') -> int:
 def generate(den, n: int, steps: int, recipe: Optional[dict] = None, seed: int = 0, batch_size: int = 250,
              sampler: str = 'heun', progress: bool = False) -> Tensor:
     "n uint8 samples (n, 3, H, W) of a teacher (`sampler`, `steps`) or a student (its own recipe) from seed `seed` (noise drawn per batch: same seed and batch_size, same samples)."
-    from sferd_nb.distill import get_method
+    from sferd_nb.distill import get_method, sampling_condition
     recipe = _recipe(recipe, sampler)
     method = recipe['method']
     meth = get_method(method)
@@ -347,7 +347,7 @@ def generate(den, n: int, steps: int, recipe: Optional[dict] = None, seed: int =
         m = min(batch_size, n - i)
         g = torch.Generator().manual_seed(seed * 1_000_003 + b)
         x_T = prior_sample(den.schedule, (m, 3, res, res), generator=g).to(dev)
-        cond = (torch.arange(i, i + m) % ncls).to(dev) if ncls else None
+        cond = sampling_condition(den, m, (torch.arange(i, i + m) % ncls).to(dev) if ncls else None, g)   # SGP: z_sem too
         x = meth.sample(den, x_T, steps, recipe, cond, g, False)                 # the model's own sampler (registry)
         if not torch.isfinite(x).all():
             raise FloatingPointError(f"the {method} model produced non-finite samples (seed {seed}); it diverged: "

@@ -128,12 +128,14 @@ def time_grid(schedule: Schedule, steps: int, kind: Optional[str] = None, rho: f
 
 # %% ../nbs/02_samplers.ipynb #e38186f6
 def check_cond(cond, x: Tensor) -> None:
-    "ValueError unless `cond` is None, a scalar, or has one entry per sample of the batch `x`."
+    "ValueError unless `cond` is None, a scalar, or has one entry per sample of the batch `x` (other objects: their `check(x)`)."
+    if hasattr(cond, 'check') and not isinstance(cond, Tensor): return cond.check(x)
     if isinstance(cond, Tensor) and cond.ndim > 0 and cond.shape[0] != x.shape[0]:
         raise ValueError(f"cond has batch size {cond.shape[0]} but x has {x.shape[0]}; pass one condition per sample")
 
 def select_cond(cond, idx):
-    "The conditions of the samples `idx` (a mask, indices or a slice); None and scalar conditions pass through."
+    "The conditions of the samples `idx` (a mask, indices or a slice); None and scalar conditions pass through; other objects use their `select(idx)`."
+    if hasattr(cond, 'select') and not isinstance(cond, Tensor): return cond.select(idx)
     return cond[idx] if isinstance(cond, Tensor) and cond.ndim > 0 else cond
 
 def ddim_update(schedule: Schedule, x_t: Tensor, pred: Prediction, t, s, eta: float = 0.,

@@ -20,10 +20,10 @@ from .diffusion import LOSS_WEIGHTS, diffusion_loss
 from .samplers import SAMPLERS, prior_sample, sample
 
 # %% auto #0
-__all__ = ['OPTIMIZERS', 'CKPT_NAME', 'CKPT_FORMAT', 'RESUME_KEYS', 'TEACHER_DEFAULTS', 'TrainConfig', 'lr_at', 'ema_beta',
-           'world_info', 'setup_distributed', 'cleanup_distributed', 'DDP', 'unwrap', 'mix_seed', 'MicroBatchCounter',
-           'draw_global', 'json_normalize', 'atomic_save', 'load_checkpoint', 'Trainer', 'teacher_loss',
-           'teacher_sample_fn']
+__all__ = ['OPTIMIZERS', 'CKPT_NAME', 'CKPT_FORMAT', 'RESUME_KEYS', 'TEACHER_DEFAULTS', 'TrainConfig', 'lr_at', 'lr_scale_at',
+           'ema_beta', 'world_info', 'setup_distributed', 'cleanup_distributed', 'DDP', 'unwrap', 'mix_seed',
+           'MicroBatchCounter', 'draw_global', 'json_normalize', 'atomic_save', 'load_checkpoint', 'Trainer',
+           'teacher_loss', 'teacher_sample_fn']
 
 # %% ../nbs/04_train.ipynb #a2326cd8
 OPTIMIZERS = ('adam', 'adamw', 'radam')
@@ -76,6 +76,14 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
     f = min(1., (step + 1) / cfg.warmup_steps) if cfg.warmup_steps > 0 else 1.
     if cfg.lr_decay == 'linear': f *= max(0., 1. - step / max(cfg.max_steps, 1))
     return cfg.lr * f
+
+def lr_scale_at(scale, step: int) -> float:
+    "A parameter group's learning-rate factor at `step`: a number, or [[from_step, scale], ...] (the last entry with from_step <= step)."
+    if isinstance(scale, (int, float)): return float(scale)
+    out = 1.
+    for start, s in scale:
+        if step >= start: out = float(s)
+    return out
 
 def ema_beta(cfg: TrainConfig, step: int) -> float:
     "EMA decay used after optimiser step `step` (0-based): fixed, or from a half-life in images (EDM, with ramp-up)."
@@ -201,7 +209,8 @@ class Trainer:
                  param_groups: Optional[list] = None):
         # extra: a module checkpointed with the run (e.g. a distiller's target network);
         # on_step_end(model): runs after every optimiser step (e.g. that target network's EMA update);
-        # param_groups: torch-style groups [{'params': [...], 'lr_scale': 0.1}, ...] (default: every trainable parameter)
+        # param_groups: torch-style groups [{'params': [...], 'lr_scale': 0.1}, ...] (default: every trainable parameter);
+        #   lr_scale is a number or piecewise constant in the step, [[from_step, scale], ...] (e.g. a frozen first phase)
         self.cfg, self.loss_fn, self.sample_fn = config, loss_fn, sample_fn
         self.extra, self.on_step_end = extra, on_step_end
         self.out_dir = Path(out_dir)
@@ -364,7 +373,7 @@ class Trainer:
             stats = dict(loss=v[0] / self.world, grad_norm=v[1])
         if not self.lazy_checks: self.check_finite(stats)                   # before the optimiser touches the weights
         lr = lr_at(cfg, step)
-        for g in self.opt.param_groups: g['lr'] = lr * g.get('lr_scale', 1.)
+        for g in self.opt.param_groups: g['lr'] = lr * lr_scale_at(g.get('lr_scale', 1.), step)
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)
         return dict(stats, lr=lr, **metrics)

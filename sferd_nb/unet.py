@@ -75,7 +75,8 @@ class ResBlock(nn.Module):
         if self.down: return F.avg_pool2d(x, 2)
         return x
 
-    def forward(self, x: Tensor, emb: Tensor) -> Tensor:
+    def forward(self, x: Tensor, emb: Tensor, mod: Optional[Tensor] = None) -> Tensor:
+        "`mod` (B, 2*cout), optional: a second scale-shift after the norm, h = (1 + scale) h + shift (PDAE's z_sem modulation, notebook 08)."
         h = self._resample(F.silu(self.norm0(x)))
         x = self._resample(x)
         h = self.conv0(h)
@@ -85,6 +86,9 @@ class ResBlock(nn.Module):
             h = self.norm1(h) * (1 + scale) + shift          # scale-shift norm
         else:
             h = self.norm1(h + e)                            # DDPM: add the embedding
+        if mod is not None:
+            m_scale, m_shift = mod[:, :, None, None].to(h.dtype).chunk(2, dim=1)
+            h = (1 + m_scale) * h + m_shift
         h = self.conv1(self.dropout(F.silu(h)))
         return (x if self.skip is None else self.skip(x)) + h
 
@@ -217,18 +221,28 @@ class UNet(nn.Module):
             cond = torch.where(drop, torch.full_like(cond, self.num_classes), cond)
         return emb + self.map_label(cond)
 
-    def forward(self, x: Tensor, noise_label, cond: Optional[Tensor] = None, return_attn: bool = False):
-        "Raw network output (B, out_channels, H, W); with `return_attn`, also the attention maps in forward order."
-        emb = self.embed(noise_label, cond, x.shape[0], x.device)
-        maps = [] if return_attn else None
+    def encode(self, x: Tensor, emb: Tensor, maps: Optional[list] = None) -> tuple[Tensor, list]:
+        "The trunk: encoder and middle. Returns `(h, skips)`: the middle's output and the encoder features the decoder reads."
         h = self.conv_in(x); skips = [h]
         for layer in self.enc:
             h = layer(h, emb, maps); skips.append(h)
         for layer in self.mid: h = layer(h, emb, maps)
+        return h, skips
+
+    def decode(self, h: Tensor, skips: list, emb: Tensor, maps: Optional[list] = None) -> Tensor:
+        "The decoder and output head: each decoder layer concatenates the last unread skip (`skips` is not modified)."
+        skips = list(skips)
         for layer in self.dec:
             if layer.cat_skip: h = torch.cat([h, skips.pop()], dim=1)
             h = layer(h, emb, maps)
-        out = self.conv_out(F.silu(self.norm_out(h)))
+        return self.conv_out(F.silu(self.norm_out(h)))
+
+    def forward(self, x: Tensor, noise_label, cond: Optional[Tensor] = None, return_attn: bool = False):
+        "Raw network output (B, out_channels, H, W); with `return_attn`, also the attention maps in forward order."
+        emb = self.embed(noise_label, cond, x.shape[0], x.device)
+        maps = [] if return_attn else None
+        h, skips = self.encode(x, emb, maps)
+        out = self.decode(h, skips, emb, maps)
         return (out, maps) if return_attn else out
 
 # %% ../nbs/03_unet.ipynb #6a1bd9fd
