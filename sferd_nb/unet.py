@@ -231,6 +231,17 @@ class UNet(nn.Module):
         out = self.conv_out(F.silu(self.norm_out(h)))
         return (out, maps) if return_attn else out
 
+    def encoder_features(self, x: Tensor, noise_label, cond: Optional[Tensor] = None) -> list:
+        "The down path's activations: the last one at each encoder resolution (highest first), then the middle block's output (what notebook 12's projected discriminator reads)."
+        emb = self.embed(noise_label, cond, x.shape[0], x.device)
+        h = self.conv_in(x); feats = [h]
+        for layer in self.enc:
+            h = layer(h, emb)
+            if h.shape[-1] == feats[-1].shape[-1]: feats[-1] = h                       # same resolution: keep the last
+            else: feats.append(h)
+        for layer in self.mid: h = layer(h, emb)
+        return feats + [h]
+
 # %% ../nbs/03_unet.ipynb #6a1bd9fd
 UNET_CONFIGS: dict[str, dict] = {
     'tiny': dict(img_resolution=32, model_channels=32, channel_mult=(1, 2, 2), num_blocks=2, attn_resolutions=(16, 8),
