@@ -379,7 +379,9 @@ def make_discriminator(kind: str, teacher, channels: Optional[int] = None, feat_
 def gdd_loss(teacher, generator, c: dict) -> GANLoss:
     "GDD's GANLoss for `generator` (settings `c`: DISTILL_DEFAULTS + GDD_DEFAULTS): discriminator, R1, DiffAugment, one-step latents."
     if c['freeze'] not in FREEZE_RULES: raise ValueError(f"freeze must be one of {FREEZE_RULES}, got {c['freeze']!r}")
-    D = make_discriminator(c['disc'], teacher, c.get('d_channels'), c.get('feat_sigma', 0.5))
+    with torch.random.fork_rng(devices=[]):                    # D's initial weights: a function of the seed (reproducible runs)
+        torch.manual_seed(mix_seed(c['seed'], 23))
+        D = make_discriminator(c['disc'], teacher, c.get('d_channels'), c.get('feat_sigma', 0.5))
     ncls = getattr(unwrap(teacher).net, 'num_classes', None)
     return GANLoss(D, generate=generate, conditional=bool(ncls), gamma=_gamma(c), r1_every=c['r1_every'],
                    lr=c.get('d_lr') or c.get('lr') or 1e-4, betas=(0., 0.99), augment=c['augment'], seed=c['seed'])
