@@ -21,7 +21,8 @@ from .io import denoiser_from_config, register_export_type
 __all__ = ['GDD_I_RULE', 'FREEZE_RULES', 'AUGMENTS', 'DISCRIMINATORS', 'R1_GAMMA', 'GDD_DEFAULTS', 'GDD', 'one_step_generator',
            'prior_noise', 'generate', 'gdd_i_frozen', 'freeze_gdd_i', 'd_loss_ns', 'g_loss_ns', 'r1_penalty',
            'parse_policy', 'diff_augment', 'DBlock', 'ResNetDiscriminator', 'TeacherFeatureDiscriminator', 'GANLoss',
-           'GANTrainer', 'make_discriminator', 'gdd_loss', 'generator_from_config', 'gdd_sample']
+           'GANTrainer', 'make_discriminator', 'gdd_loss', 'generator_from_config', 'gdd_sample',
+           'activation_similarity']
 
 # %% ../nbs/12_gdd.ipynb #fd2af744
 def one_step_generator(teacher) -> Denoiser:
@@ -423,3 +424,30 @@ GDD = register_method(DistillMethod(
     trainer=lambda c: functools.partial(GANTrainer, freeze=c['freeze'])))
 
 register_export_type('gdd-generator', 'sferd_nb.gdd:generator_from_config')
+
+# %% ../nbs/12_gdd.ipynb #3319bbd7
+@torch.no_grad()
+def activation_similarity(den, x0: Tensor, sigmas: Sequence[float], ref_sigma: Optional[float] = None, cond=None,
+                          generator: Optional[torch.Generator] = None) -> tuple:
+    "(layer names, (layers, len(sigmas)) tensor): cosine similarity of each UNet layer's per-channel mean |activation| at sigma to that at `ref_sigma` (default sigma_max)."
+    den = unwrap(den)
+    net = _unet_of(den)
+    sch = den.schedule
+    ref = float(ref_sigma if ref_sigma is not None else sch.sigma_ve_max)
+    eps = torch.randn(x0.shape, generator=generator).to(x0)
+    layers = [(f'{part}.{i}', l) for part in ('enc', 'mid', 'dec') for i, l in enumerate(getattr(net, part))]
+    def profile(s):
+        acts = {}
+        hooks = [l.register_forward_hook(lambda m, i, o, n=n: acts.__setitem__(n, o.float().abs().mean((0, 2, 3))))
+                 for n, l in layers]
+        try:
+            t = sch.t_from_sigma_ve(torch.tensor(s, dtype=torch.float64))
+            a, _ = sch.alpha_sigma(t, torch.float64)
+            den(a.item() * (x0 + s * eps), t, cond=cond)                 # x_t = alpha (x0 + sigma_ve eps)
+        finally:
+            for h in hooks: h.remove()
+        return acts
+    p_ref = profile(ref)
+    sims = torch.stack([torch.stack([F.cosine_similarity(p[n], p_ref[n], dim=0) for n, _ in layers])
+                        for p in (profile(float(s)) for s in sigmas)], 1)
+    return [n for n, _ in layers], sims
