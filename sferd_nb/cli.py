@@ -11,7 +11,7 @@ from typing import Callable, Optional, Sequence
 import torch
 
 # %% auto #0
-__all__ = ['USER_ERRORS', 'RUN_MARK', 'one_line', 'user_errors', 'command_parser', 'resolve_device', 'check_positive', 'file_digest', 'test_exit', 'own_run', 'prepare_out', 'main_data', 'sferd_data', 'teacher_parser', 'main_train_teacher', 'sferd_train_teacher', 'distill_parser', 'main_distill', 'sferd_distill', 'analyze_parser', 'main_analyze', 'sferd_analyze', 'eval_parser', 'main_eval', 'sferd_eval', 'main_demo', 'sferd_demo']
+__all__ = ['USER_ERRORS', 'RUN_MARK', 'one_line', 'user_errors', 'command_parser', 'resolve_device', 'check_positive', 'file_digest', 'test_exit', 'own_run', 'prepare_out', 'main_data', 'sferd_data', 'teacher_parser', 'main_train_teacher', 'sferd_train_teacher', 'METHOD_ARGS', 'distill_parser', 'main_distill', 'sferd_distill', 'analyze_parser', 'main_analyze', 'sferd_analyze', 'eval_parser', 'main_eval', 'sferd_eval', 'main_demo', 'sferd_demo']
 
 # %% ../nbs/00_cli.ipynb #9642f38f
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError,
@@ -219,11 +219,20 @@ def sferd_train_teacher() -> None:
 
 # %% ../nbs/05_distill.ipynb #21a21aca
 from .data import get_dataset
-from .distill import METHODS, DISTILL_GRIDS, distill, get_method
+from .distill import METHODS, DISTILL_GRIDS, distill, get_method, load_method_modules
 from .io import load_denoiser, read_config
 from .train import setup_distributed, cleanup_distributed, world_info
 
+# settings of methods registered in later notebooks: (flag, setting, type, help); passed only to methods that have the setting
+METHOD_ARGS = [('--disc', 'disc', str, "GDD: discriminator, 'resnet' (from scratch, DiffAugment) or 'teacher' (heads on the frozen teacher's encoder)"),
+               ('--gamma', 'gamma', float, 'GDD: R1 weight (default: 0.01 resnet, 1e-4 teacher)'),
+               ('--r1-every', 'r1_every', int, 'GDD: lazy R1 interval in steps (16)'),
+               ('--d-lr', 'd_lr', float, "GDD: discriminator learning rate (default: the generator's)"),
+               ('--freeze', 'freeze', str, "GDD: 'gdd-i' (freeze the 3x3 convs and attention projections of the UNet blocks) or 'none'"),
+               ('--augment', 'augment', str, "GDD: DiffAugment policy, e.g. 'color,translation,cutout' ('none': off)")]
+
 def distill_parser() -> argparse.ArgumentParser:
+    load_method_modules()                                                        # methods of later notebooks (gdd)
     p = command_parser('sferd-distill', "Distil a diffusion teacher into a few-step student with a registered method "
                        f"({', '.join(k for k, v in METHODS.items() if v.make_student)}) on the sferd_nb training loop.")
     p.add_argument('--method', default='pd', choices=[k for k, v in METHODS.items() if v.make_student])
@@ -263,6 +272,8 @@ def distill_parser() -> argparse.ArgumentParser:
     g.add_argument('--sgp-lr', type=float, default=2e-4, help='learning rate of the encoder and predictor in phase 1')
     g.add_argument('--sgp-joint-ratio', type=float, default=0.1, help='phase 2: everything at this fraction of --sgp-lr')
     g.add_argument('--latent-steps', type=int, default=2000, help="training steps of z_sem's latent DDIM")
+    g = p.add_argument_group('GDD: one-step generator trained with a GAN loss only (notebook 12)')
+    for flag, _, typ, hlp in METHOD_ARGS: g.add_argument(flag, type=typ, help=hlp)
     return p
 
 def main_distill(argv=None, teacher_wrapper: Optional[Callable] = None) -> list:
@@ -297,13 +308,17 @@ def main_distill(argv=None, teacher_wrapper: Optional[Callable] = None) -> list:
             if ds.resolution != teacher.net.config.get('img_resolution', ds.resolution):
                 raise ValueError(f"the teacher works at {teacher.net.config['img_resolution']}px but the data is {ds.resolution}px; "
                                  "pass the teacher's --data")
+            own = get_method(args.method).defaults                                 # method-specific settings given on the command line
+            extra = {k: getattr(args, k) for _, k, _, _ in METHOD_ARGS if getattr(args, k) is not None}
+            bad = sorted(k for k in extra if k not in own)
+            if bad: raise ValueError(f"--{', --'.join(b.replace('_', '-') for b in bad)} only apply to other methods, not --method {args.method}; drop them")
             dirs = distill(teacher, ds, out, method=args.method, resume=args.resume, progress=not args.no_progress,
                            teacher_wrapper=teacher_wrapper, student_wrapper=student_wrapper, extra_meta=meta,
                            train_kw=dict(grad_accum=args.grad_accum, amp=args.amp, compile=args.compile, num_workers=args.workers),
                            teacher_steps=args.teacher_steps, student_steps=args.student_steps, ratio=args.ratio,
                            max_steps=args.max_steps, batch_size=args.batch_size, lr=args.lr, solver=args.solver,
                            grid=args.grid, N=args.N, mu=args.mu, seed=args.seed, sample_every=args.sample_every,
-                           ckpt_every=args.ckpt_every, log_every=args.log_every)
+                           ckpt_every=args.ckpt_every, log_every=args.log_every, **extra)
             if world_info()[1] == 0: print('students: ' + ', '.join(map(str, dirs)))
             return dirs
         finally:

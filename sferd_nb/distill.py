@@ -20,11 +20,11 @@ from .train import Trainer, TrainConfig, MicroBatchCounter, draw_global, mix_see
 from .io import export_denoiser, load_denoiser, load_student, denoiser_config, read_config
 
 # %% auto #0
-__all__ = ['DISTILL_GRIDS', 'SOLVERS', 'METHODS', 'PD', 'CD', 'TEACHER', 'DISTILL_DEFAULTS', 'distill_grid', 'get_solver',
-           'teacher_solve', 'pd_target', 'student_loss', 'batch_condition', 'ProgressiveDistillation',
+__all__ = ['DISTILL_GRIDS', 'SOLVERS', 'METHODS', 'METHOD_MODULES', 'PD', 'CD', 'TEACHER', 'DISTILL_DEFAULTS', 'distill_grid',
+           'get_solver', 'teacher_solve', 'pd_target', 'student_loss', 'batch_condition', 'ProgressiveDistillation',
            'consistency_student', 'ConsistencyDistillation', 'consistency_grid', 'consistency_sample', 'pd_stages',
-           'DistillMethod', 'register_method', 'get_method', 'student_grid', 'student_sample', 'sampling_condition',
-           'distill', 'prediction_gaps']
+           'DistillMethod', 'load_method_modules', 'register_method', 'get_method', 'student_grid', 'student_sample',
+           'sampling_condition', 'distill', 'prediction_gaps']
 
 # %% ../nbs/05_distill.ipynb #cf7ba5d3
 DISTILL_GRIDS = ('karras', 'uniform')
@@ -252,8 +252,17 @@ class DistillMethod:
     teacher_wrapper: Optional[Callable] = None   # (settings) -> teacher -> denoiser (e.g. attention guidance)
     student_wrapper: Optional[Callable] = None   # (settings) -> student -> denoiser (e.g. the semantic gradient predictor)
     staged: bool = False       # stage-numbered run folders (`stage{k}_{n}steps`) and per-stage seeds, as PD's halvings
+    trainer: Optional[Callable] = None  # (settings) -> a Trainer subclass/factory (Trainer's signature); None: Trainer
 
 METHODS: dict = {}
+# modules that register methods of later notebooks; imported on the first lookup of a name not yet in METHODS
+METHOD_MODULES: list = ['sferd_nb.gdd']
+
+def load_method_modules() -> dict:
+    "Import the modules of `METHOD_MODULES` (each registers its methods) and return `METHODS`."
+    import importlib
+    for mod in METHOD_MODULES: importlib.import_module(mod)
+    return METHODS
 
 def register_method(m: DistillMethod) -> DistillMethod:
     "Add a method to `METHODS` (the one table `distill`, `sferd-distill`, the metrics and the demo consult)."
@@ -262,6 +271,7 @@ def register_method(m: DistillMethod) -> DistillMethod:
 
 def get_method(name: str) -> DistillMethod:
     "The registered method `name` (ValueError listing the known ones)."
+    if name not in METHODS: load_method_modules()
     if name not in METHODS: raise ValueError(f"unknown distillation method {name!r}; choose one of {', '.join(METHODS)}")
     return METHODS[name]
 
@@ -376,7 +386,7 @@ def distill(teacher, dataset, out_dir, *, method: str = 'pd', resume: bool = Fal
             teacher_wrapper: Optional[Callable] = None, student_wrapper: Optional[Callable] = None,
             extra_meta: Optional[dict] = None, train_kw: Optional[dict] = None, **settings) -> list:
     "Distil `teacher` with the registered `method` (settings: `DISTILL_DEFAULTS`) on the trainer of 04_train; returns the exported student directories (one per stage)."
-    names = [k for k, v in METHODS.items() if v.make_student]                    # 'teacher' is registered, not distillable
+    names = [k for k, v in load_method_modules().items() if v.make_student]    # 'teacher' is registered, not distillable
     if method not in names: raise ValueError(f"unknown distillation method {method!r}; choose one of {', '.join(names)}")
     m = METHODS[method]
     c = _settings(method, settings)
@@ -413,7 +423,8 @@ def distill(teacher, dataset, out_dir, *, method: str = 'pd', resume: bool = Fal
                           seed=c['seed'] + (k if m.staged else 0), **(train_kw or {}))
         meta = denoiser_config(student, distill=recipe, **(extra_meta or {}))
         groups = getattr(unwrap(student), 'param_groups', None)                 # e.g. SGP's two phases (lr_scale per step)
-        tr = Trainer(student, loss, cfg, sdir, sample_fn=_sample_fn(m, n_student, recipe, 16, res, ncls, c['seed'], dataset),
+        make_trainer = m.trainer(c) if m.trainer else Trainer                            # e.g. GDD's GANTrainer
+        tr = make_trainer(student, loss, cfg, sdir, sample_fn=_sample_fn(m, n_student, recipe, 16, res, ncls, c['seed'], dataset),
                      meta=meta, extra=loss if isinstance(loss, nn.Module) else None,
                      on_step_end=getattr(loss, 'on_step_end', None), param_groups=groups(cfg.max_steps) if groups else None)
         if resume and (sdir / CKPT_NAME).exists(): tr.resume()

@@ -245,6 +245,12 @@ class UNet(nn.Module):
         out = self.decode(h, skips, emb, maps)
         return (out, maps) if return_attn else out
 
+    def encoder_features(self, x: Tensor, noise_label, cond: Optional[Tensor] = None) -> list:
+        "The down path's activations: the last one at each encoder resolution (highest first), then the middle block's output (what notebook 12's projected discriminator reads)."
+        h, skips = self.encode(x, self.embed(noise_label, cond, x.shape[0], x.device))
+        feats = [f for f, nxt in zip(skips, skips[1:] + [None]) if nxt is None or nxt.shape[-1] != f.shape[-1]]   # last per resolution
+        return feats + [h]
+
 # %% ../nbs/03_unet.ipynb #6a1bd9fd
 UNET_CONFIGS: dict[str, dict] = {
     'tiny': dict(img_resolution=32, model_channels=32, channel_mult=(1, 2, 2), num_blocks=2, attn_resolutions=(16, 8),
