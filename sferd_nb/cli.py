@@ -11,7 +11,7 @@ from typing import Callable, Optional, Sequence
 import torch
 
 # %% auto #0
-__all__ = ['USER_ERRORS', 'RUN_MARK', 'one_line', 'user_errors', 'command_parser', 'resolve_device', 'check_positive', 'file_digest', 'test_exit', 'own_run', 'prepare_out', 'main_data', 'sferd_data', 'teacher_parser', 'main_train_teacher', 'sferd_train_teacher', 'METHOD_ARGS', 'distill_parser', 'main_distill', 'sferd_distill', 'analyze_parser', 'main_analyze', 'sferd_analyze', 'eval_parser', 'main_eval', 'sferd_eval', 'main_demo', 'sferd_demo']
+__all__ = ['USER_ERRORS', 'RUN_MARK', 'one_line', 'user_errors', 'command_parser', 'resolve_device', 'check_positive', 'file_digest', 'test_exit', 'own_run', 'prepare_out', 'main_data', 'sferd_data', 'teacher_parser', 'main_train_teacher', 'sferd_train_teacher', 'SETTING_FLAGS', 'METHOD_ARGS', 'distill_parser', 'main_distill', 'sferd_distill', 'analyze_parser', 'main_analyze', 'sferd_analyze', 'eval_parser', 'main_eval', 'sferd_eval', 'main_demo', 'sferd_demo']
 
 # %% ../nbs/00_cli.ipynb #9642f38f
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError,
@@ -224,6 +224,8 @@ from .io import load_denoiser, read_config
 from .train import setup_distributed, cleanup_distributed, world_info
 
 # settings of methods registered in later notebooks: (flag, setting, type, help); passed only to methods that have the setting
+# flags of the attention-guidance and SGP groups below: settings of the methods that have them (sferd-pd, sferd-cd)
+SETTING_FLAGS = ('psi', 'w', 'blur_sigma', 'attn_resolution', 'latent_dim', 'sgp_split', 'sgp_lr', 'sgp_joint_ratio', 'latent_steps')
 METHOD_ARGS = [('--disc', 'disc', str, "GDD: discriminator, 'resnet' (from scratch, DiffAugment) or 'teacher' (heads on the frozen teacher's encoder)"),
                ('--gamma', 'gamma', float, 'GDD: R1 weight (default: 0.01 resnet, 1e-4 teacher)'),
                ('--r1-every', 'r1_every', int, 'GDD: lazy R1 interval in steps (16)'),
@@ -286,6 +288,11 @@ def main_distill(argv=None, teacher_wrapper: Optional[Callable] = None) -> list:
         setup_distributed(device)
         try:
             meta = dict(teacher=str(args.teacher))
+            m = get_method(args.method)
+            if args.attention_guidance and m.teacher_wrapper is not None:
+                raise ValueError(f"--method {args.method} already guides its teacher; drop --attention-guidance (set --psi/--w/--blur-sigma)")
+            if args.semantic and m.student_wrapper is not None:
+                raise ValueError(f"--method {args.method} already has the semantic student; drop --semantic (set --latent-dim, --sgp-*)")
             if args.attention_guidance:
                 if teacher_wrapper is not None: raise ValueError("--attention-guidance and a teacher_wrapper cannot be combined")
                 from sferd_nb.guidance import guided_teacher_wrapper                # notebook 07 (imported only when used)
@@ -310,6 +317,7 @@ def main_distill(argv=None, teacher_wrapper: Optional[Callable] = None) -> list:
                                  "pass the teacher's --data")
             own = get_method(args.method).defaults                                 # method-specific settings given on the command line
             extra = {k: getattr(args, k) for _, k, _, _ in METHOD_ARGS if getattr(args, k) is not None}
+            extra.update({k: getattr(args, k) for k in own if k in SETTING_FLAGS})   # e.g. sferd-*: the guidance and SGP flags
             bad = sorted(k for k in extra if k not in own)
             if bad: raise ValueError(f"--{', --'.join(b.replace('_', '-') for b in bad)} only apply to other methods, not --method {args.method}; drop them")
             dirs = distill(teacher, ds, out, method=args.method, resume=args.resume, progress=not args.no_progress,

@@ -256,7 +256,7 @@ class DistillMethod:
 
 METHODS: dict = {}
 # modules that register methods of later notebooks; imported on the first lookup of a name not yet in METHODS
-METHOD_MODULES: list = ['sferd_nb.gdd']
+METHOD_MODULES: list = ['sferd_nb.sferd', 'sferd_nb.gdd']
 
 def load_method_modules() -> dict:
     "Import the modules of `METHOD_MODULES` (each registers its methods) and return `METHODS`."
