@@ -458,7 +458,7 @@ def sferd_eval() -> None:
     main_eval()
 
 # %% ../nbs/11_demo.ipynb #57d06024
-from .demo import format_table, run_demo
+from .demo import ABLATION, format_table, run_demo
 
 def main_demo(argv=None) -> list:
     "`sferd-demo` (what `make demo` runs): returns the table rows."
@@ -467,7 +467,8 @@ def main_demo(argv=None) -> list:
     ap.add_argument('--out', default='runs/demo')
     ap.add_argument('--teacher', help='teacher dir (default: data/teachers/cifar10_uncond)')
     ap.add_argument('--quick', action='store_true', help='tiny budgets (seconds; for tests)')
-    ap.add_argument('--methods', help='comma-separated subset of pd,pd+ag,cd,cd+ag')
+    ap.add_argument('--methods', help=f"comma-separated subset of {','.join(ABLATION)} (default: pd,sferd-pd,cd,sferd-cd)")
+    ap.add_argument('--ablation', action='store_true', help='all eight: PD / CD with attention guidance, SGP, both (SFERD)')
     ap.add_argument('--steps-per-stage', type=int, help='override the optimiser steps per PD stage (CD: x stages)')
     ap.add_argument('--num-samples', type=int)
     ap.add_argument('--seed', type=int, default=0)
@@ -478,7 +479,9 @@ def main_demo(argv=None) -> list:
     ov = {k: v for k, v in dict(steps_per_stage=a.steps_per_stage, num_samples=a.num_samples).items() if v is not None}
     with user_errors('sferd-demo', a.debug):
         check_positive(**ov)
-        rows = run_demo(a.out, a.teacher, 'quick' if a.quick else 'full', a.methods.split(',') if a.methods else None,
+        if a.ablation and a.methods: raise ValueError("give --ablation or --methods, not both")
+        methods = list(ABLATION) if a.ablation else a.methods.split(',') if a.methods else None
+        rows = run_demo(a.out, a.teacher, 'quick' if a.quick else 'full', methods,
                         a.seed, a.extractor, a.inception_weights, progress=not a.no_progress, device=a.device, **ov)
     print(format_table(rows))
     return rows

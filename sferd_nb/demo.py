@@ -13,39 +13,50 @@ import torch
 
 from .data import asset_path, data_dir, get_dataset, save_image_grid, to_model_range
 from .metrics import denoising_ability, evaluate, load_extractor, load_model, reference_stats
-from .distill import distill, get_method
+from .distill import distill, get_method, sampling_condition
 
 # %% auto #0
-__all__ = ['PRESETS', 'METHOD_NAMES', 'default_teacher', 'distill_method', 'format_table', 'run_demo', 'write_report']
+__all__ = ['PRESETS', 'ABLATION', 'METHOD_NAMES', 'default_teacher', 'distill_method', 'format_table', 'run_demo', 'write_report']
 
 # %% ../nbs/11_demo.ipynb #1d86cba4
 PRESETS = {
     'full': dict(teacher_steps=4, final_steps=2, steps_per_stage=80, batch_size=16, num_samples=500, seeds=(0,),
-                 ref_images=None, denoise_images=200, methods=('pd', 'pd+ag', 'cd', 'cd+ag')),
+                 ref_images=None, denoise_images=200, latent_dim=128, latent_steps=300,
+                 methods=('pd', 'sferd-pd', 'cd', 'sferd-cd')),
     'quick': dict(teacher_steps=2, final_steps=1, steps_per_stage=2, batch_size=4, num_samples=16, seeds=(0,),
-                  ref_images=200, denoise_images=16, methods=('pd', 'pd+ag', 'cd', 'cd+ag')),
+                  ref_images=200, denoise_images=16, latent_dim=16, latent_steps=4, methods=('pd', 'pd+ag', 'cd', 'cd+ag')),
 }
-METHOD_NAMES = {'teacher': 'teacher (DDIM)', 'pd': 'PD', 'pd+ag': 'PD + attention guidance', 'cd': 'CD',
+ABLATION = ('pd', 'pd+ag', 'pd+sgp', 'sferd-pd', 'cd', 'cd+ag', 'cd+sgp', 'sferd-cd')   # the paper's ablation (--ablation)
+METHOD_NAMES = {'teacher': 'teacher (DDIM)', 'pd': 'PD', 'pd+ag': 'PD + attention guidance', 'pd+sgp': 'PD + SGP',
+                'sferd-pd': 'SFERD-PD', 'cd+sgp': 'CD + SGP', 'sferd-cd': 'SFERD-CD', 'cd': 'CD',
                 'cd+ag': 'CD + attention guidance'}
 
 def default_teacher() -> Path: return data_dir() / 'teachers' / 'cifar10_uncond'
 
 # %% ../nbs/11_demo.ipynb #9364ac16
 def distill_method(teacher, dataset, method: str, out_dir, p: dict, seed: int = 0, progress: bool = True) -> tuple:
-    "Distil `teacher` with a registered method, '+ag' adding attention guidance ('pd', 'pd+ag', 'cd', 'cd+ag'), under preset `p`; returns (student dir, wall seconds, optimiser steps)."
-    base, ag = method.split('+')[0], method.endswith('+ag')
-    wrapper = None
-    if ag:
+    "Distil `teacher` with a registered method ('pd', 'cd', 'sferd-pd', ...), '+ag' / '+sgp' adding attention guidance / the SGP, under preset `p`; returns (student dir, wall seconds, optimiser steps)."
+    base, _, extra = method.partition('+')
+    teacher_wrapper = student_wrapper = None
+    if extra == 'ag':
         from sferd_nb.guidance import guided_teacher_wrapper
-        wrapper = guided_teacher_wrapper()
+        teacher_wrapper = guided_teacher_wrapper()
+    sgp = dict(latent_dim=p['latent_dim'], latent=dict(max_steps=p['latent_steps'], seed=seed), seed=seed)
+    if extra == 'sgp':
+        from sferd_nb.semantic import sgp_student_wrapper
+        student_wrapper = sgp_student_wrapper(**sgp)
+    m = get_method(base)
+    own = dict(latent_dim=p['latent_dim'], latent_steps=p['latent_steps']) if 'latent_steps' in m.defaults else {}   # sferd-*
     settings = dict(teacher_steps=p['teacher_steps'], student_steps=p['final_steps'], batch_size=p['batch_size'], seed=seed,
                     sample_every=0, ckpt_every=10 ** 9)
     n_stages = len(get_method('pd').stages(dict(settings, ratio=2)))
     budget = p['steps_per_stage'] * n_stages                                        # equal total optimiser steps
-    per_stage = budget // len(get_method(base).stages(dict(settings, ratio=2)))      # PD: per stage; one-run methods: all
+    runs = len(m.stages(dict(settings, ratio=2))) + (student_wrapper is not None or m.student_wrapper is not None)
+    per_stage = budget // runs                                                      # PD: per stage (+ the SGP stage); CD: all
     t0 = time.time()
     dirs = distill(teacher, dataset, out_dir, method=base, max_steps=per_stage, log_every=max(1, budget // 10),
-                   progress=progress, teacher_wrapper=wrapper, extra_meta=dict(demo_method=method), **settings)
+                   progress=progress, teacher_wrapper=teacher_wrapper, student_wrapper=student_wrapper,
+                   extra_meta=dict(demo_method=method), **settings, **own)
     return dirs[-1], time.time() - t0, budget
 
 # %% ../nbs/11_demo.ipynb #52eb9deb
@@ -79,7 +90,7 @@ def run_demo(out='runs/demo', teacher=None, preset: str = 'full', methods: Optio
     p = dict(PRESETS[preset], **overrides)
     methods = list(methods or p['methods'])
     bad = [m for m in methods if m not in METHOD_NAMES or m == 'teacher']
-    if bad: raise ValueError(f"unknown demo method(s) {bad}; choose from pd, pd+ag, cd, cd+ag")
+    if bad: raise ValueError(f"unknown demo method(s) {bad}; choose from {', '.join(ABLATION)}")
     out, t_start = Path(out), time.time()
     from sferd_nb.cli import prepare_out, resolve_device
     device = resolve_device(device or 'auto')
@@ -107,7 +118,8 @@ def run_demo(out='runs/demo', teacher=None, preset: str = 'full', methods: Optio
         t0 = time.time()
         r = evaluate(den, recipe, [steps], ext, ref, p['num_samples'], p['seeds'], batch_size=100, sampler='ddim',
                      progress=progress)[0]
-        dl = denoising_ability(den, None, x0, steps=4, seed=seed)           # the same 4 noise levels for every model
+        cond = sampling_condition(den, len(x0), None, torch.Generator().manual_seed(seed))   # SGP: z_sem sampled, not from x0
+        dl = denoising_ability(den, None, x0, steps=4, seed=seed, cond=cond)  # the same 4 noise levels for every model
         r.update(name=name, denoising_l2=dl, denoising_l2_mean=float(np.mean(list(dl.values()))), distill_seconds=dsec,
                  budget_steps=budget, batch_size=p['batch_size'], eval_seconds=time.time() - t0)
         grid = out / f"samples_{name.replace('+', '_')}.png"
@@ -150,9 +162,12 @@ def write_report(out: Path, rows: Sequence[dict], p: dict, teacher, preset: str,
           f"images of {r0['reference']} (the published protocol: 50,000 samples x 3 seeds vs the 50,000 training images).",
           f"* Distillation: equal budgets of {rows[-1].get('budget_steps', 0)} optimiser steps at batch {p['batch_size']} for"
           f" every method; PD halves {p['teacher_steps']} -> {p['final_steps']} steps, CD samples with {p['final_steps']} steps;"
-          " '+ attention guidance' wraps the teacher in AttentionGuidedTeacher (psi 1, w 0.3, blur sigma 3).",
+          " '+ attention guidance' wraps the teacher in AttentionGuidedTeacher (psi 1, w 0.3, blur sigma 3);"
+          f" '+ SGP' trains the semantic gradient predictor on the final student in one more stage inside the same budget"
+          f" (z_sem of {p.get('latent_dim')} numbers, latent sampler {p.get('latent_steps')} steps); SFERD = both.",
           f"* Teacher row: DDIM with {p['teacher_steps']} steps (what PD distils). Denoising l2 (paper Fig. 7): mean RMS distance between "
-          f"{p['denoise_images']} real test images and each model's one-shot x0 prediction at the same 4 noise levels.", "",
+          f"{p['denoise_images']} real test images and each model's one-shot x0 prediction at the same 4 noise levels"
+          " (SGP students with z_sem from their latent sampler: no information from the test image).", "",
           "## Samples", ""]
     md += [f"**{METHOD_NAMES.get(r['name'], r['name'])}** ({r['steps']} steps)\n\n![{r['name']}]({r['grid']})\n" for r in rows]
     (out / 'report.md').write_text('\n'.join(md))

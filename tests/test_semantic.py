@@ -107,3 +107,12 @@ def test_ddp_equals_single_process(tmp_path):
     a, b = load_denoiser(tmp_path / 'one' / 'sgp').state_dict(), load_denoiser(tmp_path / 'two' / 'sgp').state_dict()
     diff = max((a[k].float() - b[k].float()).abs().max().item() for k in a)
     assert diff <= 1e-5, diff
+
+def test_demo_ablation_flags(tmp_path):
+    from sferd_nb.cli import main_demo
+    from sferd_nb.demo import ABLATION, METHOD_NAMES
+    assert set(ABLATION) <= set(METHOD_NAMES) and len(ABLATION) == 8
+    with pytest.raises(SystemExit, match='--ablation or --methods'):
+        main_demo(['--quick', '--ablation', '--methods', 'pd', '--out', str(tmp_path / 'd'), '--no-progress'])
+    with pytest.raises(SystemExit, match='unknown demo method'):
+        main_demo(['--quick', '--methods', 'pd+xyz', '--out', str(tmp_path / 'd2'), '--no-progress'])
