@@ -6,7 +6,9 @@
 
 Prints one markdown row per (config, method): seconds per optimiser step and images/s. PD = 2 teacher DDIM steps
 (2 teacher forwards) per student step; CD = 1 Heun step (2 teacher forwards) + 1 target-network forward.
-Optionally `--guided` wraps the teacher in attention guidance (notebook 07) to measure its cost.
+Optionally `--guided` wraps the teacher in attention guidance (notebook 07) and `--sgp` wraps the student in the semantic
+gradient predictor (notebook 08: encoder + z-modulated decoder copy) to measure their cost; `--compare` runs each row
+plain and wrapped in the same process (the peer).
 """
 import argparse, contextlib, time
 
@@ -18,7 +20,7 @@ from sferd_nb.io import load_denoiser
 from sferd_nb.unet import build_unet
 
 
-def bench(teacher, method, batch, steps, warmup, device, amp, guided=False):
+def bench(teacher, method, batch, steps, warmup, device, amp, guided=False, sgp=False):
     res = teacher.net.config.get('img_resolution', 32)
     ncls = teacher.net.num_classes
     T = teacher
@@ -32,7 +34,10 @@ def bench(teacher, method, batch, steps, warmup, device, amp, guided=False):
         loss_fn = ProgressiveDistillation(T, student_steps=8)
     else:
         student = consistency_student(teacher).to(device)
-        loss_fn = ConsistencyDistillation(T, student, N=18).to(device)
+    if sgp:
+        from sferd_nb.semantic import build_sgp
+        student = build_sgp(student, latent_dim=128)
+    if method == 'cd': loss_fn = ConsistencyDistillation(T, student, N=18).to(device)
     student.train().requires_grad_(True)
     opt = torch.optim.Adam(student.parameters(), lr=1e-5)
     x = torch.rand(batch, 3, res, res, device=device) * 2 - 1
@@ -63,20 +68,25 @@ def main():
     p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     p.add_argument('--no-amp', action='store_true')
     p.add_argument('--guided', action='store_true', help='wrap the teacher in attention guidance (sferd_nb.guidance)')
+    p.add_argument('--sgp', action='store_true', help='wrap the student in the semantic gradient predictor (sferd_nb.semantic)')
+    p.add_argument('--compare', action='store_true', help='with --guided/--sgp: also the plain row, in the same process')
     a = p.parse_args()
     dev = torch.device(a.device)
-    print(f"| teacher | method | guided | batch | s/step | img/s | device | threads |")
-    print(f"|---|---|---|---|---|---|---|---|")
+    print(f"| teacher | method | guided | sgp | batch | s/step | img/s | device | threads |")
+    print(f"|---|---|---|---|---|---|---|---|---|")
     specs = [(a.teacher, a.batch[0])] if a.teacher else list(zip(a.configs, a.batch + a.batch[-1:] * len(a.configs)))
     for name, batch in specs:
         torch.manual_seed(0)
         if a.teacher: teacher = load_denoiser(name, dev)
         else: teacher = Denoiser(build_unet(name), get_schedule('edm'), 'edm').to(dev).eval()
         teacher.requires_grad_(False)
+        variants = [(a.guided, a.sgp)] + ([(False, False)] if a.compare and (a.guided or a.sgp) else [])
         for m in a.methods:
-            dt, ips = bench(teacher, m, batch, a.steps, a.warmup, dev, not a.no_amp, a.guided)
-            devname = torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'cpu'
-            print(f"| {name} | {m} | {a.guided} | {batch} | {dt:.3f} | {ips:.1f} | {devname} | {torch.get_num_threads()} |", flush=True)
+            for guided, sgp in variants:
+                dt, ips = bench(teacher, m, batch, a.steps, a.warmup, dev, not a.no_amp, guided, sgp)
+                devname = torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'cpu'
+                print(f"| {name} | {m} | {guided} | {sgp} | {batch} | {dt:.3f} | {ips:.1f} | {devname} | {torch.get_num_threads()} |",
+                      flush=True)
 
 
 if __name__ == '__main__':
