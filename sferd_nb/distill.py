@@ -23,8 +23,8 @@ from .io import export_denoiser, load_denoiser, load_student, denoiser_config, r
 __all__ = ['DISTILL_GRIDS', 'SOLVERS', 'METHODS', 'METHOD_MODULES', 'PD', 'CD', 'TEACHER', 'DISTILL_DEFAULTS', 'distill_grid',
            'get_solver', 'teacher_solve', 'pd_target', 'student_loss', 'batch_condition', 'ProgressiveDistillation',
            'consistency_student', 'ConsistencyDistillation', 'consistency_grid', 'consistency_sample', 'pd_stages',
-           'DistillMethod', 'load_method_modules', 'register_method', 'get_method', 'student_grid', 'student_sample',
-           'sampling_condition', 'distill', 'prediction_gaps']
+           'DistillMethod', 'load_method_modules', 'register_method', 'get_method', 'consistency_step', 'student_grid',
+           'student_sample', 'sampling_condition', 'distill', 'prediction_gaps']
 
 # %% ../nbs/05_distill.ipynb #cf7ba5d3
 DISTILL_GRIDS = ('karras', 'uniform')
@@ -289,7 +289,7 @@ def _ddim_on_grid(den, x_T, steps, recipe, cond=None, generator=None, return_tra
 def _consistency(den, x_T, steps, recipe, cond=None, generator=None, return_trajectory=False):
     return consistency_sample(den, x_T, consistency_grid(den.schedule, steps), cond, generator, return_trajectory)
 
-def _consistency_step(den, x, t, s, pred, generator=None):
+def consistency_step(den, x, t, s, pred, generator=None):
     "Multistep consistency sampling's move to time s: re-noise the prediction x0 to noise level s (in y = x / alpha)."
     a, g = den.schedule.alpha_sigma_like(s, x)
     z = torch.randn(x.shape, generator=generator).to(x) if generator is not None else torch.randn_like(x)
@@ -321,7 +321,7 @@ CD = register_method(DistillMethod(
     train_config=_cd_config,
     recipe=lambda n, c: dict(method='cd', steps=n, N=c['N'], mu=c['mu'], solver=c['solver'] or 'heun'),
     grid=lambda sch, steps, r: consistency_grid(sch, steps),
-    sample=_consistency, nfe=lambda steps, r: steps, step=_consistency_step, export_type='cd-student', export_ema=True))
+    sample=_consistency, nfe=lambda steps, r: steps, step=consistency_step, export_type='cd-student', export_ema=True))
 
 TEACHER = register_method(DistillMethod(
     'teacher', 'the undistilled teacher, sampled with its ODE solver (Heun: 2 NFE per step, the last one 1)',

@@ -14,7 +14,8 @@ from torch import Tensor, nn
 
 from .diffusion import Denoiser
 from .train import Trainer, lr_at, mix_seed, draw_global, unwrap
-from .distill import DistillMethod, register_method, consistency_student, consistency_grid, consistency_sample
+from .distill import (DistillMethod, register_method, consistency_student, consistency_grid, consistency_sample,
+                              consistency_step)
 from .io import denoiser_from_config, register_export_type
 
 # %% auto #0
@@ -404,12 +405,6 @@ def gdd_sample(den, x_T: Tensor, steps: int = 1, recipe: Optional[dict] = None, 
         return (x, [x]) if return_trajectory else x
     return consistency_sample(den, x_T, consistency_grid(den.schedule, steps), cond, generator, return_trajectory)
 
-def _renoise_step(den, x, t, s, pred, generator=None):
-    "A re-generation step to time s: re-noise the prediction x0 to noise level s (in y = x / alpha)."
-    a, g = den.schedule.alpha_sigma_like(s, x)
-    z = torch.randn(x.shape, generator=generator).to(x) if generator is not None else torch.randn_like(x)
-    return (a * (pred.x0 + ((g / a) ** 2 - den.schedule.sigma_ve_min ** 2).clamp(min=0).sqrt() * z)).to(x.dtype)
-
 GDD = register_method(DistillMethod(
     'gdd', 'GDD (Zheng & Yang 2024): a one-step generator trained from the teacher with a GAN loss only (GDD-I freezing)',
     stages=lambda c: [1],
@@ -419,7 +414,7 @@ GDD = register_method(DistillMethod(
     recipe=lambda n, c: dict(method='gdd', steps=1, disc=c['disc'], gamma=_gamma(c), r1_every=c['r1_every'],
                              augment=c['augment'], freeze=c['freeze'], feat_sigma=c['feat_sigma']),
     grid=lambda sch, steps, r: consistency_grid(sch, steps),
-    sample=gdd_sample, nfe=lambda steps, r: steps, step=_renoise_step,
+    sample=gdd_sample, nfe=lambda steps, r: steps, step=consistency_step,
     export_type='gdd-generator', export_ema=True, defaults=GDD_DEFAULTS,
     trainer=lambda c: functools.partial(GANTrainer, freeze=c['freeze'])))
 
