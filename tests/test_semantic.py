@@ -23,7 +23,8 @@ def _ds(n=32):
     d = load_cifar10_subset()
     return ImageDataset(d['x_train'][:n], d['y_train'][:n], 10)
 
-SGP_KW = dict(latent_dim=16, encoder_channels=(16, 32, 32), latent=dict(width=32, depth=2, max_steps=6, batch_size=16))
+SGP_KW = dict(latent_dim=16, encoder_channels=(16, 32, 32), latent=dict(width=32, depth=2, max_steps=6, batch_size=16,
+                                                                       sample_steps=7, sampler='ddim'))
 
 def test_cli_semantic_pd_exports_and_generates(tmp_path):
     t = _teacher(tmp_path)
@@ -48,6 +49,7 @@ def test_cd_semantic_conditional(tmp_path):
                      sample_every=-1, student_wrapper=S.sgp_student_wrapper(**SGP_KW))
     den, rec = D.load_student(dirs[-1])
     assert isinstance(den, S.SGPStudent) and den.student.parameterization == 'cm' and rec['method'] == 'cd'
+    assert (den.latent.sample_steps, den.latent.sampler) == (7, 'ddim')          # the latent settings reach the sampler
     cond = D.sampling_condition(den, 2, torch.tensor([3, 4]), torch.Generator().manual_seed(0))
     assert torch.equal(cond.teacher_cond, torch.tensor([3, 4]))
     x = D.student_sample(den, torch.randn(2, 3, 32, 32) * 80, 1, rec, cond=cond)
