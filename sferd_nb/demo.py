@@ -41,10 +41,10 @@ def distill_method(teacher, dataset, method: str, out_dir, p: dict, seed: int = 
     if extra == 'ag':
         from sferd_nb.guidance import guided_teacher_wrapper
         teacher_wrapper = guided_teacher_wrapper()
-    sgp = dict(latent_dim=p['latent_dim'], latent=dict(max_steps=p['latent_steps'], seed=seed), seed=seed)
     if extra == 'sgp':
         from sferd_nb.semantic import sgp_student_wrapper
-        student_wrapper = sgp_student_wrapper(**sgp)
+        student_wrapper = sgp_student_wrapper(latent_dim=p['latent_dim'], latent=dict(max_steps=p['latent_steps'], seed=seed),
+                                              seed=seed)
     m = get_method(base)
     own = dict(latent_dim=p['latent_dim'], latent_steps=p['latent_steps']) if 'latent_steps' in m.defaults else {}   # sferd-*
     settings = dict(teacher_steps=p['teacher_steps'], student_steps=p['final_steps'], batch_size=p['batch_size'], seed=seed,

@@ -341,21 +341,24 @@ class Denoiser(nn.Module):
             return out, maps
         return out, None
 
-    def net_input(self, x_t: Tensor, t) -> Tuple[Tensor, Tensor]:
-        "What the network sees at (x_t, t): `(input, noise label)` (EDM/CM: c_in * x_t / alpha and c_noise)."
-        t = batch_times(t, x_t)
-        if self.parameterization not in ('edm', 'cm'): return x_t, self.schedule.noise_label(t).to(compute_dtype(x_t))
-        a, s = self.schedule.alpha_sigma_like(t, x_t)
-        c_skip, c_out, c_in, c_noise = self.scalings(s / a)                       # sigma_ve = sigma / alpha
+    def coefficients(self, x_t: Tensor, t) -> tuple:
+        "`(alpha_t, sigma_t, scalings)` shaped for the batch x_t (scalings: EDM/CM `(c_skip, c_out, c_in, c_noise)`, else None), computed once per call."
+        a, s = self.schedule.alpha_sigma_like(batch_times(t, x_t), x_t)
+        return a, s, (self.scalings(s / a) if self.parameterization in ('edm', 'cm') else None)   # sigma_ve = sigma / alpha
+
+    def net_input(self, x_t: Tensor, t, coefs: Optional[tuple] = None) -> Tuple[Tensor, Tensor]:
+        "What the network sees at (x_t, t): `(input, noise label)` (EDM/CM: c_in * x_t / alpha and c_noise); `coefs` from `coefficients`."
+        if self.parameterization not in ('edm', 'cm'):
+            return x_t, self.schedule.noise_label(batch_times(t, x_t)).to(compute_dtype(x_t))
+        a, s, (c_skip, c_out, c_in, c_noise) = coefs or self.coefficients(x_t, t)
         return (c_in * x_t.to(a) / a).to(x_t.dtype), c_noise.flatten()
 
-    def from_output(self, x_t: Tensor, t, out: Tensor) -> Tuple[Tensor, Tensor]:
-        "`(x0, eps)` from the network's raw output at (x_t, t), by the parameterisation."
-        t = batch_times(t, x_t)
-        a, s = self.schedule.alpha_sigma_like(t, x_t)
+    def from_output(self, x_t: Tensor, t, out: Tensor, coefs: Optional[tuple] = None) -> Tuple[Tensor, Tensor]:
+        "`(x0, eps)` from the network's raw output at (x_t, t), by the parameterisation; `coefs` from `coefficients`."
+        a, s, sc = coefs or self.coefficients(x_t, t)
         xf, out = x_t.to(a), out.to(a)
-        if self.parameterization in ('edm', 'cm'):
-            c_skip, c_out, c_in, c_noise = self.scalings(s / a)
+        if sc is not None:
+            c_skip, c_out, c_in, c_noise = sc
             x0 = c_skip * xf / a + c_out * out                                    # D = c_skip y + c_out F, y = x / alpha
             return x0, x0_to_eps(xf, x0, a, s)
         if self.parameterization == 'eps': return eps_to_x0(xf, out, a, s), out
@@ -365,9 +368,10 @@ class Denoiser(nn.Module):
     def forward(self, x_t: Tensor, t, cond=None, return_attn: bool = False) -> Prediction:
         "Predict x0 and eps from x_t at time `t` (python number or (B,) tensor): precondition, run the network, read its output."
         t = batch_times(t, x_t)
-        x_in, label = self.net_input(x_t, t)
+        co = self.coefficients(x_t, t)
+        x_in, label = self.net_input(x_t, t, co)
         out, maps = self._net(x_in, label, cond, return_attn)
-        x0, eps = self.from_output(x_t, t, out)
+        x0, eps = self.from_output(x_t, t, out, co)
         return Prediction(x0, eps, maps)
 
 # %% ../nbs/01_diffusion.ipynb #686d9199

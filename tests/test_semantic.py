@@ -1,27 +1,18 @@
 "Integration tests for the semantic gradient predictor (issue 15): CLI, export/load, generation, resume across the phase boundary, DDP."
-import json, os, socket, subprocess, sys
+import json, os, subprocess, sys
 from pathlib import Path
 
 import pytest
 import torch
 
 from sferd_nb.cli import main_distill
-from sferd_nb.diffusion import Denoiser, get_schedule
-from sferd_nb.unet import build_unet
-from sferd_nb.io import export_denoiser, load_denoiser
+from sferd_nb.io import load_denoiser
 from sferd_nb import distill as D
 from sferd_nb import semantic as S
 from sferd_nb.metrics import generate
-from sferd_nb.data import ImageDataset, load_cifar10_subset
+from test_distill import _free_port, _small_ds, _teacher      # the same tiny teacher and data as the PD/CD tests
 
-def _teacher(tmp_path, cond=False):
-    torch.manual_seed(0)
-    net = build_unet('tiny', num_classes=10 if cond else 0, model_channels=16, num_blocks=1, attn_resolutions=(8,))
-    return export_denoiser(Denoiser(net, get_schedule('edm'), 'edm'), tmp_path / ('tc' if cond else 't'), dict(data='cifar10-subset'))
-
-def _ds(n=32):
-    d = load_cifar10_subset()
-    return ImageDataset(d['x_train'][:n], d['y_train'][:n], 10)
+def _ds(n=32): return _small_ds(n)
 
 SGP_KW = dict(latent_dim=16, encoder_channels=(16, 32, 32), latent=dict(width=32, depth=2, max_steps=6, batch_size=16,
                                                                        sample_steps=7, sampler='ddim'))
@@ -90,9 +81,6 @@ D.distill(load_denoiser(sys.argv[1]), ds, sys.argv[2], method='pd', teacher_step
           split=0.5, latent=dict(width=32, depth=2, max_steps=2, batch_size=16)))
 dist.destroy_process_group() if dist.is_initialized() else None
 '''
-
-def _free_port():
-    with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
 
 def test_ddp_equals_single_process(tmp_path):
     t = _teacher(tmp_path)
