@@ -21,7 +21,8 @@ from .unet import AttentionMap, ATTENTION_PLACES, select_attention, attention_re
 # %% auto #0
 __all__ = ['VARIANCE_KINDS', 'PAPER_FIG3A_SIGMA', 'pearson', 'Eq8', 'bias_variance', 'Trajectory', 'predict_trajectory',
            'variance_maps', 'attention_variance_correlation', 'analyze', 'summarize_analysis', 'read_metrics',
-           'loss_summary', 'plot_training_loss', 'write_analysis', 'load_images', 'checkpoint_info', 'claims_report']
+           'loss_summary', 'plot_training_loss', 'write_analysis', 'load_images', 'checkpoint_info', 'claims_report',
+           'grow_attention']
 
 # %% ../nbs/06_analysis.ipynb #8836fe10
 def pearson(x: Tensor, y: Tensor, start_dim: int = 0) -> Tensor:
@@ -451,6 +452,24 @@ def claims_report(s: dict, name: str = 'teacher', weak: float = 0.1, grow: float
                                         if v.get('mean_ci95') else '') for k, v in res.items())
              + ('' if meaningful else f" (all |r| < {weak}: no correlation to rank)"))
     return '\n'.join(L)
+
+# %% ../nbs/06_analysis.ipynb #3401981c
+def grow_attention(den, resolutions: Sequence[int]):
+    "A copy of denoiser `den` whose UNet also attends at `resolutions`: all trained weights copied, the new attention blocks zero-initialised (same outputs until fine-tuned)."
+    from sferd_nb.diffusion import Denoiser
+    from sferd_nb.unet import UNet
+    net = den.net
+    if type(den) is not Denoiser or not isinstance(net, UNet): raise TypeError(f"grow_attention needs a denoiser around a sferd_nb UNet, got {type(net).__name__}")
+    res = sorted(set(net.config['attn_resolutions']) | {int(r) for r in resolutions}, reverse=True)
+    levels = {net.img_resolution >> k for k in range(len(net.config['channel_mult']))}
+    if not set(res) <= levels:
+        raise ValueError(f"attention resolutions {sorted(set(res) - levels)} are not levels of this UNet; choose from {sorted(levels)}")
+    grown = UNet(**dict(net.config, attn_resolutions=res)).to(next(net.parameters()).device)
+    missing, unexpected = grown.load_state_dict(net.state_dict(), strict=False)
+    if unexpected or any('.attn.' not in k for k in missing):                 # only the new attention blocks may be new
+        raise RuntimeError(f"grow_attention: unexpected key mismatch (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    return Denoiser(grown, den.schedule, den.parameterization, den.sigma_data)   # same schedule and parameterisation
+
 
 # %% ../nbs/06_analysis.ipynb #9963a58e
 #| eval: false

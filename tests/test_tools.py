@@ -28,6 +28,14 @@ def test_run_slow_runs_slow_cells_skips_eval_false_and_saves_figures(tmp_path):
     assert len(list((tmp_path / 'f').glob('*.png'))) == 1
 
 
+def test_run_slow_only_selects_slow_cells_by_text(tmp_path):
+    nb = _nb(tmp_path / '98_x.ipynb', ["n = 1", "#| slow\nn += 10  # first", "#| slow\nn += 100  # second", "n"])
+    out = subprocess.run([sys.executable, str(ROOT / 'tools' / 'run_slow.py'), str(nb), '--figs', str(tmp_path / 'f'),
+                          '--only', 'second'], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert '\n101\n' in out.stdout                     # default cells and the selected slow cell only
+
+
 def test_run_slow_missing_notebook_is_a_clear_error(tmp_path):
     out = subprocess.run([sys.executable, str(ROOT / 'tools' / 'run_slow.py'), str(tmp_path / 'nope.ipynb')],
                          capture_output=True, text=True)
