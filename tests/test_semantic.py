@@ -76,21 +76,26 @@ from sferd_nb.data import ImageDataset, load_cifar10_subset
 setup_distributed("cpu")
 d = load_cifar10_subset()
 ds = ImageDataset(d['x_train'][:32], d['y_train'][:32], 10)
-D.distill(load_denoiser(sys.argv[1]), ds, sys.argv[2], method='pd', teacher_steps=2, max_steps=2, batch_size=8, progress=False,
-          ckpt_every=-1, sample_every=-1, student_wrapper=S.sgp_student_wrapper(latent_dim=16, encoder_channels=(16, 32, 32),
-          split=0.5, latent=dict(width=32, depth=2, max_steps=2, batch_size=16)))
+kw = dict(teacher_steps=2, max_steps=2, batch_size=8, progress=False, ckpt_every=-1, sample_every=-1)
+if sys.argv[3] == 'pd+sgp':
+    D.distill(load_denoiser(sys.argv[1]), ds, sys.argv[2], method='pd', **kw, student_wrapper=S.sgp_student_wrapper(
+              latent_dim=16, encoder_channels=(16, 32, 32), split=0.5, latent=dict(width=32, depth=2, max_steps=2, batch_size=16)))
+else:                                                # the registered SFERD method: guided teacher + SGP student
+    import sferd_nb.sferd
+    D.distill(load_denoiser(sys.argv[1]), ds, sys.argv[2], method=sys.argv[3], **kw, latent_dim=16, latent_steps=2)
 dist.destroy_process_group() if dist.is_initialized() else None
 '''
 
-def test_ddp_equals_single_process(tmp_path):
+@pytest.mark.parametrize('method', ['pd+sgp', 'sferd-pd'])
+def test_ddp_equals_single_process(tmp_path, method):
     t = _teacher(tmp_path)
     script = tmp_path / 'w.py'; script.write_text(_WORKER)
     env = dict(os.environ, OMP_NUM_THREADS='1')
-    r = subprocess.run([sys.executable, str(script), str(t), str(tmp_path / 'one')], env=env, capture_output=True, text=True,
-                       timeout=300)
+    r = subprocess.run([sys.executable, str(script), str(t), str(tmp_path / 'one'), method], env=env, capture_output=True,
+                       text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     env.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(_free_port()), WORLD_SIZE='2')
-    ps = [subprocess.Popen([sys.executable, str(script), str(t), str(tmp_path / 'two')], env=dict(env, RANK=str(k), LOCAL_RANK=str(k)),
+    ps = [subprocess.Popen([sys.executable, str(script), str(t), str(tmp_path / 'two'), method], env=dict(env, RANK=str(k), LOCAL_RANK=str(k)),
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for k in range(2)]
     outs = [p.communicate(timeout=300) for p in ps]
     assert all(p.returncode == 0 for p in ps), [o[1][-2000:] for o in outs]
