@@ -47,3 +47,14 @@ def test_make_docs_executes_a_notebook_and_renders_its_outputs(tmp_path, monkeyp
     assert 'answer 42' in page and 'secret' not in page and '#|' not in page
     assert (tmp_path / 'site' / '98_y_files' / 'fig1.png').exists() and '98_y_files/fig1.png' in page
     assert 'answer 42' not in md.render(nb, tmp_path / 'site2').read_text()      # without --execute: stored outputs only
+
+
+def test_api_reference_shows_patched_methods_in_their_class():
+    "Trainer's methods are added over several notebook cells with `@patch`; the API page lists them under Trainer."
+    griffe = pytest.importorskip('griffe', reason='the docs extra: pip install -e .[docs]')
+    ext = griffe.load_extensions(f"{ROOT / 'tools' / 'docs_griffe.py'}:PatchedMethods")
+    mod = griffe.load('sferd_nb.train', search_paths=[str(ROOT)], extensions=ext)
+    members = mod['Trainer'].members
+    assert {'fit', 'train_step', 'update_ema', 'after_step', 'resume', 'save', 'ckpt_path'} <= set(members)
+    assert not {'fit', 'train_step', 'resume'} & set(mod.members)
+    assert members['fit'].path == 'sferd_nb.train.Trainer.fit'
