@@ -56,6 +56,7 @@ KATEX = DOCS / 'assets' / 'katex'
 RESULT_DIRS = ('images', 'results')                    # folders of nbs/ holding committed course-run results
 EXPORT_FLAGS = {'export', 'exports', 'exporti'}
 HIDE_FLAGS = {'hide', 'exporthide'}
+COLAB_BADGE = 'https://colab.research.google.com/assets/colab-badge.svg'   # tools/colab_badges.py; docs/assets/colab-badge.svg
 
 # ----------------------------------------------------------------------------------------------------------------
 # notebooks: nbdev's directive parse and nbdev_test's skip rule (shared with tools/run_slow.py)
@@ -305,6 +306,7 @@ class Renderer:
     # ---- markdown cells
     def link(self, target: str) -> str:
         "A link of a markdown cell, rewritten for the site."
+        if target == COLAB_BADGE: return 'assets/colab-badge.svg'         # vendored: the site loads nothing from other hosts
         if re.match(r'^[a-z][\w+.-]*:|^#|^/', target): return target
         path, _, frag = target.partition('#')
         frag = f'#{frag}' if frag else ''
