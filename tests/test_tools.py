@@ -105,3 +105,14 @@ def test_make_docs_serves_the_colab_badge_from_the_site(tmp_path):
     page = md.render(nb, tmp_path / 'site').read_text()
     assert '](assets/colab-badge.svg)' in page and 'colab.research.google.com/github/' in page
     assert (ROOT / 'docs' / 'assets' / 'colab-badge.svg').exists()
+
+
+def test_make_docs_folds_code_fold_cells_and_shows_their_outputs(tmp_path):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('make_docs', ROOT / 'tools' / 'make_docs.py')
+    md = importlib.util.module_from_spec(spec); spec.loader.exec_module(md)
+    nb = _nb(tmp_path / '96_v.ipynb', ["#| code-fold: true\n#| code-summary: tests of q_sample\nn = 40\nprint('mean', n + 2)",
+                                        "print('plain')"])
+    page = md.render(nb, tmp_path / 'site', run=True).read_text()
+    assert '??? note "tests of q_sample"\n\n    ```python\n    n = 40' in page and '#|' not in page
+    assert page.index('mean 42') > page.index('??? note') and '\n```text\nmean 42\n```' in page     # output outside the fold

@@ -15,6 +15,8 @@ Stages, all under the build folder (`build/docs/` by default, gitignored):
    - `#| hide` (and `exporthide`) cells are dropped; other `#|` directive lines are removed from the code shown;
    - `#| export`/`exports`/`exporti` cells are folded into a collapsed "exported code" block naming what they define
      (the API reference shows the same code with signatures);
+   - `#| code-fold: true` (Quarto's directive; `show`: open) collapses a cell's code under a disclosure titled by
+     `#| code-summary: ...` (default "code") and shows its outputs below it: checks with set-up, helper code;
    - **test cells** are collapsed under a "tests" disclosure. The rule (`is_test_cell`): a code cell that exports
      nothing and shows no figure, whose top-level statements include at least one check — an `assert`, a call
      of a `test_*` function (fastcore.test: `test_eq`, `test_close`, `test_fail`, ...), or a
@@ -459,6 +461,11 @@ class Renderer:
                 label = 'exported code' + (' (internal)' if 'exporti' in d else '')
                 body = '\n\n'.join([_fence(code)] + outs)
                 parts.append(f'??? abstract "{label}: {what}"\n\n' + _indent(body)); continue
+            fold = d.get('code-fold:', ['false'])[0].lower()
+            if fold in ('true', 'show') and code and echo:          # Quarto's code-fold: the code collapsed, outputs shown
+                summary = ' '.join(d.get('code-summary:', [])) or 'code'
+                parts.append(f'???{"+" if fold == "show" else ""} note "{summary}"\n\n' + _indent(_fence(code)))
+                parts += outs; continue
             if is_test_cell(c, code):
                 n = test_stats(code)[0]
                 body = '\n\n'.join(([_fence(code)] if echo else []) + outs)
