@@ -11,34 +11,12 @@ import torch
 from torch import Tensor, nn
 
 # %% auto #0
-__all__ = ['PARAMETERIZATIONS', 'LOSS_WEIGHTS', 'as_time', 'seeded_randn', 'Schedule', 'DDPMSchedule', 'CosineLogSNRSchedule',
+__all__ = ['PARAMETERIZATIONS', 'LOSS_WEIGHTS', 'Schedule', 'as_time', 'seeded_randn', 'DDPMSchedule', 'CosineLogSNRSchedule',
            'EDMSchedule', 'get_schedule', 'schedule_from_dict', 'broadcast_batch', 'batch_times', 'compute_dtype',
            'q_sample', 'eps_to_x0', 'x0_to_eps', 'v_to_x0_eps', 'x0_eps_to_v', 'edm_scalings', 'consistency_scalings',
            'Prediction', 'Denoiser', 'loss_weight', 'diffusion_loss']
 
 # %% ../nbs/01_diffusion.ipynb #50d4ed19
-_TOL = 1e-6  # relative tolerance of check_t at the ends of a continuous time domain
-
-def as_time(t, device=None) -> Tensor:
-    "Times (or noise levels: a python number, list or tensor) as a tensor; python floats become float64 (no float32 rounding of times)."
-    if isinstance(t, Tensor): return t
-    u = torch.as_tensor(t, device=device)
-    return torch.as_tensor(t, dtype=torch.float64, device=device) if u.is_floating_point() else u
-
-def _out_dtype(t, dtype=None) -> torch.dtype:
-    "`dtype` if given, else t's floating dtype for a floating tensor, else the default dtype (float32)."
-    if dtype is not None: return dtype
-    return t.dtype if isinstance(t, Tensor) and t.is_floating_point() else torch.get_default_dtype()
-
-def _f64(t) -> torch.dtype:
-    "float64, except on MPS (which has none)."
-    return torch.float32 if isinstance(t, Tensor) and t.device.type == 'mps' else torch.float64
-
-def seeded_randn(shape, generator=None, device=None, dtype=None) -> Tensor:
-    "Standard normal noise drawn with `generator` on the generator's own device and moved to `device` (same numbers on every device)."
-    gdev = generator.device if generator is not None else device
-    return torch.randn(shape, generator=generator, device=gdev, dtype=dtype).to(device)
-
 class Schedule:
     "Base class of noise schedules: time `t` -> `(alpha_t, sigma_t)` with `x_t = alpha_t x0 + sigma_t eps` (Eq. 1)."
     kind: str = ''      # 'discrete' | 'vp' | 'edm'
@@ -117,6 +95,29 @@ class Schedule:
     def noise_label(self, t) -> Tensor: raise NotImplementedError
     def to_dict(self) -> dict: raise NotImplementedError
     def __repr__(self): return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.to_dict().items() if k != 'name')})"
+
+# %% ../nbs/01_diffusion.ipynb #1a5bb3b3
+_TOL = 1e-6  # relative tolerance of check_t at the ends of a continuous time domain
+
+def as_time(t, device=None) -> Tensor:
+    "Times (or noise levels: a python number, list or tensor) as a tensor; python floats become float64 (no float32 rounding of times)."
+    if isinstance(t, Tensor): return t
+    u = torch.as_tensor(t, device=device)
+    return torch.as_tensor(t, dtype=torch.float64, device=device) if u.is_floating_point() else u
+
+def _out_dtype(t, dtype=None) -> torch.dtype:
+    "`dtype` if given, else t's floating dtype for a floating tensor, else the default dtype (float32)."
+    if dtype is not None: return dtype
+    return t.dtype if isinstance(t, Tensor) and t.is_floating_point() else torch.get_default_dtype()
+
+def _f64(t) -> torch.dtype:
+    "float64, except on MPS (which has none)."
+    return torch.float32 if isinstance(t, Tensor) and t.device.type == 'mps' else torch.float64
+
+def seeded_randn(shape, generator=None, device=None, dtype=None) -> Tensor:
+    "Standard normal noise drawn with `generator` on the generator's own device and moved to `device` (same numbers on every device)."
+    gdev = generator.device if generator is not None else device
+    return torch.randn(shape, generator=generator, device=gdev, dtype=dtype).to(device)
 
 # %% ../nbs/01_diffusion.ipynb #1a92d8ef
 class DDPMSchedule(Schedule):

@@ -55,3 +55,72 @@ def test_make_docs_executes_a_notebook_and_renders_its_outputs(tmp_path, monkeyp
     assert 'answer 42' in page and 'secret' not in page and '#|' not in page
     assert (tmp_path / 'site' / '98_y_files' / 'fig1.png').exists() and '98_y_files/fig1.png' in page
     assert 'answer 42' not in md.render(nb, tmp_path / 'site2').read_text()      # without --execute: stored outputs only
+
+
+def test_api_reference_shows_patched_methods_in_their_class():
+    "Trainer's methods are added over several notebook cells with `@patch`; the API page lists them under Trainer."
+    griffe = pytest.importorskip('griffe', reason='the docs extra: pip install -e .[docs]')
+    ext = griffe.load_extensions(f"{ROOT / 'tools' / 'docs_griffe.py'}:PatchedMethods")
+    mod = griffe.load('sferd_nb.train', search_paths=[str(ROOT)], extensions=ext)
+    members = mod['Trainer'].members
+    assert {'fit', 'train_step', 'update_ema', 'after_step', 'resume', 'save', 'ckpt_path'} <= set(members)
+    assert not {'fit', 'train_step', 'resume'} & set(mod.members)
+    assert members['fit'].path == 'sferd_nb.train.Trainer.fit'
+
+
+def _badges():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('colab_badges', ROOT / 'tools' / 'colab_badges.py')
+    m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); return m
+
+
+def test_colab_badges_adds_a_badge_once_and_check_mode_reports_it(tmp_path):
+    cb, script = _badges(), [sys.executable, str(ROOT / 'tools' / 'colab_badges.py')]
+    nb = _nb(tmp_path / '42_z.ipynb', ['#| default_exp z', 'x = 1'])
+    run = lambda *a: subprocess.run(script + [*a, str(nb)], capture_output=True, text=True)
+    assert run('--check').returncode == 1                        # no badge yet; --check changes nothing
+    assert len(json.loads(nb.read_text())['cells']) == 2
+    assert run().returncode == 0 and run().returncode == 0       # twice: idempotent
+    cells = json.loads(nb.read_text())['cells']
+    assert len(cells) == 3 and cells[0]['cell_type'] == 'markdown' and isinstance(cells[0]['source'], list)
+    text = ''.join(cells[0]['source'])
+    cfg = cb.settings()
+    assert f"colab.research.google.com/github/{cfg['user']}/{cfg['repo']}/blob/main/nbs/42_z.ipynb" in text
+    assert 'pip install' in text
+    assert run('--check').returncode == 0
+    cells[0]['source'] = ['[Open in Colab](https://colab.research.google.com/github/old/old/blob/main/nbs/x.ipynb)']
+    nb.write_text(json.dumps(dict(nbformat=4, nbformat_minor=5, metadata={}, cells=cells)))
+    assert run('--check').returncode == 1 and run().returncode == 0      # a stale badge is replaced, not added to
+    assert len(json.loads(nb.read_text())['cells']) == 3 and run('--check').returncode == 0
+
+
+# the course notebooks that carry the badge (08_semantic, 09_sferd and 12_gdd get it when their authors run the script)
+BADGE_EXCLUDED = {'08_semantic', '09_sferd', '12_gdd'}
+
+
+def test_course_notebooks_have_their_colab_badge():
+    nbs = [str(p) for p in sorted((ROOT / 'nbs').glob('*.ipynb')) if p.stem not in BADGE_EXCLUDED]
+    out = subprocess.run([sys.executable, str(ROOT / 'tools' / 'colab_badges.py'), '--check', *nbs], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+
+
+def test_make_docs_serves_the_colab_badge_from_the_site(tmp_path):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('make_docs', ROOT / 'tools' / 'make_docs.py')
+    md = importlib.util.module_from_spec(spec); spec.loader.exec_module(md)
+    nb = _nb(tmp_path / '97_w.ipynb', ['x = 1'])
+    d = json.loads(nb.read_text()); _badges().apply(d, nb.name, md.settings()); nb.write_text(json.dumps(d))
+    page = md.render(nb, tmp_path / 'site').read_text()
+    assert '](assets/colab-badge.svg)' in page and 'colab.research.google.com/github/' in page
+    assert (ROOT / 'docs' / 'assets' / 'colab-badge.svg').exists()
+
+
+def test_make_docs_folds_code_fold_cells_and_shows_their_outputs(tmp_path):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('make_docs', ROOT / 'tools' / 'make_docs.py')
+    md = importlib.util.module_from_spec(spec); spec.loader.exec_module(md)
+    nb = _nb(tmp_path / '96_v.ipynb', ["#| code-fold: true\n#| code-summary: tests of q_sample\nn = 40\nprint('mean', n + 2)",
+                                        "print('plain')"])
+    page = md.render(nb, tmp_path / 'site', run=True).read_text()
+    assert '??? note "tests of q_sample"\n\n    ```python\n    n = 40' in page and '#|' not in page
+    assert page.index('mean 42') > page.index('??? note') and '\n```text\nmean 42\n```' in page     # output outside the fold

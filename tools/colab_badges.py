@@ -1,0 +1,87 @@
+#!/usr/bin/env python
+"""Put an "Open in Colab" badge and a one-line install hint at the top of notebooks (idempotent).
+
+    python tools/colab_badges.py                      # every notebook of nbs/
+    python tools/colab_badges.py nbs/04_train.ipynb   # only these
+    python tools/colab_badges.py --check [NB ...]     # exit 1 if a notebook lacks its badge or has a stale one
+
+The badge is the notebook's first cell, a markdown cell that links to
+`https://colab.research.google.com/github/<user>/<repo>/blob/<branch>/<nbs_path>/<notebook>` (settings.ini's `user`,
+`repo` (else `lib_name`), `branch`, `nbs_path`). A first cell that already links to Colab is replaced by the current
+text; otherwise the cell is inserted. The docs build (tools/make_docs.py) shows the badge image from
+`docs/assets/colab-badge.svg`, since the site loads nothing from other hosts.
+"""
+from __future__ import annotations
+
+import argparse, configparser, hashlib, json, sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BADGE_IMG = 'https://colab.research.google.com/assets/colab-badge.svg'
+MARK = 'colab.research.google.com/github/'
+
+
+def settings(root: Path = ROOT) -> dict:
+    cp = configparser.ConfigParser(delimiters=['=']); cp.read(root / 'settings.ini', encoding='utf-8')
+    return dict(cp['DEFAULT'])
+
+
+def badge_text(nb_name: str, cfg: dict) -> str:
+    "The badge cell's markdown for notebook `nb_name` (a file name such as `04_train.ipynb`)."
+    user, repo = cfg['user'], cfg.get('repo') or cfg['lib_name']
+    branch, nbs = cfg.get('branch', 'main'), cfg.get('nbs_path', 'nbs').strip('/')
+    url = f'https://colab.research.google.com/github/{user}/{repo}/blob/{branch}/{nbs}/{nb_name}'
+    git = f"git+https://github.com/{user}/{repo}"
+    return (f'[![Open In Colab]({BADGE_IMG})]({url})\n\n'
+            f"*Install:* `pip install {cfg['lib_name']}` (in Colab: `!pip install {git}`).")
+
+
+def _src(c) -> str: return ''.join(c['source']) if isinstance(c['source'], list) else c['source']
+
+
+def is_badge_cell(c) -> bool:
+    return c.get('cell_type') == 'markdown' and MARK in _src(c)
+
+
+def apply(nb: dict, nb_name: str, cfg: dict) -> bool:
+    "Give `nb` (nbformat dict) its badge cell; True if it changed."
+    text = badge_text(nb_name, cfg)
+    cells = nb['cells']
+    if cells and is_badge_cell(cells[0]):
+        if _src(cells[0]) == text: return False
+        cells[0]['source'] = text.splitlines(keepends=True); return True
+    cid = hashlib.sha1(f'colab-badge {nb_name}'.encode()).hexdigest()[:8]       # stable: reruns give the same cell
+    cells.insert(0, dict(cell_type='markdown', id=cid, metadata={}, source=text.splitlines(keepends=True)))
+    return True
+
+
+def write(path: Path, nb: dict) -> None:
+    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description='Add or refresh the "Open in Colab" badge at the top of notebooks.')
+    ap.add_argument('notebooks', nargs='*', type=Path, help='notebooks (default: every nbs/*.ipynb)')
+    ap.add_argument('--check', action='store_true', help='change nothing; exit 1 if a notebook needs its badge')
+    a = ap.parse_args(argv)
+    cfg = settings()
+    nbs = a.notebooks or sorted((ROOT / cfg.get('nbs_path', 'nbs')).glob('*.ipynb'))
+    stale = []
+    for p in nbs:
+        if not p.exists(): print(f'colab_badges: no notebook {p}', file=sys.stderr); return 2
+        nb = json.loads(p.read_text())
+        if apply(nb, p.name, cfg):
+            stale.append(p)
+            if not a.check: write(p, nb)
+    if a.check:
+        if stale:
+            print('colab_badges: missing or stale badge in ' + ', '.join(str(p) for p in stale) +
+                  '; run `python tools/colab_badges.py` on them', file=sys.stderr)
+            return 1
+        print(f'colab_badges: {len(nbs)} notebook(s) have their badge'); return 0
+    print(f'colab_badges: updated {len(stale)} of {len(nbs)} notebook(s)' + ''.join(f'\n  {p}' for p in stale))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
