@@ -458,7 +458,7 @@ def sferd_eval() -> None:
     main_eval()
 
 # %% ../nbs/11_demo.ipynb #57d06024
-from .demo import ABLATION, format_table, run_demo
+from .demo import ABLATION, BEYOND, PRESETS, format_table, run_demo
 
 def main_demo(argv=None) -> list:
     "`sferd-demo` (what `make demo` runs): returns the table rows."
@@ -467,8 +467,9 @@ def main_demo(argv=None) -> list:
     ap.add_argument('--out', default='runs/demo')
     ap.add_argument('--teacher', help='teacher dir (default: data/teachers/cifar10_uncond)')
     ap.add_argument('--quick', action='store_true', help='tiny budgets (seconds; for tests)')
-    ap.add_argument('--methods', help=f"comma-separated subset of {','.join(ABLATION)} (default: pd,sferd-pd,cd,sferd-cd)")
+    ap.add_argument('--methods', help=f"comma-separated subset of {','.join(ABLATION + BEYOND)} (default: pd,sferd-pd,cd,sferd-cd)")
     ap.add_argument('--ablation', action='store_true', help='all eight: PD / CD with attention guidance, SGP, both (SFERD)')
+    ap.add_argument('--gdd', action='store_true', help="add GDD (one step, GAN; notebook 12) as one more row, e.g. the ninth of --ablation")
     ap.add_argument('--steps-per-stage', type=int, help='override the optimiser steps per PD stage (CD: x stages)')
     ap.add_argument('--num-samples', type=int)
     ap.add_argument('--seed', type=int, default=0)
@@ -481,6 +482,10 @@ def main_demo(argv=None) -> list:
         check_positive(**ov)
         if a.ablation and a.methods: raise ValueError("give --ablation or --methods, not both")
         methods = list(ABLATION) if a.ablation else a.methods.split(',') if a.methods else None
+        if a.gdd:
+            methods = list(methods or PRESETS['quick' if a.quick else 'full']['methods'])
+            if 'gdd' in methods: raise ValueError("--gdd adds 'gdd'; it is already in --methods, drop one of them")
+            methods.append('gdd')
         rows = run_demo(a.out, a.teacher, 'quick' if a.quick else 'full', methods,
                         a.seed, a.extractor, a.inception_weights, progress=not a.no_progress, device=a.device, **ov)
     print(format_table(rows))

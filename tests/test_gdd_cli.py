@@ -80,3 +80,38 @@ def test_gdd_flags_are_refused_for_other_methods(tmp_path):
                       '--batch-size', '4', '--no-progress', '--device', 'cpu', '--gamma', '1'])
     with pytest.raises(SystemExit, match='unknown discriminator'):
         main_distill(_args(t, tmp_path / 'bad', '--disc', 'vgg'))
+
+
+def test_demo_gdd_row_has_the_same_budget_and_one_step(tmp_path):
+    "`sferd-demo --quick --methods pd,gdd`: GDD gets PD's optimiser budget, samples with 1 step and is named in the table and report."
+    from sferd_nb.cli import main_demo
+    from sferd_nb.demo import PRESETS
+    out = tmp_path / 'demo'
+    rows = main_demo(['--quick', '--methods', 'pd,gdd', '--teacher', str(_teacher(tmp_path)), '--out', str(out), '--no-progress',
+                      '--device', 'cpu'])
+    r = {x['name']: x for x in rows}
+    assert list(r) == ['teacher', 'pd', 'gdd']
+    p = PRESETS['quick']
+    budget = p['steps_per_stage'] * (p['teacher_steps'].bit_length() - p['final_steps'].bit_length())   # PD's halvings
+    assert r['pd']['budget_steps'] == r['gdd']['budget_steps'] == budget
+    assert load_checkpoint(out / 'gdd' / 'gdd')['step'] == budget                 # GDD really ran that many G+D steps
+    assert (r['gdd']['steps'], r['gdd']['nfe']) == (1, 1)
+    assert 'GDD (one step, GAN)' in (out / 'report.md').read_text()
+    assert (out / r['gdd']['grid']).exists()
+
+
+def test_demo_gdd_flag(tmp_path, monkeypatch):
+    "--ablation --gdd: the paper's eight rows and GDD as the ninth; ABLATION itself stays the paper's eight; bad input is one line."
+    from sferd_nb import cli
+    from sferd_nb.demo import ABLATION, METHOD_NAMES, PRESETS
+    assert len(ABLATION) == 8 and 'gdd' not in ABLATION and METHOD_NAMES['gdd'] == 'GDD (one step, GAN)'
+    seen = []
+    monkeypatch.setattr(cli, 'run_demo', lambda out, teacher, preset, methods, *a, **k: seen.append((preset, methods)) or [])
+    monkeypatch.setattr(cli, 'format_table', lambda rows: '')
+    cli.main_demo(['--ablation', '--gdd', '--out', str(tmp_path / 'a')])
+    cli.main_demo(['--quick', '--gdd', '--out', str(tmp_path / 'b')])
+    cli.main_demo(['--methods', 'cd,gdd', '--out', str(tmp_path / 'c')])
+    assert seen == [('full', list(ABLATION) + ['gdd']), ('quick', list(PRESETS['quick']['methods']) + ['gdd']),
+                    ('full', ['cd', 'gdd'])]
+    with pytest.raises(SystemExit, match="already in --methods"):
+        cli.main_demo(['--methods', 'gdd', '--gdd', '--out', str(tmp_path / 'd')])
