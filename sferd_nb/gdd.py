@@ -11,6 +11,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from .diffusion import Denoiser
 from .train import Trainer, lr_at, mix_seed, draw_global, unwrap
@@ -87,13 +88,16 @@ def g_loss_ns(fake_logits: Tensor) -> Tensor:
 def r1_penalty(D: Callable, x: Tensor, cond=None) -> Tensor:
     "R1 per sample: ||grad_x D(x)||^2 at real x (Mescheder et al. 2018, Eq. 9), differentiable in D's weights (create_graph)."
     x = x.detach().requires_grad_(True)
-    with torch.enable_grad():
+    # the math attention kernel: the fused ones (flash / efficient) have no double backward, which R1 needs through a D with
+    # attention (the teacher-feature D on a UNet with attention at its encoder resolutions)
+    with torch.enable_grad(), sdpa_kernel(SDPBackend.MATH):
         out = D(x, cond)
         g, = torch.autograd.grad(out.float().sum(), x, create_graph=True)
     return g.float().square().flatten(1).sum(1)
 
 # %% ../nbs/12_gdd.ipynb #00647b1c
-def _u(x, g): return torch.rand(x.shape[0], 1, 1, 1, generator=g, device=x.device, dtype=x.dtype)
+# every draw is for the global batch, this process keeping its share (`draw_global`): DDP augments as one process would
+def _u(x, g): return draw_global(lambda n: torch.rand(n, 1, 1, 1, generator=g, device=x.device, dtype=x.dtype), x.shape[0])
 def _brightness(x, g): return x + (_u(x, g) - 0.5)
 def _saturation(x, g):
     m = x.mean(1, keepdim=True)
@@ -108,8 +112,8 @@ def _grid(B, H, W, dev):
 def _translation(x, g, ratio: float = 0.125):
     B, C, H, W = x.shape
     sh, sw = int(H * ratio + 0.5), int(W * ratio + 0.5)
-    tx = torch.randint(-sh, sh + 1, (B, 1, 1), generator=g, device=x.device)
-    ty = torch.randint(-sw, sw + 1, (B, 1, 1), generator=g, device=x.device)
+    tx = draw_global(lambda n: torch.randint(-sh, sh + 1, (n, 1, 1), generator=g, device=x.device), B)
+    ty = draw_global(lambda n: torch.randint(-sw, sw + 1, (n, 1, 1), generator=g, device=x.device), B)
     gb, gx, gy = _grid(B, H, W, x.device)
     gx, gy = (gx + tx + 1).clamp(0, H + 1), (gy + ty + 1).clamp(0, W + 1)
     xp = F.pad(x, (1, 1, 1, 1))                                   # out-of-image positions read the zero border
@@ -118,8 +122,8 @@ def _translation(x, g, ratio: float = 0.125):
 def _cutout(x, g, ratio: float = 0.5):
     B, C, H, W = x.shape
     ch, cw = int(H * ratio + 0.5), int(W * ratio + 0.5)
-    ox = torch.randint(0, H + (1 - ch % 2), (B, 1, 1), generator=g, device=x.device)
-    oy = torch.randint(0, W + (1 - cw % 2), (B, 1, 1), generator=g, device=x.device)
+    ox = draw_global(lambda n: torch.randint(0, H + (1 - ch % 2), (n, 1, 1), generator=g, device=x.device), B)
+    oy = draw_global(lambda n: torch.randint(0, W + (1 - cw % 2), (n, 1, 1), generator=g, device=x.device), B)
     gb, gx, gy = _grid(B, ch, cw, x.device)
     gx, gy = (gx + ox - ch // 2).clamp(0, H - 1), (gy + oy - cw // 2).clamp(0, W - 1)
     mask = torch.ones(B, H, W, device=x.device, dtype=x.dtype)
@@ -137,7 +141,7 @@ def parse_policy(policy: Optional[str]) -> list:
     return ops
 
 def diff_augment(x: Tensor, policy: Optional[str] = 'color,translation,cutout', generator: Optional[torch.Generator] = None) -> Tensor:
-    "DiffAugment (Zhao et al. 2020): differentiable random colour / translation (1/8) / cutout (1/2), applied to reals and fakes alike."
+    "DiffAugment (Zhao et al. 2020): differentiable random colour / translation (1/8) / cutout (1/2), applied to reals and fakes alike (random numbers drawn for the global batch)."
     for name in parse_policy(policy):
         for f in AUGMENTS[name]: x = f(x, generator)
     return x
@@ -197,16 +201,18 @@ class TeacherFeatureDiscriminator(nn.Module):
         cfg = den.net.config
         with torch.no_grad():
             probe = torch.zeros(1, cfg['in_channels'], cfg['img_resolution'], cfg['img_resolution'], device=p.device)
-            feats = self.features(probe, torch.zeros(1, dtype=torch.long, device=p.device) if self.teacher_classes else None)
+            feats = self.features(probe, torch.zeros(1, dtype=torch.long, device=p.device) if self.teacher_classes else None,
+                                  noise=False)                     # shapes only: no random numbers (D's init is a function of the seed)
         self.heads = nn.ModuleList(_Head(f.shape[1], channels, f.shape[-1]) for f in feats)
         self.out = nn.ModuleList(nn.Linear(channels, 1) for _ in feats)
         self.embed = nn.ModuleList(nn.Embedding(num_classes, channels) for _ in feats) if num_classes else None
         self.to(p.device)
 
-    def features(self, x: Tensor, cond: Optional[Tensor] = None) -> list:
-        "The teacher's encoder features of x + sigma eps at the fixed level sigma (eps from torch's generator)."
+    def features(self, x: Tensor, cond: Optional[Tensor] = None, noise: bool = True) -> list:
+        "The teacher's encoder features of x + sigma eps at the fixed level sigma (eps from torch's generator, drawn for the global batch; `noise=False`: eps = 0)."
         den, sch = self.teacher, self.teacher.schedule
-        y = x + self.sigma * torch.randn_like(x)                   # EDM coordinates y = x / alpha
+        y = x                                                      # EDM coordinates y = x / alpha
+        if noise: y = x + self.sigma * draw_global(lambda n: torch.randn((n, *x.shape[1:]), device=x.device, dtype=x.dtype), x.shape[0])
         s = torch.tensor(self.sigma, dtype=torch.float64, device=x.device)
         if den.parameterization in ('edm', 'cm'):
             _, _, c_in, c_noise = den.scalings(s)                  # the teacher's own preconditioning
@@ -305,7 +311,8 @@ class GANTrainer(Trainer):
     def train_step(self, micro: list) -> dict:
         "One GAN step: generator phase (non-saturating loss), discriminator phase (+ lazy R1), finiteness check, both optimisers."
         cfg, step, gan = self.cfg, self.step, self.loss_fn
-        torch.manual_seed(mix_seed(cfg.seed, step, self.rank))          # augmentation, D's noise: functions of the step
+        torch.manual_seed(mix_seed(cfg.seed, step, 0))   # augmentation, D's noise: functions of the step, the same seed on every
+                                                         # rank, drawn for the global batch (draw_global): DDP = one process
         n, dev = cfg.grad_accum, self.device
         # (1) generator: L_G = E softplus(-D(A(G(z))))  (non-saturating; D's weights are constants here)
         for p in gan.d_params: p.requires_grad_(False)

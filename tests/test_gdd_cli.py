@@ -1,5 +1,5 @@
 "Integration tests for sferd_nb.gdd (issue 17): `sferd-distill --method gdd` runs, resumes bit-exactly and samples in one step."
-import json
+import json, os, subprocess, sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +12,7 @@ from sferd_nb.io import export_denoiser, load_denoiser, load_student
 from sferd_nb.train import load_checkpoint
 from sferd_nb import gdd
 from sferd_nb.distill import student_sample
+from test_distill import _free_port                      # the gloo DDP set-up of the PD/CD and SGP tests
 
 
 def _teacher(tmp_path):
@@ -115,3 +116,50 @@ def test_demo_gdd_flag(tmp_path, monkeypatch):
                     ('full', ['cd', 'gdd'])]
     with pytest.raises(SystemExit, match="already in --methods"):
         cli.main_demo(['--methods', 'gdd', '--gdd', '--out', str(tmp_path / 'd')])
+
+
+_WORKER = r'''
+import sys, torch, torch.distributed as dist
+from sferd_nb import distill as D
+from sferd_nb.io import load_denoiser
+from sferd_nb.train import setup_distributed
+from sferd_nb.data import ImageDataset, load_cifar10_subset
+setup_distributed("cpu")                      # gloo on the CPU, also where a GPU is visible
+d = load_cifar10_subset()
+ds = ImageDataset(d['x_train'][:64], d['y_train'][:64], 10)
+D.distill(load_denoiser(sys.argv[1]), ds, sys.argv[2], method='gdd', disc=sys.argv[3], r1_every=2, max_steps=3, batch_size=8,
+          progress=False, ckpt_every=0, sample_every=-1)         # ckpt 0: the final checkpoint (G, EMA, D, D's Adam) is kept
+dist.destroy_process_group() if dist.is_initialized() else None
+'''
+
+
+@pytest.mark.parametrize('disc', ['resnet', 'teacher'])
+def test_gdd_ddp_equals_single_process(tmp_path, disc):
+    """2 gloo processes x 4 = 1 process x 8: G (and its EMA), D and D's Adam agree to float tolerance. Latents, DiffAugment and
+    the teacher-feature D's noise are drawn for the global batch (each rank its [rank::world] share), so the runs see the same
+    numbers; only the order of float additions differs (per-rank means averaged by all_reduce vs one mean of 8), hence not bit-exact."""
+    t = _teacher(tmp_path)
+    script = tmp_path / 'w.py'; script.write_text(_WORKER)
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    r = subprocess.run([sys.executable, str(script), str(t), str(tmp_path / 'one'), disc], env=env, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    env.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(_free_port()), WORLD_SIZE='2')
+    ps = [subprocess.Popen([sys.executable, str(script), str(t), str(tmp_path / 'two'), disc],
+                           env=dict(env, RANK=str(k), LOCAL_RANK=str(k)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True) for k in range(2)]
+    outs = [p.communicate(timeout=300) for p in ps]
+    assert all(p.returncode == 0 for p in ps), [o[1][-2000:] for o in outs]
+    a, b = load_checkpoint(tmp_path / 'one' / 'gdd'), load_checkpoint(tmp_path / 'two' / 'gdd')
+    assert a['step'] == b['step'] == 3
+    ta = {f'net.{k}': v for k, v in load_denoiser(t).net.state_dict().items()}
+    assert any(k in ta and not torch.equal(v, ta[k]) for k, v in a['model'].items()), 'G did not train'
+    pairs = [('G', a['model'], b['model']), ('EMA', a['ema'], b['ema']), ('D', a['extra'], b['extra'])]
+    ka = a['extra']['_extra_state']['d_opt']['state']; kb = b['extra']['_extra_state']['d_opt']['state']
+    assert ka and ka.keys() == kb.keys()
+    pairs += [(f'D Adam {i}.{n}', {0: ka[i][n]}, {0: kb[i][n]}) for i in ka for n in ('exp_avg', 'exp_avg_sq')]
+    for what, u, v in pairs:
+        ts = [k for k in u if isinstance(u[k], torch.Tensor)]
+        assert ts and sorted(ts) == sorted(k for k in v if isinstance(v[k], torch.Tensor)), what
+        diff = max((u[k].float() - v[k].float()).abs().max().item() for k in ts)
+        assert diff <= 1e-5, (what, diff)
