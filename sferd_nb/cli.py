@@ -226,7 +226,12 @@ from .train import setup_distributed, cleanup_distributed, world_info
 # settings of methods registered in later notebooks: (flag, setting, type, help); passed only to methods that have the setting
 # flags of the attention-guidance and SGP groups below: settings of the methods that have them (sferd-pd, sferd-cd)
 SETTING_FLAGS = ('psi', 'w', 'blur_sigma', 'attn_resolution', 'latent_dim', 'sgp_split', 'sgp_lr', 'sgp_joint_ratio', 'latent_steps')
-METHOD_ARGS = [('--disc', 'disc', str, "GDD: discriminator, 'resnet' (from scratch, DiffAugment) or 'teacher' (heads on the frozen teacher's encoder)"),
+METHOD_ARGS = [('--disc', 'disc', str, "GDD: discriminator, 'resnet' (from scratch, DiffAugment), 'teacher' (heads on the frozen teacher's "
+                 "encoder) or 'timm' (heads on a frozen timm backbone, weights from --disc-weights)"),
+               ('--disc-backbone', 'disc_backbone', str, "GDD --disc timm: timm model name, e.g. efficientnet_lite0 or vgg16_bn"),
+               ('--disc-weights', 'disc_weights', str, "GDD --disc timm: the backbone's weights, a local .safetensors or .pth state dict "
+                "(read without unpickling code; nothing is downloaded)"),
+               ('--disc-resize', 'disc_resize', int, "GDD --disc timm: resize images to this many pixels for the backbone (default: none)"),
                ('--gamma', 'gamma', float, 'GDD: R1 weight (default: 0.01 resnet, 1e-4 teacher)'),
                ('--r1-every', 'r1_every', int, 'GDD: lazy R1 interval in steps (16)'),
                ('--d-lr', 'd_lr', float, "GDD: discriminator learning rate (default: the generator's)"),

@@ -163,3 +163,56 @@ def test_gdd_ddp_equals_single_process(tmp_path, disc):
         assert ts and sorted(ts) == sorted(k for k in v if isinstance(v[k], torch.Tensor)), what
         diff = max((u[k].float() - v[k].float()).abs().max().item() for k in ts)
         assert diff <= 1e-5, (what, diff)
+
+
+def _timm_importable() -> bool:
+    try:
+        import timm  # noqa: F401
+        return True
+    except Exception:                                           # absent, or e.g. a torchvision built for another torch
+        return False
+
+
+def test_disc_timm_settings_are_checked(tmp_path):
+    "--disc timm needs a backbone and a local weights file; the timm flags are refused with another discriminator; one-line errors."
+    t = _teacher(tmp_path)
+    with pytest.raises(SystemExit, match='needs --disc-backbone NAME'):
+        main_distill(_args(t, tmp_path / 'a', '--disc', 'timm', '--disc-backbone', 'efficientnet_lite0'))
+    with pytest.raises(SystemExit, match='only apply to --disc timm'):
+        main_distill(_args(t, tmp_path / 'b', '--disc-weights', str(tmp_path / 'w.safetensors')))
+    with pytest.raises(SystemExit, match='no weights file'):
+        main_distill(_args(t, tmp_path / 'c', '--disc', 'timm', '--disc-backbone', 'efficientnet_lite0',
+                           '--disc-weights', str(tmp_path / 'nope.safetensors')))
+
+
+def test_disc_timm_runs_from_a_local_file_or_says_timm_is_missing(tmp_path):
+    """Where timm imports: a real efficientnet_lite0 features_only backbone, randomly initialised and saved to a temp safetensors
+    file (the whole classifier, as a user's checkpoint would be), drives 2 GDD steps; its weights are the file's, D's heads train,
+    and the run exports. Elsewhere: the command exits with the one-line 'pip install sferd_nb[timm]' (or torchvision) error."""
+    from safetensors.torch import save_file
+    t = _teacher(tmp_path)
+    weights = tmp_path / 'effnet.safetensors'
+    args = ['--disc', 'timm', '--disc-backbone', 'efficientnet_lite0', '--disc-weights', str(weights), '--max-steps', '2',
+            '--ckpt-every', '0']
+    if not _timm_importable():
+        save_file({'w': torch.zeros(1)}, weights)
+        with pytest.raises(SystemExit, match=r"sferd-distill: error: .*(sferd_nb\[timm\]|torchvision)"):
+            main_distill(_args(t, tmp_path / 'run', *args))
+        return
+    import timm
+    torch.manual_seed(3)
+    full = timm.create_model('efficientnet_lite0', pretrained=False)
+    save_file({k: v.contiguous() for k, v in full.state_dict().items()}, weights)
+    run = Path(main_distill(_args(t, tmp_path / 'run', *args))[0])
+    rec = json.loads((run / 'config.json').read_text())['distill']
+    assert (rec['disc'], rec['disc_backbone'], rec['disc_weights']) == ('timm', 'efficientnet_lite0', str(weights))
+    bb = gdd.timm_backbone('efficientnet_lite0', weights)
+    fsd = full.state_dict()
+    assert all(torch.equal(v, fsd[k]) for k, v in bb.state_dict().items())   # features_only keys are the classifier's
+    ck = load_checkpoint(run)
+    assert ck['step'] == 2 and not any('backbone' in k for k in ck['extra'])   # the backbone is not checkpointed
+    with torch.random.fork_rng(devices=[]):                     # D at initialisation, as gdd_loss seeds it
+        torch.manual_seed(gdd.mix_seed(0, 23))
+        D0 = gdd.make_discriminator('timm', load_denoiser(t), None, backbone='efficientnet_lite0', weights=weights)
+    assert set(D0.state_dict()) == {k[2:] for k in ck['extra'] if k.startswith('D.')}
+    assert any(not torch.equal(v, ck['extra'][f'D.{k}']) for k, v in D0.state_dict().items())   # D's heads trained
