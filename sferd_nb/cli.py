@@ -232,7 +232,7 @@ METHOD_ARGS = [('--disc', 'disc', str, "GDD: discriminator, 'resnet' (from scrat
                ('--disc-weights', 'disc_weights', str, "GDD --disc timm: the backbone's weights, a local .safetensors or .pth state dict "
                 "(read without unpickling code; nothing is downloaded)"),
                ('--disc-resize', 'disc_resize', int, "GDD --disc timm: resize images to this many pixels for the backbone (default: none)"),
-               ('--gamma', 'gamma', float, 'GDD: R1 weight (default: 0.01 resnet, 1e-4 teacher)'),
+               ('--gamma', 'gamma', float, 'GDD: R1 weight (default: 0.01 resnet, 1e-4 teacher and timm)'),
                ('--r1-every', 'r1_every', int, 'GDD: lazy R1 interval in steps (16)'),
                ('--d-lr', 'd_lr', float, "GDD: discriminator learning rate (default: the generator's)"),
                ('--freeze', 'freeze', str, "GDD: 'gdd-i' (freeze the 3x3 convs and attention projections of the UNet blocks) or 'none'"),
