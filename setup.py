@@ -27,6 +27,7 @@ lic = licenses.get(cfg['license'].lower(), (cfg['license'], None))
 dev_requirements = (cfg.get('dev_requirements') or '').split()
 fid_requirements = (cfg.get('fid_requirements') or '').split()
 docs_requirements = (cfg.get('docs_requirements') or '').split()
+timm_requirements = (cfg.get('timm_requirements') or '').split()
 
 ASSETS = ('README.md', 'cifar10_subset.npz', 'classifier', 'teachers')   # data/ as the course ships it (~26 MB)
 
@@ -64,7 +65,7 @@ setuptools.setup(
     packages = setuptools.find_packages(include=[cfg['lib_name'], cfg['lib_name'] + '.*']),
     include_package_data = True,
     install_requires = requirements,
-    extras_require={ 'dev': dev_requirements, 'fid': fid_requirements, 'docs': docs_requirements },
+    extras_require={ 'dev': dev_requirements, 'fid': fid_requirements, 'docs': docs_requirements, 'timm': timm_requirements },
     cmdclass = {'build_py': build_py_with_assets},
     dependency_links = cfg.get('dep_links','').split(),
     python_requires  = '>=' + cfg['min_python'],

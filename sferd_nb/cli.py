@@ -226,8 +226,13 @@ from .train import setup_distributed, cleanup_distributed, world_info
 # settings of methods registered in later notebooks: (flag, setting, type, help); passed only to methods that have the setting
 # flags of the attention-guidance and SGP groups below: settings of the methods that have them (sferd-pd, sferd-cd)
 SETTING_FLAGS = ('psi', 'w', 'blur_sigma', 'attn_resolution', 'latent_dim', 'sgp_split', 'sgp_lr', 'sgp_joint_ratio', 'latent_steps')
-METHOD_ARGS = [('--disc', 'disc', str, "GDD: discriminator, 'resnet' (from scratch, DiffAugment) or 'teacher' (heads on the frozen teacher's encoder)"),
-               ('--gamma', 'gamma', float, 'GDD: R1 weight (default: 0.01 resnet, 1e-4 teacher)'),
+METHOD_ARGS = [('--disc', 'disc', str, "GDD: discriminator, 'resnet' (from scratch, DiffAugment), 'teacher' (heads on the frozen teacher's "
+                 "encoder) or 'timm' (heads on a frozen timm backbone, weights from --disc-weights)"),
+               ('--disc-backbone', 'disc_backbone', str, "GDD --disc timm: timm model name, e.g. efficientnet_lite0 or vgg16_bn"),
+               ('--disc-weights', 'disc_weights', str, "GDD --disc timm: the backbone's weights, a local .safetensors or .pth state dict "
+                "(read without unpickling code; nothing is downloaded)"),
+               ('--disc-resize', 'disc_resize', int, "GDD --disc timm: resize images to this many pixels for the backbone (default: none)"),
+               ('--gamma', 'gamma', float, 'GDD: R1 weight (default: 0.01 resnet, 1e-4 teacher and timm)'),
                ('--r1-every', 'r1_every', int, 'GDD: lazy R1 interval in steps (16)'),
                ('--d-lr', 'd_lr', float, "GDD: discriminator learning rate (default: the generator's)"),
                ('--freeze', 'freeze', str, "GDD: 'gdd-i' (freeze the 3x3 convs and attention projections of the UNet blocks) or 'none'"),
@@ -458,7 +463,7 @@ def sferd_eval() -> None:
     main_eval()
 
 # %% ../nbs/11_demo.ipynb #57d06024
-from .demo import ABLATION, format_table, run_demo
+from .demo import ABLATION, BEYOND, PRESETS, format_table, run_demo
 
 def main_demo(argv=None) -> list:
     "`sferd-demo` (what `make demo` runs): returns the table rows."
@@ -467,8 +472,9 @@ def main_demo(argv=None) -> list:
     ap.add_argument('--out', default='runs/demo')
     ap.add_argument('--teacher', help='teacher dir (default: data/teachers/cifar10_uncond)')
     ap.add_argument('--quick', action='store_true', help='tiny budgets (seconds; for tests)')
-    ap.add_argument('--methods', help=f"comma-separated subset of {','.join(ABLATION)} (default: pd,sferd-pd,cd,sferd-cd)")
+    ap.add_argument('--methods', help=f"comma-separated subset of {','.join(ABLATION + BEYOND)} (default: pd,sferd-pd,cd,sferd-cd)")
     ap.add_argument('--ablation', action='store_true', help='all eight: PD / CD with attention guidance, SGP, both (SFERD)')
+    ap.add_argument('--gdd', action='store_true', help="add GDD (one step, GAN; notebook 12) as one more row, e.g. the ninth of --ablation")
     ap.add_argument('--steps-per-stage', type=int, help='override the optimiser steps per PD stage (CD: x stages)')
     ap.add_argument('--num-samples', type=int)
     ap.add_argument('--seed', type=int, default=0)
@@ -481,6 +487,10 @@ def main_demo(argv=None) -> list:
         check_positive(**ov)
         if a.ablation and a.methods: raise ValueError("give --ablation or --methods, not both")
         methods = list(ABLATION) if a.ablation else a.methods.split(',') if a.methods else None
+        if a.gdd:
+            methods = list(methods or PRESETS['quick' if a.quick else 'full']['methods'])
+            if 'gdd' in methods: raise ValueError("--gdd adds 'gdd'; it is already in --methods, drop one of them")
+            methods.append('gdd')
         rows = run_demo(a.out, a.teacher, 'quick' if a.quick else 'full', methods,
                         a.seed, a.extractor, a.inception_weights, progress=not a.no_progress, device=a.device, **ov)
     print(format_table(rows))

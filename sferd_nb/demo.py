@@ -16,7 +16,8 @@ from .metrics import denoising_ability, evaluate, load_extractor, load_model, re
 from .distill import distill, get_method, sampling_condition
 
 # %% auto #0
-__all__ = ['PRESETS', 'ABLATION', 'METHOD_NAMES', 'default_teacher', 'distill_method', 'format_table', 'run_demo', 'write_report']
+__all__ = ['PRESETS', 'ABLATION', 'BEYOND', 'METHOD_NAMES', 'default_teacher', 'distill_method', 'format_table', 'run_demo',
+           'write_report']
 
 # %% ../nbs/11_demo.ipynb #1d86cba4
 PRESETS = {
@@ -27,15 +28,16 @@ PRESETS = {
                   ref_images=200, denoise_images=16, latent_dim=16, latent_steps=4, methods=('pd', 'pd+ag', 'cd', 'cd+ag')),
 }
 ABLATION = ('pd', 'pd+ag', 'pd+sgp', 'sferd-pd', 'cd', 'cd+ag', 'cd+sgp', 'sferd-cd')   # the paper's ablation (--ablation)
+BEYOND = ('gdd',)                                       # beyond the paper (notebook 12): --gdd adds it as one more row
 METHOD_NAMES = {'teacher': 'teacher (DDIM)', 'pd': 'PD', 'pd+ag': 'PD + attention guidance', 'pd+sgp': 'PD + SGP',
                 'sferd-pd': 'SFERD-PD', 'cd+sgp': 'CD + SGP', 'sferd-cd': 'SFERD-CD', 'cd': 'CD',
-                'cd+ag': 'CD + attention guidance'}
+                'cd+ag': 'CD + attention guidance', 'gdd': 'GDD (one step, GAN)'}
 
 def default_teacher() -> Path: return data_dir() / 'teachers' / 'cifar10_uncond'
 
 # %% ../nbs/11_demo.ipynb #9364ac16
 def distill_method(teacher, dataset, method: str, out_dir, p: dict, seed: int = 0, progress: bool = True) -> tuple:
-    "Distil `teacher` with a registered method ('pd', 'cd', 'sferd-pd', ...), '+ag' / '+sgp' adding attention guidance / the SGP, under preset `p`; returns (student dir, wall seconds, optimiser steps)."
+    "Distil `teacher` with a registered method ('pd', 'cd', 'sferd-pd', ...), '+ag' / '+sgp' adding attention guidance / the SGP, or 'gdd' (one step), under preset `p`; returns (student dir, wall seconds, optimiser steps)."
     base, _, extra = method.partition('+')
     teacher_wrapper = student_wrapper = None
     if extra == 'ag':
@@ -52,7 +54,7 @@ def distill_method(teacher, dataset, method: str, out_dir, p: dict, seed: int = 
     n_stages = len(get_method('pd').stages(dict(settings, ratio=2)))
     budget = p['steps_per_stage'] * n_stages                                        # equal total optimiser steps
     runs = len(m.stages(dict(settings, ratio=2))) + (student_wrapper is not None or m.student_wrapper is not None)
-    per_stage = budget // runs                                                      # PD: per stage (+ the SGP stage); CD: all
+    per_stage = budget // runs                                  # PD: per stage (+ the SGP stage); CD, GDD (one G+D step each): all
     t0 = time.time()
     dirs = distill(teacher, dataset, out_dir, method=base, max_steps=per_stage, log_every=max(1, budget // 10),
                    progress=progress, teacher_wrapper=teacher_wrapper, student_wrapper=student_wrapper,
@@ -90,7 +92,7 @@ def run_demo(out='runs/demo', teacher=None, preset: str = 'full', methods: Optio
     p = dict(PRESETS[preset], **overrides)
     methods = list(methods or p['methods'])
     bad = [m for m in methods if m not in METHOD_NAMES or m == 'teacher']
-    if bad: raise ValueError(f"unknown demo method(s) {bad}; choose from {', '.join(ABLATION)}")
+    if bad: raise ValueError(f"unknown demo method(s) {bad}; choose from {', '.join(ABLATION + BEYOND)}")
     out, t_start = Path(out), time.time()
     from sferd_nb.cli import prepare_out, resolve_device
     device = resolve_device(device or 'auto')
@@ -164,7 +166,10 @@ def write_report(out: Path, rows: Sequence[dict], p: dict, teacher, preset: str,
           f" every method; PD halves {p['teacher_steps']} -> {p['final_steps']} steps, CD samples with {p['final_steps']} steps;"
           " '+ attention guidance' wraps the teacher in AttentionGuidedTeacher (psi 1, w 0.3, blur sigma 3);"
           f" '+ SGP' trains the semantic gradient predictor on the final student in one more stage inside the same budget"
-          f" (z_sem of {p.get('latent_dim')} numbers, latent sampler {p.get('latent_steps')} steps); SFERD = both.",
+          f" (z_sem of {p.get('latent_dim')} numbers, latent sampler {p.get('latent_steps')} steps); SFERD = both."
+          + (" 'GDD (one step, GAN)' (notebook 12): the teacher's network as a one-step generator trained with a GAN loss only"
+             " (GDD-I freezing, ResNet discriminator with DiffAugment, lazy R1) for the same number of optimiser steps, each"
+             " updating the generator and the discriminator; it samples with 1 step." if any(r['name'] == 'gdd' for r in rows) else ''),
           f"* Teacher row: DDIM with {p['teacher_steps']} steps (what PD distils). Denoising l2 (paper Fig. 7): mean RMS distance between "
           f"{p['denoise_images']} real test images and each model's one-shot x0 prediction at the same 4 noise levels"
           " (SGP students with z_sem from their latent sampler: no information from the test image).", "",

@@ -1,5 +1,5 @@
 "Integration tests for sferd_nb.gdd (issue 17): `sferd-distill --method gdd` runs, resumes bit-exactly and samples in one step."
-import json
+import json, os, subprocess, sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +12,7 @@ from sferd_nb.io import export_denoiser, load_denoiser, load_student
 from sferd_nb.train import load_checkpoint
 from sferd_nb import gdd
 from sferd_nb.distill import student_sample
+from test_distill import _free_port                      # the gloo DDP set-up of the PD/CD and SGP tests
 
 
 def _teacher(tmp_path):
@@ -82,6 +83,88 @@ def test_gdd_flags_are_refused_for_other_methods(tmp_path):
         main_distill(_args(t, tmp_path / 'bad', '--disc', 'vgg'))
 
 
+def test_demo_gdd_row_has_the_same_budget_and_one_step(tmp_path):
+    "`sferd-demo --quick --methods pd,gdd`: GDD gets PD's optimiser budget, samples with 1 step and is named in the table and report."
+    from sferd_nb.cli import main_demo
+    from sferd_nb.demo import PRESETS
+    out = tmp_path / 'demo'
+    rows = main_demo(['--quick', '--methods', 'pd,gdd', '--teacher', str(_teacher(tmp_path)), '--out', str(out), '--no-progress',
+                      '--device', 'cpu'])
+    r = {x['name']: x for x in rows}
+    assert list(r) == ['teacher', 'pd', 'gdd']
+    p = PRESETS['quick']
+    budget = p['steps_per_stage'] * (p['teacher_steps'].bit_length() - p['final_steps'].bit_length())   # PD's halvings
+    assert r['pd']['budget_steps'] == r['gdd']['budget_steps'] == budget
+    assert load_checkpoint(out / 'gdd' / 'gdd')['step'] == budget                 # GDD really ran that many G+D steps
+    assert (r['gdd']['steps'], r['gdd']['nfe']) == (1, 1)
+    assert 'GDD (one step, GAN)' in (out / 'report.md').read_text()
+    assert (out / r['gdd']['grid']).exists()
+
+
+def test_demo_gdd_flag(tmp_path, monkeypatch):
+    "--ablation --gdd: the paper's eight rows and GDD as the ninth; ABLATION itself stays the paper's eight; bad input is one line."
+    from sferd_nb import cli
+    from sferd_nb.demo import ABLATION, METHOD_NAMES, PRESETS
+    assert len(ABLATION) == 8 and 'gdd' not in ABLATION and METHOD_NAMES['gdd'] == 'GDD (one step, GAN)'
+    seen = []
+    monkeypatch.setattr(cli, 'run_demo', lambda out, teacher, preset, methods, *a, **k: seen.append((preset, methods)) or [])
+    monkeypatch.setattr(cli, 'format_table', lambda rows: '')
+    cli.main_demo(['--ablation', '--gdd', '--out', str(tmp_path / 'a')])
+    cli.main_demo(['--quick', '--gdd', '--out', str(tmp_path / 'b')])
+    cli.main_demo(['--methods', 'cd,gdd', '--out', str(tmp_path / 'c')])
+    assert seen == [('full', list(ABLATION) + ['gdd']), ('quick', list(PRESETS['quick']['methods']) + ['gdd']),
+                    ('full', ['cd', 'gdd'])]
+    with pytest.raises(SystemExit, match="already in --methods"):
+        cli.main_demo(['--methods', 'gdd', '--gdd', '--out', str(tmp_path / 'd')])
+
+
+_WORKER = r'''
+import sys, torch, torch.distributed as dist
+from sferd_nb import distill as D
+from sferd_nb.io import load_denoiser
+from sferd_nb.train import setup_distributed
+from sferd_nb.data import ImageDataset, load_cifar10_subset
+setup_distributed("cpu")                      # gloo on the CPU, also where a GPU is visible
+d = load_cifar10_subset()
+ds = ImageDataset(d['x_train'][:64], d['y_train'][:64], 10)
+D.distill(load_denoiser(sys.argv[1]), ds, sys.argv[2], method='gdd', disc=sys.argv[3], r1_every=2, max_steps=3, batch_size=8,
+          progress=False, ckpt_every=0, sample_every=-1)         # ckpt 0: the final checkpoint (G, EMA, D, D's Adam) is kept
+dist.destroy_process_group() if dist.is_initialized() else None
+'''
+
+
+@pytest.mark.parametrize('disc', ['resnet', 'teacher'])
+def test_gdd_ddp_equals_single_process(tmp_path, disc):
+    """2 gloo processes x 4 = 1 process x 8: G (and its EMA), D and D's Adam agree to float tolerance. Latents, DiffAugment and
+    the teacher-feature D's noise are drawn for the global batch (each rank its [rank::world] share), so the runs see the same
+    numbers; only the order of float additions differs (per-rank means averaged by all_reduce vs one mean of 8), hence not bit-exact."""
+    t = _teacher(tmp_path)
+    script = tmp_path / 'w.py'; script.write_text(_WORKER)
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    r = subprocess.run([sys.executable, str(script), str(t), str(tmp_path / 'one'), disc], env=env, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    env.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(_free_port()), WORLD_SIZE='2')
+    ps = [subprocess.Popen([sys.executable, str(script), str(t), str(tmp_path / 'two'), disc],
+                           env=dict(env, RANK=str(k), LOCAL_RANK=str(k)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True) for k in range(2)]
+    outs = [p.communicate(timeout=300) for p in ps]
+    assert all(p.returncode == 0 for p in ps), [o[1][-2000:] for o in outs]
+    a, b = load_checkpoint(tmp_path / 'one' / 'gdd'), load_checkpoint(tmp_path / 'two' / 'gdd')
+    assert a['step'] == b['step'] == 3
+    ta = {f'net.{k}': v for k, v in load_denoiser(t).net.state_dict().items()}
+    assert any(k in ta and not torch.equal(v, ta[k]) for k, v in a['model'].items()), 'G did not train'
+    pairs = [('G', a['model'], b['model']), ('EMA', a['ema'], b['ema']), ('D', a['extra'], b['extra'])]
+    ka = a['extra']['_extra_state']['d_opt']['state']; kb = b['extra']['_extra_state']['d_opt']['state']
+    assert ka and ka.keys() == kb.keys()
+    pairs += [(f'D Adam {i}.{n}', {0: ka[i][n]}, {0: kb[i][n]}) for i in ka for n in ('exp_avg', 'exp_avg_sq')]
+    for what, u, v in pairs:
+        ts = [k for k in u if isinstance(u[k], torch.Tensor)]
+        assert ts and sorted(ts) == sorted(k for k in v if isinstance(v[k], torch.Tensor)), what
+        diff = max((u[k].float() - v[k].float()).abs().max().item() for k in ts)
+        assert diff <= 1e-5, (what, diff)
+
+
 def _timm_importable() -> bool:
     try:
         import timm  # noqa: F401
@@ -127,7 +210,9 @@ def test_disc_timm_runs_from_a_local_file_or_says_timm_is_missing(tmp_path):
     fsd = full.state_dict()
     assert all(torch.equal(v, fsd[k]) for k, v in bb.state_dict().items())   # features_only keys are the classifier's
     ck = load_checkpoint(run)
-    assert ck['step'] == 2 and not any(k.startswith('D.backbone') for k in ck['extra'])   # the backbone is not checkpointed
-    D0 = gdd.make_discriminator('timm', load_denoiser(t), None, backbone='efficientnet_lite0', weights=weights)
-    assert any(k.startswith('D.heads') for k in ck['extra'])
+    assert ck['step'] == 2 and not any('backbone' in k for k in ck['extra'])   # the backbone is not checkpointed
+    with torch.random.fork_rng(devices=[]):                     # D at initialisation, as gdd_loss seeds it
+        torch.manual_seed(gdd.mix_seed(0, 23))
+        D0 = gdd.make_discriminator('timm', load_denoiser(t), None, backbone='efficientnet_lite0', weights=weights)
     assert set(D0.state_dict()) == {k[2:] for k in ck['extra'] if k.startswith('D.')}
+    assert any(not torch.equal(v, ck['extra'][f'D.{k}']) for k, v in D0.state_dict().items())   # D's heads trained
