@@ -95,7 +95,7 @@ def test_colab_badges_adds_a_badge_once_and_check_mode_reports_it(tmp_path):
 
 
 # the course notebooks that carry the badge (08_semantic, 09_sferd and 12_gdd get it when their authors run the script)
-BADGE_EXCLUDED = {'12_gdd'}
+BADGE_EXCLUDED = set()
 
 
 def test_course_notebooks_have_their_colab_badge():
