@@ -399,8 +399,9 @@ def denoising_l2(den, x0: Tensor, ts, cond=None, seed: int = 0, batch_size: int 
     return torch.stack(out)
 
 def denoising_ability(den, recipe: Optional[dict], x0: Tensor, steps: int = 4, seed: int = 0, cond=None) -> dict:
-    "{t: mean RMS l2 between x0 and den's x0 prediction at x_t ~ q(x_t|x0)} at the `steps` times of the model's grid."
-    from sferd_nb.distill import get_method
+    "{t: mean RMS l2 between x0 and den's x0 prediction at x_t ~ q(x_t|x0)} at the `steps` times of the model's grid; `cond` None: the model's own generation condition (an SGP student's z_sem from its latent sampler: nothing from x0)."
+    from sferd_nb.distill import get_method, sampling_condition
+    if cond is None: cond = sampling_condition(den, len(x0), None, torch.Generator().manual_seed(seed))
     recipe = recipe or dict(method='teacher')
     method = recipe.get('method', 'teacher')
     ts = get_method('pd' if method == 'teacher' else method).grid(den.schedule, steps, recipe)   # a teacher: the PD grid

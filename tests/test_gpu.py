@@ -1,7 +1,7 @@
 """The GPU suite (`make test-gpu`, issue 14): every path on CUDA in bf16 — teacher training, PD / CD steps (plain and
 attention-guided), `sferd-distill` of each registered method, sampling, evaluation, the demo, and resume on CUDA equal
 to an uninterrupted CUDA run. Skipped where no CUDA GPU is visible (CI)."""
-import json
+import json, os
 
 import pytest
 import torch
@@ -9,14 +9,16 @@ import torch
 from sferd_nb.cli import main_demo, main_distill, main_eval, main_train_teacher
 from sferd_nb.data import ImageDataset, load_cifar10_subset
 from sferd_nb.diffusion import Denoiser, get_schedule
-from sferd_nb.distill import METHODS, distill, student_sample
+from sferd_nb.distill import METHODS, distill, load_method_modules, student_sample
 from sferd_nb.io import export_denoiser, load_denoiser, load_student
 from sferd_nb.samplers import prior_sample, sample
 from sferd_nb.train import TrainConfig, Trainer, teacher_loss
 from sferd_nb.unet import build_unet
 
 pytestmark = pytest.mark.gpu
-CUDA = torch.device('cuda')
+CUDA = torch.device(os.environ.get('SFERD_GPU_TEST_DEVICE', 'cuda'))   # 'cpu': a dry run of the suite's code paths off the GPU
+DEV = str(CUDA)
+load_method_modules()                                  # sferd-pd, sferd-cd, gdd: registered by notebooks 09 and 12
 
 
 def _ds(n=64):
@@ -73,16 +75,16 @@ def test_distill_steps_on_cuda(tmp_path, method, guided):
 def test_cli_distill_each_method_on_cuda(tmp_path, method):
     t = _teacher_dir(tmp_path)
     dirs = main_distill(['--method', method, '--teacher', str(t), '--out', str(tmp_path / method), '--teacher-steps', '2',
-                         '--max-steps', '2', '--batch-size', '8', '--N', '6', '--no-progress', '--device', 'cuda'])
+                         '--max-steps', '2', '--batch-size', '8', '--N', '6', '--no-progress', '--device', DEV])
     assert (dirs[-1] / 'model.safetensors').exists()
     rows = main_eval(['--checkpoint', str(dirs[-1]), '--num-samples', '16', '--seeds', '0', '--extractor', 'standin',
-                      '--denoise-images', '8', '--device', 'cuda'])
+                      '--denoise-images', '8', '--device', DEV])
     assert rows[0]['fid'][0] > 0
 
 
 def test_train_teacher_cli_and_sampling_on_cuda(tmp_path):
     out = main_train_teacher(['--out', str(tmp_path / 't'), '--max-steps', '3', '--batch-size', '16', '--model-channels', '16',
-                              '--sample-steps', '2', '--no-progress', '--warmup', '1', '--device', 'cuda'])
+                              '--sample-steps', '2', '--no-progress', '--warmup', '1', '--device', DEV])
     den = load_denoiser(out, CUDA)
     x = sample(den, prior_sample(den.schedule, (4, 3, 32, 32), device=CUDA), 4, sampler='heun')
     assert x.is_cuda and torch.isfinite(x).all()
@@ -90,7 +92,34 @@ def test_train_teacher_cli_and_sampling_on_cuda(tmp_path):
 
 def test_demo_quick_on_cuda_names_the_gpu(tmp_path):
     t = _teacher_dir(tmp_path)
-    rows = main_demo(['--quick', '--teacher', str(t), '--out', str(tmp_path / 'demo'), '--no-progress', '--device', 'cuda',
+    rows = main_demo(['--quick', '--teacher', str(t), '--out', str(tmp_path / 'demo'), '--no-progress', '--device', DEV,
                       '--extractor', 'standin'])
     assert [r['name'] for r in rows][0] == 'teacher'
     assert torch.cuda.get_device_name(0) in (tmp_path / 'demo' / 'report.md').read_text()
+
+
+def test_sgp_student_on_cuda(tmp_path):
+    "PD + the semantic gradient predictor (notebook 08) on CUDA: both SGP phases, export with its latent sampler, generation."
+    from sferd_nb.semantic import SGPStudent
+    from sferd_nb.metrics import generate
+    t = _teacher_dir(tmp_path)
+    dirs = main_distill(['--method', 'pd', '--semantic', '--latent-dim', '16', '--latent-steps', '4', '--teacher', str(t),
+                         '--out', str(tmp_path / 'sgp'), '--teacher-steps', '2', '--max-steps', '4', '--batch-size', '8',
+                         '--no-progress', '--device', DEV])
+    den, rec = load_student(dirs[-1], CUDA)
+    assert isinstance(den, SGPStudent) and next(den.parameters()).device.type == CUDA.type
+    x = generate(den, 4, rec['steps'], rec, seed=0)
+    assert x.shape == (4, 3, 32, 32)
+
+
+@pytest.mark.parametrize('disc', ['resnet', 'teacher'])
+def test_gdd_with_r1_on_cuda(tmp_path, disc):
+    "GDD (notebook 12) on CUDA with R1 at every step: R1's double backward through each discriminator (the teacher D has attention)."
+    teacher = load_denoiser(_teacher_dir(tmp_path), CUDA)
+    dirs = distill(teacher, _ds(), tmp_path / 'gdd', method='gdd', disc=disc, r1_every=1, max_steps=2, batch_size=8,
+                   progress=False, sample_every=-1, log_every=1)
+    log = [json.loads(l) for l in (dirs[-1] / 'metrics.jsonl').read_text().splitlines()]
+    assert log[-1]['step'] == 2 and all(r['loss'] == r['loss'] and r['d_loss'] == r['d_loss'] for r in log)
+    den, rec = load_student(dirs[-1], CUDA)
+    x = student_sample(den, prior_sample(den.schedule, (4, 3, 32, 32), device=CUDA), 1, rec)
+    assert torch.isfinite(x).all()
