@@ -36,6 +36,14 @@ def test_run_slow_only_selects_slow_cells_by_text(tmp_path):
     assert '\n101\n' in out.stdout                     # default cells and the selected slow cell only
 
 
+def test_run_slow_cells_can_pickle_their_classes(tmp_path):
+    nb = _nb(tmp_path / '97_x.ipynb', ["import pickle\nclass Box:\n    v = 3", "len(pickle.dumps(Box())) > 0"])
+    out = subprocess.run([sys.executable, str(ROOT / 'tools' / 'run_slow.py'), str(nb), '--figs', str(tmp_path / 'f')],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert '\nTrue\n' in out.stdout
+
+
 def test_run_slow_missing_notebook_is_a_clear_error(tmp_path):
     out = subprocess.run([sys.executable, str(ROOT / 'tools' / 'run_slow.py'), str(tmp_path / 'nope.ipynb')],
                          capture_output=True, text=True)

@@ -26,7 +26,9 @@ def run(nb_path: Path, figs: Path, only=None) -> dict:
     import torch
     torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS', 2)))
     figs.mkdir(parents=True, exist_ok=True)
-    g = {'__name__': '__course_run__'}
+    import types
+    mod = sys.modules['__course_run__'] = types.ModuleType('__course_run__')   # classes defined in cells pickle (torch.save)
+    g = mod.__dict__
     for i, src in cells(nb_path, only):
         src = '\n'.join(l for l in src.splitlines() if not l.lstrip().startswith(('%', '!')))   # IPython magics
         tree = ast.parse(src)
