@@ -111,22 +111,27 @@ dist.destroy_process_group() if dist.is_initialized() else None
 def _free_port():
     with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
 
-@pytest.mark.parametrize('method', ['pd', 'cd'])
-def test_ddp_equals_single_process(tmp_path, method):
-    t = _teacher(tmp_path)
-    script = tmp_path / 'w.py'; script.write_text(_WORKER)
+def _one_and_two_processes(worker: str, tmp_path, *args) -> tuple:
+    "Run the script `worker` with argv (*args[:1], out dir, *args[1:]) in 1 process (out 'one') and in 2 gloo processes (out 'two'); return both dirs."
+    script = tmp_path / 'w.py'; script.write_text(worker)
+    head, tail = [str(a) for a in args[:1]], [str(a) for a in args[1:]]
     env = dict(os.environ, OMP_NUM_THREADS='1')
-    r = subprocess.run([sys.executable, str(script), str(t), str(tmp_path / 'one'), method], env=env,
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run([sys.executable, str(script), *head, str(tmp_path / 'one'), *tail], env=env, capture_output=True,
+                       text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     env.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(_free_port()), WORLD_SIZE='2')
-    ps = [subprocess.Popen([sys.executable, str(script), str(t), str(tmp_path / 'two'), method],
+    ps = [subprocess.Popen([sys.executable, str(script), *head, str(tmp_path / 'two'), *tail],
                            env=dict(env, RANK=str(k), LOCAL_RANK=str(k)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            text=True) for k in range(2)]
     outs = [p.communicate(timeout=300) for p in ps]
     assert all(p.returncode == 0 for p in ps), [o[1][-2000:] for o in outs]
+    return tmp_path / 'one', tmp_path / 'two'
+
+@pytest.mark.parametrize('method', ['pd', 'cd'])
+def test_ddp_equals_single_process(tmp_path, method):
+    one, two = _one_and_two_processes(_WORKER, tmp_path, _teacher(tmp_path), method)
     sub = 'stage0_1steps' if method == 'pd' else 'cd'
-    a, b = _weights(tmp_path / 'one' / sub), _weights(tmp_path / 'two' / sub)
+    a, b = _weights(one / sub), _weights(two / sub)
     diff = max((a[k].float() - b[k].float()).abs().max().item() for k in a)
     assert diff <= 1e-5, diff
 

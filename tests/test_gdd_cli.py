@@ -1,5 +1,5 @@
 "Integration tests for sferd_nb.gdd (issue 17): `sferd-distill --method gdd` runs, resumes bit-exactly and samples in one step."
-import json, os, subprocess, sys
+import json
 from pathlib import Path
 
 import pytest
@@ -12,7 +12,7 @@ from sferd_nb.io import export_denoiser, load_denoiser, load_student
 from sferd_nb.train import load_checkpoint
 from sferd_nb import gdd
 from sferd_nb.distill import student_sample
-from test_distill import _free_port                      # the gloo DDP set-up of the PD/CD and SGP tests
+from test_distill import _one_and_two_processes        # the gloo DDP set-up of the PD/CD and SGP tests
 
 
 def _teacher(tmp_path):
@@ -139,18 +139,8 @@ def test_gdd_ddp_equals_single_process(tmp_path, disc):
     the teacher-feature D's noise are drawn for the global batch (each rank its [rank::world] share), so the runs see the same
     numbers; only the order of float additions differs (per-rank means averaged by all_reduce vs one mean of 8), hence not bit-exact."""
     t = _teacher(tmp_path)
-    script = tmp_path / 'w.py'; script.write_text(_WORKER)
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    r = subprocess.run([sys.executable, str(script), str(t), str(tmp_path / 'one'), disc], env=env, capture_output=True,
-                       text=True, timeout=300)
-    assert r.returncode == 0, r.stderr[-2000:]
-    env.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(_free_port()), WORLD_SIZE='2')
-    ps = [subprocess.Popen([sys.executable, str(script), str(t), str(tmp_path / 'two'), disc],
-                           env=dict(env, RANK=str(k), LOCAL_RANK=str(k)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           text=True) for k in range(2)]
-    outs = [p.communicate(timeout=300) for p in ps]
-    assert all(p.returncode == 0 for p in ps), [o[1][-2000:] for o in outs]
-    a, b = load_checkpoint(tmp_path / 'one' / 'gdd'), load_checkpoint(tmp_path / 'two' / 'gdd')
+    one, two = _one_and_two_processes(_WORKER, tmp_path, t, disc)
+    a, b = load_checkpoint(one / 'gdd'), load_checkpoint(two / 'gdd')
     assert a['step'] == b['step'] == 3
     ta = {f'net.{k}': v for k, v in load_denoiser(t).net.state_dict().items()}
     assert any(k in ta and not torch.equal(v, ta[k]) for k, v in a['model'].items()), 'G did not train'

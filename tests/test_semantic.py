@@ -1,5 +1,5 @@
 "Integration tests for the semantic gradient predictor (issue 15): CLI, export/load, generation, resume across the phase boundary, DDP."
-import json, os, subprocess, sys
+import json
 from pathlib import Path
 
 import pytest
@@ -10,7 +10,7 @@ from sferd_nb.io import load_denoiser
 from sferd_nb import distill as D
 from sferd_nb import semantic as S
 from sferd_nb.metrics import generate
-from test_distill import _free_port, _small_ds, _teacher      # the same tiny teacher and data as the PD/CD tests
+from test_distill import _one_and_two_processes, _small_ds, _teacher      # the same tiny teacher and data as the PD/CD tests
 
 def _ds(n=32): return _small_ds(n)
 
@@ -92,18 +92,8 @@ dist.destroy_process_group() if dist.is_initialized() else None
 
 @pytest.mark.parametrize('method', ['pd+sgp', 'sferd-pd'])
 def test_ddp_equals_single_process(tmp_path, method):
-    t = _teacher(tmp_path)
-    script = tmp_path / 'w.py'; script.write_text(_WORKER)
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    r = subprocess.run([sys.executable, str(script), str(t), str(tmp_path / 'one'), method], env=env, capture_output=True,
-                       text=True, timeout=300)
-    assert r.returncode == 0, r.stderr[-2000:]
-    env.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(_free_port()), WORLD_SIZE='2')
-    ps = [subprocess.Popen([sys.executable, str(script), str(t), str(tmp_path / 'two'), method], env=dict(env, RANK=str(k), LOCAL_RANK=str(k)),
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for k in range(2)]
-    outs = [p.communicate(timeout=300) for p in ps]
-    assert all(p.returncode == 0 for p in ps), [o[1][-2000:] for o in outs]
-    a, b = load_denoiser(tmp_path / 'one' / 'sgp').state_dict(), load_denoiser(tmp_path / 'two' / 'sgp').state_dict()
+    one, two = _one_and_two_processes(_WORKER, tmp_path, _teacher(tmp_path), method)
+    a, b = load_denoiser(one / 'sgp').state_dict(), load_denoiser(two / 'sgp').state_dict()
     diff = max((a[k].float() - b[k].float()).abs().max().item() for k in a)
     assert diff <= 1e-5, diff
 
