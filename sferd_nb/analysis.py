@@ -14,9 +14,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .data import data_dir, get_dataset, to_model_range, image_grid
-from .diffusion import DDPMSchedule, Prediction, q_sample, compute_dtype
+from .diffusion import DDPMSchedule, Denoiser, Prediction, q_sample, compute_dtype
 from .samplers import time_grid
-from .unet import AttentionMap, ATTENTION_PLACES, select_attention, attention_received
+from .unet import AttentionMap, ATTENTION_PLACES, UNet, select_attention, attention_received
 
 # %% auto #0
 __all__ = ['VARIANCE_KINDS', 'PAPER_FIG3A_SIGMA', 'pearson', 'Eq8', 'bias_variance', 'Trajectory', 'predict_trajectory',
@@ -456,8 +456,6 @@ def claims_report(s: dict, name: str = 'teacher', weak: float = 0.1, grow: float
 # %% ../nbs/06_analysis.ipynb #3401981c
 def grow_attention(den, resolutions: Sequence[int]):
     "A copy of denoiser `den` whose UNet also attends at `resolutions`: all trained weights copied, the new attention blocks zero-initialised (same outputs until fine-tuned)."
-    from sferd_nb.diffusion import Denoiser
-    from sferd_nb.unet import UNet
     net = den.net
     if type(den) is not Denoiser or not isinstance(net, UNet): raise TypeError(f"grow_attention needs a denoiser around a sferd_nb UNet, got {type(net).__name__}")
     res = sorted(set(net.config['attn_resolutions']) | {int(r) for r in resolutions}, reverse=True)

@@ -13,7 +13,7 @@ import torch
 
 from .data import asset_path, data_dir, get_dataset, save_image_grid, to_model_range
 from .metrics import denoising_ability, evaluate, load_extractor, load_model, reference_stats
-from .distill import distill, get_method, sampling_condition
+from .distill import distill, get_method
 
 # %% auto #0
 __all__ = ['PRESETS', 'ABLATION', 'BEYOND', 'METHOD_NAMES', 'default_teacher', 'distill_method', 'format_table', 'run_demo',
@@ -120,8 +120,7 @@ def run_demo(out='runs/demo', teacher=None, preset: str = 'full', methods: Optio
         t0 = time.time()
         r = evaluate(den, recipe, [steps], ext, ref, p['num_samples'], p['seeds'], batch_size=100, sampler='ddim',
                      progress=progress)[0]
-        cond = sampling_condition(den, len(x0), None, torch.Generator().manual_seed(seed))   # SGP: z_sem sampled, not from x0
-        dl = denoising_ability(den, None, x0, steps=4, seed=seed, cond=cond)  # the same 4 noise levels for every model
+        dl = denoising_ability(den, None, x0, steps=4, seed=seed)   # the same 4 noise levels for every model; SGP: z_sem sampled
         r.update(name=name, denoising_l2=dl, denoising_l2_mean=float(np.mean(list(dl.values()))), distill_seconds=dsec,
                  budget_steps=budget, batch_size=p['batch_size'], eval_seconds=time.time() - t0)
         grid = out / f"samples_{name.replace('+', '_')}.png"
