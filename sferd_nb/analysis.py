@@ -174,6 +174,7 @@ def analyze(denoiser, x0: Tensor, cond=None, steps: int = 18, ts=None, eps_draws
     out['summary'] = summarize_analysis(out)
     return out
 
+# %% ../nbs/06_analysis.ipynb #d62e6809
 def summarize_analysis(an: dict) -> dict:
     "The numbers of an `analyze` result as plain JSON types, with the paper's three claims checked."
     with warnings.catch_warnings():                                            # all-NaN curves (constant maps) stay NaN
@@ -233,6 +234,7 @@ def _img(x: Tensor) -> np.ndarray: return image_grid(x[None], nrow=1, pad=0)
 def _sigma_axis(ax):
     ax.set_xscale('log'); ax.invert_xaxis(); ax.set_xlabel(r'noise level $\sigma$  (sampling: $t$ 1 $\to$ 0)')
 
+# %% ../nbs/06_analysis.ipynb #fd6da9a9
 def plot_eq8(an: dict, title: str = ''):
     "Eq. 8: the squared terms (bars: fit = A + B) and the per-time fitting error and variance along the trajectory."
     s = an['summary']; q, p = s['eq8_squared'], s['eq8_paper']
@@ -263,6 +265,7 @@ def plot_fig3a(an: dict, title: str = ''):
     ax.legend(fontsize=7)
     return fig
 
+# %% ../nbs/06_analysis.ipynb #878a691e
 def plot_fig3b(an: dict, images: Optional[Sequence[int]] = None, t_indices: Optional[Sequence[int]] = None, title: str = ''):
     "Fig. 3b: per image, the attention map at each resolution (rows) and the variance map (last row) at several times (maps averaged over the noise draws)."
     K, B = an['variance_maps'].shape[:2]
@@ -306,6 +309,7 @@ def plot_fig3c(an: dict, title: str = ''):
     ax.set_title(title or f"Fig. 3c ({an['variance']} variance)", fontsize=9)
     return fig
 
+# %% ../nbs/06_analysis.ipynb #75a40b09
 def plot_attention_variance(an: dict, image: int = 0, t_index: int = 0, resolution: Optional[int] = None):
     "One image, one time, one resolution: x0, the attention map and the variance map side by side, with their correlation."
     if not an['attn']: raise ValueError("this analysis has no attention maps (the denoiser has none at the requested place)")

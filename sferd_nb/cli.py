@@ -283,6 +283,7 @@ def distill_parser() -> argparse.ArgumentParser:
     for flag, _, typ, hlp in METHOD_ARGS: g.add_argument(flag, type=typ, help=hlp)
     return p
 
+# %% ../nbs/05_distill.ipynb #4abb4ca0
 def main_distill(argv=None, teacher_wrapper: Optional[Callable] = None) -> list:
     "`sferd-distill`: returns the exported student directories (user errors: SystemExit with one line)."
     args = distill_parser().parse_args(argv)

@@ -254,6 +254,7 @@ class DistillMethod:
     staged: bool = False       # stage-numbered run folders (`stage{k}_{n}steps`) and per-stage seeds, as PD's halvings
     trainer: Optional[Callable] = None  # (settings) -> a Trainer subclass/factory (Trainer's signature); None: Trainer
 
+# %% ../nbs/05_distill.ipynb #f71d0f25
 METHODS: dict = {}
 # modules that register methods of later notebooks; imported on the first lookup of a name not yet in METHODS
 METHOD_MODULES: list = ['sferd_nb.sferd', 'sferd_nb.gdd']
@@ -275,6 +276,7 @@ def get_method(name: str) -> DistillMethod:
     if name not in METHODS: raise ValueError(f"unknown distillation method {name!r}; choose one of {', '.join(METHODS)}")
     return METHODS[name]
 
+# %% ../nbs/05_distill.ipynb #699d3184
 def _pd_config(c: dict) -> dict:
     return dict(lr=c['lr'] or 5e-5, lr_decay='linear', ema_decay=0., ema_halflife_kimg=None, ema_rampup=None)
 
@@ -331,7 +333,6 @@ TEACHER = register_method(DistillMethod(
     sample=_teacher_sample, nfe=lambda steps, r: 2 * steps - 1 if r.get('sampler', 'heun') == 'heun' else steps,
     step=_ddim_step))
 
-
 # %% ../nbs/05_distill.ipynb #7b82552c
 def student_grid(schedule, steps: int, method: str, grid: Optional[str] = None, rho: float = 7.) -> Tensor:
     "The times a distilled student samples at: its registered method's grid (PD: the grid it was trained on; CD: multistep noise levels)."
@@ -363,6 +364,7 @@ def _sample_fn(method: DistillMethod, steps, recipe, n, res, num_classes, seed, 
         return method.sample(den, x_T, steps, recipe, cond, torch.Generator().manual_seed(seed + 1), False)
     return fn
 
+# %% ../nbs/05_distill.ipynb #d7544fb2
 DISTILL_DEFAULTS = dict(teacher_steps=16, student_steps=1, ratio=2, max_steps=1000, batch_size=64, lr=None, solver=None,
                         grid=None, N=18, mu=0.95, seed=0, sample_every=0, ckpt_every=200, log_every=10)
 
@@ -382,6 +384,7 @@ def _check_same_run(sdir: Path, want: dict) -> None:
     if diff: raise ValueError(f"{sdir} was distilled with different {', '.join(diff)}; resume with the original settings "
                               "or distil into a new --out")
 
+# %% ../nbs/05_distill.ipynb #e94f1457
 def distill(teacher, dataset, out_dir, *, method: str = 'pd', resume: bool = False, progress: bool = True,
             teacher_wrapper: Optional[Callable] = None, student_wrapper: Optional[Callable] = None,
             extra_meta: Optional[dict] = None, train_kw: Optional[dict] = None, **settings) -> list:

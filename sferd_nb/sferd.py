@@ -12,7 +12,7 @@ from .guidance import guided_teacher_wrapper
 from .semantic import sgp_student_wrapper
 
 # %% auto #0
-__all__ = ['SFERD_DEFAULTS', 'SFERD_PD', 'SFERD_CD', 'sferd_method']
+__all__ = ['SFERD_DEFAULTS', 'SFERD_PD', 'SFERD_CD', 'sferd_method', 'seed_spread', 'fid_verdict']
 
 # %% ../nbs/09_sferd.ipynb #9a791765
 SFERD_DEFAULTS = dict(psi=1.0, w=0.3, blur_sigma=3.0, attn_resolution=None,            # Eq. 9-11 (notebook 07)
@@ -37,3 +37,13 @@ def sferd_method(base: DistillMethod, name: str) -> DistillMethod:
 
 SFERD_PD = sferd_method(PD, 'sferd-pd')
 SFERD_CD = sferd_method(CD, 'sferd-cd')
+
+# %% ../nbs/09_sferd.ipynb #7bf27aa0
+def seed_spread(rows) -> float:
+    "The largest range (max - min over sampling seeds) of any row's FID: a difference of mean FIDs below it is not significant."
+    return max(max(r['fid']) - min(r['fid']) for r in rows)
+
+def fid_verdict(a: dict, b: dict, spread: float) -> str:
+    "Row `a` against row `b` (each with 'fid_mean'): 'lower' or 'higher' when the means differ by more than `spread`, else 'not significant'."
+    d = a['fid_mean'] - b['fid_mean']
+    return 'lower' if -d > spread else 'higher' if d > spread else 'not significant'

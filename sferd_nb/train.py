@@ -202,14 +202,7 @@ def load_checkpoint(path) -> dict:
     return ck
 
 # %% ../nbs/04_train.ipynb #3e3421a4
-def patch(f):
-    "Add `f` as a method of the class its `self` parameter is annotated with (fastcore's `@patch`, without the dependency)."
-    g = inspect.unwrap(f)                                           # through decorators such as torch.no_grad()
-    cls = g.__annotations__['self']
-    if isinstance(cls, str): cls = g.__globals__[cls]              # `from __future__ import annotations`
-    f.__qualname__ = f'{cls.__name__}.{f.__name__}'
-    setattr(cls, f.__name__, f)
-    return g.__globals__.get(f.__name__)                            # a module-level name is left as it was
+from sferd_nb.unet import patch
 
 # %% ../nbs/04_train.ipynb #60ea11fc
 class Trainer:

@@ -200,56 +200,74 @@ class UNet(nn.Module):
         self.norm_out = group_norm(ch)
         self.conv_out = zero_init(nn.Conv2d(ch, out_channels, 3, padding=1))
 
-    def embed(self, noise_label, cond: Optional[Tensor], batch: int, device) -> Tensor:
-        "The embedding `emb` (B, 4*model_channels): MLP(sinusoids(noise_label)) (+ class embedding)."
-        t = torch.as_tensor(noise_label, device=device).float()
-        t = t.expand(batch) if t.ndim == 0 else t.reshape(-1)
-        if t.shape[0] != batch: raise ValueError(f"noise_label has {t.shape[0]} entries for a batch of {batch}")
-        emb = self.map_noise(timestep_embedding(t, self.model_channels).to(self.map_noise[0].weight.dtype))
-        if self.map_label is None:
-            if cond is not None: raise ValueError("this UNet is unconditional (num_classes=None): pass cond=None")
-            return emb
-        if cond is None:
-            raise ValueError(f"this UNet is class-conditional ({self.num_classes} classes): pass cond= labels (B,) "
-                             f"(label {self.num_classes} is the null label)")
-        if cond.is_floating_point():                   # (B, num_classes) one-hot or soft labels
-            return emb + cond.to(emb.dtype) @ self.map_label.weight[:self.num_classes]
-        cond = cond.reshape(-1).long()
-        if cond.shape[0] != batch: raise ValueError(f"cond has {cond.shape[0]} labels for a batch of {batch}")
-        if self.training and self.label_dropout > 0:
-            drop = torch.rand(cond.shape, device=cond.device) < self.label_dropout
-            cond = torch.where(drop, torch.full_like(cond, self.num_classes), cond)
-        return emb + self.map_label(cond)
+# %% ../nbs/03_unet.ipynb #7434d5f5
+def patch(f):
+    "Add `f` as a method of the class its `self` parameter is annotated with (fastcore's `@patch`, without the dependency)."
+    g = inspect.unwrap(f)                                           # through decorators such as torch.no_grad()
+    cls = g.__annotations__['self']
+    if isinstance(cls, str): cls = g.__globals__[cls]              # `from __future__ import annotations`
+    f.__qualname__ = f'{cls.__name__}.{f.__name__}'
+    setattr(cls, f.__name__, f)
+    return g.__globals__.get(f.__name__)                            # a module-level name is left as it was
 
-    def encode(self, x: Tensor, emb: Tensor, maps: Optional[list] = None) -> tuple[Tensor, list]:
-        "The trunk: encoder and middle. Returns `(h, skips)`: the middle's output and the encoder features the decoder reads."
-        h = self.conv_in(x); skips = [h]
-        for layer in self.enc:
-            h = layer(h, emb, maps); skips.append(h)
-        for layer in self.mid: h = layer(h, emb, maps)
-        return h, skips
+# %% ../nbs/03_unet.ipynb #17cea94c
+@patch
+def embed(self: UNet, noise_label, cond: Optional[Tensor], batch: int, device) -> Tensor:
+    "The embedding `emb` (B, 4*model_channels): MLP(sinusoids(noise_label)) (+ class embedding)."
+    t = torch.as_tensor(noise_label, device=device).float()
+    t = t.expand(batch) if t.ndim == 0 else t.reshape(-1)
+    if t.shape[0] != batch: raise ValueError(f"noise_label has {t.shape[0]} entries for a batch of {batch}")
+    emb = self.map_noise(timestep_embedding(t, self.model_channels).to(self.map_noise[0].weight.dtype))
+    if self.map_label is None:
+        if cond is not None: raise ValueError("this UNet is unconditional (num_classes=None): pass cond=None")
+        return emb
+    if cond is None:
+        raise ValueError(f"this UNet is class-conditional ({self.num_classes} classes): pass cond= labels (B,) "
+                         f"(label {self.num_classes} is the null label)")
+    if cond.is_floating_point():                   # (B, num_classes) one-hot or soft labels
+        return emb + cond.to(emb.dtype) @ self.map_label.weight[:self.num_classes]
+    cond = cond.reshape(-1).long()
+    if cond.shape[0] != batch: raise ValueError(f"cond has {cond.shape[0]} labels for a batch of {batch}")
+    if self.training and self.label_dropout > 0:
+        drop = torch.rand(cond.shape, device=cond.device) < self.label_dropout
+        cond = torch.where(drop, torch.full_like(cond, self.num_classes), cond)
+    return emb + self.map_label(cond)
 
-    def decode(self, h: Tensor, skips: list, emb: Tensor, maps: Optional[list] = None) -> Tensor:
-        "The decoder and output head: each decoder layer concatenates the last unread skip (`skips` is not modified)."
-        skips = list(skips)
-        for layer in self.dec:
-            if layer.cat_skip: h = torch.cat([h, skips.pop()], dim=1)
-            h = layer(h, emb, maps)
-        return self.conv_out(F.silu(self.norm_out(h)))
+# %% ../nbs/03_unet.ipynb #f22d34e6
+@patch
+def encode(self: UNet, x: Tensor, emb: Tensor, maps: Optional[list] = None) -> tuple[Tensor, list]:
+    "The trunk: encoder and middle. Returns `(h, skips)`: the middle's output and the encoder features the decoder reads."
+    h = self.conv_in(x); skips = [h]
+    for layer in self.enc:
+        h = layer(h, emb, maps); skips.append(h)
+    for layer in self.mid: h = layer(h, emb, maps)
+    return h, skips
 
-    def forward(self, x: Tensor, noise_label, cond: Optional[Tensor] = None, return_attn: bool = False):
-        "Raw network output (B, out_channels, H, W); with `return_attn`, also the attention maps in forward order."
-        emb = self.embed(noise_label, cond, x.shape[0], x.device)
-        maps = [] if return_attn else None
-        h, skips = self.encode(x, emb, maps)
-        out = self.decode(h, skips, emb, maps)
-        return (out, maps) if return_attn else out
+@patch
+def decode(self: UNet, h: Tensor, skips: list, emb: Tensor, maps: Optional[list] = None) -> Tensor:
+    "The decoder and output head: each decoder layer concatenates the last unread skip (`skips` is not modified)."
+    skips = list(skips)
+    for layer in self.dec:
+        if layer.cat_skip: h = torch.cat([h, skips.pop()], dim=1)
+        h = layer(h, emb, maps)
+    return self.conv_out(F.silu(self.norm_out(h)))
 
-    def encoder_features(self, x: Tensor, noise_label, cond: Optional[Tensor] = None) -> list:
-        "The down path's activations: the last one at each encoder resolution (highest first), then the middle block's output (what notebook 12's projected discriminator reads)."
-        h, skips = self.encode(x, self.embed(noise_label, cond, x.shape[0], x.device))
-        feats = [f for f, nxt in zip(skips, skips[1:] + [None]) if nxt is None or nxt.shape[-1] != f.shape[-1]]   # last per resolution
-        return feats + [h]
+# %% ../nbs/03_unet.ipynb #dae33b8c
+@patch
+def forward(self: UNet, x: Tensor, noise_label, cond: Optional[Tensor] = None, return_attn: bool = False):
+    "Raw network output (B, out_channels, H, W); with `return_attn`, also the attention maps in forward order."
+    emb = self.embed(noise_label, cond, x.shape[0], x.device)
+    maps = [] if return_attn else None
+    h, skips = self.encode(x, emb, maps)
+    out = self.decode(h, skips, emb, maps)
+    return (out, maps) if return_attn else out
+
+@patch
+def encoder_features(self: UNet, x: Tensor, noise_label, cond: Optional[Tensor] = None) -> list:
+    "The down path's activations: the last one at each encoder resolution (highest first), then the middle block's output (what notebook 12's projected discriminator reads)."
+    h, skips = self.encode(x, self.embed(noise_label, cond, x.shape[0], x.device))
+    feats = [f for f, nxt in zip(skips, skips[1:] + [None]) if nxt is None or nxt.shape[-1] != f.shape[-1]]   # last per resolution
+    return feats + [h]
 
 # %% ../nbs/03_unet.ipynb #6a1bd9fd
 UNET_CONFIGS: dict[str, dict] = {
