@@ -339,7 +339,7 @@ def fit_latent_sampler(z: Tensor, out_dir, width: int = 512, depth: int = 6, max
     if not torch.isfinite(z).all(): raise FloatingPointError("the semantic latents are not finite; the encoder diverged: lower the learning rate")
     ls = LatentSampler(z.shape[1], width, depth, sample_steps, sampler).to(z.device)
     ls.mean.copy_(z.mean(0)); ls.std.copy_(z.std(0).clamp(min=1e-4))            # per-dimension statistics
-    data = _Latents(((z - ls.mean) / ls.std).detach())
+    data = _Latents(((z - ls.mean) / ls.std).detach().cpu())                    # a data set lives on the CPU: the Trainer's loader pins and moves it
     cfg = TrainConfig(lr=lr, batch_size=batch_size, max_steps=max_steps, warmup_steps=min(100, max_steps // 10),
                       ema_decay=0.999 if max_steps > 2000 else 0.99, ema_halflife_kimg=None, ema_rampup=None,
                       sample_every=-1, ckpt_every=max(max_steps // 4, 1), log_every=max(max_steps // 20, 1), seed=seed,
