@@ -468,7 +468,7 @@ from .demo import ABLATION, BEYOND, PRESETS, format_table, run_demo
 
 def main_demo(argv=None) -> list:
     "`sferd-demo` (what `make demo` runs): returns the table rows."
-    ap = command_parser('sferd-demo', "Distil the course teacher with PD / CD, with and without attention guidance, evaluate "
+    ap = command_parser('sferd-demo', "Distil the course teacher with PD / CD and SFERD-PD / SFERD-CD (--ablation: every enhancement alone too), evaluate "
                         "(FID / IS with the named extractor, denoising l2) and report.")
     ap.add_argument('--out', default='runs/demo')
     ap.add_argument('--teacher', help='teacher dir (default: data/teachers/cifar10_uncond)')
