@@ -132,3 +132,26 @@ def test_make_docs_folds_code_fold_cells_and_shows_their_outputs(tmp_path):
     page = md.render(nb, tmp_path / 'site', run=True).read_text()
     assert '??? note "tests of q_sample"\n\n    ```python\n    n = 40' in page and '#|' not in page
     assert page.index('mean 42') > page.index('??? note') and '\n```text\nmean 42\n```' in page     # output outside the fold
+
+
+def test_sgp_real_fid_finds_notebook_08s_helpers():
+    "benchmarks/sgp_real_fid.py re-makes notebook 08's students with the notebook's own helper: the cell it reads must define it."
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('sgp_real_fid', ROOT / 'benchmarks' / 'sgp_real_fid.py')
+    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    ns = mod.notebook_helpers()
+    assert all(callable(ns[k]) for k in ('sgp_comparison', 'summarize_sgp', 'fitting_error_per_t'))
+
+
+def test_gpu_check_script_parses_and_skips(tmp_path):
+    "benchmarks/gpu_check.sh (the GPU session's one script) is valid bash, and its step helper honours SKIP and the deadline."
+    sh = ROOT / 'benchmarks' / 'gpu_check.sh'
+    assert subprocess.run(['bash', '-n', str(sh)]).returncode == 0
+    src = sh.read_text()
+    helper = src[src.index('left() {'):src.index('{ nvidia-smi')]                 # the functions only
+    out = subprocess.run(['bash', '-c', f'set -u; OUT=$1; DEADLINE=100; SKIP="b"; T0=$(date +%s); mkdir -p $OUT\n{helper}\n'
+                          'step a 30 true; step b 30 true; DEADLINE=0; step c 30 true; cat $OUT/summary.txt', '_', str(tmp_path / 'out')],
+                         capture_output=True, text=True)
+    lines = out.stdout.strip().splitlines()
+    assert out.returncode == 0, out.stderr
+    assert any(l.startswith('a rc=0') for l in lines) and 'SKIPPED b (SKIP)' in lines and 'SKIPPED c (deadline)' in lines, lines
