@@ -38,10 +38,9 @@ def main(argv=None):
     a = ap.parse_args(argv)
     import torch
     from sferd_nb.data import asset_path, get_dataset
-    from sferd_nb.distill import load_student, sampling_condition, student_sample
+    from sferd_nb.distill import load_student
     from sferd_nb.io import load_denoiser
-    from sferd_nb.metrics import extract, fid_against, gaussian_stats, load_extractor
-    from sferd_nb.samplers import prior_sample
+    from sferd_nb.metrics import fid_against, generate, load_extractor, reference_stats
     torch.set_num_threads(a.threads)
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
     ext = load_extractor('fid-helper')                        # fails here, before the training, when the extra is missing
@@ -58,22 +57,14 @@ def main(argv=None):
     same = all(course[k] == committed[k] for k in ('fitting', 'denoising', 'fid'))
     print(f"course run re-made in {t_course:.0f}s; stand-in numbers equal the committed ones: {same}", flush=True)
     rows, t1 = {}, time.time()
-    f_ref, _ = extract(ext, test.images, 100)
-    mu, sigma = gaussian_stats(f_ref)
-    ref = dict(mu=mu, sigma=sigma, n=len(test.images), reference='cifar10-subset[test]')
+    ref = reference_stats(ext, 'cifar10-subset', 'test')      # sferd-eval's reference statistics (cached)
     real = get_dataset('cifar10-subset', 'train', flip=False).images[:a.num_samples]
-    rows['real train images (floor)'] = fid_against(ext, real, ref, 100)['fid']
+    rows['real train images (floor)'] = fid_against(ext, real, ref)['fid']
     for name in ('plain', 'sgp'):
         den, rec = load_student(out / 'students' / name / name)
-        imgs = []
-        for i in range(0, a.num_samples, 125):
-            n = min(125, a.num_samples - i)
-            g = torch.Generator().manual_seed(1000 + i)           # the same noise (and z_sem draws) for both students
-            x_T = prior_sample(teacher.schedule, (n, 3, 32, 32), generator=g)
-            cond = sampling_condition(den, n, None, g)
-            imgs.append(student_sample(den, x_T, 4, rec, cond=cond).clamp(-1, 1))
-        rows['PD (plain)' if name == 'plain' else 'PD + SGP, z sampled'] = fid_against(ext, torch.cat(imgs), ref, 100)['fid']
-    res = dict(extractor=getattr(ext, 'name', str(ext)), num_samples=a.num_samples, reference=f'cifar10-subset[test], {len(test.images)} images',
+        x = generate(den, a.num_samples, 4, rec, seed=0)          # the same noise for both students; SGP: z_sem sampled
+        rows['PD (plain)' if name == 'plain' else 'PD + SGP, z sampled'] = fid_against(ext, x, ref)['fid']
+    res = dict(extractor=getattr(ext, 'name', str(ext)), num_samples=a.num_samples, reference=f"{ref['reference']}, {ref['n']} images",
                steps=4, fid=rows, standin_equal_committed=same, seconds=dict(course=t_course, real_fid=time.time() - t1))
     (out / 'real_fid.json').write_text(json.dumps(res, indent=1))
     print(f"| model | FID [{res['extractor']}], {a.num_samples} samples vs {res['reference']} |\n|---|---|")
