@@ -27,20 +27,37 @@ def test_help_exits_zero(cmd):
     assert 'usage:' in r.stdout
 
 
-def test_distill_then_eval_exit_zero_and_print_no_python_objects(tmp_path):
+@pytest.mark.parametrize('method', ['pd', 'sferd-pd', 'gdd'])
+def test_distill_then_eval_exit_zero_and_print_no_python_objects(tmp_path, method):
+    "Each export type through the console scripts, each in a fresh process (no module imported beforehand registers it)."
     torch.manual_seed(0)
     net = build_unet('tiny', model_channels=16, num_blocks=1, attn_resolutions=(8,))
     teacher = export_denoiser(Denoiser(net, get_schedule('edm'), 'edm'), tmp_path / 'teacher', dict(data='cifar10-subset'))
-    r = _run('sferd-distill', '--method', 'pd', '--teacher', str(teacher), '--out', str(tmp_path / 'pd'),
-             '--teacher-steps', '2', '--max-steps', '1', '--batch-size', '4', '--no-progress')
+    steps = ['--teacher-steps', '2'] if method != 'gdd' else []
+    extra = ['--latent-dim', '8', '--latent-steps', '2'] if method == 'sferd-pd' else []
+    r = _run('sferd-distill', '--method', method, '--teacher', str(teacher), '--out', str(tmp_path / 'run'), *steps, *extra,
+             '--max-steps', '1', '--batch-size', '4', '--no-progress')
     assert r.returncode == 0, r.stderr[-2000:]
     assert 'PosixPath' not in r.stdout + r.stderr                  # a returned value must not be printed as an error
-    student = tmp_path / 'pd' / 'stage0_1steps'
+    student = Path(r.stdout.strip().splitlines()[-1].removeprefix('students: ').split(', ')[-1])
+    assert student.name == {'pd': 'stage0_1steps', 'sferd-pd': 'sgp', 'gdd': 'gdd'}[method]
     assert (student / 'model.safetensors').exists()
     r = _run('sferd-eval', '--checkpoint', str(student), '--steps', '1', '--num-samples', '8', '--seeds', '0',
              '--extractor', 'standin', '--denoise-images', '16')
     assert r.returncode == 0, r.stderr[-2000:]
     assert 'standin' in r.stdout and "{'" not in r.stdout + r.stderr
+
+
+def test_every_export_type_is_known_to_a_fresh_process():
+    "A type registered by a later notebook's module (register_export_type) is also in io.EXPORT_TYPES, so loading needs no import."
+    import re
+    pkg = Path(__file__).resolve().parents[1] / 'sferd_nb'
+    registered = {m for f in pkg.glob('*.py') for m in re.findall(r"^register_export_type\('([^']+)'", f.read_text(), re.M)}
+    assert {'sgp-student', 'gdd-generator'} <= registered
+    r = subprocess.run([sys.executable, '-c', 'import sferd_nb.io as io; print(" ".join(io.EXPORT_TYPES))'],
+                       capture_output=True, text=True, env=ENV, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert registered <= set(r.stdout.split()), registered - set(r.stdout.split())
 
 
 def test_bad_input_is_one_line_and_nonzero(tmp_path):
