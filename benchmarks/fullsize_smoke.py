@@ -8,7 +8,7 @@ steps per stage, then its exported student scored by `sferd-eval`. Every method 
 
 Without `--data`, `imagenet64` runs on a stand-in ImageNet-64 directory written in the official npz format
 (`train_data_batch_1..10`, `val_data`: the embedded CIFAR-10 subset upsampled 2x, its labels as classes 0..9 of 1000),
-so the real loader, label handling and 64 px paths are the ones exercised; `cifar10` runs on the embedded subset.
+so the real loader, label handling and 64 px paths are the ones exercised; 32 px configs run on the embedded subset.
 Random weights: this measures whether the full-size recipe runs and what it costs, not sample quality.
 Prints one markdown row per method and writes OUT/smoke.json (rc, wall seconds, per-stage steps, last loss, img/s).
 """
@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from sferd_nb.data import IMAGENET64_TRAIN_FILES, IMAGENET64_VAL_FILE, get_dataset, write_imagenet64_npz
 from sferd_nb.diffusion import Denoiser
 from sferd_nb.io import export_denoiser, load_denoiser
-from sferd_nb.unet import build_unet, count_params
+from sferd_nb.unet import UNET_CONFIGS, build_unet, count_params
 
 COURSE_TEACHER = Path(__file__).resolve().parents[1] / 'data' / 'teachers' / 'cifar10_uncond'
 PD_STEPS = ['--teacher-steps', '2', '--student-steps', '1']       # one halving stage: 2-step teacher -> 1-step student
@@ -76,7 +76,7 @@ def stages(dirs: list) -> list:
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--config', default='imagenet64', choices=['cifar10', 'imagenet64'])
+    p.add_argument('--config', default='imagenet64', choices=list(UNET_CONFIGS), help="UNet config ('tiny': a quick check of this script)")
     p.add_argument('--methods', nargs='+', default=['sferd-pd', 'sferd-cd', 'gdd'])
     p.add_argument('--steps', type=int, default=2, help='optimiser steps per stage (and of the SGP latent sampler)')
     p.add_argument('--batch', type=int, default=2)
@@ -89,7 +89,8 @@ def main():
     if out.exists() and any(out.iterdir()):
         sys.exit(f"fullsize_smoke: {out} is not empty; pass another --out or remove it")
     out.mkdir(parents=True)
-    data = a.data or (standin_imagenet64(out / 'imagenet64') if a.config == 'imagenet64' else 'cifar10-subset')
+    at64 = UNET_CONFIGS[a.config]['img_resolution'] == 64
+    data = a.data or (standin_imagenet64(out / 'imagenet64') if at64 else 'cifar10-subset')
     n = random_teacher(a.config, out / 'teacher')
     print(f'{a.config}: {n / 1e6:.1f} M parameters, data {data}, {a.steps} steps/stage at batch {a.batch} on {a.device}')
     res = dict(config=a.config, params=n, data=data, steps=a.steps, batch=a.batch, device=a.device,

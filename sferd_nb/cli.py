@@ -448,7 +448,9 @@ def main_eval(argv=None) -> list:
         out = prepare_out(out, 'sferd-eval', argv)
         dl = None
         if a.denoise_images:                       # the same 4 noise levels (a 4-step PD grid) for every model
-            dl = denoising_ability(den, None, get_dataset(a.data, 'test', flip=False).images[:a.denoise_images], 4)
+            test = get_dataset(a.data, 'test', flip=False)
+            labels = test.labels[:a.denoise_images] if test.labels is not None else None   # a class-conditional model's classes
+            dl = denoising_ability(den, None, test.images[:a.denoise_images], 4, labels=labels)
         for r in rows:
             save_image_grid(to_model_range(r.pop('images')[:64]), out / f"samples_{r['steps']}steps.png")
             if dl is not None: r.update(denoising_l2=dl, denoising_l2_mean=float(np.mean(list(dl.values()))))

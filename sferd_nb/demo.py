@@ -114,13 +114,14 @@ def run_demo(out='runs/demo', teacher=None, preset: str = 'full', methods: Optio
     ref = reference_stats(ext, 'cifar10-subset', 'train', max_images=p['ref_images'])
     say(f"reference statistics: {ref['n']} images of {ref['reference']}")
     ds = get_dataset('cifar10-subset', 'train', seed=seed)
-    x0 = get_dataset('cifar10-subset', 'test', flip=False).images[:p['denoise_images']]
+    test = get_dataset('cifar10-subset', 'test', flip=False)
+    x0, y0 = test.images[:p['denoise_images']], test.labels[:p['denoise_images']]
     rows = []
     def score(name, den, recipe, steps, dsec, budget):
         t0 = time.time()
         r = evaluate(den, recipe, [steps], ext, ref, p['num_samples'], p['seeds'], batch_size=100, sampler='ddim',
                      progress=progress)[0]
-        dl = denoising_ability(den, None, x0, steps=4, seed=seed)   # the same 4 noise levels for every model; SGP: z_sem sampled
+        dl = denoising_ability(den, None, x0, steps=4, seed=seed, labels=y0)   # the same 4 noise levels for every model; SGP: z_sem sampled
         r.update(name=name, denoising_l2=dl, denoising_l2_mean=float(np.mean(list(dl.values()))), distill_seconds=dsec,
                  budget_steps=budget, batch_size=p['batch_size'], eval_seconds=time.time() - t0)
         grid = out / f"samples_{name.replace('+', '_')}.png"

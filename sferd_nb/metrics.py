@@ -331,6 +331,10 @@ def nfe(recipe: dict, steps: int, sampler: str = 'heun') -> int:
     return get_method(r['method']).nfe(steps, r)
 
 @torch.no_grad()
+def _classes(den) -> int:
+    "Number of classes of a (wrapped) class-conditional model; 0 when unconditional."
+    return int(getattr(getattr(den, 'net', None), 'num_classes', 0) or 0)
+
 def generate(den, n: int, steps: int, recipe: Optional[dict] = None, seed: int = 0, batch_size: int = 250,
              sampler: str = 'heun', progress: bool = False) -> Tensor:
     "n uint8 samples (n, 3, H, W) of a teacher (`sampler`, `steps`) or a student (its own recipe) from seed `seed` (noise drawn per batch: same seed and batch_size, same samples)."
@@ -340,7 +344,7 @@ def generate(den, n: int, steps: int, recipe: Optional[dict] = None, seed: int =
     meth = get_method(method)
     net = getattr(den, 'net', None)
     res = net.config['img_resolution'] if net is not None and hasattr(net, 'config') else 32
-    ncls = getattr(net, 'num_classes', 0) or 0
+    ncls = _classes(den)
     dev = next(den.parameters()).device
     out = []
     for b, i in enumerate(range(0, n, batch_size)):
@@ -398,10 +402,16 @@ def denoising_l2(den, x0: Tensor, ts, cond=None, seed: int = 0, batch_size: int 
         out.append(torch.cat(err).mean())
     return torch.stack(out)
 
-def denoising_ability(den, recipe: Optional[dict], x0: Tensor, steps: int = 4, seed: int = 0, cond=None) -> dict:
-    "{t: mean RMS l2 between x0 and den's x0 prediction at x_t ~ q(x_t|x0)} at the `steps` times of the model's grid; `cond` None: the model's own generation condition (an SGP student's z_sem from its latent sampler: nothing from x0)."
+def denoising_ability(den, recipe: Optional[dict], x0: Tensor, steps: int = 4, seed: int = 0, cond=None,
+                      labels: Optional[Tensor] = None) -> dict:
+    "{t: mean RMS l2 between x0 and den's x0 prediction at x_t ~ q(x_t|x0)} at the `steps` times of the model's grid; `cond` None: the model's own generation condition (an SGP student's z_sem from its latent sampler: nothing from x0) with the images' `labels` for a class-conditional model."
     from sferd_nb.distill import get_method, sampling_condition
-    if cond is None: cond = sampling_condition(den, len(x0), None, torch.Generator().manual_seed(seed))
+    if cond is None:
+        if _classes(den) and labels is None:
+            raise ValueError(f"this model is class-conditional ({_classes(den)} classes): pass the images' labels "
+                             "(sferd-eval: a --data with labels, or --denoise-images 0)")
+        y = labels.to(next(den.parameters()).device) if _classes(den) else None   # an unconditional model ignores labels
+        cond = sampling_condition(den, len(x0), y, torch.Generator().manual_seed(seed))
     recipe = recipe or dict(method='teacher')
     method = recipe.get('method', 'teacher')
     ts = get_method('pd' if method == 'teacher' else method).grid(den.schedule, steps, recipe)   # a teacher: the PD grid

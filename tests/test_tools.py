@@ -155,3 +155,34 @@ def test_gpu_check_script_parses_and_skips(tmp_path):
     lines = out.stdout.strip().splitlines()
     assert out.returncode == 0, out.stderr
     assert any(l.startswith('a rc=0') for l in lines) and 'SKIPPED b (SKIP)' in lines and 'SKIPPED c (deadline)' in lines, lines
+
+
+def test_fullsize_smoke_script_end_to_end(tmp_path):
+    "benchmarks/fullsize_smoke.py (the full-size recipes' smoke run) at the `tiny` config: distil, export, sferd-eval, smoke.json."
+    cmd = [sys.executable, str(ROOT / 'benchmarks' / 'fullsize_smoke.py'), '--config', 'tiny', '--methods', 'sferd-cd',
+           '--steps', '1', '--batch', '2', '--eval-samples', '4', '--out', str(tmp_path)]
+    env = dict(__import__('os').environ, OMP_NUM_THREADS='1', MPLBACKEND='Agg',
+               PATH=f"{Path(sys.executable).parent}:{__import__('os').environ.get('PATH', '')}")
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    r = json.loads((tmp_path / 'tiny' / 'smoke.json').read_text())['methods']['sferd-cd']
+    assert r['rc'] == 0 and r['eval_rc'] == 0 and [s['stage'] for s in r['stages']] == ['sferd-cd', 'sgp']
+    assert r['eval']['rows'][0]['fid_mean'] > 0 and '| sferd-cd | 0 |' in out.stdout
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)   # never overwrites a finished run
+    assert again.returncode != 0 and 'is not empty' in again.stderr
+
+
+def test_fullsize_smoke_standin_imagenet64_is_the_official_format(tmp_path):
+    "The stand-in ImageNet-64 of the smoke runs is read by the library's own loader: 64 px uint8, labels 0..9 of 1000."
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('fullsize_smoke', ROOT / 'benchmarks' / 'fullsize_smoke.py')
+    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    from sferd_nb.data import get_dataset
+    spec_str = mod.standin_imagenet64(tmp_path / 'in64')
+    assert spec_str == f'imagenet64:{tmp_path / "in64"}' and len(list((tmp_path / 'in64').glob('*.npz'))) == 11
+    tr, te = get_dataset(spec_str, 'train'), get_dataset(spec_str, 'test')
+    sub = get_dataset('cifar10-subset', 'train')
+    assert tr.images.shape == (len(sub), 3, 64, 64) and tr.num_classes == 1000 and len(te) == len(get_dataset('cifar10-subset', 'test'))
+    assert int(tr.labels.max()) == 9 and (tr.images[:, :, ::2, ::2] == sub.images).all()
+    (tmp_path / 'log').write_text('step 1\nstudents: /a/stage0_1steps, /a/sgp\n')
+    assert mod.students(tmp_path / 'log') == [Path('/a/stage0_1steps'), Path('/a/sgp')]
