@@ -8,7 +8,8 @@ steps per stage, then its exported student scored by `sferd-eval`. Every method 
 
 Without `--data`, `imagenet64` runs on a stand-in ImageNet-64 directory written in the official npz format
 (`train_data_batch_1..10`, `val_data`: the embedded CIFAR-10 subset upsampled 2x, its labels as classes 0..9 of 1000),
-so the real loader, label handling and 64 px paths are the ones exercised; 32 px configs run on the embedded subset.
+so the real loader (its memory-mapped copy goes to OUT/cache), label handling and 64 px paths are the ones exercised;
+32 px configs run on the embedded subset.
 Random weights: this measures whether the full-size recipe runs and what it costs, not sample quality.
 Prints one markdown row per method and writes OUT/smoke.json (rc, wall seconds, per-stage steps, last loss, img/s).
 """
@@ -91,6 +92,7 @@ def main():
     out.mkdir(parents=True)
     at64 = UNET_CONFIGS[a.config]['img_resolution'] == 64
     data = a.data or (standin_imagenet64(out / 'imagenet64') if at64 else 'cifar10-subset')
+    if not a.data: os.environ.setdefault('SFERD_CACHE', str(out / 'cache'))   # the stand-in's memory-mapped copy stays in OUT
     n = random_teacher(a.config, out / 'teacher')
     print(f'{a.config}: {n / 1e6:.1f} M parameters, data {data}, {a.steps} steps/stage at batch {a.batch} on {a.device}')
     res = dict(config=a.config, params=n, data=data, steps=a.steps, batch=a.batch, device=a.device,

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_data.ipynb #4a8d979a
 from __future__ import annotations
-import hashlib, io, os, pickle, shutil, sys, tarfile, tempfile, urllib.request, zipfile
+import hashlib, io, os, pickle, shutil, sys, tarfile, tempfile, time, urllib.request, zipfile
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -15,11 +15,11 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 # %% auto #0
 __all__ = ['CIFAR10_CLASSES', 'SUBSET_FILE', 'SUBSET_MD5', 'CIFAR10_URL', 'CIFAR10_MD5', 'CIFAR10_FILES',
-           'IMAGENET64_TRAIN_FILES', 'IMAGENET64_VAL_FILE', 'DATA_ENV', 'data_dir', 'asset_path', 'file_hash', 'md5sum',
-           'check_images', 'load_cifar10_subset', 'read_cifar_batch', 'download_cifar10', 'load_cifar10',
-           'load_imagenet64', 'to_model_range', 'to_uint8', 'ImageDataset', 'get_dataset', 'make_loader', 'set_epoch',
-           'infinite_batches', 'image_grid', 'save_image_grid', 'write_cifar_batch', 'write_imagenet64_npz',
-           'summarize']
+           'IMAGENET64_TRAIN_FILES', 'IMAGENET64_VAL_FILE', 'DATA_ENV', 'CACHE_ENV', 'data_dir', 'asset_path',
+           'file_hash', 'md5sum', 'check_images', 'load_cifar10_subset', 'read_cifar_batch', 'download_cifar10',
+           'load_cifar10', 'load_imagenet64', 'cache_dir', 'imagenet64_memmap', 'to_model_range', 'to_uint8',
+           'ImageDataset', 'get_dataset', 'make_loader', 'set_epoch', 'infinite_batches', 'image_grid',
+           'save_image_grid', 'write_cifar_batch', 'write_imagenet64_npz', 'summarize']
 
 # %% ../nbs/00_data.ipynb #ae7b763f
 CIFAR10_CLASSES = ('airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck')
@@ -32,6 +32,7 @@ IMAGENET64_TRAIN_FILES = tuple(f'train_data_batch_{i}' for i in range(1, 11))
 IMAGENET64_VAL_FILE = 'val_data'
 
 DATA_ENV = 'SFERD_NB_DATA'
+CACHE_ENV = 'SFERD_CACHE'   # where derived data go: ImageNet 64x64's memory-mapped copy, FID statistics (see `cache_dir`)
 
 def data_dir() -> Path:
     "The data folder: `$SFERD_NB_DATA` if set, else the repository's `data/` (source checkout), else the installed `sferd_nb/_assets/`."
@@ -187,28 +188,124 @@ def _imagenet_file(root: Path, name: str) -> Path:
     raise FileNotFoundError(f"ImageNet 64x64 file not found: {root / (name + '.npz')}; put the official "
                             f"downsampled-ImageNet npz files (train_data_batch_1..10, val_data) in {root}.")
 
-def load_imagenet64(root, split: str = 'train', max_files: Optional[int] = None) -> tuple[torch.Tensor, torch.Tensor]:
-    "Class-conditional ImageNet 64x64 from the official npz files → (uint8 (N,3,64,64), int64 labels in 0..999)."
+def _imagenet64_files(root, split: str, max_files: Optional[int] = None) -> list[Path]:
+    "The official npz files of `split` ('train' or 'val'), all checked to exist before anything is read."
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"ImageNet 64x64 directory not found: {root}; download Imagenet64_train_npz / "
                                 f"Imagenet64_val_npz from image-net.org and unpack them there.")
     if split not in ('train', 'val'): raise ValueError(f"split must be 'train' or 'val', got {split!r}")
     names = IMAGENET64_TRAIN_FILES[:max_files] if split == 'train' else (IMAGENET64_VAL_FILE,)
-    files = [_imagenet_file(root, n) for n in names]   # fail before reading anything if one is missing
-    xs, ys = [], []
+    return [_imagenet_file(root, n) for n in names]
+
+def _read_imagenet64_file(f: Path) -> tuple[np.ndarray, np.ndarray]:
+    "One official npz file → validated uint8 (N,3,64,64) images and int64 labels in 0..999."
+    d = _load_npz(f, ('data', 'labels'), 'ImageNet 64x64')
+    x, y = d['data'], np.asarray(d['labels'])
+    if x.ndim != 2 or x.shape[1] != 3 * 64 * 64:
+        raise ValueError(f"{f}: 'data' must be (N, 12288) uint8, got {x.shape} {x.dtype}; use the official 64x64 files.")
+    x = x.reshape(-1, 3, 64, 64)
+    if np.issubdtype(y.dtype, np.integer) and len(y) and y.min() < 1:
+        raise ValueError(f"{f}: official labels run 1..1000, found {int(y.min())}; use the official files unchanged.")
+    y = y - 1 if np.issubdtype(y.dtype, np.integer) else y
+    check_images(x, y, 64, 1000, str(f))
+    return x, y.astype(np.int64)
+
+def load_imagenet64(root, split: str = 'train', max_files: Optional[int] = None) -> tuple[torch.Tensor, torch.Tensor]:
+    "Class-conditional ImageNet 64x64 from the official npz files, in memory → (uint8 (N,3,64,64), int64 labels in 0..999)."
+    parts = [_read_imagenet64_file(f) for f in _imagenet64_files(root, split, max_files)]
+    return torch.from_numpy(np.concatenate([p[0] for p in parts])), torch.from_numpy(np.concatenate([p[1] for p in parts]))
+
+# %% ../nbs/00_data.ipynb #e0bcbbee
+def cache_dir() -> Path:
+    "Where derived data go (ImageNet 64x64's memory-mapped copy, FID reference statistics): `$SFERD_CACHE`, else `~/.cache/sferd_nb`."
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / '.cache' / 'sferd_nb').expanduser()
+
+def _npz_array_header(path: Path, key: str) -> tuple[tuple, np.dtype]:
+    "Shape and dtype of array `key` of an npz file, read from the array's header (its data is not read)."
+    bad = f"{path}: not a readable npz file; it is corrupt or truncated, replace it with a fresh copy."
+    if not zipfile.is_zipfile(path): raise ValueError(bad)
+    try:
+        with zipfile.ZipFile(path) as zf, zf.open(f'{key}.npy') as f:
+            major, _ = np.lib.format.read_magic(f)
+            shape, _, dtype = (np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0)(f)
+    except KeyError: raise ValueError(f"{path}: no array {key!r}; this is not an ImageNet 64x64 file.") from None
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e: raise ValueError(bad[:-1] + f" ({type(e).__name__}: {e}).") from None
+    return shape, dtype
+
+def _cache_key(files: Sequence[Path]) -> str:
+    "A short name for the exact source files: their resolved paths, sizes and modification times."
+    h = hashlib.sha256()
     for f in files:
-        d = _load_npz(f, ('data', 'labels'), 'ImageNet 64x64')
-        x, y = d['data'], np.asarray(d['labels'])
-        if x.ndim != 2 or x.shape[1] != 3 * 64 * 64:
-            raise ValueError(f"{f}: 'data' must be (N, 12288) uint8, got {x.shape} {x.dtype}; use the official 64x64 files.")
-        x = x.reshape(-1, 3, 64, 64)
-        if np.issubdtype(y.dtype, np.integer) and len(y) and y.min() < 1:
-            raise ValueError(f"{f}: official labels run 1..1000, found {int(y.min())}; use the official files unchanged.")
-        y = y - 1 if np.issubdtype(y.dtype, np.integer) else y
-        check_images(x, y, 64, 1000, str(f))
-        xs.append(x); ys.append(y.astype(np.int64))
-    return torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys))
+        st = f.stat(); h.update(f"{f.resolve()}|{st.st_size}|{st.st_mtime_ns};".encode())
+    return h.hexdigest()[:16]
+
+def _is_cache_builder() -> bool:
+    "True in the one process per machine that builds caches: `LOCAL_RANK` 0 under torchrun, any process otherwise."
+    return int(os.environ.get('LOCAL_RANK') or 0) == 0
+
+def _build_imagenet64_cache(files: Sequence[Path], images: Path, labels: Path, progress: bool = True):
+    "Convert `files` one at a time into `images` (.npy, uint8 (N,3,64,64)) and `labels` (.npy, int64), atomically."
+    shapes = [_npz_array_header(f, 'data')[0] for f in files]
+    for f, s in zip(files, shapes):
+        if len(s) != 2 or s[1] != 3 * 64 * 64:
+            raise ValueError(f"{f}: 'data' must be (N, 12288) uint8, got {s}; use the official 64x64 files.")
+    n = sum(s[0] for s in shapes)
+    need = n * 3 * 64 * 64 + n * 8
+    def cannot(e: OSError):
+        return ValueError(f"could not write the ImageNet 64x64 cache in {images.parent} ({e.strerror or e}); "
+                          f"set {CACHE_ENV} to a writable folder with {need / 2**30:.2f} GiB free")
+    tmp = []
+    try:
+        try:
+            images.parent.mkdir(parents=True, exist_ok=True)
+            free = shutil.disk_usage(images.parent).free
+            for p in (images, labels):
+                fd, t = tempfile.mkstemp(dir=images.parent, prefix=f'.{p.name}.', suffix='.tmp'); os.close(fd); tmp.append(Path(t))
+            out = np.lib.format.open_memmap(tmp[0], mode='w+', dtype=np.uint8, shape=(n, 3, 64, 64))
+        except OSError as e: raise cannot(e) from None
+        if need > free:
+            raise ValueError(f"the ImageNet 64x64 cache needs {need / 2**30:.2f} GiB but {images.parent} has {free / 2**30:.2f} "
+                             f"GiB free; set {CACHE_ENV} to a folder with more space")
+        from tqdm.auto import tqdm
+        ys, i = [], 0
+        for f in tqdm(files, desc=f'caching {images.name}', unit='file', disable=not progress):
+            x, y = _read_imagenet64_file(f)                                # validated exactly as load_imagenet64
+            if i + len(x) > n: raise ValueError(f"{f}: changed while it was being read; run again")
+            out[i:i + len(x)] = x; ys.append(y); i += len(x)
+        if i != n: raise ValueError(f"{files[-1].parent}: files changed while they were being read; run again")
+        try:
+            out.flush(); del out
+            with open(tmp[1], 'wb') as fh: np.save(fh, np.concatenate(ys))
+            os.replace(tmp[1], labels); os.replace(tmp[0], images)      # images last: their presence marks a whole cache
+        except OSError as e: raise cannot(e) from None
+    finally:
+        for t in tmp: t.unlink(missing_ok=True)
+
+def imagenet64_memmap(root, split: str = 'train', progress: bool = True,
+                      wait_s: float = 4 * 3600) -> tuple[torch.Tensor, torch.Tensor]:
+    "ImageNet 64x64 as `load_imagenet64` returns it, but the images memory-mapped from a uint8 .npy cache built once per machine."
+    files = _imagenet64_files(root, split)
+    folder = cache_dir() / 'imagenet64' / hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:12]  # one per data folder
+    stem = f"{split}-{_cache_key(files)}"
+    images, labels = folder / f'{stem}.images.npy', folder / f'{stem}.labels.npy'
+    if not images.is_file():
+        if _is_cache_builder():
+            if progress: print(f"sferd_nb: converting ImageNet 64x64 [{split}] once into {images} (memory-mapped from now on)",
+                               file=sys.stderr)
+            _build_imagenet64_cache(files, images, labels, progress)
+            for old in folder.glob(f'{split}-*.npy'):                      # this folder's copies of older versions of the files
+                if old not in (images, labels): old.unlink(missing_ok=True)
+        else:
+            t0 = time.monotonic()
+            while not images.is_file():                                    # LOCAL_RANK 0 is building it
+                if time.monotonic() - t0 > wait_s:
+                    raise TimeoutError(f"waited {wait_s:.0f} s for {images}, which LOCAL_RANK 0 builds; see its output")
+                time.sleep(1.0)
+    x = np.load(images, mmap_mode='c')                                     # copy-on-write: writable, shared until written
+    y = np.load(labels, allow_pickle=False)
+    check_images(x, y, 64, 1000, str(images))
+    return torch.from_numpy(x), torch.from_numpy(y.astype(np.int64, copy=False))
 
 # %% ../nbs/00_data.ipynb #0efae698
 def _flip_bit(seed: int, epoch: int, index: int) -> bool:
@@ -262,7 +359,7 @@ def get_dataset(spec: str = 'cifar10-subset', split: str = 'train', flip: Option
     elif kind == 'cifar10' and path:
         d = load_cifar10(path, download=download)
     elif kind == 'imagenet64' and path:
-        x, y = load_imagenet64(path, 'train' if split == 'train' else 'val')
+        x, y = imagenet64_memmap(path, 'train' if split == 'train' else 'val')    # one shared copy per machine, not per process
         return ImageDataset(x, y, 1000, flip, seed, f"imagenet64[{split}]")
     else:
         raise ValueError(f"unknown data spec {spec!r}; use 'cifar10-subset', 'cifar10:PATH' or 'imagenet64:PATH'")

@@ -21,10 +21,10 @@ from .io import export_denoiser, load_denoiser, load_student, denoiser_config, r
 
 # %% auto #0
 __all__ = ['DISTILL_GRIDS', 'SOLVERS', 'METHODS', 'METHOD_MODULES', 'PD', 'CD', 'TEACHER', 'DISTILL_DEFAULTS', 'distill_grid',
-           'get_solver', 'teacher_solve', 'pd_target', 'student_loss', 'batch_condition', 'ProgressiveDistillation',
-           'consistency_student', 'ConsistencyDistillation', 'consistency_grid', 'consistency_sample', 'pd_stages',
-           'DistillMethod', 'load_method_modules', 'register_method', 'get_method', 'consistency_step', 'student_grid',
-           'student_sample', 'sampling_condition', 'distill', 'prediction_gaps']
+           'distinct_times', 'get_solver', 'teacher_solve', 'pd_target', 'student_loss', 'batch_condition',
+           'ProgressiveDistillation', 'consistency_student', 'ConsistencyDistillation', 'consistency_grid',
+           'consistency_sample', 'pd_stages', 'DistillMethod', 'load_method_modules', 'register_method', 'get_method',
+           'consistency_step', 'student_grid', 'student_sample', 'sampling_condition', 'distill', 'prediction_gaps']
 
 # %% ../nbs/05_distill.ipynb #cf7ba5d3
 DISTILL_GRIDS = ('karras', 'uniform')
@@ -32,15 +32,24 @@ DISTILL_GRIDS = ('karras', 'uniform')
 def distill_grid(schedule, steps: int, kind: Optional[str] = None, rho: float = 7.) -> Tensor:
     "`steps` nested evaluation times t(i/steps), i = 0..steps-1 (noisiest first); the step after the last goes to clean data."
     if not isinstance(steps, int) or steps < 1: raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
-    kind = kind or ('uniform' if schedule.kind == 'vp' else 'karras')
+    kind = kind or ('karras' if schedule.kind == 'edm' else 'uniform')     # VP and discrete DDPM: evenly spaced times
     if kind not in DISTILL_GRIDS: raise ValueError(f"unknown distillation grid {kind!r}; choose one of {DISTILL_GRIDS}")
     u = torch.arange(steps, dtype=torch.float64) / steps
     if kind == 'uniform':
-        if schedule.discrete: raise ValueError("the 'uniform' grid needs a continuous schedule; use 'karras'")
-        return schedule.t_max - u * (schedule.t_max - schedule.t_min)
-    smax = schedule.sigma_ve_max; smin = schedule.sigma_ve_min
-    sig = (smax ** (1 / rho) + u * (smin ** (1 / rho) - smax ** (1 / rho))) ** rho
-    return schedule.t_from_sigma_ve(sig)
+        t = schedule.t_max - u * (schedule.t_max - schedule.t_min)
+        if schedule.discrete: t = t.round().long()                            # DDIM's evenly spaced integer times
+    else:
+        smax = schedule.sigma_ve_max; smin = schedule.sigma_ve_min
+        t = schedule.t_from_sigma_ve((smax ** (1 / rho) + u * (smin ** (1 / rho) - smax ** (1 / rho))) ** rho)
+    return distinct_times(t, schedule, f"a {steps}-step {kind!r} grid")
+
+def distinct_times(ts: Tensor, schedule, what: str,
+                   fix: str = "use fewer steps, the 'uniform' grid, or a continuous schedule ('edm', 'cosine-logsnr')") -> Tensor:
+    "`ts` (monotone) unchanged if no time repeats: PD's target (Eq. 6) divides by the gap between t and s, CD pairs adjacent times."
+    d = ts[1:] - ts[:-1]
+    if len(ts) > 1 and not (bool((d < 0).all()) or bool((d > 0).all())):
+        raise ValueError(f"{what} repeats times on the discrete {schedule.name!r} schedule (integer times 0..{schedule.t_max}); {fix}")
+    return ts
 
 # %% ../nbs/05_distill.ipynb #8afc99e4
 SOLVERS = {'ddim': ddim_step, 'euler': euler_step, 'heun': heun_step}
@@ -143,6 +152,9 @@ def consistency_student(teacher: Denoiser) -> Denoiser:
     "A CD student initialised from the teacher: the same network weights behind the consistency ('cm') parameterisation."
     t = unwrap(teacher)
     if not isinstance(t, Denoiser): raise ValueError("CD needs a Denoiser teacher (a network with a schedule)")
+    if t.parameterization not in ('edm', 'cm'):   # 'cm' feeds the network EDM's c_in x and c_noise: other nets would start far off
+        raise ValueError(f"the consistency student reuses the teacher's network with EDM preconditioning, but this teacher is "
+                         f"{t.parameterization!r}-parameterised; distill a teacher trained with --param edm")
     return Denoiser(copy.deepcopy(t.net), t.schedule, 'cm', t.sigma_data)
 
 class ConsistencyDistillation(nn.Module):
@@ -157,7 +169,9 @@ class ConsistencyDistillation(nn.Module):
         self.N, self.solver, self.mu, self.weighting, self.seed = N, solver, mu, weighting, seed
         sch = teacher.schedule
         smin = sch.sigma_ve_min; smax = sch.sigma_ve_max
-        self.register_buffer('ts', sch.t_from_sigma_ve(karras_sigmas(N, smin, smax, rho).flip(0)), persistent=False)  # ascending
+        ts = distinct_times(sch.t_from_sigma_ve(karras_sigmas(N, smin, smax, rho).flip(0)), sch, f"CD's {N} noise levels",
+                            "use a smaller N or a continuous schedule ('edm', 'cosine-logsnr')")
+        self.register_buffer('ts', ts, persistent=False)  # ascending
         self.micro = MicroBatchCounter()
 
     @property

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .data import data_dir, file_hash, get_dataset, load_cifar10_subset, save_image_grid, to_model_range, to_uint8
+from .data import cache_dir as data_cache_dir, data_dir, file_hash, get_dataset, load_cifar10_subset, save_image_grid, to_model_range, to_uint8
 from .diffusion import q_sample
 from .samplers import prior_sample, select_cond
 
@@ -283,8 +283,8 @@ def extractor_id(extractor: nn.Module) -> str:
     return h.hexdigest()[:12]
 
 def cache_dir() -> Path:
-    "Where reference statistics are cached: $SFERD_CACHE or ~/.cache/sferd_nb/fid_stats."
-    return Path(os.environ.get('SFERD_CACHE') or Path.home() / '.cache' / 'sferd_nb') / 'fid_stats'
+    "Where reference statistics are cached: `data.cache_dir()/fid_stats` ($SFERD_CACHE or ~/.cache/sferd_nb)."
+    return data_cache_dir() / 'fid_stats'
 
 def reference_stats(extractor: nn.Module, data: str = 'cifar10-subset', split: str = 'train', max_images: Optional[int] = None,
                     cache: bool = True, batch_size: int = 250) -> dict:

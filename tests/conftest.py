@@ -17,3 +17,13 @@ def pytest_collection_modifyitems(config, items):
     skip = pytest.mark.skip(reason='no CUDA GPU visible (the gpu suite runs with `make test-gpu` on a GPU machine)')
     for item in items:
         if 'gpu' in item.keywords: item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True, scope='session')
+def _tests_own_cache(tmp_path_factory):
+    "Derived data the tests make (ImageNet 64x64 copies, FID statistics) go to a temporary folder, not the user's ~/.cache."
+    if os.environ.get('SFERD_CACHE'):
+        yield; return
+    os.environ['SFERD_CACHE'] = str(tmp_path_factory.mktemp('sferd_cache'))
+    yield
+    os.environ.pop('SFERD_CACHE', None)

@@ -131,6 +131,61 @@ def test_imagenet_bad_arrays(tmp_path):
     with pytest.raises(ValueError, match='corrupt or truncated'):
         D.load_imagenet64(tmp_path, 'val')
 
+# ---------------------------------------------------------------- ImageNet 64: the memory-mapped copy
+def _in64(root, sizes=(3, 4, 3, 4, 3, 4, 3, 4, 3, 4)):
+    root.mkdir(parents=True, exist_ok=True)
+    for name, n in zip(D.IMAGENET64_TRAIN_FILES, sizes):
+        D.write_imagenet64_npz(root / f'{name}.npz', RNG.integers(0, 256, (n, 3, 64, 64), dtype=np.uint8), RNG.integers(0, 1000, n))
+    D.write_imagenet64_npz(root / 'val_data.npz', RNG.integers(0, 256, (5, 3, 64, 64), dtype=np.uint8), RNG.integers(0, 1000, 5))
+    return root
+
+@pytest.mark.skipif(not Path('/proc/self/maps').exists(), reason='needs Linux /proc')
+def test_imagenet64_dataset_is_memory_mapped_not_copied(tmp_path, monkeypatch):
+    monkeypatch.setenv('SFERD_CACHE', str(tmp_path / 'cache'))
+    ds = D.get_dataset(f'imagenet64:{_in64(tmp_path / "in64")}', 'train')
+    cached = next((tmp_path / 'cache' / 'imagenet64').rglob('train-*.images.npy'))
+    assert str(cached) in Path('/proc/self/maps').read_text()             # the images are pages of the cache file
+    x, y = D.load_imagenet64(tmp_path / 'in64', 'train')
+    assert torch.equal(ds.images, x) and torch.equal(ds.labels, y)
+
+def test_imagenet64_cache_without_space_or_write_access_is_one_clear_error(tmp_path, monkeypatch):
+    root = _in64(tmp_path / 'in64')
+    monkeypatch.setenv('SFERD_CACHE', str(tmp_path / 'cache'))
+    monkeypatch.setattr(D.shutil, 'disk_usage', lambda p: type('U', (), dict(free=1000))())
+    with pytest.raises(ValueError, match='needs 0.00 GiB but .* has 0.00 GiB free; set SFERD_CACHE'):
+        D.imagenet64_memmap(root, 'train', progress=False)
+    assert not [p for p in (tmp_path / 'cache').rglob('*') if p.is_file()]     # no temp file left behind
+    monkeypatch.undo()
+    (tmp_path / 'afile').write_text('x')
+    r = subprocess.run([sys.executable, '-m', 'sferd_nb.data', '--data', f'imagenet64:{root}', '--out', str(tmp_path / 'o')],
+                       capture_output=True, text=True, env={**os.environ, 'SFERD_CACHE': str(tmp_path / 'afile' / 'cache')})
+    last = r.stderr.strip().splitlines()[-1]                                # after the one 'converting ...' notice
+    assert r.returncode != 0 and 'Traceback' not in r.stderr, r.stderr
+    assert last.startswith('sferd-data: error: could not write the ImageNet 64x64 cache') and 'set SFERD_CACHE' in last, r.stderr
+
+_RANK = r'''
+import hashlib, sys, time
+from sferd_nb.data import imagenet64_memmap
+if sys.argv[2] == '0': time.sleep(2.0)                                      # LOCAL_RANK 0 starts late: the other must wait
+x, y = imagenet64_memmap(sys.argv[1], 'train', progress=False, wait_s=float(sys.argv[3]))
+print(hashlib.sha256(x.numpy().tobytes() + y.numpy().tobytes()).hexdigest())
+'''
+
+def test_imagenet64_cache_built_once_per_machine_under_torchrun_ranks(tmp_path):
+    root = _in64(tmp_path / 'in64')
+    env = {**os.environ, 'SFERD_CACHE': str(tmp_path / 'cache')}
+    procs = [subprocess.Popen([sys.executable, '-c', _RANK, str(root), r, '120'], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env={**env, 'LOCAL_RANK': r}) for r in ('1', '0')]
+    outs = [p.communicate(timeout=180) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    x, y = D.load_imagenet64(root, 'train')
+    want = __import__('hashlib').sha256(x.numpy().tobytes() + y.numpy().tobytes()).hexdigest()
+    assert [o[0].strip() for o in outs] == [want, want]
+    assert len(list((tmp_path / 'cache' / 'imagenet64').rglob('*.npy'))) == 2   # one copy: images + labels
+    r = subprocess.run([sys.executable, '-c', _RANK, str(_in64(tmp_path / 'other')), '1', '0.5'], capture_output=True, text=True,
+                       env={**env, 'LOCAL_RANK': '1'})                    # nobody builds it: a bounded wait, then a clear error
+    assert r.returncode != 0 and 'which LOCAL_RANK 0 builds' in r.stderr, r.stderr
+
 def test_bad_specs_and_arguments():
     for spec in ('mnist', 'cifar10', 'imagenet64', 'cifar10-subset:x'):
         with pytest.raises(ValueError, match='unknown data spec'):
