@@ -11,7 +11,7 @@ from typing import Callable, Optional, Sequence
 import torch
 
 # %% auto #0
-__all__ = ['USER_ERRORS', 'RUN_MARK', 'one_line', 'user_errors', 'command_parser', 'resolve_device', 'check_positive', 'file_digest', 'test_exit', 'own_run', 'prepare_out', 'main_data', 'sferd_data', 'teacher_parser', 'main_train_teacher', 'sferd_train_teacher', 'SETTING_FLAGS', 'METHOD_ARGS', 'distill_parser', 'main_distill', 'sferd_distill', 'analyze_parser', 'main_analyze', 'sferd_analyze', 'eval_parser', 'main_eval', 'sferd_eval', 'main_demo', 'sferd_demo']
+__all__ = ['USER_ERRORS', 'RUN_MARK', 'one_line', 'user_errors', 'finite_float', 'command_parser', 'resolve_device', 'check_positive', 'file_digest', 'test_exit', 'own_run', 'prepare_out', 'main_data', 'sferd_data', 'teacher_parser', 'main_train_teacher', 'sferd_train_teacher', 'SETTING_FLAGS', 'METHOD_ARGS', 'distill_parser', 'main_distill', 'sferd_distill', 'analyze_parser', 'main_analyze', 'sferd_analyze', 'eval_parser', 'main_eval', 'sferd_eval', 'main_demo', 'sferd_demo']
 
 # %% ../nbs/00_cli.ipynb #9642f38f
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError,
@@ -28,10 +28,22 @@ def user_errors(prog: str, debug: bool = False):
     except USER_ERRORS as e:
         if debug: raise
         raise SystemExit(f"{prog}: error: {one_line(e)}") from None
+    except KeyboardInterrupt:                                  # Ctrl-C: one line and the shell's 130, not a traceback
+        if debug: raise
+        print(f"{prog}: interrupted (a run continues from its last checkpoint with --resume)", file=sys.stderr)
+        raise SystemExit(130) from None
+
+def finite_float(s: str) -> float:
+    "argparse type of every float option: a finite number (NaN or inf would silently switch a setting off or poison a run)."
+    try: v = float(s)
+    except ValueError: raise argparse.ArgumentTypeError(f"invalid number {s!r}") from None
+    if v != v or v in (float('inf'), float('-inf')): raise argparse.ArgumentTypeError(f"{s!r} is not a finite number")
+    return v
 
 def command_parser(prog: str, description: str) -> argparse.ArgumentParser:
     "An argument parser with the options every command shares: `--device` and `--debug`."
     p = argparse.ArgumentParser(prog=prog, description=description)
+    p.register('type', float, finite_float)                   # `type=float` options (groups too) accept finite numbers only
     p.add_argument('--device', default='auto', help="torch device: 'auto' (CUDA when available, else CPU), 'cpu', 'cuda', 'cuda:1', ...")
     p.add_argument('--debug', action='store_true', help='show the full traceback of an error')
     return p
@@ -42,6 +54,9 @@ def resolve_device(spec: str = 'auto') -> torch.device:
         return torch.device('cuda', int(os.environ.get('LOCAL_RANK', 0))) if torch.cuda.is_available() else torch.device('cpu')
     try: dev = torch.device(spec)
     except RuntimeError as e: raise ValueError(f"--device {spec!r} is not a torch device; use auto, cpu or cuda") from e
+    if dev.type == 'mps' and not (hasattr(torch.backends, 'mps') and torch.backends.mps.is_available()):
+        raise ValueError(f"--device {spec} but this PyTorch has no usable MPS backend; use --device cpu")
+    if dev.type not in ('cpu', 'cuda', 'mps'): raise ValueError(f"--device {spec}: sferd_nb runs on cpu or cuda; use auto, cpu or cuda")
     if dev.type == 'cuda':
         if not torch.cuda.is_available(): raise ValueError(f"--device {spec} but no CUDA GPU is visible; use --device cpu")
         if dev.index is None: dev = torch.device('cuda', int(os.environ.get('LOCAL_RANK', 0)))
@@ -72,12 +87,12 @@ def test_exit(f: Callable, contains: str = '') -> str:
 RUN_MARK = 'sferd_run.json'
 
 def own_run(out: Path, prog: str) -> bool:
-    "Whether folder `out` was made by command `prog` (its `sferd_run.json` names it; older runs: a `ckpt.pt` in it)."
+    "Whether folder `out` was made by command `prog` (its `sferd_run.json` names it; a teacher run from before the mark: its `ckpt.pt`)."
     f = Path(out) / RUN_MARK
     if f.is_file():
         try: return json.loads(f.read_text()).get('command') == prog
         except ValueError: return False
-    return (Path(out) / 'ckpt.pt').is_file()
+    return prog == 'sferd-train-teacher' and (Path(out) / 'ckpt.pt').is_file()   # only the teacher trainer writes ckpt.pt there
 
 def prepare_out(out, prog: str, argv: Optional[Sequence[str]] = None) -> Path:
     "Create or reuse `out` for command `prog`: FileExistsError if it is a non-empty folder that another command or the user made."
@@ -87,9 +102,11 @@ def prepare_out(out, prog: str, argv: Optional[Sequence[str]] = None) -> Path:
         raise FileExistsError(f"--out {out} is not empty and was not made by {prog}; choose a new or empty folder "
                               "(nothing in it was changed)")
     out.mkdir(parents=True, exist_ok=True)
-    if not (out / RUN_MARK).is_file():
-        (out / RUN_MARK).write_text(json.dumps(dict(command=prog, argv=list(argv) if argv is not None else sys.argv[1:],
-                                                    created=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())), indent=1))
+    if not (out / RUN_MARK).is_file():                         # written whole (temp file + rename): never a torn mark
+        tmp = out / f'.{RUN_MARK}.{os.getpid()}.tmp'
+        tmp.write_text(json.dumps(dict(command=prog, argv=list(argv) if argv is not None else sys.argv[1:],
+                                       created=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())), indent=1))
+        os.replace(tmp, out / RUN_MARK)
     return out
 
 # %% ../nbs/00_data.ipynb #161874b9
@@ -104,12 +121,13 @@ def main_data(argv=None):
     p.add_argument('--download', action='store_true', help='download full CIFAR-10 if missing (needs internet)')
     a = p.parse_args(argv)
     with user_errors('sferd-data', a.debug):
+        resolve_device(a.device)                           # nothing here needs a device, but a wrong one is still an error
+        out = prepare_out(a.out, 'sferd-data', argv)       # before the (possibly long) read: a bad --out fails at once
         ds = get_dataset(a.data, a.split, flip=False, download=a.download)
         print(summarize(ds))
         if ds.num_classes == 10 and ds.labels is not None:
             x = torch.cat([ds.images[ds.labels == c][:8] for c in range(10)])
         else: x = ds.images[:64]
-        out = prepare_out(a.out, 'sferd-data', argv)
         path = save_image_grid(to_model_range(x), out / f'data_grid_{a.split}.png', nrow=8)
         print(f"wrote {path}")
         return ds
@@ -169,12 +187,18 @@ def main_train_teacher(argv=None) -> Path:
     with user_errors('sferd-train-teacher', args.debug):
         check_positive(batch_size=args.batch_size, max_steps=args.max_steps, grad_accum=args.grad_accum,
                   model_channels=args.model_channels, num_blocks=args.num_blocks, sample_steps=args.sample_steps)
+        if args.dropout is not None and not 0 <= args.dropout < 1: raise ValueError(f"--dropout must be in [0, 1), got {args.dropout}")
+        if args.ema_halflife_kimg is not None and args.ema_halflife_kimg <= 0:
+            raise ValueError(f"--ema-halflife-kimg must be > 0, got {args.ema_halflife_kimg} (--ema-decay 0 turns the EMA off)")
+        if args.ema_decay is not None and not 0 <= args.ema_decay < 1: raise ValueError(f"--ema-decay must be in [0, 1), got {args.ema_decay}")
         device = resolve_device(args.device)
         setup_distributed(device)
         try:
             out = Path(args.out)
             if not args.resume and (out / CKPT_NAME).exists():
                 raise FileExistsError(f"{out / CKPT_NAME} exists; pass --resume to continue it or choose a new --out")
+            if not args.resume and (out / 'model.safetensors').exists() and own_run(out, 'sferd-train-teacher'):   # finished: kept
+                raise FileExistsError(f"{out} holds a finished teacher (model.safetensors); choose a new --out")
             if args.resume and not (out / CKPT_NAME).exists():
                 raise FileNotFoundError(f"--resume given but {out / CKPT_NAME} does not exist; drop --resume to start a new run")
             ds = get_dataset(args.data, 'train', seed=args.seed)
@@ -289,11 +313,14 @@ def main_distill(argv=None, teacher_wrapper: Optional[Callable] = None) -> list:
     args = distill_parser().parse_args(argv)
     with user_errors('sferd-distill', args.debug):
         check_positive(batch_size=args.batch_size, max_steps=args.max_steps, teacher_steps=args.teacher_steps,
-                  student_steps=args.student_steps, grad_accum=args.grad_accum)
+                  student_steps=args.student_steps, grad_accum=args.grad_accum, latent_dim=args.latent_dim,
+                  latent_steps=args.latent_steps)
+        if args.resume and not (Path(args.out).is_dir() and any(Path(args.out).iterdir())):
+            raise FileNotFoundError(f"--resume given but {args.out} holds no run; drop --resume to start a new run")
         device = resolve_device(args.device)
         setup_distributed(device)
         try:
-            meta = dict(teacher=str(args.teacher))
+            meta = dict(teacher=str(Path(args.teacher).resolve()))       # the same teacher by any path resumes
             m = get_method(args.method)
             if args.attention_guidance and m.teacher_wrapper is not None:
                 raise ValueError(f"--method {args.method} already guides its teacher; drop --attention-guidance (set --psi/--w/--blur-sigma)")
@@ -313,6 +340,9 @@ def main_distill(argv=None, teacher_wrapper: Optional[Callable] = None) -> list:
                                                       latent=dict(max_steps=args.latent_steps, seed=args.seed))
                 meta['semantic'] = student_wrapper.settings
             teacher = load_denoiser(args.teacher, device)
+            if hasattr(teacher, 'condition'):                                   # an SGP student: it needs its own z_sem
+                raise ValueError(f"--teacher {args.teacher} is a SFERD/SGP student, which predicts only with the z_sem of its latent "
+                                 "sampler; distil from a teacher or a PD/CD student")
             tdir = Path(args.teacher) if Path(args.teacher).is_dir() else Path(args.teacher).parent
             tcfg = read_config(tdir / 'config.json') if (tdir / 'config.json').exists() else {}
             meta['teacher_sha256'] = file_digest(tdir / 'model.safetensors') if (tdir / 'model.safetensors').exists() else None
@@ -376,6 +406,10 @@ def _analyze(a, argv) -> dict:
     check_positive(num_images=a.num_images, eps_draws=a.eps_draws, steps=a.steps, batch_size=a.batch_size, window=a.window)
     device = resolve_device(a.device)
     den = load_denoiser(ck, device)
+    if hasattr(den, 'condition'):                                              # an SGP student (notebook 08)
+        raise ValueError(f"{ck} is a SFERD/SGP student, which predicts only with the z_sem of a real image; analyse its "
+                         "teacher or a PD/CD student")
+    out = prepare_out(a.out, 'sferd-analyze', argv)                            # before the analysis: a bad --out fails at once
     cfg_file = (ck if ck.is_dir() else ck.parent) / 'config.json'
     cfg = read_config(cfg_file) if cfg_file.is_file() else {}
     spec = a.data or cfg.get('data') or 'cifar10-subset'
@@ -392,7 +426,7 @@ def _analyze(a, argv) -> dict:
                 schedule=den.schedule.to_dict(), device=str(device))
     mdir = ck if ck.is_dir() else ck.parent
     metrics = {ck.name: mdir} if (mdir / 'metrics.jsonl').is_file() else None
-    paths = write_analysis(an, prepare_out(a.out, 'sferd-analyze', argv), metrics=metrics, info=info, title=ck.name)
+    paths = write_analysis(an, out, metrics=metrics, info=info, title=ck.name)
     s = an['summary']
     print(f"sferd-analyze: {ck} on {s['num_images']} images x {s['eps_draws']} noises x {s['steps']} times -> {Path(a.out) / 'analysis.json'}\n"
           f"  Eq. 8 (squared): fit {s['eq8_squared']['fit']:.4f} = A {s['eq8_squared']['A_variance']:.4f} + "
@@ -435,17 +469,19 @@ def main_eval(argv=None) -> list:
     a = eval_parser().parse_args(argv)
     with user_errors('sferd-eval', a.debug):
         check_positive(num_samples=a.num_samples, batch_size=a.batch_size)
+        if a.num_samples < 2: raise ValueError("--num-samples must be >= 2: FID needs the covariance of the samples")
+        if a.denoise_images < 0: raise ValueError(f"--denoise-images must be >= 0 (0: skip), got {a.denoise_images}")
         if a.steps is not None: check_positive(steps=min(a.steps, default=1))
         if not a.seeds: raise ValueError("--seeds needs at least one seed, e.g. --seeds 0,1,2")
         device = resolve_device(a.device)
         ext = load_extractor(a.extractor, a.inception_weights, device=device)   # first: a bad weights path fails fast
         den, recipe = load_model(a.checkpoint, device)
+        out = Path(a.out) if a.out else (Path(a.checkpoint) if Path(a.checkpoint).is_dir() else Path(a.checkpoint).parent) / 'eval'
+        out = prepare_out(out, 'sferd-eval', argv)                             # before sampling: a bad --out fails at once
         steps = a.steps or ([recipe['steps']] if 'steps' in recipe else [1, 2, 4])
         print(f"sferd-eval: {a.checkpoint} ({recipe.get('method', 'teacher')}), extractor: {ext.name}", flush=True)
         ref = reference_stats(ext, a.data, a.ref_split)
         rows = evaluate(den, recipe, steps, ext, ref, a.num_samples, a.seeds, a.batch_size, a.sampler, progress=True)
-        out = Path(a.out) if a.out else (Path(a.checkpoint) if Path(a.checkpoint).is_dir() else Path(a.checkpoint).parent) / 'eval'
-        out = prepare_out(out, 'sferd-eval', argv)
         dl = None
         if a.denoise_images:                       # the same 4 noise levels (a 4-step PD grid) for every model
             test = get_dataset(a.data, 'test', flip=False)

@@ -93,6 +93,9 @@ def run_demo(out='runs/demo', teacher=None, preset: str = 'full', methods: Optio
     methods = list(methods or p['methods'])
     bad = [m for m in methods if m not in METHOD_NAMES or m == 'teacher']
     if bad: raise ValueError(f"unknown demo method(s) {bad}; choose from {', '.join(ABLATION + BEYOND)}")
+    twice = sorted({m for m in methods if methods.count(m) > 1})
+    if twice: raise ValueError(f"method(s) {', '.join(twice)} given more than once; list each once")
+    if p['num_samples'] < 2: raise ValueError(f"num_samples must be >= 2 (FID needs the covariance of the samples), got {p['num_samples']}")
     out, t_start = Path(out), time.time()
     from sferd_nb.cli import prepare_out, resolve_device
     device = resolve_device(device or 'auto')

@@ -417,6 +417,11 @@ def distill(teacher, dataset, out_dir, *, method: str = 'pd', resume: bool = Fal
         stages, sdirs = stages + stages[-1:], sdirs + [out_dir / getattr(wrap_s, 'stage_name', 'wrapped')]
     if not resume and any((d / CKPT_NAME).exists() or (d / 'DONE').exists() for d in sdirs):
         raise FileExistsError(f"{out_dir} already holds a run; pass resume=True (--resume) to continue it or choose a new out dir")
+    other = sorted(d.name for d in (out_dir.iterdir() if out_dir.is_dir() else []) if d.is_dir() and d not in sdirs and
+                   any((d / f).exists() for f in (CKPT_NAME, 'DONE', 'model.safetensors')))
+    if other:                                    # another method or step plan distilled here: never mixed into one folder
+        raise FileExistsError(f"{out_dir} holds another distillation ({', '.join(other)}; this one makes "
+                              f"{', '.join(d.name for d in sdirs)}): another --method or number of steps; choose a new out dir")
     done, cur = [], unwrap(teacher).eval().requires_grad_(False)
     prev = cur                                   # the teacher of the current stage (PD: the previous stage's student)
     for k, (n_student, sdir) in enumerate(zip(stages, sdirs)):

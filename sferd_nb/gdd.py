@@ -335,7 +335,7 @@ class GANLoss(nn.Module):
                  conditional: bool = False, gamma: float = 0., r1_every: int = 16, lr: float = 1e-4, betas=(0., 0.99),
                  augment: Optional[str] = None, grad_clip: float = 0., seed: int = 0):
         super().__init__()
-        if gamma < 0: raise ValueError(f"the R1 weight gamma must be >= 0, got {gamma}")
+        if not gamma >= 0: raise ValueError(f"the R1 weight gamma must be a number >= 0, got {gamma}")   # NaN too
         if not isinstance(r1_every, int) or r1_every < 1: raise ValueError(f"r1_every must be an integer >= 1, got {r1_every!r}")
         if lr <= 0: raise ValueError(f"the discriminator learning rate must be > 0, got {lr}")
         self.policy = parse_policy(augment)

@@ -122,6 +122,9 @@ def _resolve(path: Path) -> Path:
         if (path / CKPT_NAME).exists(): return path / CKPT_NAME
         raise FileNotFoundError(f"{path} holds neither model.safetensors nor {CKPT_NAME}; pass an export or run directory")
     if not path.exists(): raise FileNotFoundError(f"{path} does not exist; pass an export or run directory")
+    if path.suffix not in ('.safetensors', '.pt', '.pth'):                  # e.g. config.json: not a model file, nothing is wrong with it
+        raise ValueError(f"{path} is not a model file; pass an export directory (model.safetensors + config.json), "
+                         f"its model.safetensors, or a run directory / its {CKPT_NAME}")
     return path
 
 def load_denoiser(path, device=None) -> nn.Module:

@@ -46,6 +46,12 @@ def test_distill_then_eval_exit_zero_and_print_no_python_objects(tmp_path, metho
              '--extractor', 'standin', '--denoise-images', '16')
     assert r.returncode == 0, r.stderr[-2000:]
     assert 'standin' in r.stdout and "{'" not in r.stdout + r.stderr
+    if method == 'sferd-pd':                  # an SGP student needs its own z_sem: not a teacher, not for Eq. 8's analysis
+        for cmd, args in (('sferd-analyze', ['--checkpoint', str(student), '--out', str(tmp_path / 'an')]),
+                          ('sferd-distill', ['--teacher', str(student), '--out', str(tmp_path / 'd2'), '--no-progress'])):
+            r = _run(cmd, *args)
+            assert r.returncode != 0 and 'Traceback' not in r.stderr, r.stderr[-2000:]
+            assert r.stderr.strip().splitlines()[-1].startswith(f'{cmd}: error:') and 'SGP student' in r.stderr, r.stderr
 
 
 def test_every_export_type_is_known_to_a_fresh_process():

@@ -112,6 +112,18 @@ BAD = [  # command, arguments, what the one line says
     ('sferd-data', ['--data', 'imagenet64:/nonexistent'], ''),
     ('sferd-demo', ['--quick', '--teacher', '{nope}'], 'does not exist'),
     ('sferd-distill', ['--teacher', '{teacher}', '--device', 'gpu0'], 'not a torch device'),
+    # the review of 2026-12-05 (a CLI audit): each of these used to pass silently, run long first, or end in a traceback
+    ('sferd-train-teacher', ['--dropout', '1.5'], '--dropout must be in [0, 1)'),
+    ('sferd-train-teacher', ['--dropout', 'nan'], "'nan' is not a finite number"),
+    ('sferd-train-teacher', ['--ema-halflife-kimg', '-1'], '--ema-halflife-kimg must be > 0'),
+    ('sferd-distill', ['--teacher', '{teacher}', '--method', 'gdd', '--gamma', 'nan'], "'nan' is not a finite number"),
+    ('sferd-distill', ['--teacher', '{teacher}', '--method', 'sferd-pd', '--latent-steps', '-5'], '--latent-steps must be >= 1'),
+    ('sferd-distill', ['--teacher', '{teacher}/config.json'], 'is not a model file'),
+    ('sferd-distill', ['--teacher', '{teacher}', '--device', 'meta'], 'runs on cpu or cuda'),
+    ('sferd-eval', ['--checkpoint', '{teacher}', '--num-samples', '1'], '--num-samples must be >= 2'),
+    ('sferd-eval', ['--checkpoint', '{teacher}', '--denoise-images', '-1'], '--denoise-images must be >= 0'),
+    ('sferd-demo', ['--quick', '--methods', 'pd,pd'], 'given more than once'),
+    ('sferd-data', ['--device', 'nonsense'], 'not a torch device'),
 ]
 
 
@@ -136,3 +148,48 @@ def test_corrupt_subset_is_a_one_line_error(tmp_path):
     r = subprocess.run([str(BIN / 'sferd-data'), '--out', str(tmp_path / 'o')], capture_output=True, text=True,
                        env=dict(ENV, SFERD_NB_DATA=str(d)), timeout=300)
     one_line_error(r, 'sferd-data')
+
+
+# ---- the review of 2026-12-05: folders that are not a command's own, and runs that must not mix ----
+def test_a_checkpoint_folder_without_a_mark_is_not_the_demos_or_distills(tmp_path, teacher):
+    "A folder with a ckpt.pt but no sferd_run.json used to count as every command's own; the demo then cleared it."
+    mine = tmp_path / 'myexp'; (mine / 'pd').mkdir(parents=True)
+    (mine / 'ckpt.pt').write_bytes(b'x'); (mine / 'report.md').write_text('notes'); (mine / 'pd' / 'important.txt').write_text('x')
+    one_line_error(run('sferd-demo', '--quick', '--methods', 'cd', '--extractor', 'standin', '--no-progress', '--out', mine),
+                   'sferd-demo', 'not made by sferd-demo')
+    one_line_error(run('sferd-distill', '--teacher', teacher, '--out', mine, '--no-progress'), 'sferd-distill', 'not made by')
+    assert sorted(str(p.relative_to(mine)) for p in mine.rglob('*')) == ['ckpt.pt', 'pd', 'pd/important.txt', 'report.md']
+
+
+def test_train_teacher_never_overwrites_a_finished_teacher_of_its_own(tmp_path):
+    done = tmp_path / 'done'
+    export_denoiser(Denoiser(build_unet('tiny', model_channels=16, num_blocks=1), get_schedule('edm'), 'edm'), done)
+    (done / 'sferd_run.json').write_text(json.dumps(dict(command='sferd-train-teacher')))   # its own run, ckpt.pt removed
+    before = (done / 'model.safetensors').read_bytes()
+    one_line_error(run('sferd-train-teacher', '--out', done, '--config', 'tiny', '--max-steps', '1', *TEACHER_ARGS),
+                   'sferd-train-teacher', 'finished teacher')
+    assert (done / 'model.safetensors').read_bytes() == before
+
+
+def test_distill_runs_of_other_methods_or_steps_never_mix(tmp_path, teacher):
+    out = tmp_path / 'pd'
+    base = ['--teacher', teacher, '--out', out, '--max-steps', '1', '--batch-size', '4', '--no-progress']
+    assert run('sferd-distill', *base, '--teacher-steps', '2').returncode == 0
+    one_line_error(run('sferd-distill', *base, '--method', 'cd', '--resume'), 'sferd-distill', 'holds another distillation')
+    one_line_error(run('sferd-distill', *base, '--method', 'cd'), 'sferd-distill', 'holds another distillation')
+    one_line_error(run('sferd-distill', *base, '--teacher-steps', '4', '--resume'), 'sferd-distill', 'holds another distillation')
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ['stage0_1steps']
+    one_line_error(run('sferd-distill', *[a if a != out else tmp_path / 'typo' for a in base], '--resume'),
+                   'sferd-distill', 'holds no run')
+    assert not (tmp_path / 'typo').exists()
+    rel = ['--teacher', teacher.name] + base[2:]                               # the same teacher by a relative path resumes
+    r = run('sferd-distill', *rel, '--teacher-steps', '2', '--resume', cwd=teacher.parent)
+    assert r.returncode == 0, r.stderr[-1500:]
+
+
+def test_eval_checks_its_out_folder_before_sampling(tmp_path, teacher):
+    user = tmp_path / 'user'; user.mkdir(); (user / 'thesis.tex').write_text('x')
+    r = run('sferd-eval', '--checkpoint', teacher, '--out', user, '--num-samples', '100000', '--seeds', '0', '--extractor', 'standin')
+    one_line_error(r, 'sferd-eval', 'not made by sferd-eval')
+    assert 'extractor:' not in r.stdout                                        # it stopped before the first sample
+    assert [p.name for p in user.iterdir()] == ['thesis.tex']
