@@ -20,7 +20,7 @@ import json, resource, sys, time
 import torch
 from sferd_nb.data import load_imagenet64, imagenet64_memmap
 t0 = time.perf_counter()
-x, y = (load_imagenet64 if sys.argv[2] == 'memory' else imagenet64_memmap)(sys.argv[1], 'train')
+x, y = (load_imagenet64 if sys.argv[2] == "memory" else imagenet64_memmap)(sys.argv[1], "train")[:2]
 t_load = time.perf_counter() - t0
 total = sum(int(x[i:i + 1024].sum(dtype=torch.int64)) for i in range(0, len(x), 1024))   # every pixel read once, as in an epoch
 kib = {l.split(':')[0]: int(l.split()[1]) for l in open('/proc/self/smaps_rollup').read().splitlines()[1:] if l.endswith('kB')}

@@ -308,6 +308,17 @@ def distill_parser() -> argparse.ArgumentParser:
     return p
 
 # %% ../nbs/05_distill.ipynb #4abb4ca0
+def _recorded_teacher(out: Path) -> Optional[tuple]:
+    "(teacher path as given, its sha256) recorded by a run in `out`: a finished stage's config.json, else a stage's checkpoint."
+    for d in sorted(p for p in out.iterdir() if p.is_dir()) if out.is_dir() else []:
+        try:
+            if (d / 'config.json').is_file(): m = read_config(d / 'config.json')
+            elif (d / CKPT_NAME).is_file(): m = torch.load(d / CKPT_NAME, map_location='cpu', weights_only=True, mmap=True)['meta']
+            else: continue
+        except Exception: continue                                              # unreadable: the resume itself will say so
+        if 'teacher' in m: return m['teacher'], m.get('teacher_sha256')
+    return None
+
 def main_distill(argv=None, teacher_wrapper: Optional[Callable] = None) -> list:
     "`sferd-distill`: returns the exported student directories (user errors: SystemExit with one line)."
     args = distill_parser().parse_args(argv)
@@ -320,7 +331,7 @@ def main_distill(argv=None, teacher_wrapper: Optional[Callable] = None) -> list:
         device = resolve_device(args.device)
         setup_distributed(device)
         try:
-            meta = dict(teacher=str(Path(args.teacher).resolve()))       # the same teacher by any path resumes
+            meta = dict(teacher=str(args.teacher))
             m = get_method(args.method)
             if args.attention_guidance and m.teacher_wrapper is not None:
                 raise ValueError(f"--method {args.method} already guides its teacher; drop --attention-guidance (set --psi/--w/--blur-sigma)")
@@ -346,6 +357,10 @@ def main_distill(argv=None, teacher_wrapper: Optional[Callable] = None) -> list:
             tdir = Path(args.teacher) if Path(args.teacher).is_dir() else Path(args.teacher).parent
             tcfg = read_config(tdir / 'config.json') if (tdir / 'config.json').exists() else {}
             meta['teacher_sha256'] = file_digest(tdir / 'model.safetensors') if (tdir / 'model.safetensors').exists() else None
+            rec = _recorded_teacher(Path(args.out)) if args.resume else None
+            if rec and rec[0] != meta['teacher'] and ((rec[1] is not None and rec[1] == meta['teacher_sha256'])
+                                                      or Path(rec[0]).resolve() == Path(args.teacher).resolve()):
+                meta['teacher'] = rec[0]                                        # the same teacher, given by another path
             out = prepare_out(args.out, 'sferd-distill', argv) if world_info()[1] == 0 else Path(args.out)
             ds = get_dataset(args.data or tcfg.get('data') or 'cifar10-subset', 'train', seed=args.seed)
             if ds.resolution != teacher.net.config.get('img_resolution', ds.resolution):

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_data.ipynb #4a8d979a
 from __future__ import annotations
-import hashlib, io, os, pickle, shutil, sys, tarfile, tempfile, time, urllib.request, zipfile
+import contextlib, copy, hashlib, io, os, pickle, shutil, sys, tarfile, tempfile, time, urllib.request, zipfile
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -233,19 +233,36 @@ def _npz_array_header(path: Path, key: str) -> tuple[tuple, np.dtype]:
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e: raise ValueError(bad[:-1] + f" ({type(e).__name__}: {e}).") from None
     return shape, dtype
 
-def _cache_key(files: Sequence[Path]) -> str:
-    "A short name for the exact source files: their resolved paths, sizes and modification times."
+def _content_key(files: Sequence[Path]) -> str:
+    "A short name for the files' content: each array's CRC-32 and size from the npz's zip directory (no data is read)."
     h = hashlib.sha256()
     for f in files:
-        st = f.stat(); h.update(f"{f.resolve()}|{st.st_size}|{st.st_mtime_ns};".encode())
+        try:
+            with zipfile.ZipFile(f) as zf:
+                for k in ('data.npy', 'labels.npy'): i = zf.getinfo(k); h.update(f"{f.name}|{k}|{i.CRC}|{i.file_size};".encode())
+        except (zipfile.BadZipFile, KeyError, OSError) as e:
+            raise ValueError(f"{f}: not a readable ImageNet 64x64 npz file ({type(e).__name__}: {e}); replace it with a fresh copy") from None
     return h.hexdigest()[:16]
 
-def _is_cache_builder() -> bool:
-    "True in the one process per machine that builds caches: `LOCAL_RANK` 0 under torchrun, any process otherwise."
-    return int(os.environ.get('LOCAL_RANK') or 0) == 0
+@contextlib.contextmanager
+def _exclusive(lock: Path, wait_s: float, what: str):
+    "Hold an exclusive lock on file `lock` (flock: released if the holder dies), waiting at most `wait_s` seconds for it."
+    try: import fcntl
+    except ImportError: yield; return                                  # no flock (Windows): one process at a time is up to you
+    with open(lock, 'a') as fh:
+        t0 = time.monotonic()
+        while True:
+            try: fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB); break
+            except OSError:
+                if time.monotonic() - t0 > wait_s:
+                    raise TimeoutError(f"waited {wait_s:.0f} s for {lock}: another process is building {what}; "
+                                       "see its output, or remove the lock file if no process is") from None
+                time.sleep(0.5)
+        try: yield
+        finally: fcntl.flock(fh, fcntl.LOCK_UN)
 
 def _build_imagenet64_cache(files: Sequence[Path], images: Path, labels: Path, progress: bool = True):
-    "Convert `files` one at a time into `images` (.npy, uint8 (N,3,64,64)) and `labels` (.npy, int64), atomically."
+    "Stream `files`, one at a time, into `images` (.npy, uint8 (N,3,64,64)) and `labels` (.npy, int64); renamed into place whole."
     shapes = [_npz_array_header(f, 'data')[0] for f in files]
     for f, s in zip(files, shapes):
         if len(s) != 2 or s[1] != 3 * 64 * 64:
@@ -255,57 +272,51 @@ def _build_imagenet64_cache(files: Sequence[Path], images: Path, labels: Path, p
     def cannot(e: OSError):
         return ValueError(f"could not write the ImageNet 64x64 cache in {images.parent} ({e.strerror or e}); "
                           f"set {CACHE_ENV} to a writable folder with {need / 2**30:.2f} GiB free")
-    tmp = []
+    free = shutil.disk_usage(images.parent).free
+    if need > free:
+        raise ValueError(f"the ImageNet 64x64 cache needs {need / 2**30:.2f} GiB but {images.parent} has {free / 2**30:.2f} "
+                         f"GiB free; set {CACHE_ENV} to a folder with more space")
+    tmp = [images.with_name(f'.{p.name}.{os.getpid()}.tmp') for p in (images, labels)]
     try:
-        try:
-            images.parent.mkdir(parents=True, exist_ok=True)
-            free = shutil.disk_usage(images.parent).free
-            for p in (images, labels):
-                fd, t = tempfile.mkstemp(dir=images.parent, prefix=f'.{p.name}.', suffix='.tmp'); os.close(fd); tmp.append(Path(t))
-            out = np.lib.format.open_memmap(tmp[0], mode='w+', dtype=np.uint8, shape=(n, 3, 64, 64))
-        except OSError as e: raise cannot(e) from None
-        if need > free:
-            raise ValueError(f"the ImageNet 64x64 cache needs {need / 2**30:.2f} GiB but {images.parent} has {free / 2**30:.2f} "
-                             f"GiB free; set {CACHE_ENV} to a folder with more space")
         from tqdm.auto import tqdm
         ys, i = [], 0
-        for f in tqdm(files, desc=f'caching {images.name}', unit='file', disable=not progress):
-            x, y = _read_imagenet64_file(f)                                # validated exactly as load_imagenet64
-            if i + len(x) > n: raise ValueError(f"{f}: changed while it was being read; run again")
-            out[i:i + len(x)] = x; ys.append(y); i += len(x)
+        with open(tmp[0], 'wb') as fh:                   # plain writes, not a memory map: a full disk is an OSError here
+            np.lib.format.write_array_header_1_0(fh, dict(descr='|u1', fortran_order=False, shape=(n, 3, 64, 64)))
+            for f in tqdm(files, desc=f'caching {images.name}', unit='file', disable=not progress):
+                x, y = _read_imagenet64_file(f)                            # validated exactly as load_imagenet64
+                if i + len(x) > n: raise ValueError(f"{f}: changed while it was being read; run again")
+                fh.write(memoryview(np.ascontiguousarray(x)).cast('B')); ys.append(y); i += len(x)
         if i != n: raise ValueError(f"{files[-1].parent}: files changed while they were being read; run again")
-        try:
-            out.flush(); del out
-            with open(tmp[1], 'wb') as fh: np.save(fh, np.concatenate(ys))
-            os.replace(tmp[1], labels); os.replace(tmp[0], images)      # images last: their presence marks a whole cache
-        except OSError as e: raise cannot(e) from None
+        with open(tmp[1], 'wb') as fh: np.save(fh, np.concatenate(ys))
+        os.replace(tmp[1], labels); os.replace(tmp[0], images)          # images last: their presence marks a whole cache
+    except OSError as e: raise cannot(e) from None
     finally:
         for t in tmp: t.unlink(missing_ok=True)
 
 def imagenet64_memmap(root, split: str = 'train', progress: bool = True,
-                      wait_s: float = 4 * 3600) -> tuple[torch.Tensor, torch.Tensor]:
-    "ImageNet 64x64 as `load_imagenet64` returns it, but the images memory-mapped from a uint8 .npy cache built once per machine."
+                      wait_s: float = 4 * 3600) -> tuple[torch.Tensor, torch.Tensor, Path]:
+    """ImageNet 64x64 as `load_imagenet64` returns it, but the images memory-mapped from a uint8 .npy cache built once per
+    content: `(images, labels, path of the .npy)`. The first process to take the cache's lock builds it; the others wait."""
     files = _imagenet64_files(root, split)
-    folder = cache_dir() / 'imagenet64' / hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:12]  # one per data folder
-    stem = f"{split}-{_cache_key(files)}"
+    folder = cache_dir() / 'imagenet64'
+    stem = f"{split}-{_content_key(files)}"
     images, labels = folder / f'{stem}.images.npy', folder / f'{stem}.labels.npy'
-    if not images.is_file():
-        if _is_cache_builder():
-            if progress: print(f"sferd_nb: converting ImageNet 64x64 [{split}] once into {images} (memory-mapped from now on)",
-                               file=sys.stderr)
-            _build_imagenet64_cache(files, images, labels, progress)
-            for old in folder.glob(f'{split}-*.npy'):                      # this folder's copies of older versions of the files
-                if old not in (images, labels): old.unlink(missing_ok=True)
-        else:
-            t0 = time.monotonic()
-            while not images.is_file():                                    # LOCAL_RANK 0 is building it
-                if time.monotonic() - t0 > wait_s:
-                    raise TimeoutError(f"waited {wait_s:.0f} s for {images}, which LOCAL_RANK 0 builds; see its output")
-                time.sleep(1.0)
+    if not (images.is_file() and labels.is_file()):
+        try: folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ValueError(f"could not create the cache folder {folder} ({e.strerror or e}); set {CACHE_ENV} to a writable folder") from None
+        with _exclusive(folder / f'{stem}.lock', wait_s, f'the {split} copy'):
+            if not (images.is_file() and labels.is_file()):             # nobody built it while we waited
+                if progress:
+                    others = [p for p in folder.glob('*.images.npy') if p != images]
+                    print(f"sferd_nb: converting ImageNet 64x64 [{split}] once into {images} (memory-mapped from now on)"
+                          + (f"; {len(others)} other copies there take {sum(p.stat().st_size for p in others) / 2**30:.1f} GiB"
+                             if others else ''), file=sys.stderr)
+                _build_imagenet64_cache(files, images, labels, progress)
     x = np.load(images, mmap_mode='c')                                     # copy-on-write: writable, shared until written
     y = np.load(labels, allow_pickle=False)
     check_images(x, y, 64, 1000, str(images))
-    return torch.from_numpy(x), torch.from_numpy(y.astype(np.int64, copy=False))
+    return torch.from_numpy(x), torch.from_numpy(y.astype(np.int64, copy=False)), images
 
 # %% ../nbs/00_data.ipynb #0efae698
 def _flip_bit(seed: int, epoch: int, index: int) -> bool:
@@ -326,7 +337,7 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
 class ImageDataset(Dataset):
     "uint8 images (N,3,H,W) with optional int64 labels; items are (float image in [-1,1], label or -1)."
     def __init__(self, images: torch.Tensor, labels: Optional[torch.Tensor] = None, num_classes: int = 0,
-                 flip: bool = True, seed: int = 0, name: str = 'images'):
+                 flip: bool = True, seed: int = 0, name: str = 'images', mmap_path: Optional[Path] = None):
         if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3 or images.shape[2] != images.shape[3]:
             raise ValueError(f"{name}: images must be a uint8 tensor (N, 3, H, H), got {images.dtype} {tuple(images.shape)}")
         if labels is not None:
@@ -334,7 +345,14 @@ class ImageDataset(Dataset):
             if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
                 raise ValueError(f"{name}: labels must lie in [0, {num_classes - 1}]")
         self.images, self.labels, self.num_classes, self.name = images, labels, num_classes, name
-        self.flip, self.seed, self.epoch = flip, seed, 0
+        self.flip, self.seed, self.epoch, self.mmap_path = flip, seed, 0, mmap_path
+    def __getstate__(self):             # pickled (DataLoader workers under spawn/forkserver): a memory-mapped set travels as its path
+        s = dict(self.__dict__)
+        if self.mmap_path is not None: s['images'] = None
+        return s
+    def __setstate__(self, s):
+        self.__dict__.update(s)
+        if self.images is None: self.images = torch.from_numpy(np.load(self.mmap_path, mmap_mode='c'))
     @property
     def resolution(self) -> int: return self.images.shape[-1]
     def __len__(self): return len(self.images)
@@ -359,8 +377,8 @@ def get_dataset(spec: str = 'cifar10-subset', split: str = 'train', flip: Option
     elif kind == 'cifar10' and path:
         d = load_cifar10(path, download=download)
     elif kind == 'imagenet64' and path:
-        x, y = imagenet64_memmap(path, 'train' if split == 'train' else 'val')    # one shared copy per machine, not per process
-        return ImageDataset(x, y, 1000, flip, seed, f"imagenet64[{split}]")
+        x, y, npy = imagenet64_memmap(path, 'train' if split == 'train' else 'val')    # one shared copy per machine
+        return ImageDataset(x, y, 1000, flip, seed, f"imagenet64[{split}]", mmap_path=npy)
     else:
         raise ValueError(f"unknown data spec {spec!r}; use 'cifar10-subset', 'cifar10:PATH' or 'imagenet64:PATH'")
     return ImageDataset(d[f'x_{split}'], d[f'y_{split}'], 10, flip, seed, f"{kind}[{split}]")
@@ -377,6 +395,7 @@ def make_loader(ds: ImageDataset, batch_size: int, shuffle: bool = True, seed: i
     world, rank = _world()
     if len(ds) < batch_size * world and drop_last:
         raise ValueError(f"{len(ds)} images cannot fill one batch of {batch_size} x {world} ranks; lower the batch size")
+    ds = copy.copy(ds)                                         # the loader's own flip and seed: the caller's data set is unchanged
     if flip is not None: ds.flip = flip
     ds.seed = seed
     sampler = DistributedSampler(ds, num_replicas=world, rank=rank, shuffle=shuffle, seed=seed, drop_last=drop_last)

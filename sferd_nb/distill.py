@@ -231,8 +231,12 @@ def consistency_sample(f, x_T: Tensor, ts, cond=None, generator: Optional[torch.
 
 # %% ../nbs/05_distill.ipynb #ef2f4826
 def _no_dropout(m: nn.Module) -> nn.Module:
+    "A student learns without dropout, and with every class label (a teacher's label dropout is for its own CFG training)."
     for mod in m.modules():
         if isinstance(mod, nn.Dropout): mod.p = 0.
+        if getattr(mod, 'label_dropout', 0):
+            mod.label_dropout = 0.
+            if isinstance(getattr(mod, 'config', None), dict) and 'label_dropout' in mod.config: mod.config['label_dropout'] = 0.
     return m
 
 def pd_stages(teacher_steps: int, student_steps: int = 1, ratio: int = 2) -> list:
@@ -314,7 +318,8 @@ def consistency_step(den, x, t, s, pred, generator=None):
 def _ddim_step(den, x, t, s, pred, generator=None): return ddim_update(den.schedule, x, pred, t, s)   # Eq. 3
 
 def _teacher_sample(den, x_T, steps, recipe, cond=None, generator=None, return_trajectory=False):
-    return sample(den, x_T, steps, sampler=recipe.get('sampler', 'heun'), cond=cond, return_trajectory=return_trajectory)
+    return sample(den, x_T, steps, sampler=recipe.get('sampler', 'heun'), cond=cond, generator=generator,
+                  return_trajectory=return_trajectory)
 
 PD = register_method(DistillMethod(
     'pd', 'progressive distillation (Salimans & Ho 2022): halve the steps stage by stage',

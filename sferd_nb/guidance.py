@@ -97,6 +97,9 @@ class AttentionGuidedTeacher(nn.Module):
     def schedule(self): return self.teacher.schedule
 
     @property
+    def net(self): return self.teacher.net          # the teacher's network: resolution and classes, as SGPStudent.net
+
+    @property
     def sigma_data(self): return getattr(self.teacher, 'sigma_data', 0.5)
 
     def config(self) -> dict:

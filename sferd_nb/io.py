@@ -122,9 +122,11 @@ def _resolve(path: Path) -> Path:
         if (path / CKPT_NAME).exists(): return path / CKPT_NAME
         raise FileNotFoundError(f"{path} holds neither model.safetensors nor {CKPT_NAME}; pass an export or run directory")
     if not path.exists(): raise FileNotFoundError(f"{path} does not exist; pass an export or run directory")
-    if path.suffix not in ('.safetensors', '.pt', '.pth'):                  # e.g. config.json: not a model file, nothing is wrong with it
-        raise ValueError(f"{path} is not a model file; pass an export directory (model.safetensors + config.json), "
-                         f"its model.safetensors, or a run directory / its {CKPT_NAME}")
+    if path.suffix not in ('.safetensors', '.pt', '.pth', '.ckpt'):      # any other name (ckpt.pt.bak, ...): by its first bytes
+        with open(path, 'rb') as f: head = f.read(4)
+        if not (head.startswith(b'PK\x03\x04') or head[:1] == b'\x80'):      # torch.save's zip, or a legacy pickle
+            raise ValueError(f"{path} is not a model file; pass an export directory (model.safetensors + config.json), "
+                             f"its model.safetensors, or a run directory / its {CKPT_NAME}")
     return path
 
 def load_denoiser(path, device=None) -> nn.Module:

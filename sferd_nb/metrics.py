@@ -305,10 +305,10 @@ def reference_stats(extractor: nn.Module, data: str = 'cifar10-subset', split: s
     return dict(mu=mu, sigma=sigma, n=len(x), extractor=extractor.name, reference=f"{data}[{split}]")
 
 def fid_against(extractor: nn.Module, images: Tensor, ref: dict, batch_size: int = 250) -> dict:
-    "FID (and IS, 10 splits when N >= 10; None when the extractor has no logits) of `images` against reference stats; the extractor's name travels with it."
+    "FID (and IS: 10 splits when N >= 20, at least 2 images per split; None when the extractor has no logits) of `images` against reference stats; the extractor's name travels with it."
     feats, logits = extract(extractor, images, batch_size)
     fid = frechet_distance(*gaussian_stats(feats), ref['mu'], ref['sigma'])
-    is_mean, is_std = inception_score(logits, splits=min(10, len(images))) if logits is not None else (None, None)
+    is_mean, is_std = inception_score(logits, splits=min(10, max(1, len(images) // 2))) if logits is not None else (None, None)
     return dict(fid=fid, is_mean=is_mean, is_std=is_std, n=len(images), extractor=extractor.name,
                 reference=ref.get('reference', '?'), n_reference=ref.get('n'))
 
@@ -330,11 +330,11 @@ def nfe(recipe: dict, steps: int, sampler: str = 'heun') -> int:
     r = _recipe(recipe, sampler)
     return get_method(r['method']).nfe(steps, r)
 
-@torch.no_grad()
 def _classes(den) -> int:
     "Number of classes of a (wrapped) class-conditional model; 0 when unconditional."
     return int(getattr(getattr(den, 'net', None), 'num_classes', 0) or 0)
 
+@torch.no_grad()
 def generate(den, n: int, steps: int, recipe: Optional[dict] = None, seed: int = 0, batch_size: int = 250,
              sampler: str = 'heun', progress: bool = False) -> Tensor:
     "n uint8 samples (n, 3, H, W) of a teacher (`sampler`, `steps`) or a student (its own recipe) from seed `seed` (noise drawn per batch: same seed and batch_size, same samples)."
@@ -400,7 +400,10 @@ def denoising_l2(den, x0: Tensor, ts, cond=None, seed: int = 0, batch_size: int 
             p = den(x_t, t, cond=select_cond(cond, slice(i, i + batch_size)))
             err.append((p.x0 - xb.to(p.x0)).pow(2).flatten(1).mean(1).sqrt())
         out.append(torch.cat(err).mean())
-    return torch.stack(out)
+    out = torch.stack(out)
+    if not torch.isfinite(out).all():
+        raise FloatingPointError("the denoising l2 is not finite: the model (or the images) produced NaN/inf; check them")
+    return out
 
 def denoising_ability(den, recipe: Optional[dict], x0: Tensor, steps: int = 4, seed: int = 0, cond=None,
                       labels: Optional[Tensor] = None) -> dict:
@@ -410,7 +413,7 @@ def denoising_ability(den, recipe: Optional[dict], x0: Tensor, steps: int = 4, s
         if _classes(den) and labels is None:
             raise ValueError(f"this model is class-conditional ({_classes(den)} classes): pass the images' labels "
                              "(sferd-eval: a --data with labels, or --denoise-images 0)")
-        y = labels.to(next(den.parameters()).device) if _classes(den) else None   # an unconditional model ignores labels
+        y = torch.as_tensor(labels).to(next(den.parameters()).device) if _classes(den) else None   # unconditional: labels ignored
         cond = sampling_condition(den, len(x0), y, torch.Generator().manual_seed(seed))
     recipe = recipe or dict(method='teacher')
     method = recipe.get('method', 'teacher')

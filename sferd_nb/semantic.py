@@ -195,6 +195,8 @@ class SGPStudent(nn.Module):
         if getattr(cond, 'z', None) is None and getattr(cond, 'x0', None) is None:
             raise ValueError("an SGP student needs cond=SemanticCond(x0=images) or SemanticCond(z=latents); "
                              "for generation use distill.sampling_condition(student, n)")
+        if cond.z is None and not cond.x0.is_floating_point():
+            raise ValueError(f"SemanticCond.x0 must be float images in [-1, 1], got {cond.x0.dtype}; use data.to_model_range(images)")
         return cond.z if cond.z is not None else self.encoder(cond.x0.to(next(self.encoder.parameters()).dtype))
 
     def gradient_scale(self, x: Tensor, t, coefs: Optional[tuple] = None) -> Tensor:

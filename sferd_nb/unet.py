@@ -224,8 +224,13 @@ def embed(self: UNet, noise_label, cond: Optional[Tensor], batch: int, device) -
     if cond is None:
         raise ValueError(f"this UNet is class-conditional ({self.num_classes} classes): pass cond= labels (B,) "
                          f"(label {self.num_classes} is the null label)")
+    if not isinstance(cond, Tensor): cond = torch.as_tensor(cond, device=device)   # a list or a number of class labels
     if cond.is_floating_point():                   # (B, num_classes) one-hot or soft labels
+        if tuple(cond.shape) != (batch, self.num_classes):
+            raise ValueError(f"float cond must be one-hot or soft labels of shape ({batch}, {self.num_classes}), got "
+                             f"{tuple(cond.shape)}; pass class indices as an integer tensor")
         return emb + cond.to(emb.dtype) @ self.map_label.weight[:self.num_classes]
+    if cond.ndim == 0: cond = cond.expand(batch)   # one label for the whole batch
     cond = cond.reshape(-1).long()
     if cond.shape[0] != batch: raise ValueError(f"cond has {cond.shape[0]} labels for a batch of {batch}")
     if self.training and self.label_dropout > 0:

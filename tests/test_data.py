@@ -143,7 +143,7 @@ def _in64(root, sizes=(3, 4, 3, 4, 3, 4, 3, 4, 3, 4)):
 def test_imagenet64_dataset_is_memory_mapped_not_copied(tmp_path, monkeypatch):
     monkeypatch.setenv('SFERD_CACHE', str(tmp_path / 'cache'))
     ds = D.get_dataset(f'imagenet64:{_in64(tmp_path / "in64")}', 'train')
-    cached = next((tmp_path / 'cache' / 'imagenet64').rglob('train-*.images.npy'))
+    cached = next((tmp_path / 'cache' / 'imagenet64').glob('train-*.images.npy'))
     assert str(cached) in Path('/proc/self/maps').read_text()             # the images are pages of the cache file
     x, y = D.load_imagenet64(tmp_path / 'in64', 'train')
     assert torch.equal(ds.images, x) and torch.equal(ds.labels, y)
@@ -154,37 +154,62 @@ def test_imagenet64_cache_without_space_or_write_access_is_one_clear_error(tmp_p
     monkeypatch.setattr(D.shutil, 'disk_usage', lambda p: type('U', (), dict(free=1000))())
     with pytest.raises(ValueError, match='needs 0.00 GiB but .* has 0.00 GiB free; set SFERD_CACHE'):
         D.imagenet64_memmap(root, 'train', progress=False)
-    assert not [p for p in (tmp_path / 'cache').rglob('*') if p.is_file()]     # no temp file left behind
+    assert not list((tmp_path / 'cache').rglob('*.npy')) and not list((tmp_path / 'cache').rglob('*.tmp'))
     monkeypatch.undo()
     (tmp_path / 'afile').write_text('x')
     r = subprocess.run([sys.executable, '-m', 'sferd_nb.data', '--data', f'imagenet64:{root}', '--out', str(tmp_path / 'o')],
                        capture_output=True, text=True, env={**os.environ, 'SFERD_CACHE': str(tmp_path / 'afile' / 'cache')})
-    last = r.stderr.strip().splitlines()[-1]                                # after the one 'converting ...' notice
     assert r.returncode != 0 and 'Traceback' not in r.stderr, r.stderr
-    assert last.startswith('sferd-data: error: could not write the ImageNet 64x64 cache') and 'set SFERD_CACHE' in last, r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith('sferd-data: error: could not create the cache folder') and 'set SFERD_CACHE' in last, r.stderr
 
 _RANK = r'''
 import hashlib, sys, time
 from sferd_nb.data import imagenet64_memmap
-if sys.argv[2] == '0': time.sleep(2.0)                                      # LOCAL_RANK 0 starts late: the other must wait
-x, y = imagenet64_memmap(sys.argv[1], 'train', progress=False, wait_s=float(sys.argv[3]))
+x, y, _ = imagenet64_memmap(sys.argv[1], 'train', progress=True, wait_s=float(sys.argv[2]))
 print(hashlib.sha256(x.numpy().tobytes() + y.numpy().tobytes()).hexdigest())
 '''
 
-def test_imagenet64_cache_built_once_per_machine_under_torchrun_ranks(tmp_path):
-    root = _in64(tmp_path / 'in64')
+def test_imagenet64_cache_is_built_once_by_whichever_process_takes_the_lock(tmp_path, monkeypatch):
+    monkeypatch.setenv('SFERD_CACHE', str(tmp_path / 'cache'))
+    root = _in64(tmp_path / 'in64', sizes=(300,) * 10)                    # 36 MB: the conversion takes a moment
     env = {**os.environ, 'SFERD_CACHE': str(tmp_path / 'cache')}
-    procs = [subprocess.Popen([sys.executable, '-c', _RANK, str(root), r, '120'], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, env={**env, 'LOCAL_RANK': r}) for r in ('1', '0')]
-    outs = [p.communicate(timeout=180) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outs
+    procs = [subprocess.Popen([sys.executable, '-c', _RANK, str(root), '120'], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env={**env, 'LOCAL_RANK': r}) for r in ('0', '1', '2')]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], outs
     x, y = D.load_imagenet64(root, 'train')
     want = __import__('hashlib').sha256(x.numpy().tobytes() + y.numpy().tobytes()).hexdigest()
-    assert [o[0].strip() for o in outs] == [want, want]
-    assert len(list((tmp_path / 'cache' / 'imagenet64').rglob('*.npy'))) == 2   # one copy: images + labels
-    r = subprocess.run([sys.executable, '-c', _RANK, str(_in64(tmp_path / 'other')), '1', '0.5'], capture_output=True, text=True,
-                       env={**env, 'LOCAL_RANK': '1'})                    # nobody builds it: a bounded wait, then a clear error
-    assert r.returncode != 0 and 'which LOCAL_RANK 0 builds' in r.stderr, r.stderr
+    assert [o[0].strip() for o in outs] == [want] * 3
+    assert sum(o[1].count('converting ImageNet 64x64') for o in outs) == 1, [o[1] for o in outs]   # one builder
+    assert len(list((tmp_path / 'cache' / 'imagenet64').glob('*.npy'))) == 2                     # one copy: images + labels
+    copy = _in64(tmp_path / 'elsewhere', sizes=(300,) * 10)                # other bytes: its own copy, the first one kept
+    D.imagenet64_memmap(copy, 'train', progress=False)
+    assert len(list((tmp_path / 'cache' / 'imagenet64').glob('*.npy'))) == 4
+
+
+def test_imagenet64_cache_wait_for_a_builder_is_bounded(tmp_path):
+    import fcntl
+    root = _in64(tmp_path / 'in64')
+    folder = tmp_path / 'cache' / 'imagenet64'; folder.mkdir(parents=True)
+    lock = folder / f"train-{D._content_key(D._imagenet64_files(root, 'train'))}.lock"
+    with open(lock, 'a') as fh:                                           # another process is building (we hold its lock)
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        r = subprocess.run([sys.executable, '-c', _RANK, str(root), '1'], capture_output=True, text=True,
+                           env={**os.environ, 'SFERD_CACHE': str(tmp_path / 'cache')})
+    assert r.returncode != 0 and 'another process is building' in r.stderr, r.stderr
+
+
+def test_memory_mapped_dataset_reaches_spawned_loader_workers_as_a_path(tmp_path, monkeypatch):
+    monkeypatch.setenv('SFERD_CACHE', str(tmp_path / 'cache'))
+    ds = D.get_dataset(f'imagenet64:{_in64(tmp_path / "in64")}', 'train', flip=False)
+    import pickle as pk
+    assert len(pk.dumps(ds)) < 10_000 < ds.images.numel()                  # the path, not the pixels
+    dl = torch.utils.data.DataLoader(ds, batch_size=5, num_workers=1, multiprocessing_context='spawn')
+    xb, yb = next(iter(dl))
+    assert torch.equal(xb, D.to_model_range(ds.images[:5])) and torch.equal(yb, ds.labels[:5])
+    loader = D.make_loader(ds, 4, seed=3, flip=True)                      # the loader's seed/flip, not written into ds
+    assert (ds.seed, ds.flip) == (0, False) and (loader.dataset.seed, loader.dataset.flip) == (3, True)
 
 def test_bad_specs_and_arguments():
     for spec in ('mnist', 'cifar10', 'imagenet64', 'cifar10-subset:x'):

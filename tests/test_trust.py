@@ -77,6 +77,9 @@ def test_resume_refuses_a_changed_run(tmp_path, teacher):
     one_line_error(run('sferd-distill', *base2, '--resume'), 'sferd-distill', 'teacher')
     t = tmp_path / 't'
     assert run('sferd-train-teacher', '--out', t, '--max-steps', '2', '--ckpt-every', '1', *TEACHER_ARGS).returncode == 0
+    import shutil
+    from sferd_nb.io import load_denoiser                                       # a checkpoint under any name is still one
+    shutil.copy(t / 'ckpt.pt', tmp_path / 'ckpt.pt.bak'); assert load_denoiser(tmp_path / 'ckpt.pt.bak') is not None
     one_line_error(run('sferd-train-teacher', '--out', t, '--max-steps', '3', '--resume', '--lr', '5e-4', *TEACHER_ARGS),
                    'sferd-train-teacher', "'lr'")
 
@@ -184,6 +187,11 @@ def test_distill_runs_of_other_methods_or_steps_never_mix(tmp_path, teacher):
     assert not (tmp_path / 'typo').exists()
     rel = ['--teacher', teacher.name] + base[2:]                               # the same teacher by a relative path resumes
     r = run('sferd-distill', *rel, '--teacher-steps', '2', '--resume', cwd=teacher.parent)
+    assert r.returncode == 0, r.stderr[-1500:]
+    assert json.loads((out / 'stage0_1steps' / 'config.json').read_text())['teacher'] == str(teacher)   # as first given
+    other = tmp_path / 'rel'                                                   # started by a relative path, resumed by the absolute one
+    assert run('sferd-distill', *rel[:2], '--out', other, *rel[4:], '--teacher-steps', '2', cwd=teacher.parent).returncode == 0
+    r = run('sferd-distill', '--teacher', teacher, '--out', other, *rel[4:], '--teacher-steps', '2', '--resume')
     assert r.returncode == 0, r.stderr[-1500:]
 
 
