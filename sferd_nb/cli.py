@@ -274,7 +274,7 @@ def distill_parser() -> argparse.ArgumentParser:
     p.add_argument('--student-steps', type=int, default=1, help='PD: steps of the final student; CD: sampling steps of the grids')
     p.add_argument('--ratio', type=int, default=2, choices=[1, 2], help='PD: teacher steps per student step (1 = fine-tuning)')
     p.add_argument('--solver', choices=['ddim', 'euler', 'heun'], help="teacher solver (default: PD 'ddim', CD 'heun')")
-    p.add_argument('--grid', choices=list(DISTILL_GRIDS), help='PD time grid (default: karras for EDM, uniform for VP)')
+    p.add_argument('--grid', choices=list(DISTILL_GRIDS), help='PD time grid (default: karras for EDM, uniform (evenly spaced) for VP and discrete DDPM schedules)')
     p.add_argument('--N', type=int, default=18, help='CD: number of Karras noise levels')
     p.add_argument('--mu', type=float, default=0.95, help='CD: EMA rate of the target network')
     p.add_argument('--max-steps', type=int, default=1000, help='optimiser steps per stage')
