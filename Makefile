@@ -9,10 +9,13 @@ BIN := $(VENV)/bin
 # torch==2.13.0 resolves to a CPU build on the project's machines; override with your own build, e.g.
 #   make test TORCH="torch==2.5.1 --index-url https://download.pytorch.org/whl/cu124"
 TORCH ?= torch==2.13.0
-NBDEV_TEST_FLAGS ?= --n_workers 2
+# both test runners at once, each with one worker per core (one thread each): every core stays busy
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+NBDEV_TEST_FLAGS ?= --n_workers $(JOBS)
+PYTEST_FLAGS ?= -n $(JOBS)
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-gpu demo install sync-check readme nbtest pytest docs docs-check browser clean export
+.PHONY: test test-gpu demo install sync-check readme nbtest pytest pytest-only docs docs-check browser clean export
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +28,10 @@ $(STAMP): $(BIN)/python setup.py settings.ini
 
 install: $(STAMP)
 
-## the README's test command: sync check, README check, notebook tests, integration tests
-test: install sync-check nbtest pytest
+## the README's test command: sync check, README check, then the notebook tests and the integration tests side by side
+## (each runner's output is printed when it ends)
+test: install sync-check browser
+	$(MAKE) --no-print-directory -j2 --output-sync=target nbtest pytest-only
 
 # nbdev's standard CI check: exporting and cleaning the notebooks must not change anything tracked
 sync-check: install
@@ -41,8 +46,10 @@ sync-check: install
 nbtest: install
 	OMP_NUM_THREADS=1 MPLBACKEND=Agg $(BIN)/nbdev_test $(NBDEV_TEST_FLAGS)
 
-pytest: install browser
-	OMP_NUM_THREADS=1 MPLBACKEND=Agg $(BIN)/python -m pytest -q tests/
+pytest: install browser pytest-only
+
+pytest-only:
+	OMP_NUM_THREADS=1 MPLBACKEND=Agg $(BIN)/python -m pytest -q $(PYTEST_FLAGS) tests/
 
 ## the GPU suite (needs a CUDA GPU and a CUDA build of torch, e.g. TORCH="torch --index-url .../cu124"): the `gpu`
 ## pytest marker, then every notebook with its `#| gpu` cells; the default suite runs unchanged with CUDA visible

@@ -153,8 +153,11 @@ class SemanticCond(NamedTuple):
 
 # %% ../nbs/08_semantic.ipynb #4442edeb
 def _frozen(h: Tensor) -> Tensor:
-    "Trunk features as fixed inputs of G (no gradient into the trunk). On CPU also NCHW: oneDNN (torch 2.13) crashes in the backward of channels_last convolutions whose input needs no gradient."
-    return h.detach() if h.device.type != 'cpu' else h.detach().contiguous()
+    "Trunk features as fixed inputs of G (no gradient into the trunk). A channels_last one on the CPU is marked as needing a gradient (computed, never used): torch's CPU GroupNorm backward segfaults on a channels_last input that needs none (benchmarks/cpu_groupnorm_cl_crash.py)."
+    h = h.detach()
+    if h.device.type == 'cpu' and not h.is_contiguous() and h.is_contiguous(memory_format=torch.channels_last):
+        h.requires_grad_(torch.is_grad_enabled())
+    return h
 
 class SGPStudent(nn.Module):
     "A denoiser: the student's prediction plus the semantic gradient predictor's correction (Eq. 12-14); `cond` is a `SemanticCond`."

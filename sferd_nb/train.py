@@ -18,12 +18,13 @@ from torch.optim.swa_utils import AveragedModel
 from .data import infinite_batches, make_loader, save_image_grid
 from .diffusion import LOSS_WEIGHTS, diffusion_loss
 from .samplers import SAMPLERS, prior_sample, sample
+from .unet import cpu_settings
 
 # %% auto #0
 __all__ = ['OPTIMIZERS', 'CKPT_NAME', 'CKPT_FORMAT', 'RESUME_KEYS', 'TEACHER_DEFAULTS', 'TrainConfig', 'lr_at', 'lr_scale_at',
            'ema_beta', 'world_info', 'setup_distributed', 'cleanup_distributed', 'DDP', 'unwrap', 'mix_seed',
-           'MicroBatchCounter', 'draw_global', 'json_normalize', 'atomic_save', 'load_checkpoint', 'Trainer',
-           'teacher_loss', 'teacher_sample_fn']
+           'MicroBatchCounter', 'draw_global', 'announce_settings', 'json_normalize', 'atomic_save', 'load_checkpoint',
+           'Trainer', 'teacher_loss', 'teacher_sample_fn']
 
 # %% ../nbs/04_train.ipynb #a2326cd8
 OPTIMIZERS = ('adam', 'adamw', 'radam')
@@ -54,8 +55,8 @@ class TrainConfig:
     ckpt_every: int = 500                    # 0 = only at the end, -1 = never
     seed: int = 0
     compile: bool = False
-    amp: str = 'auto'                        # 'auto' (bf16 on CUDA) | 'bf16' | 'none'
-    channels_last: Union[bool, str] = 'auto'  # 'auto': on CUDA
+    amp: str = 'auto'                        # 'auto': bf16 on CUDA and on CPUs with native bf16 (notebook 03) | 'bf16' | 'none'
+    channels_last: Union[bool, str] = 'auto'  # 'auto': on CUDA (on CPU, cpu_settings' choice for training)
     num_workers: int = 0
     lazy_checks: Union[bool, str] = 'auto'   # finiteness checked at log/sample/checkpoint steps only ('auto': on CUDA)
 
@@ -147,6 +148,20 @@ def draw_global(draw: Callable[[int], Tensor], local: int) -> Tensor:
     world, rank = world_info()
     return draw(local * world)[rank::world]
 
+# %% ../nbs/04_train.ipynb #c60008c8
+_ANNOUNCED: set = set()
+
+def announce_settings(settings: dict, isa: Optional[str] = None) -> None:
+    "Print a run's device settings, once per process and setting (the next run with the same settings stays quiet)."
+    key = tuple(sorted(settings.items()))
+    if key in _ANNOUNCED: return
+    _ANNOUNCED.add(key)
+    s = settings
+    amp = 'bf16 autocast' + (f' (native {isa})' if isa and isa != 'none' else '') if s['amp'] == 'bf16' else 'fp32'
+    where = f"CPU, {s['threads']} threads" if s['device'] == 'cpu' else s['device']
+    print(f"sferd_nb: training on {where}: {amp}, {'channels_last' if s['channels_last'] else 'NCHW'} "
+          "(TrainConfig amp= / channels_last= override)", flush=True)
+
 # %% ../nbs/04_train.ipynb #f25f2be0
 def json_normalize(d):
     "Metadata as JSON stores it: round-trip through JSON (tuples -> lists) so saved and fresh metadata compare equal."
@@ -226,12 +241,17 @@ class Trainer:
         self.micro_batch = config.batch_size // per
         p = next(model.parameters(), None)
         self.device = p.device if p is not None else torch.device('cpu')
-        cuda = self.device.type == 'cuda'
-        self.amp = torch.bfloat16 if (config.amp == 'bf16' or (config.amp == 'auto' and cuda)) else None
+        cuda, cpu = self.device.type == 'cuda', self.device.type == 'cpu'
+        fast = cpu_settings(config.num_workers) if cpu else {}                # notebook 03: what this CPU runs fastest
+        self.amp = torch.bfloat16 if (config.amp == 'bf16' or (config.amp == 'auto' and (cuda or fast.get('amp') == 'bf16'))) else None
         cl = config.channels_last
-        self.channels_last = cuda if cl == 'auto' else bool(cl)
+        self.channels_last = (cuda or fast.get('channels_last', False)) if cl == 'auto' else bool(cl)
+        if cpu and fast['threads'] < torch.get_num_threads(): torch.set_num_threads(fast['threads'])   # no oversubscription
         lz = config.lazy_checks
         self.lazy_checks = cuda if lz == 'auto' else bool(lz)               # CUDA: no host sync every step
+        self.settings = dict(device=self.device.type, amp='bf16' if self.amp is not None else 'fp32',
+                             channels_last=self.channels_last, threads=torch.get_num_threads() if cpu else None)
+        if self.rank == 0: announce_settings(self.settings, fast.get('bf16_isa'))
         if self.channels_last: model = model.to(memory_format=torch.channels_last)
         self.model = model
         self.ema = AveragedModel(model, use_buffers=True).eval()
@@ -341,7 +361,7 @@ def after_step(self: Trainer, stats: dict, max_steps: int) -> None:
         rec = dict(step=self.step, kimg=self.step * cfg.batch_size / 1000, lr=stats['lr'], ema_beta=beta,
                    **{k: float(v) / n for k, v in self._acc.items()})
         busy = time.perf_counter() - self._t0
-        rec.update(sec_per_step=busy / n, img_per_sec=n * cfg.batch_size / busy)
+        rec.update(sec_per_step=busy / n, img_per_sec=n * cfg.batch_size / busy, settings=self.settings)
         self._log(rec)
         if self._bar is not None: self._bar.set_postfix(loss=f"{rec['loss']:.4f}")
         self._acc, self._n0 = {}, self.step
@@ -352,7 +372,7 @@ def after_step(self: Trainer, stats: dict, max_steps: int) -> None:
 # %% ../nbs/04_train.ipynb #e20546a4
 @patch
 def autocast(self: Trainer):
-    "The run's autocast context (bf16 on CUDA by default; nothing on CPU unless amp='bf16')."
+    "The run's autocast context: bf16 by default on CUDA and on CPUs with native bf16 (`cpu_settings`), else nothing."
     if self.amp is None: return contextlib.nullcontext()
     return torch.autocast(self.device.type, dtype=self.amp)
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_unet.ipynb #6c92161e
 from __future__ import annotations
-import inspect, math
+import inspect, math, os
 from dataclasses import dataclass
 from typing import Optional, Sequence, Union
 
@@ -15,7 +15,7 @@ from torch import Tensor, nn
 # %% auto #0
 __all__ = ['UNET_CONFIGS', 'ATTENTION_PLACES', 'timestep_embedding', 'num_groups', 'group_norm', 'zero_init', 'Downsample',
            'Upsample', 'ResBlock', 'AttentionMap', 'AttentionBlock', 'UNetLayer', 'UNet', 'build_unet', 'count_params',
-           'select_attention', 'attention_received']
+           'native_bf16', 'cpu_cores', 'cpu_settings', 'select_attention', 'attention_received']
 
 # %% ../nbs/03_unet.ipynb #168d87dd
 def timestep_embedding(t: Tensor, dim: int, max_period: float = 10000.) -> Tensor:
@@ -115,14 +115,17 @@ class AttentionBlock(nn.Module):
     def forward(self, x: Tensor, return_attn: bool = False) -> tuple[Tensor, Optional[Tensor]]:
         "Return `(x + attention output, probs or None)`; `probs` (B, heads, N, N)."
         B, C, H, W = x.shape
-        qkv = self.qkv(self.norm(x)).reshape(B, 3, self.heads, C // self.heads, H * W)
-        q, k, v = qkv.transpose(-1, -2).unbind(1)                                   # each (B, heads, N, d)
+        # (B, 3C, H, W) -> (B, N, 3, heads, d) -> q, k, v (B, heads, N, d) with unit stride over d: the layout the fused
+        # CPU/GPU attention kernels take (no copy when x is channels_last; a d-strided q sent CPU SDPA to its slow math path)
+        qkv = self.qkv(self.norm(x)).flatten(2).transpose(1, 2).contiguous().reshape(B, H * W, 3, self.heads, C // self.heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)                              # each (B, heads, N, d)
         if return_attn:
             probs = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), dim=-1)   # Eq. 9
             h = probs @ v
         else:
             probs, h = None, F.scaled_dot_product_attention(q, k, v)
-        h = h.transpose(-1, -2).reshape(B, C, H, W)
+        h = h.transpose(1, 2).reshape(B, H * W, C).transpose(1, 2).reshape(B, C, H, W)   # channels_last (no copy) ...
+        if x.is_contiguous(): h = h.contiguous()                                          # ... or x's NCHW
         return x + self.proj(h), probs
 
 # %% ../nbs/03_unet.ipynb #78281c82
@@ -301,6 +304,38 @@ def build_unet(name: str, num_classes: Optional[int] = None, **overrides) -> UNe
 def count_params(m: nn.Module) -> int:
     "Number of parameters of `m`."
     return sum(p.numel() for p in m.parameters())
+
+# %% ../nbs/03_unet.ipynb #4a496d39
+def _cpu_flags() -> set:
+    "The CPU's feature flags from /proc/cpuinfo (Linux); empty elsewhere."
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('flags'): return set(line.split(':', 1)[1].split())
+    except OSError: pass
+    return set()
+
+def native_bf16() -> Optional[str]:
+    "The CPU's native bf16 instructions: 'amx' (AMX-BF16), 'avx512_bf16', or None (bf16 would be emulated: slower than fp32)."
+    flags = _cpu_flags()
+    if not flags:                                                   # no /proc/cpuinfo: ask torch (private, version-dependent)
+        probe = lambda name: bool(getattr(getattr(torch, 'cpu', None), name, lambda: False)())
+        flags = {f for f, n in (('amx_bf16', '_is_amx_tile_supported'), ('avx512_bf16', '_is_avx512_bf16_supported')) if probe(n)}
+    if 'amx_bf16' in flags: return 'amx'
+    if 'avx512_bf16' in flags: return 'avx512_bf16'
+    return None
+
+def cpu_cores() -> int:
+    "The cores this process may run on (its CPU affinity, e.g. a container's or taskset's share), else os.cpu_count()."
+    try: return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError): return os.cpu_count() or 1
+
+def cpu_settings(num_workers: int = 0, train: bool = True) -> dict:
+    "How the library runs a UNet on this CPU: bf16 autocast where bf16 is native; channels_last for inference only (training: NCHW, see below); torch's thread count capped at the cores this process may use less `num_workers` data-loader processes."
+    isa = native_bf16()
+    threads = max(1, min(torch.get_num_threads(), cpu_cores() - max(0, num_workers)))
+    return dict(amp='bf16' if isa else 'none', channels_last=not train, threads=threads, native_bf16=isa is not None,
+                bf16_isa=isa or 'none')
 
 # %% ../nbs/03_unet.ipynb #d594f19a
 ATTENTION_PLACES = ('encoder', 'middle', 'decoder')

@@ -104,7 +104,7 @@ setup_distributed("cpu")                      # gloo on the CPU, also where a GP
 d = load_cifar10_subset()
 ds = ImageDataset(d['x_train'][:64], d['y_train'][:64], 10)
 D.distill(load_denoiser(sys.argv[1]), ds, sys.argv[2], method=sys.argv[3], teacher_steps=2, student_steps=1, max_steps=3,
-          batch_size=8, progress=False, ckpt_every=-1, sample_every=-1)
+          batch_size=8, progress=False, ckpt_every=-1, sample_every=-1, train_kw=dict(amp='none'))   # fp32: bf16 sums depend on the split
 dist.destroy_process_group() if dist.is_initialized() else None
 '''
 

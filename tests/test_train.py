@@ -72,7 +72,8 @@ def test_cli_ddp_equals_single_process(tmp_path):
     "torchrun with 2 gloo processes == 1 process with the same global batch (dropout 0, same data)."
     common = ['--config', 'tiny', '--data', 'cifar10-subset', '--model-channels', '16', '--num-blocks', '1',
               '--batch-size', '8', '--max-steps', '3', '--warmup', '1', '--lr', '1e-3', '--sample-every', '-1',
-              '--no-progress', '--dropout', '0', '--device', 'cpu']   # gloo on the CPU, also where a GPU is visible
+              '--no-progress', '--dropout', '0', '--device', 'cpu',   # gloo on the CPU, also where a GPU is visible
+              '--amp', 'none']                                        # fp32: bf16 sums depend on how the batch is split
     main_train_teacher(common + ['--out', str(tmp_path / 'one')])
     env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONPATH': str(ROOT)}
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2',
