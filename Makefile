@@ -12,7 +12,7 @@ TORCH ?= torch==2.13.0
 # both test runners at once, each with one worker per core (one thread each): every core stays busy
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 NBDEV_TEST_FLAGS ?= --n_workers $(JOBS)
-PYTEST_FLAGS ?= -n $(JOBS)
+PYTEST_FLAGS ?= -n $(JOBS) --dist worksteal
 STAMP := $(VENV)/.installed
 
 .PHONY: test test-gpu demo install sync-check readme nbtest pytest pytest-only docs docs-check browser clean export

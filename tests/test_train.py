@@ -199,3 +199,30 @@ def test_big_configs_one_step(name, expected, tmp_path):
     tr = Trainer(den, teacher_loss('edm'), cfg, tmp_path, meta={}).fit(data, progress=False)
     assert tr.step == 1 and torch.isfinite(torch.tensor(tr.history[0]['loss']))
     assert not torch.equal(before, net.conv_out.weight)
+
+
+@pytest.mark.parametrize('flags, want', [({'avx2', 'fma'}, 'fp32'), ({'avx512f', 'avx512_bf16'}, 'bf16'),
+                                         ({'amx_tile', 'amx_bf16'}, 'bf16')])
+def test_cpu_defaults_follow_the_cpu(ds, tmp_path, monkeypatch, capsys, flags, want):
+    "amp='auto' on a CPU: bf16 autocast only where bf16 is native; NCHW for training; threads capped at the usable cores; the choice printed once and written into metrics.jsonl; explicit settings win."
+    import sferd_nb.train as T, sferd_nb.unet as U
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(U, '_cpu_flags', lambda: flags)
+    monkeypatch.setattr(U, 'cpu_cores', lambda: 1)                      # a 1-core quota: torch must not use more threads
+    monkeypatch.setattr(T, '_ANNOUNCED', set())
+    try:
+        torch.set_num_threads(2)
+        tr = small_trainer(tmp_path / 'a')
+        assert tr.settings == dict(device='cpu', amp=want, channels_last=False, threads=1)
+        assert (tr.amp is not None) == (want == 'bf16') and torch.get_num_threads() == 1
+        tr.fit(ds, max_steps=2, progress=False)
+        recs = [json.loads(l) for l in (tmp_path / 'a' / 'metrics.jsonl').read_text().splitlines()]
+        assert [r['settings'] for r in recs] == [tr.settings] * 2
+        small_trainer(tmp_path / 'b')                                    # same settings again: not printed twice
+        out = capsys.readouterr().out
+        assert out.count('sferd_nb: training on CPU, 1 threads') == 1 and ('bf16 autocast' in out) == (want == 'bf16'), out
+        cfg = TrainConfig(lr=1e-3, batch_size=8, max_steps=1, amp='none' if want == 'bf16' else 'bf16', channels_last=True)
+        forced = small_trainer(tmp_path / 'c', cfg=cfg)                  # explicit settings are taken as given
+        assert forced.settings['amp'] == ('fp32' if want == 'bf16' else 'bf16') and forced.channels_last
+    finally:
+        torch.set_num_threads(threads)
