@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_unet.ipynb #6c92161e
 from __future__ import annotations
-import inspect, math, os
+import functools, inspect, math, os
 from dataclasses import dataclass
 from typing import Optional, Sequence, Union
 
@@ -306,14 +306,15 @@ def count_params(m: nn.Module) -> int:
     return sum(p.numel() for p in m.parameters())
 
 # %% ../nbs/03_unet.ipynb #4a496d39
-def _cpu_flags() -> set:
-    "The CPU's feature flags from /proc/cpuinfo (Linux); empty elsewhere."
+@functools.cache
+def _cpu_flags() -> frozenset:
+    "The CPU's feature flags from /proc/cpuinfo (Linux; read once per process); empty elsewhere."
     try:
         with open('/proc/cpuinfo') as f:
             for line in f:
-                if line.startswith('flags'): return set(line.split(':', 1)[1].split())
+                if line.startswith('flags'): return frozenset(line.split(':', 1)[1].split())
     except OSError: pass
-    return set()
+    return frozenset()
 
 def native_bf16() -> Optional[str]:
     "The CPU's native bf16 instructions: 'amx' (AMX-BF16), 'avx512_bf16', or None (bf16 would be emulated: slower than fp32)."
@@ -334,8 +335,7 @@ def cpu_settings(num_workers: int = 0, train: bool = True) -> dict:
     "How the library runs a UNet on this CPU: bf16 autocast where bf16 is native; channels_last for inference only (training: NCHW, see below); torch's thread count capped at the cores this process may use less `num_workers` data-loader processes."
     isa = native_bf16()
     threads = max(1, min(torch.get_num_threads(), cpu_cores() - max(0, num_workers)))
-    return dict(amp='bf16' if isa else 'none', channels_last=not train, threads=threads, native_bf16=isa is not None,
-                bf16_isa=isa or 'none')
+    return dict(amp='bf16' if isa else 'none', channels_last=not train, threads=threads, bf16_isa=isa or 'none')
 
 # %% ../nbs/03_unet.ipynb #d594f19a
 ATTENTION_PLACES = ('encoder', 'middle', 'decoder')
