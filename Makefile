@@ -38,6 +38,7 @@ sync-check: install
 	$(BIN)/nbdev_export
 	$(BIN)/nbdev_clean
 	$(BIN)/python tools/make_readme.py --check
+	$(BIN)/python tools/module_graph.py --check
 	if [ -n "$$(git status --porcelain --untracked-files=no)" ]; then
 	  echo "ERROR: notebooks and library (or README.md) are out of sync; run 'make export' and commit:" >&2
 	  git status --porcelain --untracked-files=no >&2; git --no-pager diff --stat >&2; exit 1

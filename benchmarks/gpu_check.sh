@@ -38,7 +38,7 @@ for cfg in imagenet64 cifar10; do
     --batch $batch --eval-samples 64 --out "$RUNS/smoke"
   cp "$RUNS/smoke/$cfg/smoke.json" "$OUT/smoke_$cfg.json" 2>/dev/null
 done
-step demo 150 python3 -m sferd_nb.demo --out "$RUNS/demo" --device cuda --no-progress
+step demo 150 python3 -m sferd_nb demo --out "$RUNS/demo" --device cuda --no-progress
 cp "$RUNS/demo/report.md" "$OUT/demo_report.md" 2>/dev/null
 step distill_step 90 python3 benchmarks/distill_step.py --configs cifar10 --batch 128 --methods pd cd --device cuda --steps 10 --warmup 3 --guided --sgp --compare
 python3 -c "import nbdev" 2>/dev/null && step nb04_gpu 60 nbdev_test --flags gpu --path nbs/04_train.ipynb

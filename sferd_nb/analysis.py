@@ -17,6 +17,7 @@ from .data import data_dir, get_dataset, to_model_range, image_grid
 from .diffusion import DDPMSchedule, Denoiser, Prediction, q_sample, compute_dtype
 from .samplers import time_grid
 from .unet import AttentionMap, ATTENTION_PLACES, UNet, select_attention, attention_received
+from .runs import atomic_write
 
 # %% auto #0
 __all__ = ['VARIANCE_KINDS', 'PAPER_FIG3A_SIGMA', 'pearson', 'Eq8', 'bias_variance', 'Trajectory', 'predict_trajectory',
@@ -381,9 +382,7 @@ def explorer(an: dict):
 
 # %% ../nbs/06_analysis.ipynb #088fef34
 def _atomic_fig(fig, path: Path) -> Path:
-    tmp = path.with_name(path.stem + '.tmp' + path.suffix)
-    fig.savefig(tmp, dpi=110); os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda f: fig.savefig(f, format=path.suffix[1:], dpi=110))
 
 def _json_safe(o):
     "NaN / inf -> None (strict JSON), recursively."
@@ -405,8 +404,7 @@ def write_analysis(an: dict, out_dir, metrics: Optional[dict] = None, info: Opti
         paths['fig2a'] = _atomic_fig(plot_training_loss(ms), out / 'fig2a.png')
         rep['fig2a'] = {k: loss_summary(m) for k, m in ms.items()}
     rep['files'] = {k: p.name for k, p in paths.items()}
-    tmp = out / 'analysis.json.tmp'
-    tmp.write_text(json.dumps(_json_safe(rep), indent=1)); os.replace(tmp, out / 'analysis.json')
+    atomic_write(out / 'analysis.json', json.dumps(_json_safe(rep), indent=1))
     paths['json'] = out / 'analysis.json'
     return paths
 
@@ -472,8 +470,3 @@ def grow_attention(den, resolutions: Sequence[int]):
         raise RuntimeError(f"grow_attention: unexpected key mismatch (missing {missing[:3]}, unexpected {unexpected[:3]})")
     return Denoiser(grown, den.schedule, den.parameterization, den.sigma_data)   # same schedule and parameterisation
 
-
-# %% ../nbs/06_analysis.ipynb #9963a58e
-#| eval: false
-if __name__ == '__main__' and 'IPython' not in sys.modules:   # python -m sferd_nb.analysis ...
-    from sferd_nb.cli import sferd_analyze; sferd_analyze()

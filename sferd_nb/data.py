@@ -13,6 +13,8 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from .runs import atomic_write, world_info
+
 # %% auto #0
 __all__ = ['CIFAR10_CLASSES', 'SUBSET_FILE', 'SUBSET_MD5', 'CIFAR10_URL', 'CIFAR10_MD5', 'CIFAR10_FILES',
            'IMAGENET64_TRAIN_FILES', 'IMAGENET64_VAL_FILE', 'DATA_ENV', 'CACHE_ENV', 'data_dir', 'asset_path',
@@ -280,14 +282,14 @@ def _build_imagenet64_cache(files: Sequence[Path], images: Path, labels: Path, p
     try:
         from tqdm.auto import tqdm
         ys, i = [], 0
-        with open(tmp[0], 'wb') as fh:                   # plain writes, not a memory map: a full disk is an OSError here
+        with open(tmp[0], 'xb') as fh:                   # created exclusively (no planted link followed); plain writes, not a memory map: a full disk is an OSError here
             np.lib.format.write_array_header_1_0(fh, dict(descr='|u1', fortran_order=False, shape=(n, 3, 64, 64)))
             for f in tqdm(files, desc=f'caching {images.name}', unit='file', disable=not progress):
                 x, y = _read_imagenet64_file(f)                            # validated exactly as load_imagenet64
                 if i + len(x) > n: raise ValueError(f"{f}: changed while it was being read; run again")
                 fh.write(memoryview(np.ascontiguousarray(x)).cast('B')); ys.append(y); i += len(x)
         if i != n: raise ValueError(f"{files[-1].parent}: files changed while they were being read; run again")
-        with open(tmp[1], 'wb') as fh: np.save(fh, np.concatenate(ys))
+        with open(tmp[1], 'xb') as fh: np.save(fh, np.concatenate(ys))
         os.replace(tmp[1], labels); os.replace(tmp[0], images)          # images last: their presence marks a whole cache
     except OSError as e: raise cannot(e) from None
     finally:
@@ -384,15 +386,11 @@ def get_dataset(spec: str = 'cifar10-subset', split: str = 'train', flip: Option
     return ImageDataset(d[f'x_{split}'], d[f'y_{split}'], 10, flip, seed, f"{kind}[{split}]")
 
 # %% ../nbs/00_data.ipynb #bf56a554
-def _world():
-    if dist.is_available() and dist.is_initialized(): return dist.get_world_size(), dist.get_rank()
-    return 1, 0
-
 def make_loader(ds: ImageDataset, batch_size: int, shuffle: bool = True, seed: int = 0, drop_last: bool = True,
                 num_workers: int = 0, flip: Optional[bool] = None) -> DataLoader:
     "A DataLoader over `ds` sharded across ranks when torch.distributed is initialised (batch_size per rank)."
     if batch_size < 1: raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    world, rank = _world()
+    world, rank = world_info()
     if len(ds) < batch_size * world and drop_last:
         raise ValueError(f"{len(ds)} images cannot fill one batch of {batch_size} x {world} ranks; lower the batch size")
     ds = copy.copy(ds)                                         # the loader's own flip and seed: the caller's data set is unchanged
@@ -441,9 +439,7 @@ def save_image_grid(x: torch.Tensor, path, nrow: int = 8, scale: int = 2) -> Pat
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     img = Image.fromarray(image_grid(x, nrow))
     if scale > 1: img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
-    tmp = path.with_suffix(path.suffix + '.tmp')
-    img.save(tmp, format='PNG'); os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda f: img.save(f, format='PNG'))
 
 # %% ../nbs/00_data.ipynb #651c86ec
 def write_cifar_batch(path, x: np.ndarray, y: Sequence[int]):
@@ -468,8 +464,3 @@ def summarize(ds: ImageDataset) -> str:
     x = ds.images[:1024].float()
     lines.append(f"  pixel mean/std (first 1024 images, 0..255): {x.mean():.1f} / {x.std():.1f}")
     return '\n'.join(lines)
-
-# %% ../nbs/00_data.ipynb #4818c42f
-#| eval: false
-if __name__ == '__main__' and 'IPython' not in sys.modules:   # python -m sferd_nb.data ...
-    from sferd_nb.cli import sferd_data; sferd_data()

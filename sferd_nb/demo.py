@@ -14,6 +14,7 @@ import torch
 from .data import asset_path, data_dir, get_dataset, save_image_grid, to_model_range
 from .metrics import denoising_ability, evaluate, load_extractor, load_model, reference_stats
 from .distill import distill, get_method
+from .runs import prepare_out, resolve_device
 
 # %% auto #0
 __all__ = ['PRESETS', 'ABLATION', 'BEYOND', 'METHOD_NAMES', 'default_teacher', 'distill_method', 'format_table', 'run_demo',
@@ -97,7 +98,6 @@ def run_demo(out='runs/demo', teacher=None, preset: str = 'full', methods: Optio
     if twice: raise ValueError(f"method(s) {', '.join(twice)} given more than once; list each once")
     if p['num_samples'] < 2: raise ValueError(f"num_samples must be >= 2 (FID needs the covariance of the samples), got {p['num_samples']}")
     out, t_start = Path(out), time.time()
-    from sferd_nb.cli import prepare_out, resolve_device
     device = resolve_device(device or 'auto')
     teacher_path = Path(teacher) if teacher is not None else asset_path('teachers', 'cifar10_uncond')
     if not teacher_path.exists():
@@ -184,8 +184,3 @@ def write_report(out: Path, rows: Sequence[dict], p: dict, teacher, preset: str,
                                       for k, v in p.items()}, seconds=seconds, device=_device_name(device), rows=clean),
                                       indent=1, default=str, allow_nan=False))
     return out / 'report.md'
-
-# %% ../nbs/11_demo.ipynb #15deb38d
-#| eval: false
-if __name__ == '__main__' and 'IPython' not in sys.modules:   # python -m sferd_nb.demo ...
-    from sferd_nb.cli import sferd_demo; sferd_demo()

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_distill.ipynb #0bfaf4f7
 from __future__ import annotations
-import copy, json, math, os, sys
+import copy, json, math, os, sys, types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
@@ -18,13 +18,16 @@ from .samplers import (ddim_step, ddim_update, euler_step, heun_step, karras_sig
                                select_cond, time_grid)
 from .train import Trainer, TrainConfig, MicroBatchCounter, draw_global, mix_seed, world_info, unwrap, CKPT_NAME
 from .io import export_denoiser, load_denoiser, load_student, denoiser_config, read_config
+from .data import asset_path, to_uint8
+from .runs import atomic_write, resolve_device
 
 # %% auto #0
-__all__ = ['DISTILL_GRIDS', 'SOLVERS', 'METHODS', 'METHOD_MODULES', 'PD', 'CD', 'TEACHER', 'DISTILL_DEFAULTS', 'distill_grid',
-           'distinct_times', 'get_solver', 'teacher_solve', 'pd_target', 'student_loss', 'batch_condition',
-           'ProgressiveDistillation', 'consistency_student', 'ConsistencyDistillation', 'consistency_grid',
-           'consistency_sample', 'pd_stages', 'DistillMethod', 'load_method_modules', 'register_method', 'get_method',
-           'consistency_step', 'student_grid', 'student_sample', 'sampling_condition', 'distill', 'prediction_gaps']
+__all__ = ['DISTILL_GRIDS', 'SOLVERS', 'METHODS', 'METHOD_MODULES', 'PD', 'CD', 'TEACHER', 'TEACHER_SAMPLE_STEPS',
+           'DISTILL_DEFAULTS', 'distill_grid', 'distinct_times', 'get_solver', 'teacher_solve', 'pd_target',
+           'student_loss', 'batch_condition', 'ProgressiveDistillation', 'consistency_student',
+           'ConsistencyDistillation', 'consistency_grid', 'consistency_sample', 'prepare_student', 'pd_stages',
+           'DistillMethod', 'load_method_modules', 'register_method', 'get_method', 'consistency_step', 'student_grid',
+           'student_sample', 'sampling_condition', 'Model', 'load', 'Distilled', 'distill', 'prediction_gaps']
 
 # %% ../nbs/05_distill.ipynb #cf7ba5d3
 DISTILL_GRIDS = ('karras', 'uniform')
@@ -230,14 +233,16 @@ def consistency_sample(f, x_T: Tensor, ts, cond=None, generator: Optional[torch.
     return (x, traj) if return_trajectory else x
 
 # %% ../nbs/05_distill.ipynb #ef2f4826
-def _no_dropout(m: nn.Module) -> nn.Module:
-    "A student learns without dropout, and with every class label (a teacher's label dropout is for its own CFG training)."
+def prepare_student(m: nn.Module) -> nn.Module:
+    """Make `m` (a copy of the teacher or of the previous student) a trainable student, in place: dropout off, label
+    dropout off (a teacher's label dropout is for its own classifier-free-guidance training; a student sees every
+    label), gradients on, train mode. PD, CD, the SGP stage and GDD's generator all start here."""
     for mod in m.modules():
         if isinstance(mod, nn.Dropout): mod.p = 0.
         if getattr(mod, 'label_dropout', 0):
             mod.label_dropout = 0.
             if isinstance(getattr(mod, 'config', None), dict) and 'label_dropout' in mod.config: mod.config['label_dropout'] = 0.
-    return m
+    return m.requires_grad_(True).train()
 
 def pd_stages(teacher_steps: int, student_steps: int = 1, ratio: int = 2) -> list:
     "Student step counts of the PD stages: halving from teacher_steps to student_steps (ratio 1: one fine-tuning stage)."
@@ -324,7 +329,7 @@ def _teacher_sample(den, x_T, steps, recipe, cond=None, generator=None, return_t
 PD = register_method(DistillMethod(
     'pd', 'progressive distillation (Salimans & Ho 2022): halve the steps stage by stage',
     stages=lambda c: pd_stages(c['teacher_steps'], c['student_steps'], c['ratio']),
-    make_student=lambda cur, c: _no_dropout(copy.deepcopy(cur)),
+    make_student=lambda cur, c: prepare_student(copy.deepcopy(cur)),
     make_loss=lambda T, student, n, k, c: ProgressiveDistillation(T, n, c['ratio'], c['solver'] or 'ddim', c['grid'],
                                                                   seed=c['seed'] + k),
     train_config=_pd_config,
@@ -336,7 +341,7 @@ PD = register_method(DistillMethod(
 CD = register_method(DistillMethod(
     'cd', 'consistency distillation (Song et al. 2023): one run to a consistency function',
     stages=lambda c: [c['student_steps']],
-    make_student=lambda cur, c: _no_dropout(consistency_student(cur)),
+    make_student=lambda cur, c: prepare_student(consistency_student(cur)),
     make_loss=lambda T, student, n, k, c: ConsistencyDistillation(T, student, c['N'], c['solver'] or 'heun', c['mu'],
                                                                   seed=c['seed']),
     train_config=_cd_config,
@@ -383,6 +388,110 @@ def _sample_fn(method: DistillMethod, steps, recipe, n, res, num_classes, seed, 
         return method.sample(den, x_T, steps, recipe, cond, torch.Generator().manual_seed(seed + 1), False)
     return fn
 
+# %% ../nbs/05_distill.ipynb #03eac315
+TEACHER_SAMPLE_STEPS = 18          # a teacher's default: 18 Heun steps (35 NFE), EDM's CIFAR-10 setting
+
+@dataclass(repr=False)
+class Model:
+    """A trained model: a teacher, a PD / CD / SFERD student or a GDD generator, with the recipe it samples by.
+
+    Args:
+        denoiser: the network behind the denoiser contract, `denoiser(x_t, t, cond=None) -> Prediction`.
+        recipe: the `'distill'` entry of its `config.json` (`{'method': 'teacher'}` for a teacher).
+        path: the export folder it was loaded from or written to (None: in memory only).
+    """
+    denoiser: nn.Module
+    recipe: dict
+    path: Optional[Path] = None
+
+    @property
+    def method(self) -> str:
+        "Its registered method ('teacher', 'pd', 'cd', 'sferd-pd', 'gdd', ...): how it samples."
+        return self.recipe.get('method', 'teacher')
+
+    @property
+    def steps(self) -> int:
+        "Its default number of sampling steps: a student's own; a teacher's `TEACHER_SAMPLE_STEPS`."
+        return int(self.recipe.get('steps', TEACHER_SAMPLE_STEPS))
+
+    @property
+    def nfe(self) -> int:
+        "Network evaluations per image at its default steps."
+        return get_method(self.method).nfe(self.steps, self.recipe)
+
+    @property
+    def resolution(self) -> int:
+        "Image size in pixels."
+        net = getattr(self.denoiser, 'net', None)
+        return net.config['img_resolution'] if net is not None and hasattr(net, 'config') else 32
+
+    @property
+    def num_classes(self) -> int:
+        "Number of classes of a class-conditional model; 0 when unconditional."
+        return int(getattr(getattr(self.denoiser, 'net', None), 'num_classes', 0) or 0)
+
+    def __repr__(self) -> str:
+        return f"Model(method={self.method!r}, steps={self.steps}, nfe={self.nfe}, resolution={self.resolution}, path={self.path})"
+
+    @torch.no_grad()
+    def sample(self, n: int, steps: Optional[int] = None, *, seed: int = 0, batch_size: int = 250, uint8: bool = False,
+               progress: bool = False) -> Tensor:
+        """`n` images drawn with the model's own sampler.
+
+        Args:
+            n: number of images.
+            steps: sampling steps (default: `self.steps`).
+            seed: the noise of batch b is seeded with `seed * 1_000_003 + b`: the same seed and batch size give the same images.
+            batch_size: images per network call.
+            uint8: return uint8 images in [0, 255] (as saved and scored) instead of floats in [-1, 1].
+            progress: print a line per batch.
+
+        Returns: a `(n, 3, H, W)` tensor on the CPU; a class-conditional model draws class `i % num_classes` for image i.
+        """
+        den, recipe, method = self.denoiser, self.recipe, self.method
+        steps = self.steps if steps is None else steps
+        meth = get_method(method)
+        res, ncls = self.resolution, self.num_classes
+        dev = next(den.parameters()).device
+        out = []
+        for b, i in enumerate(range(0, n, batch_size)):
+            m = min(batch_size, n - i)
+            g = torch.Generator().manual_seed(seed * 1_000_003 + b)
+            x_T = prior_sample(den.schedule, (m, 3, res, res), generator=g).to(dev)
+            cond = sampling_condition(den, m, (torch.arange(i, i + m) % ncls).to(dev) if ncls else None, g)   # SGP: z_sem too
+            x = meth.sample(den, x_T, steps, recipe, cond, g, False)                 # the model's own sampler (registry)
+            if not torch.isfinite(x).all():
+                raise FloatingPointError(f"the {method} model produced non-finite samples (seed {seed}); it diverged: "
+                                         "retrain it with a lower learning rate")
+            out.append(to_uint8(x).cpu() if uint8 else x.float().cpu())
+            if progress: print(f"  sampled {i + m}/{n} ({method}, {steps} steps, seed {seed})", flush=True)
+        return torch.cat(out)
+
+def load(path, device='auto') -> Model:
+    """The model exported in `path` (a teacher, any student, a GDD generator; or a training run folder) as a `Model`.
+
+    Args:
+        path: an export folder (`model.safetensors` + `config.json`), its `model.safetensors`, a run folder, or the
+            name of a course teacher (`'cifar10_uncond'`, `'cifar10_cond'`: found in the data folder, also after `pip install`).
+        device: 'auto' (this process's CUDA GPU if any, else the CPU), 'cpu', 'cuda', ...
+    """
+    p = Path(path)
+    if not p.exists() and len(p.parts) == 1 and asset_path('teachers', p.name).is_dir():   # a course teacher by name
+        p = asset_path('teachers', p.name)
+    den, recipe = load_student(p, resolve_device(device))
+    return Model(den, recipe, p)
+
+class Distilled(list):
+    "What `distill` returns: the exported student folders, one per stage (a list of Paths), with the trained students as `.models` (`Model`s) and the final one as `.student`."
+    def __init__(self, dirs: Sequence[Path], models: Sequence[Model]):
+        super().__init__(dirs)
+        self.models = list(models)
+
+    @property
+    def student(self) -> Model:
+        "The final student (the last stage's)."
+        return self.models[-1]
+
 # %% ../nbs/05_distill.ipynb #d7544fb2
 DISTILL_DEFAULTS = dict(teacher_steps=16, student_steps=1, ratio=2, max_steps=1000, batch_size=64, lr=None, solver=None,
                         grid=None, N=18, mu=0.95, seed=0, sample_every=0, ckpt_every=200, log_every=10)
@@ -406,8 +515,9 @@ def _check_same_run(sdir: Path, want: dict) -> None:
 # %% ../nbs/05_distill.ipynb #e94f1457
 def distill(teacher, dataset, out_dir, *, method: str = 'pd', resume: bool = False, progress: bool = True,
             teacher_wrapper: Optional[Callable] = None, student_wrapper: Optional[Callable] = None,
-            extra_meta: Optional[dict] = None, train_kw: Optional[dict] = None, **settings) -> list:
-    "Distil `teacher` with the registered `method` (settings: `DISTILL_DEFAULTS`) on the trainer of 04_train; returns the exported student directories (one per stage)."
+            extra_meta: Optional[dict] = None, train_kw: Optional[dict] = None, **settings) -> Distilled:
+    "Distil `teacher` with the registered `method` (settings: `DISTILL_DEFAULTS`) on the trainer of 04_train; returns the exported student directories (one per stage) with the trained students (`Distilled`: `.models`, `.student`)."
+    if isinstance(teacher, Model): teacher = teacher.denoiser                   # as `load` returns it
     names = [k for k, v in load_method_modules().items() if v.make_student]    # 'teacher' is registered, not distillable
     if method not in names: raise ValueError(f"unknown distillation method {method!r}; choose one of {', '.join(names)}")
     m = METHODS[method]
@@ -427,7 +537,7 @@ def distill(teacher, dataset, out_dir, *, method: str = 'pd', resume: bool = Fal
     if other:                                    # another method or step plan distilled here: never mixed into one folder
         raise FileExistsError(f"{out_dir} holds another distillation ({', '.join(other)}; this one makes "
                               f"{', '.join(d.name for d in sdirs)}): another --method or number of steps; choose a new out dir")
-    done, cur = [], unwrap(teacher).eval().requires_grad_(False)
+    done, models, cur = [], [], unwrap(teacher).eval().requires_grad_(False)
     prev = cur                                   # the teacher of the current stage (PD: the previous stage's student)
     for k, (n_student, sdir) in enumerate(zip(stages, sdirs)):
         wrapped = wrap_s is not None and k == len(stages) - 1
@@ -439,9 +549,10 @@ def distill(teacher, dataset, out_dir, *, method: str = 'pd', resume: bool = Fal
             if ran is not None and ran != c['max_steps'] and world_info()[1] == 0:
                 print(f"sferd-distill: note: {sdir} finished at step {ran}; it is reused as it is (a new --max-steps "
                       f"{c['max_steps']} does not extend a finished stage: distil into a new --out for that)", file=sys.stderr)
-            cur = load_denoiser(sdir, next(cur.parameters()).device).requires_grad_(False); done.append(sdir); continue
+            cur = load_denoiser(sdir, next(cur.parameters()).device).requires_grad_(False); done.append(sdir)
+            models.append(Model(cur, json.loads(json.dumps(recipe)), sdir)); continue
         T = wrap_t(prev)
-        if wrapped: student = wrap_s(_no_dropout(copy.deepcopy(cur))).requires_grad_(True).train()   # trained final student
+        if wrapped: student = wrap_s(prepare_student(copy.deepcopy(cur))).requires_grad_(True).train()   # trained final student
         else: student = m.make_student(cur, c).requires_grad_(True).train()
         loss = m.make_loss(T, student, n_student, k if m.staged else 0, c)
         tc = dict(m.train_config(c), **(getattr(wrap_s, 'train_config', {}) if wrapped else {}))
@@ -462,16 +573,20 @@ def distill(teacher, dataset, out_dir, *, method: str = 'pd', resume: bool = Fal
         if tr.rank == 0:
             kind = getattr(unwrap(final), 'export_type', None) or m.export_type
             export_denoiser(final, sdir, dict(distill=recipe, **(extra_meta or {})), kind=kind, overwrite=True)
-            (sdir / 'DONE').write_text(json.dumps(dict(step=tr.step)))
+            atomic_write(sdir / 'DONE', json.dumps(dict(step=tr.step)))
         if tr.world > 1: torch.distributed.barrier()
         cur = unwrap(final).eval().requires_grad_(False)
         done.append(sdir)
-    return done
+        models.append(Model(cur, json.loads(json.dumps(recipe)), sdir))
+    return Distilled(done, models)
 
-# %% ../nbs/05_distill.ipynb #c346c6d4
-#| eval: false
-if __name__ == '__main__' and 'IPython' not in sys.modules:   # python -m sferd_nb.distill ... (e.g. under torchrun)
-    from sferd_nb.cli import sferd_distill; sferd_distill()
+# %% ../nbs/05_distill.ipynb #810ba99b
+class _CallableModule(types.ModuleType):
+    """`sferd_nb.distill` is this module, and called it is the function `distill`: Python sets a package's attribute to its
+    submodule on import, so the front door `sferd_nb.distill(teacher, ...)` works only if the module is callable."""
+    def __call__(self, *args, **kwargs): return distill(*args, **kwargs)
+
+if __name__.endswith('.distill'): sys.modules[__name__].__class__ = _CallableModule
 
 # %% ../nbs/05_distill.ipynb #8e701b06
 @torch.no_grad()

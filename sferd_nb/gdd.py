@@ -15,33 +15,31 @@ from torch import Tensor, nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from .diffusion import Denoiser
-from .train import Trainer, lr_at, mix_seed, draw_global, unwrap
-from .distill import (DistillMethod, register_method, consistency_student, consistency_grid, consistency_sample,
+from .train import Trainer, mix_seed, draw_global, unwrap
+from .distill import (DistillMethod, register_method, prepare_student, consistency_student, consistency_grid, consistency_sample,
                               consistency_step)
 from .io import denoiser_from_config, register_export_type
 
 # %% auto #0
 __all__ = ['GDD_I_RULE', 'FREEZE_RULES', 'AUGMENTS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'DISCRIMINATORS', 'R1_GAMMA',
-           'GDD_DEFAULTS', 'GDD', 'one_step_generator', 'prior_noise', 'generate', 'gdd_i_frozen', 'freeze_gdd_i',
-           'd_loss_ns', 'g_loss_ns', 'r1_penalty', 'parse_policy', 'diff_augment', 'DBlock', 'ResNetDiscriminator',
-           'TeacherFeatureDiscriminator', 'load_state_dict_file', 'load_backbone_weights', 'timm_backbone',
-           'BackboneFeatureDiscriminator', 'GANLoss', 'GANTrainer', 'make_discriminator', 'gdd_loss',
+           'GDD_DEFAULTS', 'GDD', 'one_step_generator', 'prior_noise', 'generate_one_step', 'gdd_i_frozen',
+           'freeze_gdd_i', 'd_loss_ns', 'g_loss_ns', 'r1_penalty', 'parse_policy', 'diff_augment', 'DBlock',
+           'ResNetDiscriminator', 'TeacherFeatureDiscriminator', 'load_state_dict_file', 'load_backbone_weights',
+           'timm_backbone', 'BackboneFeatureDiscriminator', 'GANLoss', 'GANTrainer', 'make_discriminator', 'gdd_loss',
            'generator_from_config', 'gdd_sample', 'activation_similarity']
 
 # %% ../nbs/12_gdd.ipynb #fd2af744
 def one_step_generator(teacher) -> Denoiser:
-    "GDD's generator: a trainable copy of the teacher's network behind the consistency-model boundary scalings ('cm'), dropout 0."
-    g = consistency_student(teacher)                             # ValueError unless the teacher is a Denoiser
-    for m in g.modules():
-        if isinstance(m, nn.Dropout): m.p = 0.                    # GDD trains with dropout 0
-    return g.requires_grad_(True).train()                         # trainable (GDD-I freezing comes in the trainer)
+    "GDD's generator: a trainable copy of the teacher's network behind the consistency-model boundary scalings ('cm'), as every student (`prepare_student`)."
+    return prepare_student(consistency_student(teacher))       # ValueError unless the teacher is a Denoiser; dropout and
+                                                                  # label dropout 0, trainable (GDD-I freezing: the trainer)
 
 def prior_noise(schedule, z: Tensor) -> Tensor:
     "x_T at t_max from standard normal z: sigma(t_max) z (VP schedules: z), as `samplers.prior_sample`."
     if schedule.vp: return z
     return z * schedule.alpha_sigma(schedule.t_max, torch.float64)[1].item()
 
-def generate(G, z: Tensor, cond=None) -> Tensor:
+def generate_one_step(G, z: Tensor, cond=None) -> Tensor:
     "One step: G(z) = D(x_T, t_max).x0 with x_T = sigma_max z (GDD: the EDM network at sigma = 80 on 80 z)."
     sch = unwrap(G).schedule
     return G(prior_noise(sch, z), sch.t_max, cond=cond).x0
@@ -375,7 +373,7 @@ class GANLoss(nn.Module):
         return g_loss_ns(self.logits(self.fake(model, real, y, step, 0), y)), {}
 
 class GANTrainer(Trainer):
-    "The one loop with a GAN step: `train_step` runs the generator (the Trainer's model and optimiser) and the discriminator of the `GANLoss`; `freeze='gdd-i'` freezes the generator first."
+    "The Trainer with a two-player `backward` (the generator: the Trainer's model and optimiser; the discriminator of the `GANLoss`); lr schedule, EMA, finiteness and logging are the Trainer's. `freeze='gdd-i'` freezes the generator first."
     def __init__(self, model: nn.Module, loss_fn: GANLoss, config, out_dir, sample_fn: Optional[Callable] = None,
                  meta: Optional[dict] = None, extra: Optional[nn.Module] = None, on_step_end: Optional[Callable] = None,
                  param_groups: Optional[list] = None, freeze: Optional[str] = None):
@@ -402,11 +400,17 @@ class GANTrainer(Trainer):
         raise FloatingPointError(f"non-finite discriminator loss or gradient {where} step {self.step} (loss {v[0].item():.4g}, "
                                  f"grad norm {v[1].item():.4g}); lower the learning rates or raise gamma")
 
-    def train_step(self, micro: list) -> dict:
-        "One GAN step: generator phase (non-saturating loss), discriminator phase (+ lazy R1), finiteness check, both optimisers."
+    def step_seed(self) -> int:
+        "Augmentation and D's noise are functions of the step, the same seed on every rank, drawn for the global batch (draw_global): DDP = one process."
+        return mix_seed(self.cfg.seed, self.step, 0)
+
+    def optimizers(self) -> list:
+        "The generator's optimiser, then the discriminator's (the Trainer steps both after the finiteness check)."
+        return [self.opt, self.loss_fn.d_opt]
+
+    def backward(self, micro: list) -> tuple[dict, dict]:
+        "Gradients of both players: generator phase (non-saturating loss), then discriminator phase (+ lazy R1); the Trainer's `train_step` does the rest."
         cfg, step, gan = self.cfg, self.step, self.loss_fn
-        torch.manual_seed(mix_seed(cfg.seed, step, 0))   # augmentation, D's noise: functions of the step, the same seed on every
-                                                         # rank, drawn for the global batch (draw_global): DDP = one process
         n, dev = cfg.grad_accum, self.device
         # (1) generator: L_G = E softplus(-D(A(G(z))))  (non-saturating; D's weights are constants here)
         for p in gan.d_params: p.requires_grad_(False)
@@ -451,12 +455,7 @@ class GANTrainer(Trainer):
         if self.world > 1:
             keys = list(stats); v = torch.stack([stats[k] for k in keys]); dist.all_reduce(v)
             stats = {k: (v[i] if 'grad_norm' in k else v[i] / self.world) for i, k in enumerate(keys)}
-        if not self.lazy_checks: self.check_finite(stats)             # before either optimiser touches the weights
-        lr = lr_at(cfg, step)
-        for g in self.opt.param_groups: g['lr'] = lr * g.get('lr_scale', 1.)
-        self.opt.step(); self.opt.zero_grad(set_to_none=True)
-        gan.d_opt.step(); gan.d_opt.zero_grad(set_to_none=True)
-        return dict(stats, lr=lr)
+        return stats, {}
 
 # %% ../nbs/12_gdd.ipynb #5bc3b19b
 DISCRIMINATORS = ('resnet', 'teacher', 'timm')
@@ -501,7 +500,7 @@ def gdd_loss(teacher, generator, c: dict) -> GANLoss:
         D = make_discriminator(c['disc'], teacher, c.get('d_channels'), c.get('feat_sigma', 0.5), c.get('disc_backbone'),
                                c.get('disc_weights'), c.get('disc_resize'))
     ncls = getattr(unwrap(teacher).net, 'num_classes', None)
-    return GANLoss(D, generate=generate, conditional=bool(ncls), gamma=_gamma(c), r1_every=c['r1_every'],
+    return GANLoss(D, generate=generate_one_step, conditional=bool(ncls), gamma=_gamma(c), r1_every=c['r1_every'],
                    lr=c.get('d_lr') or c.get('lr') or 1e-4, betas=(0., 0.99), augment=c['augment'], seed=c['seed'])
 
 def generator_from_config(cfg: dict) -> Denoiser:

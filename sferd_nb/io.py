@@ -13,6 +13,7 @@ from torch import nn
 
 from .diffusion import Denoiser, schedule_from_dict
 from .unet import UNet
+from .runs import atomic_write
 from .train import CKPT_NAME, load_checkpoint, unwrap, json_normalize
 
 # %% auto #0
@@ -74,21 +75,10 @@ def weights_module(den) -> nn.Module:
     return den.net if isinstance(den, Denoiser) else den
 
 # %% ../nbs/04b_io.ipynb #daff02e1
-def _umask() -> int:
-    m = os.umask(0); os.umask(m)
-    return m
-
-def _atomic_write(path: Path, write: Callable) -> None:
-    "write(tmp) then os.replace; the file gets the normal permissions of a new file (0666 & ~umask)."
-    tmp = path.with_name(path.name + '.tmp')
-    write(tmp)
-    os.chmod(tmp, 0o666 & ~_umask())
-    os.replace(tmp, path)
-
 def export_denoiser(den, out_dir, config: Optional[dict] = None, fp16: bool = False, kind: str = 'teacher',
                     overwrite: bool = False) -> Path:
     "Write `out_dir/model.safetensors` (fp16 optional) and `out_dir/config.json` with `type` = kind; an existing export is kept unless `overwrite`."
-    from safetensors.torch import save_file
+    from safetensors.torch import save
     if kind not in EXPORT_TYPES: _builder(kind)                                           # raises: unknown type
     out_dir = Path(out_dir)
     if not overwrite and ((out_dir / 'model.safetensors').exists() or (out_dir / 'config.json').exists()):
@@ -102,8 +92,8 @@ def export_denoiser(den, out_dir, config: Optional[dict] = None, fp16: bool = Fa
     if bad: raise FloatingPointError(f"refusing to export non-finite weights ({bad[0]} and {len(bad) - 1} more); "
                                      "the model diverged: lower the learning rate and train again")
     out_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write(out_dir / 'model.safetensors', lambda f: save_file(sd, str(f), metadata={'format': EXPORT_FORMAT}))
-    _atomic_write(out_dir / 'config.json', lambda f: f.write_text(json.dumps(cfg, indent=1)))
+    atomic_write(out_dir / 'model.safetensors', save(sd, metadata={'format': EXPORT_FORMAT}))
+    atomic_write(out_dir / 'config.json', json.dumps(cfg, indent=1))
     return out_dir
 
 # %% ../nbs/04b_io.ipynb #4f8851a6

@@ -16,14 +16,15 @@ from torch import Tensor, nn
 from .data import cache_dir as data_cache_dir, data_dir, file_hash, get_dataset, load_cifar10_subset, save_image_grid, to_model_range, to_uint8
 from .diffusion import q_sample
 from .samplers import prior_sample, select_cond
+from .runs import atomic_write
 
 # %% auto #0
 __all__ = ['INCEPTION_ENV', 'INCEPTION_NAME', 'FID_NETWORK_ENV', 'FID_HELPER_FILE', 'FID_HELPER_SHA1', 'TF_INPUT_RANGE',
            'TORCH_FIDELITY_FILES', 'EXTRACTORS', 'StandInClassifier', 'ClassifierExtractor',
            'load_inception_state_dict', 'InceptionExtractor', 'load_classifier', 'tf1_resize_bilinear',
            'fid_helper_path', 'TorchScriptInceptionExtractor', 'load_extractor', 'gaussian_stats', 'frechet_distance',
-           'inception_score', 'extract', 'extractor_id', 'cache_dir', 'reference_stats', 'fid_against', 'load_model',
-           'nfe', 'generate', 'evaluate', 'denoising_l2', 'denoising_ability', 'format_row']
+           'inception_score', 'extract', 'extractor_id', 'stats_cache_dir', 'reference_stats', 'fid_against',
+           'load_model', 'nfe', 'generate', 'evaluate', 'denoising_l2', 'denoising_ability', 'format_row']
 
 # %% ../nbs/10_eval.ipynb #7a5d4216
 def _conv_bn(i: int, o: int) -> nn.Sequential:
@@ -282,7 +283,7 @@ def extractor_id(extractor: nn.Module) -> str:
     for k, v in sorted(extractor.state_dict().items()): h.update(k.encode()); h.update(v.detach().cpu().numpy().tobytes()[:4096])
     return h.hexdigest()[:12]
 
-def cache_dir() -> Path:
+def stats_cache_dir() -> Path:
     "Where reference statistics are cached: `data.cache_dir()/fid_stats` ($SFERD_CACHE or ~/.cache/sferd_nb)."
     return data_cache_dir() / 'fid_stats'
 
@@ -290,7 +291,7 @@ def reference_stats(extractor: nn.Module, data: str = 'cifar10-subset', split: s
                     cache: bool = True, batch_size: int = 250) -> dict:
     "Real-image statistics {mu, sigma, n, extractor, reference} of a data split (cached per extractor and data)."
     key = f"{data.replace(':', '_').replace('/', '_')}_{split}_{max_images or 'all'}_{extractor_id(extractor)}"
-    f = cache_dir() / f"{key}.npz"
+    f = stats_cache_dir() / f"{key}.npz"
     if cache and f.exists():
         z = np.load(f)
         return dict(mu=torch.from_numpy(z['mu']), sigma=torch.from_numpy(z['sigma']), n=int(z['n']),
@@ -301,7 +302,7 @@ def reference_stats(extractor: nn.Module, data: str = 'cifar10-subset', split: s
     mu, sigma = gaussian_stats(feats)
     if cache:
         f.parent.mkdir(parents=True, exist_ok=True)
-        tmp = f.with_suffix('.tmp.npz'); np.savez(tmp, mu=mu.numpy(), sigma=sigma.numpy(), n=len(x)); os.replace(tmp, f)
+        atomic_write(f, lambda fh: np.savez(fh, mu=mu.numpy(), sigma=sigma.numpy(), n=len(x)))
     return dict(mu=mu, sigma=sigma, n=len(x), extractor=extractor.name, reference=f"{data}[{split}]")
 
 def fid_against(extractor: nn.Module, images: Tensor, ref: dict, batch_size: int = 250) -> dict:
@@ -334,31 +335,11 @@ def _classes(den) -> int:
     "Number of classes of a (wrapped) class-conditional model; 0 when unconditional."
     return int(getattr(getattr(den, 'net', None), 'num_classes', 0) or 0)
 
-@torch.no_grad()
 def generate(den, n: int, steps: int, recipe: Optional[dict] = None, seed: int = 0, batch_size: int = 250,
              sampler: str = 'heun', progress: bool = False) -> Tensor:
-    "n uint8 samples (n, 3, H, W) of a teacher (`sampler`, `steps`) or a student (its own recipe) from seed `seed` (noise drawn per batch: same seed and batch_size, same samples)."
-    from sferd_nb.distill import get_method, sampling_condition
-    recipe = _recipe(recipe, sampler)
-    method = recipe['method']
-    meth = get_method(method)
-    net = getattr(den, 'net', None)
-    res = net.config['img_resolution'] if net is not None and hasattr(net, 'config') else 32
-    ncls = _classes(den)
-    dev = next(den.parameters()).device
-    out = []
-    for b, i in enumerate(range(0, n, batch_size)):
-        m = min(batch_size, n - i)
-        g = torch.Generator().manual_seed(seed * 1_000_003 + b)
-        x_T = prior_sample(den.schedule, (m, 3, res, res), generator=g).to(dev)
-        cond = sampling_condition(den, m, (torch.arange(i, i + m) % ncls).to(dev) if ncls else None, g)   # SGP: z_sem too
-        x = meth.sample(den, x_T, steps, recipe, cond, g, False)                 # the model's own sampler (registry)
-        if not torch.isfinite(x).all():
-            raise FloatingPointError(f"the {method} model produced non-finite samples (seed {seed}); it diverged: "
-                                     "retrain it with a lower learning rate")
-        out.append(to_uint8(x).cpu())
-        if progress: print(f"  sampled {i + m}/{n} ({method}, {steps} steps, seed {seed})", flush=True)
-    return torch.cat(out)
+    "n uint8 samples (n, 3, H, W) of a teacher (`sampler`, `steps`) or a student (its own recipe) from seed `seed`: `Model.sample` (notebook 05) with the teacher's sampler filled in."
+    from sferd_nb.distill import Model
+    return Model(den, _recipe(recipe, sampler)).sample(n, steps, seed=seed, batch_size=batch_size, uint8=True, progress=progress)
 
 # %% ../nbs/10_eval.ipynb #f069b90f
 def _mean_or_none(v: list): return None if any(x is None for x in v) else float(np.mean(v))
@@ -428,8 +409,3 @@ def format_row(name: str, r: dict) -> str:
     return (f"{name:<28} steps {r['steps']:>2} (NFE {r['nfe']:>2})  FID {r['fid_mean']:7.2f} (min {r['fid_min']:7.2f})  "
             f"IS {_fmt(r['is_mean']):>5}  [{r['extractor']}; {r['num_samples']} samples x {len(r['seeds'])} seeds vs "
             f"{r['n_reference']} {r['reference']}]")
-
-# %% ../nbs/10_eval.ipynb #41b29acd
-#| eval: false
-if __name__ == '__main__' and 'IPython' not in sys.modules:   # python -m sferd_nb.metrics ...
-    from sferd_nb.cli import sferd_eval; sferd_eval()

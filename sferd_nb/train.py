@@ -19,12 +19,13 @@ from .data import infinite_batches, make_loader, save_image_grid
 from .diffusion import LOSS_WEIGHTS, diffusion_loss
 from .samplers import SAMPLERS, prior_sample, sample
 from .unet import cpu_settings
+from .runs import atomic_write, world_info
 
 # %% auto #0
 __all__ = ['OPTIMIZERS', 'CKPT_NAME', 'CKPT_FORMAT', 'RESUME_KEYS', 'TEACHER_DEFAULTS', 'TrainConfig', 'lr_at', 'lr_scale_at',
-           'ema_beta', 'world_info', 'setup_distributed', 'cleanup_distributed', 'DDP', 'unwrap', 'mix_seed',
-           'MicroBatchCounter', 'draw_global', 'announce_settings', 'json_normalize', 'atomic_save', 'load_checkpoint',
-           'Trainer', 'teacher_loss', 'teacher_sample_fn']
+           'ema_beta', 'setup_distributed', 'cleanup_distributed', 'DDP', 'unwrap', 'mix_seed', 'MicroBatchCounter',
+           'draw_global', 'announce_settings', 'json_normalize', 'atomic_save', 'load_checkpoint', 'Trainer',
+           'teacher_loss', 'teacher_sample_fn']
 
 # %% ../nbs/04_train.ipynb #a2326cd8
 OPTIMIZERS = ('adam', 'adamw', 'radam')
@@ -95,11 +96,6 @@ def ema_beta(cfg: TrainConfig, step: int) -> float:
     return 0.5 ** (cfg.batch_size / max(half, 1e-8))
 
 # %% ../nbs/04_train.ipynb #707c4959
-def world_info() -> tuple[int, int]:
-    "(world size, rank); (1, 0) without an initialised process group."
-    if dist.is_available() and dist.is_initialized(): return dist.get_world_size(), dist.get_rank()
-    return 1, 0
-
 def setup_distributed(device=None) -> torch.device:
     "Join the torchrun process group if RANK/WORLD_SIZE are set (NCCL for a CUDA `device`, gloo on CPU); return this process's device (default: its CUDA GPU if any)."
     local = int(os.environ.get('LOCAL_RANK', 0))
@@ -188,15 +184,7 @@ def _set_rng_state(s: dict) -> None:
 def atomic_save(obj, path) -> Path:
     "torch.save `obj` to `path` atomically: write `path.tmp`, fsync, then os.replace (the old file survives a crash)."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + '.tmp')
-    try:
-        with open(tmp, 'wb') as f:
-            torch.save(obj, f); f.flush(); os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError): tmp.unlink()
-        raise
-    return path
+    return atomic_write(path, lambda f: torch.save(obj, f))
 
 _CKPT_KEYS = ('format', 'step', 'model', 'ema', 'optimizer', 'rng', 'config', 'meta')
 
@@ -276,9 +264,33 @@ class Trainer:
 # %% ../nbs/04_train.ipynb #f7784efa
 @patch
 def train_step(self: Trainer, micro: list) -> dict:
-    "One optimiser step over the micro-batches `micro`: losses, backward, clipping, lr, optimiser; returns device tensors."
+    """One optimiser step over the micro-batches `micro`; returns device tensors. Every method shares it: the seed of the
+    step, `backward` (the part a method may override: GAN training has two players), the finiteness check, the
+    learning-rate schedule (with each parameter group's `lr_scale`) and every optimiser of `optimizers()`."""
     cfg, step = self.cfg, self.step
-    torch.manual_seed(mix_seed(cfg.seed, step, self.rank))              # dropout etc.: a function of the step
+    torch.manual_seed(self.step_seed())                                  # dropout etc.: a function of the step
+    stats, metrics = self.backward(micro)
+    if not self.lazy_checks: self.check_finite(stats)                   # before the optimisers touch the weights
+    lr = lr_at(cfg, step)
+    for g in self.opt.param_groups: g['lr'] = lr * lr_scale_at(g.get('lr_scale', 1.), step)
+    for opt in self.optimizers():
+        opt.step(); opt.zero_grad(set_to_none=True)
+    return dict(stats, lr=lr, **metrics)
+
+@patch
+def step_seed(self: Trainer) -> int:
+    "The global torch seed of the current step (dropout, ...): per step and rank."
+    return mix_seed(self.cfg.seed, self.step, self.rank)
+
+@patch
+def optimizers(self: Trainer) -> list:
+    "The optimisers `train_step` steps after `backward` (the model's; GAN training adds the discriminator's)."
+    return [self.opt]
+
+@patch
+def backward(self: Trainer, micro: list) -> tuple[dict, dict]:
+    "Losses and gradients of one step: `(stats, metrics)`; stats = loss and clipped gradient norm (averaged over ranks)."
+    cfg, step = self.cfg, self.step
     loss_sum, metrics = 0., {}
     for k, batch in enumerate(micro):
         sync = self.world == 1 or k == cfg.grad_accum - 1
@@ -295,12 +307,7 @@ def train_step(self: Trainer, micro: list) -> dict:
     if self.world > 1:
         v = torch.stack([stats['loss'], stats['grad_norm']]); dist.all_reduce(v)
         stats = dict(loss=v[0] / self.world, grad_norm=v[1])
-    if not self.lazy_checks: self.check_finite(stats)                   # before the optimiser touches the weights
-    lr = lr_at(cfg, step)
-    for g in self.opt.param_groups: g['lr'] = lr * lr_scale_at(g.get('lr_scale', 1.), step)
-    self.opt.step()
-    self.opt.zero_grad(set_to_none=True)
-    return dict(stats, lr=lr, **metrics)
+    return stats, metrics
 
 # %% ../nbs/04_train.ipynb #74b92073
 @patch
@@ -452,7 +459,7 @@ def _trim_metrics(self: Trainer):
         try: rec = json.loads(l)
         except ValueError: continue                                      # a line torn by a kill mid-write
         if isinstance(rec, dict) and rec.get('step', 0) <= self.step: keep.append(l)
-    tmp = f.with_name(f.name + '.tmp'); tmp.write_text(''.join(l + '\n' for l in keep)); os.replace(tmp, f)
+    atomic_write(f, ''.join(l + '\n' for l in keep))
 
 # %% ../nbs/04_train.ipynb #4de57e66
 @patch
@@ -509,8 +516,3 @@ TEACHER_DEFAULTS = {
     'imagenet64': dict(batch_size=2048, lr=2e-4, warmup_steps=5000, ema_halflife_kimg=50_000., max_steps=400_000,
                        sample_every=10_000, ckpt_every=2000),
 }
-
-# %% ../nbs/04_train.ipynb #27ec4207
-#| eval: false
-if __name__ == '__main__' and 'IPython' not in sys.modules:   # python -m sferd_nb.train ... (e.g. under torchrun)
-    from sferd_nb.cli import sferd_train_teacher; sferd_train_teacher()

@@ -157,7 +157,7 @@ def test_imagenet64_cache_without_space_or_write_access_is_one_clear_error(tmp_p
     assert not list((tmp_path / 'cache').rglob('*.npy')) and not list((tmp_path / 'cache').rglob('*.tmp'))
     monkeypatch.undo()
     (tmp_path / 'afile').write_text('x')
-    r = subprocess.run([sys.executable, '-m', 'sferd_nb.data', '--data', f'imagenet64:{root}', '--out', str(tmp_path / 'o')],
+    r = subprocess.run([sys.executable, '-m', 'sferd_nb', 'data', '--data', f'imagenet64:{root}', '--out', str(tmp_path / 'o')],
                        capture_output=True, text=True, env={**os.environ, 'SFERD_CACHE': str(tmp_path / 'afile' / 'cache')})
     assert r.returncode != 0 and 'Traceback' not in r.stderr, r.stderr
     last = r.stderr.strip().splitlines()[-1]
@@ -226,7 +226,7 @@ def test_bad_specs_and_arguments():
         D.ImageDataset(torch.zeros(2, 3, 8, 8))
 
 def test_cli_error_is_one_line(tmp_path):
-    r = subprocess.run([sys.executable, '-m', 'sferd_nb.data', '--data', f'cifar10:{tmp_path}/none', '--out', str(tmp_path)],
+    r = subprocess.run([sys.executable, '-m', 'sferd_nb', 'data', '--data', f'cifar10:{tmp_path}/none', '--out', str(tmp_path)],
                        capture_output=True, text=True)
     assert r.returncode != 0
     assert r.stderr.strip().count('\n') == 0 and 'sferd-data: error:' in r.stderr, r.stderr

@@ -206,3 +206,44 @@ def test_disc_timm_runs_from_a_local_file_or_says_timm_is_missing(tmp_path):
         D0 = gdd.make_discriminator('timm', load_denoiser(t), None, backbone='efficientnet_lite0', weights=weights)
     assert set(D0.state_dict()) == {k[2:] for k in ck['extra'] if k.startswith('D.')}
     assert any(not torch.equal(v, ck['extra'][f'D.{k}']) for k, v in D0.state_dict().items())   # D's heads trained
+
+
+def test_gan_training_is_the_trainers_step_with_piecewise_lr_scale(tmp_path):
+    "GANTrainer overrides only the two-player backward: a piecewise lr_scale (the SGP's form) follows the Trainer's schedule."
+    from torch import nn
+    from torch.utils.data import TensorDataset
+    from sferd_nb.train import TrainConfig, Trainer
+    torch.manual_seed(0)
+    G = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 2))
+    class D_(nn.Module):
+        def __init__(self): super().__init__(); self.f = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 1))
+        def forward(self, x, cond=None): return self.f(x).squeeze(1)
+    D = D_()
+    loss = gdd.GANLoss(D, latent_shape=(2,), lr=1e-3)
+    groups = [{'params': list(G[0].parameters()), 'lr_scale': [[0, 0.0], [2, 1.0]]},     # frozen for 2 steps, then trained
+              {'params': list(G[2].parameters()), 'lr_scale': 0.5}]
+    cfg = TrainConfig(lr=1e-2, warmup_steps=0, batch_size=8, max_steps=4, log_every=1, sample_every=-1, ckpt_every=0,
+                      ema_decay=0., ema_halflife_kimg=None, ema_rampup=None, amp='none')
+    tr = gdd.GANTrainer(G, loss, cfg, tmp_path / 'gan', param_groups=groups)
+    assert type(tr).train_step is Trainer.train_step                     # one training step for every method
+    w0 = G[0].weight.detach().clone()
+    ds = TensorDataset(torch.randn(64, 2), torch.zeros(64, dtype=torch.long))
+    tr.fit(ds, max_steps=2, progress=False)
+    assert torch.equal(G[0].weight, w0)                                    # lr_scale 0 for steps 0 and 1
+    assert [g['lr'] for g in tr.opt.param_groups] == [0.0, 0.5e-2]
+    tr.fit(ds, progress=False)
+    assert not torch.equal(G[0].weight, w0)
+    assert [g['lr'] for g in tr.opt.param_groups] == [1e-2, 0.5e-2]
+    assert all('d_loss' in h and 'lr' in h for h in tr.history)
+
+
+def test_one_step_generator_is_a_prepared_student():
+    "GDD's generator starts like every student: no dropout, no label dropout (a conditional teacher's CFG dropout), trainable."
+    torch.manual_seed(0)
+    net = build_unet('tiny', model_channels=16, num_blocks=1, attn_resolutions=(8,), num_classes=10, dropout=0.1,
+                     label_dropout=0.1)
+    T = Denoiser(net, get_schedule('edm'), 'edm').requires_grad_(False).eval()
+    G = gdd.one_step_generator(T)
+    assert G.net.label_dropout == 0 and G.net.config['label_dropout'] == 0 and T.net.label_dropout == 0.1
+    assert all(m.p == 0 for m in G.modules() if isinstance(m, torch.nn.Dropout)) and G.training
+    assert all(p.requires_grad for p in G.parameters())

@@ -77,7 +77,7 @@ def test_cli_ddp_equals_single_process(tmp_path):
     main_train_teacher(common + ['--out', str(tmp_path / 'one')])
     env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONPATH': str(ROOT)}
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2',
-           '-m', 'sferd_nb.train'] + common + ['--out', str(tmp_path / 'two')]
+           '-m', 'sferd_nb', 'train-teacher'] + common + ['--out', str(tmp_path / 'two')]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert r.returncode == 0, r.stderr[-3000:]
     assert '2 process(es) x 4 x 1 = batch 8' in r.stdout, r.stdout

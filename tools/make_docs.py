@@ -89,7 +89,7 @@ def execute(nb_path: Path, skip_flags=('slow', 'gpu')):
     return nb
 
 def notebooks(nbs: Path = NBS) -> list:
-    "The course in order: `index.ipynb`, then `NN*.ipynb` sorted by name (00_cli, 00_data, ..., 04_train, 04b_io, ...)."
+    "The course in order: `index.ipynb`, then `NN*.ipynb` sorted by name (00_data, 00_runs, ..., 04_train, 04b_io, ..., 13_cli)."
     nbs = Path(nbs)
     idx = [nbs / 'index.ipynb'] if (nbs / 'index.ipynb').exists() else []
     return idx + sorted((p for p in nbs.glob('*.ipynb') if re.match(r'\d\d', p.name)), key=lambda p: p.name)
