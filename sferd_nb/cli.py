@@ -13,11 +13,11 @@ import torch
 from .runs import RUN_MARK, atomic_write, own_run, prepare_out, resolve_device, world_info
 
 # %% auto #0
-__all__ = ['USER_ERRORS', 'SETTING_FLAGS', 'METHOD_ARGS', 'COMMANDS', 'one_line', 'user_errors', 'finite_float', 'command_parser',
+__all__ = ['USER_ERRORS', 'DISTILL_FLAG_SETTINGS', 'COMMANDS', 'one_line', 'user_errors', 'finite_float', 'command_parser',
            'check_positive', 'file_digest', 'test_exit', 'main_data', 'sferd_data', 'teacher_parser',
-           'main_train_teacher', 'sferd_train_teacher', 'distill_parser', 'main_distill', 'sferd_distill',
-           'analyze_parser', 'main_analyze', 'sferd_analyze', 'eval_parser', 'main_eval', 'sferd_eval', 'main_demo',
-           'sferd_demo', 'main']
+           'main_train_teacher', 'sferd_train_teacher', 'add_settings', 'distill_parser', 'main_distill',
+           'sferd_distill', 'analyze_parser', 'main_analyze', 'sferd_analyze', 'eval_parser', 'main_eval', 'sferd_eval',
+           'main_demo', 'sferd_demo', 'main']
 
 # %% ../nbs/13_cli.ipynb #24076fe7
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError,
@@ -206,69 +206,55 @@ def sferd_train_teacher() -> None:
     main_train_teacher()
 
 # %% ../nbs/13_cli.ipynb #e0097b41
+from dataclasses import fields
 from .data import get_dataset
-from .distill import METHODS, DISTILL_GRIDS, distill, get_method, load_method_modules
+from .distill import (METHODS, CDSettings, DistillSettings, WrappedStudent, distill, get_method, load_method_modules, settings_defaults)
+from .guidance import GuidanceSettings
+from .semantic import SGPSettings
+from .gdd import GDDSettings
 from .io import load_denoiser, read_config
-from .train import setup_distributed, cleanup_distributed, world_info
+from .train import TrainConfig, setup_distributed, cleanup_distributed
 
-# settings of methods registered in later notebooks: (flag, setting, type, help); passed only to methods that have the setting
-# flags of the attention-guidance and SGP groups below: settings of the methods that have them (sferd-pd, sferd-cd)
-SETTING_FLAGS = ('psi', 'w', 'blur_sigma', 'attn_resolution', 'latent_dim', 'sgp_split', 'sgp_lr', 'sgp_joint_ratio', 'latent_steps')
-METHOD_ARGS = [('--disc', 'disc', str, "GDD: discriminator, 'resnet' (from scratch, DiffAugment), 'teacher' (heads on the frozen teacher's "
-                 "encoder) or 'timm' (heads on a frozen timm backbone, weights from --disc-weights)"),
-               ('--disc-backbone', 'disc_backbone', str, "GDD --disc timm: timm model name, e.g. efficientnet_lite0 or vgg16_bn"),
-               ('--disc-weights', 'disc_weights', str, "GDD --disc timm: the backbone's weights, a local .safetensors or .pth state dict "
-                "(read without unpickling code; nothing is downloaded)"),
-               ('--disc-resize', 'disc_resize', int, "GDD --disc timm: resize images to this many pixels for the backbone (default: none)"),
-               ('--gamma', 'gamma', float, 'GDD: R1 weight (default: 0.01 resnet, 1e-4 teacher and timm)'),
-               ('--r1-every', 'r1_every', int, 'GDD: lazy R1 interval in steps (16)'),
-               ('--d-lr', 'd_lr', float, "GDD: discriminator learning rate (default: the generator's)"),
-               ('--freeze', 'freeze', str, "GDD: 'gdd-i' (freeze the 3x3 convs and attention projections of the UNet blocks) or 'none'"),
-               ('--augment', 'augment', str, "GDD: DiffAugment policy, e.g. 'color,translation,cutout' ('none': off)")]
+def add_settings(p, cls: type, title: Optional[str] = None):
+    """One flag per field of the settings dataclass `cls` (`--max-steps` for `max_steps`) with its help, choices and type.
+    The flag's own default is None: only what the user types is passed on, so the dataclass default applies (the help
+    shows it) and the method's settings stay the one source of defaults."""
+    g = p.add_argument_group(title) if title else p
+    for f in fields(cls):
+        m = f.metadata
+        g.add_argument('--' + f.name.replace('_', '-'), dest=f.name, type=m['type'], choices=m['choices'], default=None,
+                       help=m['help'] + ('' if f.default is None else f' (default: {f.default})'))
+    return g
+
+# the settings dataclasses behind sferd-distill's flags, in the order of its help
+DISTILL_FLAG_SETTINGS = {'consistency distillation (notebook 05)': CDSettings,
+                         'attention guidance (SFERD teacher, notebook 07)': GuidanceSettings,
+                         'semantic gradient predictor (SFERD student, notebook 08): one more stage on the final student': SGPSettings,
+                         'GDD: one-step generator trained with a GAN loss only (notebook 12)': GDDSettings}
 
 def distill_parser() -> argparse.ArgumentParser:
-    load_method_modules()                                                        # methods of later notebooks (gdd)
+    "The parser of `sferd-distill`: its run options, then one flag per setting of `DistillSettings` and `DISTILL_FLAG_SETTINGS`."
+    load_method_modules()                                                        # methods of later notebooks (sferd-*, gdd)
+    methods = [k for k, v in METHODS.items() if v.make_student]
     p = command_parser('sferd-distill', "Distil a diffusion teacher into a few-step student with a registered method "
-                       f"({', '.join(k for k, v in METHODS.items() if v.make_student)}) on the sferd_nb training loop.")
-    p.add_argument('--method', default='pd', choices=[k for k, v in METHODS.items() if v.make_student])
+                       f"({', '.join(methods)}) on the sferd_nb training loop.")
+    p.add_argument('--method', default='pd', choices=methods)
     p.add_argument('--teacher', required=True, help='exported teacher dir (model.safetensors + config.json) or a run dir')
     p.add_argument('--out', required=True, help='run directory (one sub-directory per stage)')
     p.add_argument('--data', help="data spec (default: the teacher's: 'cifar10-subset', 'cifar10:PATH', 'imagenet64:PATH')")
-    p.add_argument('--teacher-steps', type=int, default=16, help='PD: sampling steps of the first teacher')
-    p.add_argument('--student-steps', type=int, default=1, help='PD: steps of the final student; CD: sampling steps of the grids')
-    p.add_argument('--ratio', type=int, default=2, choices=[1, 2], help='PD: teacher steps per student step (1 = fine-tuning)')
-    p.add_argument('--solver', choices=['ddim', 'euler', 'heun'], help="teacher solver (default: PD 'ddim', CD 'heun')")
-    p.add_argument('--grid', choices=list(DISTILL_GRIDS), help='PD time grid (default: karras for EDM, uniform (evenly spaced) for VP and discrete DDPM schedules)')
-    p.add_argument('--N', type=int, default=18, help='CD: number of Karras noise levels')
-    p.add_argument('--mu', type=float, default=0.95, help='CD: EMA rate of the target network')
-    p.add_argument('--max-steps', type=int, default=1000, help='optimiser steps per stage')
-    p.add_argument('--batch-size', type=int, default=64, help='global batch size')
-    p.add_argument('--grad-accum', type=int, default=1)
-    p.add_argument('--lr', type=float, help='PD: 5e-5 (decays linearly to 0 in each stage); CD: 4e-4')
-    p.add_argument('--seed', type=int, default=0)
     p.add_argument('--resume', action='store_true')
-    p.add_argument('--sample-every', type=int, default=0, help='sample grid every N steps (0: end of each stage)')
-    p.add_argument('--ckpt-every', type=int, default=200)
-    p.add_argument('--log-every', type=int, default=10)
-    p.add_argument('--amp', default='auto', choices=['auto', 'bf16', 'none'], help='bf16 autocast; auto: on CUDA and on CPUs with native bf16 (AVX512-BF16/AMX)')
+    p.add_argument('--grad-accum', type=int, default=TrainConfig.grad_accum, help='micro-batches per optimiser step')
+    p.add_argument('--amp', default=TrainConfig.amp, choices=['auto', 'bf16', 'none'], help='bf16 autocast; auto: on CUDA and on CPUs with native bf16 (AVX512-BF16/AMX)')
     p.add_argument('--compile', action='store_true')
-    p.add_argument('--workers', type=int, default=0)
+    p.add_argument('--workers', type=int, default=TrainConfig.num_workers, help='data loader workers per process')
     p.add_argument('--no-progress', action='store_true')
-    g = p.add_argument_group('attention guidance (SFERD teacher, notebook 07)')
-    g.add_argument('--attention-guidance', action='store_true', help="wrap the teacher in SFERD's attention guidance (Eq. 9-11)")
-    g.add_argument('--psi', type=float, default=1.0, help='risky-region threshold, in multiples of the mean attention')
-    g.add_argument('--w', type=float, default=0.3, help='attention-guidance strength')
-    g.add_argument('--blur-sigma', type=float, default=3.0, help='Gaussian blur sigma (kernel 15)')
-    g.add_argument('--attn-resolution', type=int, help='decoder attention resolution (default: the highest)')
-    g = p.add_argument_group('semantic gradient predictor (SFERD student, notebook 08): one more stage on the final student')
-    g.add_argument('--semantic', action='store_true', help="add the semantic encoder + gradient predictor (Eq. 12-14) to the final student")
-    g.add_argument('--latent-dim', type=int, default=512, help='size of z_sem')
-    g.add_argument('--sgp-split', type=float, default=0.5, help='fraction of the SGP stage with the student frozen (phase 1)')
-    g.add_argument('--sgp-lr', type=float, default=2e-4, help='learning rate of the encoder and predictor in phase 1')
-    g.add_argument('--sgp-joint-ratio', type=float, default=0.1, help='phase 2: everything at this fraction of --sgp-lr')
-    g.add_argument('--latent-steps', type=int, default=2000, help="training steps of z_sem's latent DDIM")
-    g = p.add_argument_group('GDD: one-step generator trained with a GAN loss only (notebook 12)')
-    for flag, _, typ, hlp in METHOD_ARGS: g.add_argument(flag, type=typ, help=hlp)
+    add_settings(p, DistillSettings, 'distillation (every method; notebook 05)')
+    for title, cls in DISTILL_FLAG_SETTINGS.items():
+        g = add_settings(p, cls, title)
+        if cls is GuidanceSettings:
+            g.add_argument('--attention-guidance', action='store_true', help="wrap the teacher of --method pd/cd in SFERD's attention guidance (Eq. 9-11)")
+        if cls is SGPSettings:
+            g.add_argument('--semantic', action='store_true', help="add the semantic encoder + gradient predictor (Eq. 12-14) to the final student of --method pd/cd")
     return p
 
 # %% ../nbs/13_cli.ipynb #f5290bed
@@ -287,35 +273,47 @@ def main_distill(argv=None, teacher_wrapper: Optional[Callable] = None) -> list:
     "`sferd-distill`: returns the exported student directories (user errors: SystemExit with one line)."
     args = distill_parser().parse_args(argv)
     with user_errors('sferd-distill', args.debug):
-        check_positive(batch_size=args.batch_size, max_steps=args.max_steps, teacher_steps=args.teacher_steps,
-                  student_steps=args.student_steps, grad_accum=args.grad_accum, latent_dim=args.latent_dim,
-                  latent_steps=args.latent_steps)
+        names = {f.name for cls in (DistillSettings, *DISTILL_FLAG_SETTINGS.values()) for f in fields(cls)}
+        given = {k: v for k, v in vars(args).items() if k in names and v is not None}     # typed by the user, nothing else
+        check_positive(grad_accum=args.grad_accum, **{k: given.get(k) for k in ('batch_size', 'max_steps', 'teacher_steps',
+                                                                              'student_steps', 'latent_dim', 'latent_steps')})
+        m = get_method(args.method)
+        own = settings_defaults(m.settings)
+        if args.attention_guidance and m.teacher_wrapper is not None:
+            raise ValueError(f"--method {args.method} already guides its teacher; drop --attention-guidance (set --psi/--w/--blur-sigma)")
+        if args.semantic and m.student_wrapper is not None:
+            raise ValueError(f"--method {args.method} already has the semantic student; drop --semantic (set --latent-dim, --sgp-*)")
+        take = lambda cls, on: {k: given.pop(k) for k in settings_defaults(cls) if on and k in given and k not in own}
+        guide, sgp = take(GuidanceSettings, args.attention_guidance), take(SGPSettings, args.semantic)   # the wrappers' settings
+        bad = sorted(k for k in given if k not in own)
+        if bad:
+            flags = '--' + ', --'.join(b.replace('_', '-') for b in bad)
+            hint = ('; add --attention-guidance or drop them' if set(bad) <= set(settings_defaults(GuidanceSettings)) else
+                    '; add --semantic or drop them' if set(bad) <= set(settings_defaults(SGPSettings)) else '; drop them')
+            raise ValueError(f"{flags} only apply to other methods, not --method {args.method}{hint}")
+        c = m.settings(**given)                                                 # the run's settings, resolved
         if args.resume and not (Path(args.out).is_dir() and any(Path(args.out).iterdir())):
             raise FileNotFoundError(f"--resume given but {args.out} holds no run; drop --resume to start a new run")
         device = resolve_device(args.device)
         setup_distributed(device)
         try:
             meta = dict(teacher=str(args.teacher))
-            m = get_method(args.method)
-            if args.attention_guidance and m.teacher_wrapper is not None:
-                raise ValueError(f"--method {args.method} already guides its teacher; drop --attention-guidance (set --psi/--w/--blur-sigma)")
-            if args.semantic and m.student_wrapper is not None:
-                raise ValueError(f"--method {args.method} already has the semantic student; drop --semantic (set --latent-dim, --sgp-*)")
             if args.attention_guidance:
                 if teacher_wrapper is not None: raise ValueError("--attention-guidance and a teacher_wrapper cannot be combined")
-                from sferd_nb.guidance import guided_teacher_wrapper                # notebook 07 (imported only when used)
-                guidance = dict(psi=args.psi, w=args.w, blur_sigma=args.blur_sigma, resolution=args.attn_resolution)
+                from sferd_nb.guidance import guided_teacher_wrapper                # notebook 07
+                g = GuidanceSettings(**guide)
+                guidance = dict(psi=g.psi, w=g.w, blur_sigma=g.blur_sigma, resolution=g.attn_resolution)
                 teacher_wrapper, meta['attention_guidance'] = guided_teacher_wrapper(**guidance), guidance
             student_wrapper = None
             if args.semantic:
-                from sferd_nb.semantic import sgp_student_wrapper                   # notebook 08 (imported only when used)
-                check_positive(latent_dim=args.latent_dim, latent_steps=args.latent_steps)
-                student_wrapper = sgp_student_wrapper(latent_dim=args.latent_dim, split=args.sgp_split, lr=args.sgp_lr,
-                                                      joint_lr_ratio=args.sgp_joint_ratio, seed=args.seed,
-                                                      latent=dict(max_steps=args.latent_steps, seed=args.seed))
+                from sferd_nb.semantic import sgp_student_wrapper                   # notebook 08
+                s = SGPSettings(**sgp)
+                student_wrapper = sgp_student_wrapper(latent_dim=s.latent_dim, split=s.sgp_split, lr=s.sgp_lr,
+                                                      joint_lr_ratio=s.sgp_joint_ratio, seed=c.seed,
+                                                      latent=dict(max_steps=s.latent_steps, seed=c.seed))
                 meta['semantic'] = student_wrapper.settings
             teacher = load_denoiser(args.teacher, device)
-            if hasattr(teacher, 'condition'):                                   # an SGP student: it needs its own z_sem
+            if isinstance(teacher, WrappedStudent):                             # an SGP student: it needs its own z_sem
                 raise ValueError(f"--teacher {args.teacher} is a SFERD/SGP student, which predicts only with the z_sem of its latent "
                                  "sampler; distil from a teacher or a PD/CD student")
             tdir = Path(args.teacher) if Path(args.teacher).is_dir() else Path(args.teacher).parent
@@ -326,22 +324,14 @@ def main_distill(argv=None, teacher_wrapper: Optional[Callable] = None) -> list:
                                                       or Path(rec[0]).resolve() == Path(args.teacher).resolve()):
                 meta['teacher'] = rec[0]                                        # the same teacher, given by another path
             out = prepare_out(args.out, 'sferd-distill', argv) if world_info()[1] == 0 else Path(args.out)
-            ds = get_dataset(args.data or tcfg.get('data') or 'cifar10-subset', 'train', seed=args.seed)
+            ds = get_dataset(args.data or tcfg.get('data') or 'cifar10-subset', 'train', seed=c.seed)
             if ds.resolution != teacher.net.config.get('img_resolution', ds.resolution):
                 raise ValueError(f"the teacher works at {teacher.net.config['img_resolution']}px but the data is {ds.resolution}px; "
                                  "pass the teacher's --data")
-            own = get_method(args.method).defaults                                 # method-specific settings given on the command line
-            extra = {k: getattr(args, k) for _, k, _, _ in METHOD_ARGS if getattr(args, k) is not None}
-            extra.update({k: getattr(args, k) for k in own if k in SETTING_FLAGS})   # e.g. sferd-*: the guidance and SGP flags
-            bad = sorted(k for k in extra if k not in own)
-            if bad: raise ValueError(f"--{', --'.join(b.replace('_', '-') for b in bad)} only apply to other methods, not --method {args.method}; drop them")
             dirs = distill(teacher, ds, out, method=args.method, resume=args.resume, progress=not args.no_progress,
                            teacher_wrapper=teacher_wrapper, student_wrapper=student_wrapper, extra_meta=meta,
                            train_kw=dict(grad_accum=args.grad_accum, amp=args.amp, compile=args.compile, num_workers=args.workers),
-                           teacher_steps=args.teacher_steps, student_steps=args.student_steps, ratio=args.ratio,
-                           max_steps=args.max_steps, batch_size=args.batch_size, lr=args.lr, solver=args.solver,
-                           grid=args.grid, N=args.N, mu=args.mu, seed=args.seed, sample_every=args.sample_every,
-                           ckpt_every=args.ckpt_every, log_every=args.log_every, **extra)
+                           **given)
             if world_info()[1] == 0: print('students: ' + ', '.join(map(str, dirs)))
             return dirs
         finally:
@@ -385,7 +375,7 @@ def _analyze(a, argv) -> dict:
     check_positive(num_images=a.num_images, eps_draws=a.eps_draws, steps=a.steps, batch_size=a.batch_size, window=a.window)
     device = resolve_device(a.device)
     den = load_denoiser(ck, device)
-    if hasattr(den, 'condition'):                                              # an SGP student (notebook 08)
+    if isinstance(den, WrappedStudent):                                        # an SGP student (notebook 08)
         raise ValueError(f"{ck} is a SFERD/SGP student, which predicts only with the z_sem of a real image; analyse its "
                          "teacher or a PD/CD student")
     out = prepare_out(a.out, 'sferd-analyze', argv)                            # before the analysis: a bad --out fails at once
@@ -479,16 +469,16 @@ def sferd_eval() -> None:
     main_eval()
 
 # %% ../nbs/13_cli.ipynb #69a5a418
-from .demo import ABLATION, BEYOND, PRESETS, format_table, run_demo
+from .demo import ABLATION, BEYOND, PRESETS, default_teacher, format_table, run_demo
 
 def main_demo(argv=None) -> list:
     "`sferd-demo` (what `make demo` runs): returns the table rows."
     ap = command_parser('sferd-demo', "Distil the course teacher with PD / CD and SFERD-PD / SFERD-CD (--ablation: every enhancement alone too), evaluate "
                         "(FID / IS with the named extractor, denoising l2) and report.")
     ap.add_argument('--out', default='runs/demo')
-    ap.add_argument('--teacher', help='teacher dir (default: data/teachers/cifar10_uncond)')
+    ap.add_argument('--teacher', help=f'teacher dir (default: the course teacher, {default_teacher()})')
     ap.add_argument('--quick', action='store_true', help='tiny budgets (seconds; for tests)')
-    ap.add_argument('--methods', help=f"comma-separated subset of {','.join(ABLATION + BEYOND)} (default: pd,sferd-pd,cd,sferd-cd)")
+    ap.add_argument('--methods', help=f"comma-separated subset of {','.join(ABLATION + BEYOND)} (default: {','.join(PRESETS['full']['methods'])})")
     ap.add_argument('--ablation', action='store_true', help='all eight: PD / CD with attention guidance, SGP, both (SFERD)')
     ap.add_argument('--gdd', action='store_true', help="add GDD (one step, GAN; notebook 12) as one more row, e.g. the ninth of --ablation")
     ap.add_argument('--steps-per-stage', type=int, help='override the optimiser steps per PD stage (CD: x stages)')

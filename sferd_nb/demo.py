@@ -101,7 +101,7 @@ def run_demo(out='runs/demo', teacher=None, preset: str = 'full', methods: Optio
     device = resolve_device(device or 'auto')
     teacher_path = Path(teacher) if teacher is not None else asset_path('teachers', 'cifar10_uncond')
     if not teacher_path.exists():
-        raise FileNotFoundError(f"teacher {teacher_path} does not exist; pass --teacher DIR, or set SFERD_NB_DATA to a folder "
+        raise FileNotFoundError(f"teacher {teacher_path} does not exist; pass another teacher folder (sferd-demo --teacher DIR), or set SFERD_NB_DATA to a folder "
                                 "holding teachers/cifar10_uncond")
     out = prepare_out(out, 'sferd-demo')                              # never a folder the user made
     if fresh: _clear_own(out, list(METHOD_NAMES))

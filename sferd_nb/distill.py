@@ -4,8 +4,8 @@
 
 # %% ../nbs/05_distill.ipynb #0bfaf4f7
 from __future__ import annotations
-import copy, json, math, os, sys, types
-from dataclasses import dataclass, field
+import builtins, copy, json, math, os, sys, types
+from dataclasses import dataclass, field, fields, make_dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
 
@@ -22,12 +22,15 @@ from .data import asset_path, to_uint8
 from .runs import atomic_write, resolve_device
 
 # %% auto #0
-__all__ = ['DISTILL_GRIDS', 'SOLVERS', 'METHODS', 'METHOD_MODULES', 'PD', 'CD', 'TEACHER', 'TEACHER_SAMPLE_STEPS',
+__all__ = ['DISTILL_GRIDS', 'SOLVERS', 'StagesFn', 'MakeStudentFn', 'MakeLossFn', 'TrainConfigFn', 'RecipeFn', 'GridFn',
+           'SampleFn', 'NfeFn', 'StepFn', 'METHODS', 'METHOD_MODULES', 'PD', 'CD', 'TEACHER', 'TEACHER_SAMPLE_STEPS',
            'DISTILL_DEFAULTS', 'distill_grid', 'distinct_times', 'get_solver', 'teacher_solve', 'pd_target',
-           'student_loss', 'batch_condition', 'ProgressiveDistillation', 'consistency_student',
-           'ConsistencyDistillation', 'consistency_grid', 'consistency_sample', 'prepare_student', 'pd_stages',
-           'DistillMethod', 'load_method_modules', 'register_method', 'get_method', 'consistency_step', 'student_grid',
-           'student_sample', 'sampling_condition', 'Model', 'load', 'Distilled', 'distill', 'prediction_gaps']
+           'student_loss', 'DistillLoss', 'WrappedStudent', 'batch_condition', 'ProgressiveDistillation',
+           'consistency_student', 'ConsistencyDistillation', 'consistency_grid', 'consistency_sample', 'setting',
+           'Settings', 'settings_defaults', 'combine_settings', 'DistillSettings', 'CDSettings', 'prepare_student',
+           'pd_stages', 'StudentWrapper', 'DistillMethod', 'load_method_modules', 'register_method', 'get_method',
+           'consistency_step', 'student_grid', 'student_sample', 'sampling_condition', 'Model', 'load', 'Distilled',
+           'distill', 'prediction_gaps']
 
 # %% ../nbs/05_distill.ipynb #cf7ba5d3
 DISTILL_GRIDS = ('karras', 'uniform')
@@ -89,6 +92,34 @@ def student_loss(student, x_t: Tensor, t, target: Tensor, cond=None, weighting: 
     w = loss_weight(weighting, a, s, getattr(unwrap(student), 'sigma_data', 0.5))
     return w * (pred.x0 - target.to(pred.x0.dtype)).pow(2).flatten(1).mean(1)  # Eq. 7
 
+# %% ../nbs/05_distill.ipynb #a3022977
+class DistillLoss:
+    """Base of a distillation loss, the `Trainer`'s `loss_fn`: called as `loss(model, batch, step) -> (loss, metrics)`
+    (a plain `__call__`, or `forward` for a loss that is an `nn.Module` and is checkpointed with the run).
+    `on_step_end(student)` runs after every optimiser step (CD: the target network's EMA); the default does nothing."""
+    def on_step_end(self, student: nn.Module) -> None: pass
+
+class WrappedStudent(nn.Module):
+    """Base of a student that wraps a trained student and makes its own condition (notebook 08's semantic gradient
+    predictor): the hooks `distill`, the samplers and the metrics call, with the defaults of a plain student."""
+    export_type: Optional[str] = None            # the export type of its config.json (None: the method's)
+
+    def condition(self, x0: Tensor, y=None):
+        "The student's condition for a training batch (x0, y); its `.teacher_cond` is what the teacher gets."
+        raise NotImplementedError
+
+    def sample_condition(self, n: int, labels=None, generator: Optional[torch.Generator] = None):
+        "The condition to generate `n` images with (without real images)."
+        return labels
+
+    def param_groups(self, max_steps: int) -> Optional[list]:
+        "The Trainer's parameter groups (`lr_scale` per group: a number or piecewise `[[from_step, scale], ...]`); None: all parameters."
+        return None
+
+    def after_distill(self, dataset, run_dir: Path, progress: bool = True, resume: bool = False, train_kw: Optional[dict] = None) -> None:
+        "Work after its stage is trained and before it is exported (SGP: fit the latent sampler of z_sem)."
+        return None
+
 # %% ../nbs/05_distill.ipynb #aedd56bf
 def _cond_of(den, y):
     "The class condition for a denoiser: the labels if its network is class-conditional, else None."
@@ -100,13 +131,13 @@ def batch_condition(student, x0: Tensor, y) -> tuple:
     own (SGP: the real image behind z_sem, notebook 08) and says what the teacher gets (`.teacher_cond`); else class labels
     when the network is class-conditional, None otherwise (then both get the same)."""
     d = unwrap(student)
-    if hasattr(d, 'condition'):
+    if isinstance(d, WrappedStudent):
         c = d.condition(x0, y)
         return c, c.teacher_cond
     c = _cond_of(d, y)
     return c, c
 
-class ProgressiveDistillation:
+class ProgressiveDistillation(DistillLoss):
     "One PD stage as a trainer loss: the student learns in 1 step what `teacher` does in `ratio` steps (Eq. 5-7, R = T)."
     def __init__(self, teacher, student_steps: int, ratio: int = 2, solver: Union[str, Callable] = 'ddim',
                  grid: Optional[str] = None, weighting: str = 'trunc_snr', seed: int = 0, rho: float = 7.):
@@ -160,7 +191,7 @@ def consistency_student(teacher: Denoiser) -> Denoiser:
                          f"{t.parameterization!r}-parameterised; distill a teacher trained with --param edm")
     return Denoiser(copy.deepcopy(t.net), t.schedule, 'cm', t.sigma_data)
 
-class ConsistencyDistillation(nn.Module):
+class ConsistencyDistillation(DistillLoss, nn.Module):
     "CD as a trainer loss (Eq. 5-7 with R = EMA student); holds the target network theta^- (checkpointed with the run)."
     def __init__(self, teacher, student, N: int = 18, solver: Union[str, Callable] = 'heun', mu: float = 0.95,
                  weighting: str = 'x0', seed: int = 0, rho: float = 7.):
@@ -232,6 +263,65 @@ def consistency_sample(f, x_T: Tensor, ts, cond=None, generator: Optional[torch.
         traj.append(x)
     return (x, traj) if return_trajectory else x
 
+# %% ../nbs/05_distill.ipynb #91a7bc14
+def setting(default, help: str, *, choices: Optional[Sequence] = None, type: Optional[type] = None):
+    """A documented setting: a dataclass field whose default, help and choices also make its command-line flag.
+
+    Args:
+        default: the value a run uses unless told otherwise.
+        help: one sentence for `--help` and the docs.
+        choices: the allowed values, if there is a fixed set.
+        type: the value's type when the default is None (else the default's type).
+    """
+    return field(default=default, metadata=dict(help=help, choices=tuple(choices) if choices else None,
+                                                 type=type or builtins.type(default)))
+
+class Settings:
+    "Base of the settings dataclasses: typed attributes that the methods' functions may also read like a dict (`c['lr']`, `dict(c)`)."
+    def keys(self) -> list: return [f.name for f in fields(self)]
+    def __getitem__(self, k: str):
+        if k not in self.keys(): raise KeyError(k)
+        return getattr(self, k)
+    def __contains__(self, k) -> bool: return k in self.keys()
+    def get(self, k: str, default=None): return getattr(self, k) if k in self.keys() else default
+
+def settings_defaults(cls: type) -> dict:
+    "{name: default} of a settings dataclass."
+    return {f.name: f.default for f in fields(cls)}
+
+def combine_settings(name: str, *parts: type) -> type:
+    "One settings dataclass with the fields of `parts`, in order (e.g. SFERD-PD: distillation + guidance + SGP); a name may appear once."
+    fs = {}
+    for p in parts:
+        for f in fields(p):
+            if f.name in fs: raise ValueError(f"setting {f.name!r} is defined twice ({name}: {', '.join(q.__name__ for q in parts)})")
+            fs[f.name] = f
+    return make_dataclass(name, [(f.name, f.type, field(default=f.default, metadata=f.metadata)) for f in fs.values()],
+                          bases=(Settings,), frozen=True)
+
+@dataclass(frozen=True)
+class DistillSettings(Settings):
+    "What every distillation method shares (`distill()`'s keywords; `sferd-distill`'s flags)."
+    teacher_steps: int = setting(16, 'PD: sampling steps of the first teacher')
+    student_steps: int = setting(1, 'PD: steps of the final student; CD: sampling steps of the grids')
+    ratio: int = setting(2, 'PD: teacher steps per student step (1 = fine-tuning)', choices=(1, 2))
+    max_steps: int = setting(1000, 'optimiser steps per stage')
+    batch_size: int = setting(64, 'global batch size')
+    lr: Optional[float] = setting(None, "learning rate (None: the method's, PD 5e-5 decaying linearly to 0 in each stage; CD 4e-4)", type=float)
+    solver: Optional[str] = setting(None, "teacher solver (None: PD 'ddim', CD 'heun')", choices=SOLVERS, type=str)
+    grid: Optional[str] = setting(None, 'PD time grid (None: karras for EDM, uniform (evenly spaced) for VP and discrete DDPM schedules)',
+                                  choices=DISTILL_GRIDS, type=str)
+    seed: int = setting(0, 'seed of the run (stage k of PD: seed + k)')
+    sample_every: int = setting(0, 'sample grid every N steps (0: end of each stage, -1: never)')
+    ckpt_every: int = setting(200, 'checkpoint every N steps (0: end of each stage, -1: never)')
+    log_every: int = setting(10, 'log to metrics.jsonl every N steps')
+
+@dataclass(frozen=True)
+class CDSettings(Settings):
+    "Consistency distillation's own settings."
+    N: int = setting(18, 'CD: number of Karras noise levels')
+    mu: float = setting(0.95, 'CD: EMA rate of the target network')
+
 # %% ../nbs/05_distill.ipynb #ef2f4826
 def prepare_student(m: nn.Module) -> nn.Module:
     """Make `m` (a copy of the teacher or of the previous student) a trainable student, in place: dropout off, label
@@ -255,27 +345,64 @@ def pd_stages(teacher_steps: int, student_steps: int = 1, ratio: int = 2) -> lis
     while n > student_steps: n //= 2; out.append(n)
     return out
 
+@dataclass
+class StudentWrapper:
+    "A `student_wrapper` of `distill`: `wrap(student) -> WrappedStudent`, trained as one more stage in folder `stage_name` with the TrainConfig overrides `train_config`; `settings` are recorded in the run's metadata."
+    wrap: Callable[[nn.Module], WrappedStudent]
+    stage_name: str = 'wrapped'
+    train_config: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
+    def __call__(self, student: nn.Module) -> WrappedStudent: return self.wrap(student)
+
+# the calling conventions of a method's functions (c: the run's settings, an instance of the method's `settings`)
+StagesFn = Callable[[Settings], list]                                   # c -> student step counts, one Trainer run per stage
+MakeStudentFn = Callable[[nn.Module, Settings], nn.Module]              # (current model, c) -> the trainable student
+MakeLossFn = Callable[[nn.Module, nn.Module, int, int, Settings], DistillLoss]   # (teacher, student, n_student, stage k, c) -> loss
+TrainConfigFn = Callable[[Settings], dict]                              # c -> TrainConfig fields of a stage
+RecipeFn = Callable[[int, Settings], dict]                              # (n_student, c) -> the 'distill' entry of config.json
+GridFn = Callable[..., Tensor]                                          # (schedule, steps, recipe) -> the times it samples at
+SampleFn = Callable[..., Tensor]              # (den, x_T, steps, recipe, cond, generator, return_trajectory) -> images
+NfeFn = Callable[[int, dict], int]                                      # (steps, recipe) -> network evaluations per image
+StepFn = Callable[..., Tensor]                # (den, x_t, t, s, prediction at x_t, generator) -> x_s: one step of its sampler
+
 @dataclass(frozen=True)
 class DistillMethod:
-    "A distillation method as a table entry of `METHODS`: how to build the student and its loss, its defaults, and how its students sample."
+    """A distillation method, the declared type of an entry of `METHODS`: how to build the student and its loss, its
+    settings, and how its students sample. Its functions' calling conventions are the type aliases above.
+
+    Args:
+        name, description: the registry key (`--method`) and one line for the help.
+        stages, make_student, make_loss, train_config, recipe: how `distill` trains it (`make_student` None: not distillable, e.g. 'teacher').
+        grid, sample, nfe, step: how its students sample (`Model.sample`, `prediction_gaps`, the metrics).
+        export_type, export_ema: the type in `config.json`; export the EMA network (CD) instead of the trained one (PD).
+        settings: its settings dataclass (`DistillSettings`, or a `combine_settings` of it and its own).
+        teacher_wrapper, student_wrapper: `c -> teacher -> denoiser` (attention guidance), `c -> StudentWrapper` (the SGP).
+        staged: stage-numbered run folders (`stage{k}_{n}steps`) and per-stage seeds, as PD's halvings.
+        trainer: `c ->` a Trainer subclass or factory with the Trainer's signature (GDD's `GANTrainer`); None: `Trainer`.
+    """
     name: str
     description: str
-    stages: Callable           # (settings) -> student step counts, one Trainer run per stage
-    make_student: Optional[Callable]  # (current model, settings) -> the trainable student (None: not distillable)
-    make_loss: Optional[Callable]     # (teacher, student, n_student, stage k, settings) -> the Trainer's loss_fn
-    train_config: Callable     # (settings) -> TrainConfig fields of a stage
-    recipe: Callable           # (n_student, settings) -> the 'distill' entry of the student's config.json
-    grid: Callable             # (schedule, steps, recipe) -> the times the student samples at
-    sample: Callable           # (den, x_T, steps, recipe, cond, generator, return_trajectory) -> images
-    nfe: Callable              # (steps, recipe) -> network evaluations per image
-    step: Callable             # (den, x_t, t, s, prediction at x_t, generator) -> x_s: one step of its sampler
+    stages: StagesFn
+    make_student: Optional[MakeStudentFn]
+    make_loss: Optional[MakeLossFn]
+    train_config: TrainConfigFn
+    recipe: RecipeFn
+    grid: GridFn
+    sample: SampleFn
+    nfe: NfeFn
+    step: StepFn
     export_type: str = 'teacher'
-    export_ema: bool = False   # export the EMA network (CD) instead of the trained one (PD)
-    defaults: dict = field(default_factory=dict)  # method-specific settings on top of DISTILL_DEFAULTS
-    teacher_wrapper: Optional[Callable] = None   # (settings) -> teacher -> denoiser (e.g. attention guidance)
-    student_wrapper: Optional[Callable] = None   # (settings) -> student -> denoiser (e.g. the semantic gradient predictor)
-    staged: bool = False       # stage-numbered run folders (`stage{k}_{n}steps`) and per-stage seeds, as PD's halvings
-    trainer: Optional[Callable] = None  # (settings) -> a Trainer subclass/factory (Trainer's signature); None: Trainer
+    export_ema: bool = False
+    settings: type = DistillSettings
+    teacher_wrapper: Optional[Callable[[Settings], Callable[[nn.Module], nn.Module]]] = None
+    student_wrapper: Optional[Callable[[Settings], StudentWrapper]] = None
+    staged: bool = False
+    trainer: Optional[Callable[[Settings], Callable[..., Trainer]]] = None
+
+    @property
+    def defaults(self) -> dict:
+        "The defaults of its own settings, beyond `DistillSettings`'s."
+        return {k: v for k, v in settings_defaults(self.settings).items() if k not in DISTILL_DEFAULTS}
 
 # %% ../nbs/05_distill.ipynb #f71d0f25
 METHODS: dict = {}
@@ -347,7 +474,8 @@ CD = register_method(DistillMethod(
     train_config=_cd_config,
     recipe=lambda n, c: dict(method='cd', steps=n, N=c['N'], mu=c['mu'], solver=c['solver'] or 'heun'),
     grid=lambda sch, steps, r: consistency_grid(sch, steps),
-    sample=_consistency, nfe=lambda steps, r: steps, step=consistency_step, export_type='cd-student', export_ema=True))
+    sample=_consistency, nfe=lambda steps, r: steps, step=consistency_step, export_type='cd-student', export_ema=True,
+    settings=combine_settings('CDMethodSettings', DistillSettings, CDSettings)))
 
 TEACHER = register_method(DistillMethod(
     'teacher', 'the undistilled teacher, sampled with its ODE solver (Heun: 2 NFE per step, the last one 1)',
@@ -372,7 +500,7 @@ def student_sample(student, x_T: Tensor, steps: int, method, cond=None, grid: Op
 def sampling_condition(den, n: int, labels=None, generator: Optional[torch.Generator] = None):
     "The condition to generate `n` images with: the denoiser's own `sample_condition(n, labels, generator)` (SGP: z_sem from its latent sampler), else `labels`."
     d = unwrap(den)
-    return d.sample_condition(n, labels, generator) if hasattr(d, 'sample_condition') else labels
+    return d.sample_condition(n, labels, generator) if isinstance(d, WrappedStudent) else labels
 
 def _sample_fn(method: DistillMethod, steps, recipe, n, res, num_classes, seed, dataset=None):
     "The training run's sample grid: fixed noise (and classes i % num_classes); a student with `condition` gets real images' (SGP: reconstructions)."
@@ -382,7 +510,7 @@ def _sample_fn(method: DistillMethod, steps, recipe, n, res, num_classes, seed, 
         x_T = prior_sample(den.schedule, (n, 3, res, res), generator=g).to(dev)
         y = (torch.arange(n) % num_classes).to(dev) if num_classes else None
         cond = y
-        if hasattr(unwrap(den), 'condition') and dataset is not None:
+        if isinstance(unwrap(den), WrappedStudent) and dataset is not None:
             x0 = torch.stack([dataset[i][0] for i in range(min(n, len(dataset)))]).to(dev)
             cond = batch_condition(den, x0, y)[0]
         return method.sample(den, x_T, steps, recipe, cond, torch.Generator().manual_seed(seed + 1), False)
@@ -493,16 +621,14 @@ class Distilled(list):
         return self.models[-1]
 
 # %% ../nbs/05_distill.ipynb #d7544fb2
-DISTILL_DEFAULTS = dict(teacher_steps=16, student_steps=1, ratio=2, max_steps=1000, batch_size=64, lr=None, solver=None,
-                        grid=None, N=18, mu=0.95, seed=0, sample_every=0, ckpt_every=200, log_every=10)
+DISTILL_DEFAULTS = settings_defaults(DistillSettings)   # what every method shares (derived: the dataclass is the source)
 
-def _settings(method: str, kw: dict) -> dict:
-    "DISTILL_DEFAULTS, then the method's own defaults, then the caller's settings; unknown keys are an error."
-    c = dict(DISTILL_DEFAULTS, **getattr(get_method(method), 'defaults', {}))
-    bad = sorted(set(kw) - set(c))
-    if bad: raise ValueError(f"unknown distillation setting(s) {bad}; known: {', '.join(sorted(c))}")
-    c.update(kw)
-    return c
+def _settings(method: str, kw: dict) -> Settings:
+    "The method's settings dataclass with the caller's settings; unknown keys are an error."
+    cls = get_method(method).settings
+    bad = sorted(set(kw) - set(settings_defaults(cls)))
+    if bad: raise ValueError(f"unknown distillation setting(s) {bad}; known: {', '.join(sorted(settings_defaults(cls)))}")
+    return cls(**kw)
 
 def _check_same_run(sdir: Path, want: dict) -> None:
     "ValueError naming the differing keys if a finished stage was made with other settings (teacher, guidance, recipe)."
@@ -526,10 +652,11 @@ def distill(teacher, dataset, out_dir, *, method: str = 'pd', resume: bool = Fal
     res, ncls = dataset.resolution, getattr(unwrap(teacher).net, 'num_classes', None)
     wrap_t = teacher_wrapper or (m.teacher_wrapper(c) if m.teacher_wrapper else (lambda d: d))
     wrap_s = student_wrapper or (m.student_wrapper(c) if m.student_wrapper else None)
+    if wrap_s is not None and not isinstance(wrap_s, StudentWrapper): wrap_s = StudentWrapper(wrap_s)   # a plain callable
     stages = m.stages(c)
     sdirs = [out_dir / (f'stage{k}_{n}steps' if m.staged else method) for k, n in enumerate(stages)]
     if wrap_s is not None:                       # a student wrapper (SGP) is one more stage, fine-tuning the final student
-        stages, sdirs = stages + stages[-1:], sdirs + [out_dir / getattr(wrap_s, 'stage_name', 'wrapped')]
+        stages, sdirs = stages + stages[-1:], sdirs + [out_dir / wrap_s.stage_name]
     if not resume and any((d / CKPT_NAME).exists() or (d / 'DONE').exists() for d in sdirs):
         raise FileExistsError(f"{out_dir} already holds a run; pass resume=True (--resume) to continue it or choose a new out dir")
     other = sorted(d.name for d in (out_dir.iterdir() if out_dir.is_dir() else []) if d.is_dir() and d not in sdirs and
@@ -555,23 +682,24 @@ def distill(teacher, dataset, out_dir, *, method: str = 'pd', resume: bool = Fal
         if wrapped: student = wrap_s(prepare_student(copy.deepcopy(cur))).requires_grad_(True).train()   # trained final student
         else: student = m.make_student(cur, c).requires_grad_(True).train()
         loss = m.make_loss(T, student, n_student, k if m.staged else 0, c)
-        tc = dict(m.train_config(c), **(getattr(wrap_s, 'train_config', {}) if wrapped else {}))
+        tc = dict(m.train_config(c), **(wrap_s.train_config if wrapped else {}))
         cfg = TrainConfig(**tc, batch_size=c['batch_size'], max_steps=c['max_steps'],
                           sample_every=c['sample_every'], ckpt_every=c['ckpt_every'], log_every=c['log_every'],
                           seed=c['seed'] + (k if m.staged else 0), **(train_kw or {}))
         meta = denoiser_config(student, distill=recipe, **(extra_meta or {}))
-        groups = getattr(unwrap(student), 'param_groups', None)                 # e.g. SGP's two phases (lr_scale per step)
+        hooks = unwrap(student) if isinstance(unwrap(student), WrappedStudent) else None   # e.g. the SGP's
         make_trainer = m.trainer(c) if m.trainer else Trainer                            # e.g. GDD's GANTrainer
         tr = make_trainer(student, loss, cfg, sdir, sample_fn=_sample_fn(m, n_student, recipe, 16, res, ncls, c['seed'], dataset),
                      meta=meta, extra=loss if isinstance(loss, nn.Module) else None,
-                     on_step_end=getattr(loss, 'on_step_end', None), param_groups=groups(cfg.max_steps) if groups else None)
+                     on_step_end=loss.on_step_end if isinstance(loss, DistillLoss) else None,
+                     param_groups=hooks.param_groups(cfg.max_steps) if hooks else None)   # SGP: two phases (lr_scale per step)
         if resume and (sdir / CKPT_NAME).exists(): tr.resume()
         tr.fit(dataset, progress=progress)
         final = tr.ema.module if m.export_ema else tr.model
-        after = getattr(unwrap(final), 'after_distill', None)                   # e.g. SGP: fit the latent sampler of z_sem
-        if after is not None: after(dataset, sdir, progress=progress, resume=resume, train_kw=train_kw)
+        if isinstance(unwrap(final), WrappedStudent):                             # e.g. SGP: fit the latent sampler of z_sem
+            unwrap(final).after_distill(dataset, sdir, progress=progress, resume=resume, train_kw=train_kw)
         if tr.rank == 0:
-            kind = getattr(unwrap(final), 'export_type', None) or m.export_type
+            kind = (unwrap(final).export_type if isinstance(unwrap(final), WrappedStudent) else None) or m.export_type
             export_denoiser(final, sdir, dict(distill=recipe, **(extra_meta or {})), kind=kind, overwrite=True)
             atomic_write(sdir / 'DONE', json.dumps(dict(step=tr.step)))
         if tr.world > 1: torch.distributed.barrier()

@@ -5,6 +5,7 @@
 # %% ../nbs/12_gdd.ipynb #2ffa7e92
 from __future__ import annotations
 import contextlib, copy, functools, math, sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -16,7 +17,8 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from .diffusion import Denoiser
 from .train import Trainer, mix_seed, draw_global, unwrap
-from .distill import (DistillMethod, register_method, prepare_student, consistency_student, consistency_grid, consistency_sample,
+from .distill import (DistillLoss, DistillMethod, DistillSettings, Settings, combine_settings, register_method, setting, settings_defaults,
+                              prepare_student, consistency_student, consistency_grid, consistency_sample,
                               consistency_step)
 from .io import denoiser_from_config, register_export_type
 
@@ -25,8 +27,8 @@ __all__ = ['GDD_I_RULE', 'FREEZE_RULES', 'AUGMENTS', 'IMAGENET_MEAN', 'IMAGENET_
            'GDD_DEFAULTS', 'GDD', 'one_step_generator', 'prior_noise', 'generate_one_step', 'gdd_i_frozen',
            'freeze_gdd_i', 'd_loss_ns', 'g_loss_ns', 'r1_penalty', 'parse_policy', 'diff_augment', 'DBlock',
            'ResNetDiscriminator', 'TeacherFeatureDiscriminator', 'load_state_dict_file', 'load_backbone_weights',
-           'timm_backbone', 'BackboneFeatureDiscriminator', 'GANLoss', 'GANTrainer', 'make_discriminator', 'gdd_loss',
-           'generator_from_config', 'gdd_sample', 'activation_similarity']
+           'timm_backbone', 'BackboneFeatureDiscriminator', 'GANLoss', 'GANTrainer', 'GDDSettings',
+           'make_discriminator', 'gdd_loss', 'generator_from_config', 'gdd_sample', 'activation_similarity']
 
 # %% ../nbs/12_gdd.ipynb #fd2af744
 def one_step_generator(teacher) -> Denoiser:
@@ -327,7 +329,7 @@ class BackboneFeatureDiscriminator(nn.Module):
 def _split(batch):
     return (batch[0], batch[1] if len(batch) > 1 else None) if isinstance(batch, (list, tuple)) else (batch, None)
 
-class GANLoss(nn.Module):
+class GANLoss(DistillLoss, nn.Module):
     "The adversarial part of a GAN run, as `GANTrainer`'s loss: discriminator D, its Adam (checkpointed with D via `get_extra_state`), latents, augmentation, R1 settings."
     def __init__(self, D: nn.Module, *, generate: Optional[Callable] = None, latent_shape: Optional[Sequence[int]] = None,
                  conditional: bool = False, gamma: float = 0., r1_every: int = 16, lr: float = 1e-4, betas=(0., 0.99),
@@ -460,8 +462,25 @@ class GANTrainer(Trainer):
 # %% ../nbs/12_gdd.ipynb #5bc3b19b
 DISCRIMINATORS = ('resnet', 'teacher', 'timm')
 R1_GAMMA = {'resnet': 1e-2, 'teacher': 1e-4, 'timm': 1e-4}   # default R1 weights per discriminator
-GDD_DEFAULTS = dict(disc='resnet', gamma=None, r1_every=16, d_lr=None, augment='color,translation,cutout', freeze='gdd-i',
-                    feat_sigma=0.5, d_channels=None, disc_backbone=None, disc_weights=None, disc_resize=None)
+@dataclass(frozen=True)
+class GDDSettings(Settings):
+    "GDD's settings: `distill(method='gdd', ...)` keywords and `sferd-distill --method gdd` flags."
+    disc: str = setting('resnet', "discriminator: 'resnet' (from scratch, DiffAugment), 'teacher' (heads on the frozen teacher's "
+                        "encoder) or 'timm' (heads on a frozen timm backbone, weights from disc_weights)", choices=DISCRIMINATORS)
+    gamma: Optional[float] = setting(None, 'R1 weight (None: 0.01 resnet, 1e-4 teacher and timm)', type=float)
+    r1_every: int = setting(16, 'lazy R1 interval in steps')
+    d_lr: Optional[float] = setting(None, "discriminator learning rate (None: the generator's)", type=float)
+    augment: str = setting('color,translation,cutout', "DiffAugment policy ('none': off)")
+    freeze: str = setting('gdd-i', "'gdd-i' (freeze the 3x3 convs and attention projections of the UNet blocks) or 'none'",
+                          choices=FREEZE_RULES)
+    feat_sigma: float = setting(0.5, "disc 'teacher': the noise level at which the teacher's encoder features are taken")
+    d_channels: Optional[int] = setting(None, "discriminator width (None: the teacher's model_channels)", type=int)
+    disc_backbone: Optional[str] = setting(None, 'disc timm: timm model name, e.g. efficientnet_lite0 or vgg16_bn', type=str)
+    disc_weights: Optional[str] = setting(None, "disc timm: the backbone's weights, a local .safetensors or .pth state dict "
+                                          "(read without unpickling code; nothing is downloaded)", type=str)
+    disc_resize: Optional[int] = setting(None, 'disc timm: resize images to this many pixels for the backbone (None: no resize)', type=int)
+
+GDD_DEFAULTS = settings_defaults(GDDSettings)
 
 def _gamma(c: dict) -> float:
     if c['disc'] not in DISCRIMINATORS: raise ValueError(f"unknown discriminator {c['disc']!r}; choose one of {', '.join(DISCRIMINATORS)}")
@@ -531,7 +550,7 @@ GDD = register_method(DistillMethod(
                              **({k: c[k] for k in ('disc_backbone', 'disc_weights', 'disc_resize')} if c['disc'] == 'timm' else {})),
     grid=lambda sch, steps, r: consistency_grid(sch, steps),
     sample=gdd_sample, nfe=lambda steps, r: steps, step=consistency_step,
-    export_type='gdd-generator', export_ema=True, defaults=GDD_DEFAULTS,
+    export_type='gdd-generator', export_ema=True, settings=combine_settings('GDD_SETTINGS', DistillSettings, GDDSettings),
     trainer=lambda c: functools.partial(GANTrainer, freeze=c['freeze'])))
 
 register_export_type('gdd-generator', 'sferd_nb.gdd:generator_from_config')

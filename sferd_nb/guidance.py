@@ -5,6 +5,7 @@
 # %% ../nbs/07_guidance.ipynb #64692301
 from __future__ import annotations
 import math
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 import torch
@@ -14,9 +15,10 @@ from torch import Tensor, nn
 from .diffusion import Prediction, batch_times, compute_dtype, q_sample, x0_to_eps
 from .unet import attention_received, select_attention
 from .samplers import ddim_update, select_cond
+from .distill import Settings, setting
 
 # %% auto #0
-__all__ = ['gaussian_kernel1d', 'gaussian_blur', 'risky_mask', 'attention_guidance', 'AttentionGuidedTeacher',
+__all__ = ['gaussian_kernel1d', 'gaussian_blur', 'risky_mask', 'attention_guidance', 'GuidanceSettings', 'AttentionGuidedTeacher',
            'guided_teacher_wrapper']
 
 # %% ../nbs/07_guidance.ipynb #c0e809be
@@ -64,8 +66,16 @@ def _attn_places(net) -> Optional[dict]:
     res = set(int(r) for r in cfg['attn_resolutions'])
     return dict(encoder=res, decoder=res, middle={int(cfg['img_resolution']) >> (len(cfg['channel_mult']) - 1)})
 
-def _check_settings(psi: float = 1., w: float = 0.3, blur_sigma: float = 3., kernel_size: int = 15,
-                    resolution: Optional[int] = None, place: str = 'decoder', index: int = -1) -> None:
+@dataclass(frozen=True)
+class GuidanceSettings(Settings):
+    "Attention guidance's settings (Eq. 9-11; the paper's values): `distill` keywords of SFERD-PD/CD, `sferd-distill` flags."
+    psi: float = setting(1.0, 'risky-region threshold, in multiples of the mean attention (Eq. 9)')
+    w: float = setting(0.3, 'attention-guidance strength (Eq. 11)')
+    blur_sigma: float = setting(3.0, 'Gaussian blur sigma in pixels (kernel 15; Eq. 10)')
+    attn_resolution: Optional[int] = setting(None, 'decoder attention resolution (None: the highest)', type=int)
+
+def _check_settings(psi: float = GuidanceSettings.psi, w: float = GuidanceSettings.w, blur_sigma: float = GuidanceSettings.blur_sigma,
+                    kernel_size: int = 15, resolution: Optional[int] = None, place: str = 'decoder', index: int = -1) -> None:
     "ValueError (one line, what to pass) for guidance settings that cannot work."
     if not (math.isfinite(psi) and psi >= 0): raise ValueError(f"the attention threshold psi must be >= 0, got {psi!r}")
     if not math.isfinite(w): raise ValueError(f"the guidance strength w must be a finite number, got {w!r}")
@@ -80,7 +90,8 @@ def _check_settings(psi: float = 1., w: float = 0.3, blur_sigma: float = 3., ker
 
 class AttentionGuidedTeacher(nn.Module):
     "A denoiser wrapping `teacher` with SFERD's attention guidance (Eq. 9-11): same call, same `.schedule`."
-    def __init__(self, teacher: nn.Module, psi: float = 1., w: float = 0.3, blur_sigma: float = 3., kernel_size: int = 15,
+    def __init__(self, teacher: nn.Module, psi: float = GuidanceSettings.psi, w: float = GuidanceSettings.w,
+                 blur_sigma: float = GuidanceSettings.blur_sigma, kernel_size: int = 15,
                  resolution: Optional[int] = None, place: str = 'decoder', index: int = -1):
         super().__init__()
         if not hasattr(teacher, 'schedule'): raise ValueError("the teacher must be a denoiser with a .schedule (e.g. diffusion.Denoiser)")

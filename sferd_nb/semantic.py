@@ -5,6 +5,7 @@
 # %% ../nbs/08_semantic.ipynb #c4b8202e
 from __future__ import annotations
 import copy, math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, NamedTuple, Optional, Sequence
 
@@ -18,11 +19,12 @@ from .samplers import prior_sample, sample
 from .unet import AttentionBlock, ResBlock, UNet, group_norm, timestep_embedding, zero_init
 from .train import Trainer, TrainConfig, MicroBatchCounter, draw_global, mix_seed, unwrap, world_info, CKPT_NAME
 from .io import denoiser_config, denoiser_from_config, register_export_type
+from .distill import Settings, StudentWrapper, WrappedStudent, setting
 
 # %% auto #0
 __all__ = ['LATENT_DEFAULTS', 'tweedie_shift', 'GaussianWorld', 'eq14_coefficient', 'SemanticEncoder', 'GradientPredictor',
            'SemanticCond', 'SGPStudent', 'LatentMLP', 'latent_schedule', 'LatentSampler', 'latent_loss',
-           'encode_dataset', 'fit_latent_sampler', 'build_sgp', 'sgp_student_wrapper', 'sgp_from_config']
+           'encode_dataset', 'fit_latent_sampler', 'build_sgp', 'SGPSettings', 'sgp_student_wrapper', 'sgp_from_config']
 
 # %% ../nbs/08_semantic.ipynb #0b2470d6
 def tweedie_shift(grad: Tensor, alpha, sigma) -> Tensor:
@@ -159,7 +161,7 @@ def _frozen(h: Tensor) -> Tensor:
         h.requires_grad_(torch.is_grad_enabled())
     return h
 
-class SGPStudent(nn.Module):
+class SGPStudent(WrappedStudent):
     "A denoiser: the student's prediction plus the semantic gradient predictor's correction (Eq. 12-14); `cond` is a `SemanticCond`."
     export_type = 'sgp-student'
 
@@ -369,7 +371,17 @@ def build_sgp(student: Denoiser, latent_dim: int = 512, split: float = 0.5, join
         pred = GradientPredictor(student.net, latent_dim)
     return SGPStudent(student, enc, pred, None, split, joint_lr_ratio, phase1_lr_scale, latent).to(dev)
 
-def sgp_student_wrapper(latent_dim: int = 512, split: float = 0.5, joint_lr_ratio: float = 0.1, lr: float = 2e-4,
+@dataclass(frozen=True)
+class SGPSettings(Settings):
+    "The semantic gradient predictor's settings (Eq. 12-14): `distill` keywords of SFERD-PD/CD, `sferd-distill` flags."
+    latent_dim: int = setting(512, 'size of z_sem')
+    sgp_split: float = setting(0.5, 'fraction of the SGP stage with the student frozen (phase 1)')
+    sgp_lr: float = setting(2e-4, 'learning rate of the encoder and predictor in phase 1')
+    sgp_joint_ratio: float = setting(0.1, 'phase 2: everything at this fraction of the SGP learning rate')
+    latent_steps: int = setting(LATENT_DEFAULTS['max_steps'], "training steps of z_sem's latent DDIM")
+
+def sgp_student_wrapper(latent_dim: int = SGPSettings.latent_dim, split: float = SGPSettings.sgp_split,
+                        joint_lr_ratio: float = SGPSettings.sgp_joint_ratio, lr: float = SGPSettings.sgp_lr,
                         encoder_channels: Sequence[int] = (64, 128, 128, 128), seed: int = 0, latent: Optional[dict] = None) -> Callable:
     "A `student_wrapper` for `distill(...)`: one more stage that trains the SGP on the final student (lr for E and G; two phases)."
     if not (isinstance(latent_dim, int) and latent_dim >= 1): raise ValueError(f"latent_dim must be an integer >= 1, got {latent_dim!r}")
@@ -377,12 +389,11 @@ def sgp_student_wrapper(latent_dim: int = 512, split: float = 0.5, joint_lr_rati
     if not (joint_lr_ratio >= 0 and lr > 0): raise ValueError(f"need lr > 0 and joint_lr_ratio >= 0, got {lr}, {joint_lr_ratio}")
     bad = set(latent or {}) - set(LATENT_DEFAULTS)
     if bad: raise ValueError(f"unknown latent-sampler setting(s) {sorted(bad)}; known: {', '.join(LATENT_DEFAULTS)}")
-    def wrap(student): return build_sgp(student, latent_dim, split, joint_lr_ratio, encoder_channels, seed, latent)
-    wrap.stage_name = 'sgp'
-    wrap.train_config = dict(lr=lr, lr_decay='constant', warmup_steps=0)
-    wrap.settings = dict(latent_dim=latent_dim, split=split, joint_lr_ratio=joint_lr_ratio, lr=lr,
-                         encoder_channels=list(encoder_channels), seed=seed, latent=dict(LATENT_DEFAULTS, **(latent or {})))
-    return wrap
+    return StudentWrapper(lambda student: build_sgp(student, latent_dim, split, joint_lr_ratio, encoder_channels, seed, latent),
+                          stage_name='sgp', train_config=dict(lr=lr, lr_decay='constant', warmup_steps=0),
+                          settings=dict(latent_dim=latent_dim, split=split, joint_lr_ratio=joint_lr_ratio, lr=lr,
+                                        encoder_channels=list(encoder_channels), seed=seed,
+                                        latent=dict(LATENT_DEFAULTS, **(latent or {}))))
 
 def sgp_from_config(cfg: dict) -> SGPStudent:
     "Rebuild an (untrained) SGPStudent from its export config (the 'sgp-student' export type)."

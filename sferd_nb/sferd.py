@@ -7,16 +7,16 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable
 
-from .distill import PD, CD, DistillMethod, register_method
-from .guidance import guided_teacher_wrapper
-from .semantic import sgp_student_wrapper
+from .distill import PD, CD, DistillMethod, combine_settings, register_method, settings_defaults
+from .guidance import GuidanceSettings, guided_teacher_wrapper
+from .semantic import SGPSettings, sgp_student_wrapper
 
 # %% auto #0
 __all__ = ['SFERD_DEFAULTS', 'SFERD_PD', 'SFERD_CD', 'sferd_method', 'seed_spread', 'fid_verdict']
 
 # %% ../nbs/09_sferd.ipynb #9a791765
-SFERD_DEFAULTS = dict(psi=1.0, w=0.3, blur_sigma=3.0, attn_resolution=None,            # Eq. 9-11 (notebook 07)
-                      latent_dim=512, sgp_split=0.5, sgp_lr=2e-4, sgp_joint_ratio=0.1, latent_steps=2000)   # Eq. 12-14 (08)
+SFERD_DEFAULTS = {**settings_defaults(GuidanceSettings),     # Eq. 9-11 (notebook 07): psi, w, blur_sigma, attn_resolution
+                  **settings_defaults(SGPSettings)}          # Eq. 12-14 (notebook 08): latent_dim, sgp_split, sgp_lr, ...
 
 def _guided(c: dict) -> Callable:
     "The teacher wrapper of a SFERD method: attention guidance with the run's settings."
@@ -33,7 +33,8 @@ def sferd_method(base: DistillMethod, name: str) -> DistillMethod:
         return dict(base.recipe(n, c), sferd={k: c[k] for k in SFERD_DEFAULTS})
     return register_method(dataclasses.replace(
         base, name=name, description=f"SFERD-{base.name.upper()}: {base.name} with the attention-guided teacher and the semantic student",
-        recipe=recipe, defaults=dict(base.defaults, **SFERD_DEFAULTS), teacher_wrapper=_guided, student_wrapper=_semantic))
+        recipe=recipe, settings=combine_settings(f'{name.upper().replace("-", "_")}_SETTINGS', base.settings, GuidanceSettings, SGPSettings),
+        teacher_wrapper=_guided, student_wrapper=_semantic))
 
 SFERD_PD = sferd_method(PD, 'sferd-pd')
 SFERD_CD = sferd_method(CD, 'sferd-cd')

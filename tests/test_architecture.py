@@ -38,3 +38,34 @@ def test_python_dash_m_runs_every_command():
     assert r.returncode == 1 and r.stderr.strip().count('\n') == 0 and "unknown command 'nope'" in r.stderr, r.stderr
     for old in ('train', 'distill', 'data', 'demo', 'metrics', 'analysis'):   # the library modules are not scripts
         assert "__name__ == '__main__'" not in (ROOT / 'sferd_nb' / f'{old}.py').read_text(), old
+
+
+def test_cli_flags_and_defaults_are_generated_from_the_settings_dataclasses(monkeypatch, tmp_path):
+    "One place for every default: each setting of each method is a flag whose help shows the dataclass default, and the CLI passes on only what was typed."
+    from dataclasses import fields
+    import sferd_nb.cli as cli
+    from sferd_nb.distill import METHODS, load_method_modules
+    from sferd_nb.data import asset_path
+    load_method_modules()
+    acts = {a.dest: a for a in cli.distill_parser()._actions}
+    for name, m in METHODS.items():
+        if m.make_student is None: continue
+        for f in fields(m.settings):
+            a = acts[f.name]                                           # every setting of every method has its flag
+            assert a.option_strings == ['--' + f.name.replace('_', '-')], (name, f.name)
+            assert a.default is None and a.type is f.metadata['type'] and a.choices == f.metadata['choices'], (name, f.name)
+            assert (f.default is None and 'default:' not in a.help) or a.help.endswith(f'(default: {f.default})'), (name, f.name)
+    seen = []
+    monkeypatch.setattr(cli, 'distill', lambda *a, **kw: seen.append(kw) or [])
+    teacher = str(asset_path('teachers', 'cifar10_uncond'))
+    cli.main_distill(['--method', 'cd', '--teacher', teacher, '--out', str(tmp_path / 'cd'), '--device', 'cpu'])
+    cli.main_distill(['--method', 'sferd-pd', '--teacher', teacher, '--out', str(tmp_path / 's'), '--device', 'cpu', '--w', '0.5',
+                      '--max-steps', '7'])
+    run_keys = {'method', 'resume', 'progress', 'teacher_wrapper', 'student_wrapper', 'extra_meta', 'train_kw'}
+    assert {k for k in seen[0] if k not in run_keys} == set()          # nothing typed: the dataclasses' defaults apply
+    assert {k: v for k, v in seen[1].items() if k not in run_keys} == dict(w=0.5, max_steps=7)
+    for argv, msg in ((['--method', 'pd', '--psi', '2'], 'add --attention-guidance'), (['--method', 'pd', '--N', '4'], 'only apply to'),
+                      (['--method', 'cd', '--latent-dim', '8'], 'add --semantic')):
+        r = cli.test_exit(lambda: cli.main_distill(argv + ['--teacher', teacher, '--out', str(tmp_path / 'x'), '--device', 'cpu']), msg)
+        assert not (tmp_path / 'x').exists(), r                        # refused before the folder is made
+

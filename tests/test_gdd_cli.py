@@ -74,13 +74,17 @@ def test_gdd_cli_resume_is_exact_and_samples(tmp_path, monkeypatch):
     assert list((straight / 'samples').glob('*.png'))
 
 
-def test_gdd_flags_are_refused_for_other_methods(tmp_path):
+def test_gdd_flags_are_refused_for_other_methods(tmp_path, capsys):
     t = _teacher(tmp_path)
     with pytest.raises(SystemExit, match='--gamma'):
         main_distill(['--method', 'pd', '--teacher', str(t), '--out', str(tmp_path / 'pd'), '--max-steps', '1',
                       '--batch-size', '4', '--no-progress', '--device', 'cpu', '--gamma', '1'])
-    with pytest.raises(SystemExit, match='unknown discriminator'):
+    assert not (tmp_path / 'pd').exists()                          # refused before the output folder is made
+    with pytest.raises(SystemExit) as e:                            # the choices of GDDSettings.disc, checked by argparse
         main_distill(_args(t, tmp_path / 'bad', '--disc', 'vgg'))
+    assert e.value.code == 2 and "invalid choice: 'vgg'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match='unknown discriminator'):  # the same check in Python
+        gdd._gamma(dict(disc='vgg'))
 
 
 def test_demo_gdd_row_has_the_same_budget_and_one_step(tmp_path):
