@@ -113,7 +113,8 @@ def main():
             final = dirs[-1]
             ecmd = ['sferd-eval', '--checkpoint', str(final), '--num-samples', str(a.eval_samples), '--seeds', '0',
                     '--extractor', 'standin', '--data', data, '--ref-split', 'test', '--denoise-images', str(a.eval_samples),
-                    '--batch-size', str(a.batch * 2), '--device', a.device, '--out', str(out / f'{m}_eval')]
+                    '--batch-size', str(a.batch * 2), '--device', a.device, '--out', str(out / f'{m}_eval'),
+                    '--score-degenerate']   # a smoke run's samples may be degenerate: scored anyway, flagged
             r['eval_cmd'] = ' '.join(ecmd)
             r['eval_rc'], r['eval_s'] = run(ecmd, out / f'{m}_eval.log')
             ej = out / f'{m}_eval' / 'eval.json'

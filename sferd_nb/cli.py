@@ -4,7 +4,7 @@
 
 # %% ../nbs/13_cli.ipynb #8f0be791
 from __future__ import annotations
-import argparse, contextlib, json, os, sys, time, zlib
+import argparse, contextlib, errno, json, os, sys, time, zlib
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -13,8 +13,8 @@ import torch
 from .runs import RUN_MARK, atomic_write, own_run, prepare_out, resolve_device, world_info
 
 # %% auto #0
-__all__ = ['USER_ERRORS', 'DISTILL_FLAG_SETTINGS', 'COMMANDS', 'one_line', 'user_errors', 'finite_float', 'command_parser',
-           'check_positive', 'file_digest', 'test_exit', 'main_data', 'sferd_data', 'teacher_parser',
+__all__ = ['USER_ERRORS', 'OS_ERRORS', 'DISTILL_FLAG_SETTINGS', 'COMMANDS', 'one_line', 'user_errors', 'finite_float',
+           'command_parser', 'check_positive', 'file_digest', 'test_exit', 'main_data', 'sferd_data', 'teacher_parser',
            'main_train_teacher', 'sferd_train_teacher', 'add_settings', 'distill_parser', 'main_distill',
            'sferd_distill', 'analyze_parser', 'main_analyze', 'sferd_analyze', 'eval_parser', 'main_eval', 'sferd_eval',
            'main_demo', 'sferd_demo', 'main']
@@ -27,13 +27,25 @@ def one_line(e: BaseException) -> str:
     "An exception's message on one line (whitespace folded, nothing cut)."
     return ' '.join(str(e).split()) or type(e).__name__
 
+# errors of the machine rather than of the program: a read-only or full disk, ... (errno -> what to do)
+OS_ERRORS = {errno.EROFS: 'the file system is read-only: choose a writable folder (--out, SFERD_CACHE)',
+             errno.ENOSPC: 'the disk is full: free some space (the last checkpoint is kept) and run again (--resume continues a run)',
+             errno.EDQUOT: 'the disk quota is exhausted: free some space (the last checkpoint is kept) and run again (--resume continues a run)',
+             errno.ENAMETOOLONG: 'the path is too long: choose a shorter one',
+             errno.ELOOP: 'a symbolic link loops: fix or remove it'}
+
 @contextlib.contextmanager
 def user_errors(prog: str, debug: bool = False):
-    "Turn user errors (`USER_ERRORS`) raised inside into `SystemExit('prog: error: ...')`: one line, exit status 1; `debug` re-raises."
+    """Turn user errors (`USER_ERRORS`) and the machine's (`OS_ERRORS`: read-only or full disk, ...) raised inside into
+    `SystemExit('prog: error: ...')`: one line, exit status 1; `debug` re-raises."""
     try: yield
     except USER_ERRORS as e:
         if debug: raise
         raise SystemExit(f"{prog}: error: {one_line(e)}") from None
+    except OSError as e:
+        if debug or e.errno not in OS_ERRORS: raise
+        where = f" ({e.filename})" if e.filename else ''
+        raise SystemExit(f"{prog}: error: {e.strerror or one_line(e)}{where}; {OS_ERRORS[e.errno]}") from None
     except KeyboardInterrupt:                                  # Ctrl-C: one line and the shell's 130, not a traceback
         if debug: raise
         print(f"{prog}: interrupted (a run continues from its last checkpoint with --resume)", file=sys.stderr)
@@ -104,7 +116,7 @@ def sferd_data() -> None:
 from .diffusion import LOSS_WEIGHTS, PARAMETERIZATIONS, Denoiser, get_schedule
 from .samplers import SAMPLERS
 from .unet import UNET_CONFIGS, build_unet, count_params
-from .train import (TEACHER_DEFAULTS, CKPT_NAME, Trainer, TrainConfig, teacher_loss, teacher_sample_fn,
+from .train import (TEACHER_DEFAULTS, CKPT_NAME, load_checkpoint, Trainer, TrainConfig, teacher_loss, teacher_sample_fn,
                             setup_distributed, cleanup_distributed)
 from .io import denoiser_config, export_denoiser
 
@@ -165,6 +177,11 @@ def main_train_teacher(argv=None) -> Path:
                 raise FileExistsError(f"{out} holds a finished teacher (model.safetensors); choose a new --out")
             if args.resume and not (out / CKPT_NAME).exists():
                 raise FileNotFoundError(f"--resume given but {out / CKPT_NAME} does not exist; drop --resume to start a new run")
+            if args.resume:                                                    # the same data, or a clear refusal
+                was = load_checkpoint(out / CKPT_NAME)['meta'].get('data')
+                if was is not None and was != args.data:
+                    raise ValueError(f"the run in {out} was trained on --data {was}, not {args.data}; resume with --data {was} "
+                                     "or train into a new --out")
             ds = get_dataset(args.data, 'train', seed=args.seed)
             out = prepare_out(out, 'sferd-train-teacher', argv) if world_info()[1] == 0 else out
             cond = args.cond if args.cond is not None else bool(UNET_CONFIGS[args.config].get('num_classes'))
@@ -212,7 +229,7 @@ from .distill import (METHODS, CDSettings, DistillSettings, WrappedStudent, dist
 from .guidance import GuidanceSettings
 from .semantic import SGPSettings
 from .gdd import GDDSettings
-from .io import load_denoiser, read_config
+from .io import load_denoiser, model_path, read_config
 from .train import TrainConfig, setup_distributed, cleanup_distributed
 
 def add_settings(p, cls: type, title: Optional[str] = None):
@@ -259,14 +276,14 @@ def distill_parser() -> argparse.ArgumentParser:
 
 # %% ../nbs/13_cli.ipynb #f5290bed
 def _recorded_teacher(out: Path) -> Optional[tuple]:
-    "(teacher path as given, its sha256) recorded by a run in `out`: a finished stage's config.json, else a stage's checkpoint."
+    "(teacher path as given, its sha256, data spec) recorded by a run in `out`: a finished stage's config.json, else a stage's checkpoint."
     for d in sorted(p for p in out.iterdir() if p.is_dir()) if out.is_dir() else []:
         try:
             if (d / 'config.json').is_file(): m = read_config(d / 'config.json')
             elif (d / CKPT_NAME).is_file(): m = torch.load(d / CKPT_NAME, map_location='cpu', weights_only=True, mmap=True)['meta']
             else: continue
         except Exception: continue                                              # unreadable: the resume itself will say so
-        if 'teacher' in m: return m['teacher'], m.get('teacher_sha256')
+        if 'teacher' in m: return m['teacher'], m.get('teacher_sha256'), m.get('data')
     return None
 
 def main_distill(argv=None, teacher_wrapper: Optional[Callable] = None) -> list:
@@ -316,15 +333,20 @@ def main_distill(argv=None, teacher_wrapper: Optional[Callable] = None) -> list:
             if isinstance(teacher, WrappedStudent):                             # an SGP student: it needs its own z_sem
                 raise ValueError(f"--teacher {args.teacher} is a SFERD/SGP student, which predicts only with the z_sem of its latent "
                                  "sampler; distil from a teacher or a PD/CD student")
-            tdir = Path(args.teacher) if Path(args.teacher).is_dir() else Path(args.teacher).parent
+            tpath = model_path(args.teacher)                                    # a path, or a course teacher's name
+            tdir = tpath if tpath.is_dir() else tpath.parent
             tcfg = read_config(tdir / 'config.json') if (tdir / 'config.json').exists() else {}
             meta['teacher_sha256'] = file_digest(tdir / 'model.safetensors') if (tdir / 'model.safetensors').exists() else None
             rec = _recorded_teacher(Path(args.out)) if args.resume else None
             if rec and rec[0] != meta['teacher'] and ((rec[1] is not None and rec[1] == meta['teacher_sha256'])
                                                       or Path(rec[0]).resolve() == Path(args.teacher).resolve()):
                 meta['teacher'] = rec[0]                                        # the same teacher, given by another path
+            meta['data'] = args.data or tcfg.get('data') or 'cifar10-subset'
+            if rec and rec[2] is not None and rec[2] != meta['data']:
+                raise ValueError(f"the run in {args.out} was distilled on --data {rec[2]}, not {meta['data']}; resume with "
+                                 f"--data {rec[2]} or distil into a new --out")
             out = prepare_out(args.out, 'sferd-distill', argv) if world_info()[1] == 0 else Path(args.out)
-            ds = get_dataset(args.data or tcfg.get('data') or 'cifar10-subset', 'train', seed=c.seed)
+            ds = get_dataset(meta['data'], 'train', seed=c.seed)
             if ds.resolution != teacher.net.config.get('img_resolution', ds.resolution):
                 raise ValueError(f"the teacher works at {teacher.net.config['img_resolution']}px but the data is {ds.resolution}px; "
                                  "pass the teacher's --data")
@@ -370,8 +392,9 @@ def main_analyze(argv=None) -> dict:
     with user_errors('sferd-analyze', a.debug): return _analyze(a, argv)
 
 def _analyze(a, argv) -> dict:
-    ck = Path(a.checkpoint)
-    if not ck.exists(): raise FileNotFoundError(f"checkpoint {ck} does not exist; pass an export or training run directory")
+    ck = model_path(a.checkpoint)                                              # a path, or a course teacher's name
+    if not ck.exists(): raise FileNotFoundError(f"checkpoint {ck} does not exist; pass an export or training run directory, "
+                                                "or a course teacher's name (cifar10_uncond, cifar10_cond)")
     check_positive(num_images=a.num_images, eps_draws=a.eps_draws, steps=a.steps, batch_size=a.batch_size, window=a.window)
     device = resolve_device(a.device)
     den = load_denoiser(ck, device)
@@ -410,11 +433,16 @@ def sferd_analyze() -> None:
 import numpy as np
 from .data import get_dataset, save_image_grid, to_model_range
 from .metrics import (EXTRACTORS, denoising_ability, evaluate, format_row, load_extractor, load_model, reference_stats,
-                              INCEPTION_ENV)
+                              withhold, INCEPTION_ENV)
+from .data import DATA_KINDS, data_kind
+from .distill import Model
+from .io import model_path
 
 def _ints(s: str) -> list:
-    try: return [int(v) for v in str(s).split(',') if v.strip()]
-    except ValueError: raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {s!r}")
+    try: v = [int(v) for v in str(s).split(',') if v.strip()]
+    except ValueError: raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {s!r}") from None
+    if not v: raise argparse.ArgumentTypeError(f"expected at least one integer, got {s!r}")
+    return v
 
 def eval_parser() -> argparse.ArgumentParser:
     p = command_parser('sferd-eval', "FID / IS (Inception-v3 or the named stand-in) and denoising l2 of a teacher or "
@@ -425,12 +453,15 @@ def eval_parser() -> argparse.ArgumentParser:
     p.add_argument('--seeds', type=_ints, default=[0, 1, 2], help='sampling seeds (published protocol: 0,1,2)')
     p.add_argument('--inception-weights', help=f'local pt_inception-2015-12-05 file (or ${INCEPTION_ENV})')
     p.add_argument('--extractor', default='auto', choices=EXTRACTORS, help="'auto': given Inception weights > the FID network of the [fid] extra > cached Inception > the stand-in")
-    p.add_argument('--data', default='cifar10-subset', help="reference data spec ('cifar10:PATH' for the 50k training images)")
+    p.add_argument('--data', help="reference data spec (default: the data the checkpoint records, else 'cifar10-subset'; "
+                   "'cifar10:PATH' for the 50k training images)")
     p.add_argument('--ref-split', default='train', choices=['train', 'test'])
     p.add_argument('--sampler', default='heun', choices=['heun', 'ddim', 'euler'], help='teacher sampler')
     p.add_argument('--denoise-images', type=int, default=500, help='real test images for the denoising l2 (0: skip)')
     p.add_argument('--batch-size', type=int, default=250)
-    p.add_argument('--out', help='output dir for eval.json and grids (default: CHECKPOINT/eval)')
+    p.add_argument('--score-degenerate', action='store_true', help='report FID / IS of degenerate samples (flat, equal to '
+                   'their input noise, collapsed) instead of withholding them and ending with exit status 1')
+    p.add_argument('--out', help='output dir for eval.json and grids (default: ./eval_<checkpoint name>, in the working directory)')
     return p
 
 def main_eval(argv=None) -> list:
@@ -440,28 +471,49 @@ def main_eval(argv=None) -> list:
         check_positive(num_samples=a.num_samples, batch_size=a.batch_size)
         if a.num_samples < 2: raise ValueError("--num-samples must be >= 2: FID needs the covariance of the samples")
         if a.denoise_images < 0: raise ValueError(f"--denoise-images must be >= 0 (0: skip), got {a.denoise_images}")
-        if a.steps is not None: check_positive(steps=min(a.steps, default=1))
-        if not a.seeds: raise ValueError("--seeds needs at least one seed, e.g. --seeds 0,1,2")
+        if a.steps is not None: check_positive(steps=min(a.steps))
+        twice = sorted({s for s in a.seeds if a.seeds.count(s) > 1})
+        if twice: raise ValueError(f"--seeds lists {', '.join(map(str, twice))} more than once; give each seed once, e.g. --seeds 0,1,2")
         device = resolve_device(a.device)
+        ck = model_path(a.checkpoint)                                          # a path, or a course teacher's name
+        cfg_file = (ck if ck.is_dir() else ck.parent) / 'config.json'
+        recorded = read_config(cfg_file).get('data') if cfg_file.is_file() else None
+        spec = a.data or recorded or 'cifar10-subset'
+        kind = data_kind(spec)
+        if isinstance(recorded, str) and data_kind(recorded) != kind:            # FID against other data means nothing
+            raise ValueError(f"{ck} was trained on {recorded} ({data_kind(recorded)}) but --data {spec} is {kind}; pass the data "
+                             f"it was trained on (--data {recorded}, or another copy of {data_kind(recorded)})")
         ext = load_extractor(a.extractor, a.inception_weights, device=device)   # first: a bad weights path fails fast
-        den, recipe = load_model(a.checkpoint, device)
-        out = Path(a.out) if a.out else (Path(a.checkpoint) if Path(a.checkpoint).is_dir() else Path(a.checkpoint).parent) / 'eval'
+        den, recipe = load_model(ck, device)
+        if Model(den, recipe).resolution != DATA_KINDS[kind]:
+            raise ValueError(f"{ck} makes {Model(den, recipe).resolution}x{Model(den, recipe).resolution} images but {spec} has "
+                             f"{DATA_KINDS[kind]}x{DATA_KINDS[kind]}: pass the data it was trained on with --data")
+        test = get_dataset(spec, 'test', flip=False) if a.denoise_images else None
+        if test is not None and a.denoise_images > len(test):
+            raise ValueError(f"--denoise-images {a.denoise_images}: the {spec} test split has {len(test)} images; pass at most "
+                             f"{len(test)} (0: skip)")
+        out = Path(a.out) if a.out else Path.cwd() / f"eval_{ck.name}"        # the working directory, never the package
         out = prepare_out(out, 'sferd-eval', argv)                             # before sampling: a bad --out fails at once
         steps = a.steps or ([recipe['steps']] if 'steps' in recipe else [1, 2, 4])
-        print(f"sferd-eval: {a.checkpoint} ({recipe.get('method', 'teacher')}), extractor: {ext.name}", flush=True)
-        ref = reference_stats(ext, a.data, a.ref_split)
+        print(f"sferd-eval: {ck} ({recipe.get('method', 'teacher')}), extractor: {ext.name}, reference: {spec}", flush=True)
+        ref = reference_stats(ext, spec, a.ref_split, progress=True)
         rows = evaluate(den, recipe, steps, ext, ref, a.num_samples, a.seeds, a.batch_size, a.sampler, progress=True)
         dl = None
-        if a.denoise_images:                       # the same 4 noise levels (a 4-step PD grid) for every model
-            test = get_dataset(a.data, 'test', flip=False)
+        if test is not None:                       # the same 4 noise levels (a 4-step PD grid) for every model
             labels = test.labels[:a.denoise_images] if test.labels is not None else None   # a class-conditional model's classes
             dl = denoising_ability(den, None, test.images[:a.denoise_images], 4, labels=labels)
+        bad = [r for r in rows if r['degenerate']]
+        if not a.score_degenerate: rows = [withhold(r) for r in rows]       # flagged, never reported as numbers
         for r in rows:
             save_image_grid(to_model_range(r.pop('images')[:64]), out / f"samples_{r['steps']}steps.png")
             if dl is not None: r.update(denoising_l2=dl, denoising_l2_mean=float(np.mean(list(dl.values()))))
-            print(format_row(Path(a.checkpoint).name, r), flush=True)
-        atomic_write(out / 'eval.json', json.dumps(dict(checkpoint=str(a.checkpoint), rows=rows), indent=1, allow_nan=False))
+            print(format_row(ck.name, r), flush=True)
+        atomic_write(out / 'eval.json', json.dumps(dict(checkpoint=str(ck), data=spec, rows=rows), indent=1, allow_nan=False))
         print(f"wrote {out / 'eval.json'}")
+        if bad and not a.score_degenerate:
+            raise ValueError(f"degenerate samples at {', '.join(str(r['steps']) for r in bad)} step(s) ("
+                             f"{'; '.join(', '.join(r['degenerate']) for r in bad)}): their FID / IS are withheld in "
+                             f"{out / 'eval.json'} (--score-degenerate reports them anyway)")
         return rows
 
 def sferd_eval() -> None:
@@ -492,7 +544,9 @@ def main_demo(argv=None) -> list:
     with user_errors('sferd-demo', a.debug):
         check_positive(**ov)
         if a.ablation and a.methods: raise ValueError("give --ablation or --methods, not both")
-        methods = list(ABLATION) if a.ablation else a.methods.split(',') if a.methods else None
+        if a.methods is not None and not [m for m in a.methods.split(',') if m.strip()]:
+            raise ValueError(f"--methods {a.methods!r} names no method; name at least one method, e.g. --methods pd,cd")
+        methods = list(ABLATION) if a.ablation else [m.strip() for m in a.methods.split(',') if m.strip()] if a.methods else None
         if a.gdd:
             methods = list(methods or PRESETS['quick' if a.quick else 'full']['methods'])
             if 'gdd' in methods: raise ValueError("--gdd adds 'gdd'; it is already in --methods, drop one of them")

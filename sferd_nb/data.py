@@ -17,11 +17,11 @@ from .runs import atomic_write, world_info
 
 # %% auto #0
 __all__ = ['CIFAR10_CLASSES', 'SUBSET_FILE', 'SUBSET_MD5', 'CIFAR10_URL', 'CIFAR10_MD5', 'CIFAR10_FILES',
-           'IMAGENET64_TRAIN_FILES', 'IMAGENET64_VAL_FILE', 'DATA_ENV', 'CACHE_ENV', 'data_dir', 'asset_path',
-           'file_hash', 'md5sum', 'check_images', 'load_cifar10_subset', 'read_cifar_batch', 'download_cifar10',
-           'load_cifar10', 'load_imagenet64', 'cache_dir', 'imagenet64_memmap', 'to_model_range', 'to_uint8',
-           'ImageDataset', 'get_dataset', 'make_loader', 'set_epoch', 'infinite_batches', 'image_grid',
-           'save_image_grid', 'write_cifar_batch', 'write_imagenet64_npz', 'summarize']
+           'IMAGENET64_TRAIN_FILES', 'IMAGENET64_VAL_FILE', 'DATA_ENV', 'CACHE_ENV', 'DATA_KINDS', 'data_dir',
+           'asset_path', 'file_hash', 'md5sum', 'check_images', 'load_cifar10_subset', 'read_cifar_batch',
+           'download_cifar10', 'load_cifar10', 'load_imagenet64', 'cache_dir', 'imagenet64_memmap', 'to_model_range',
+           'to_uint8', 'ImageDataset', 'data_kind', 'get_dataset', 'make_loader', 'set_epoch', 'infinite_batches',
+           'image_grid', 'save_image_grid', 'write_cifar_batch', 'write_imagenet64_npz', 'summarize']
 
 # %% ../nbs/00_data.ipynb #ae7b763f
 CIFAR10_CLASSES = ('airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck')
@@ -368,6 +368,16 @@ class ImageDataset(Dataset):
         return f"ImageDataset({self.name}: {len(self)} x 3x{self.resolution}x{self.resolution}, {self.num_classes} classes)"
 
 # %% ../nbs/00_data.ipynb #e3a556b1
+DATA_KINDS = {'cifar10': 32, 'imagenet64': 64}     # the kinds of data a spec names, and their image size
+
+def data_kind(spec: str) -> str:
+    "Which data a spec names, whatever the copy: 'cifar10-subset' and 'cifar10:PATH' -> 'cifar10'; 'imagenet64:PATH' -> 'imagenet64'."
+    kind, _, path = str(spec).partition(':')
+    kind = 'cifar10' if kind == 'cifar10-subset' and not path else kind
+    if kind not in DATA_KINDS or (kind != 'cifar10' and not path):
+        raise ValueError(f"unknown data spec {spec!r}; use 'cifar10-subset', 'cifar10:PATH' or 'imagenet64:PATH'")
+    return kind
+
 def get_dataset(spec: str = 'cifar10-subset', split: str = 'train', flip: Optional[bool] = None, seed: int = 0,
                 download: bool = False) -> ImageDataset:
     "Data set from a spec: 'cifar10-subset', 'cifar10:PATH' or 'imagenet64:PATH'; split 'train' or 'test'."

@@ -12,9 +12,10 @@ import numpy as np
 import torch
 
 from .data import asset_path, data_dir, get_dataset, save_image_grid, to_model_range
-from .metrics import denoising_ability, evaluate, load_extractor, load_model, reference_stats
+from .metrics import denoising_ability, evaluate, load_extractor, load_model, reference_stats, withhold
 from .distill import distill, get_method
-from .runs import prepare_out, resolve_device
+from .io import model_path
+from .runs import atomic_write, made_in, prepare_out, record_made, resolve_device, RUN_MARK
 
 # %% auto #0
 __all__ = ['PRESETS', 'ABLATION', 'BEYOND', 'METHOD_NAMES', 'default_teacher', 'distill_method', 'format_table', 'run_demo',
@@ -72,18 +73,49 @@ def format_table(rows: Sequence[dict]) -> str:
             "|---|---|---|---|---|---|---|---|")
     lines = [head]
     for r in rows:
+        if r.get('fid_mean') is None:                                   # degenerate samples: flagged, not a number
+            lines.append(f"| {METHOD_NAMES.get(r['name'], r['name'])} | {r['steps']} | {r['nfe']} | degenerate: "
+                         f"{', '.join(r.get('degenerate') or ['not scored'])} | n/a | {r['denoising_l2_mean']:.4f} | "
+                         f"{r['distill_seconds']:.0f} | {r['eval_seconds']:.0f} |")
+            continue
         fid = f"{r['fid_mean']:.2f}" + (f" (min {r['fid_min']:.2f})" if len(r['fid']) > 1 else '')
         lines.append(f"| {METHOD_NAMES.get(r['name'], r['name'])} | {r['steps']} | {r['nfe']} | {fid} | {_na(r['is_mean'])} | "
                      f"{r['denoising_l2_mean']:.4f} | {r['distill_seconds']:.0f} | {r['eval_seconds']:.0f} |")
     return '\n'.join(lines)
 
-def _clear_own(out: Path, methods) -> None:
-    "Remove what an earlier demo run in `out` wrote (its method folders, report, results, grids) and nothing else."
-    for m in methods:
-        d = out / m.replace('+', '_')
-        if d.is_dir(): shutil.rmtree(d)
-    for f in [out / 'report.md', out / 'results.json', *out.glob('samples_*.png')]:
-        if f.is_file(): f.unlink()
+def _made_by_demo(d: Path, method: str) -> bool:
+    "A method folder of a demo run from before the run mark listed what it made: its stages record `demo_method`."
+    for cfg in d.glob('*/config.json'):
+        try:
+            if json.loads(cfg.read_text()).get('demo_method') == method: return True
+        except (OSError, ValueError, AttributeError): pass
+    return False
+
+def _own_files(out: Path) -> list:
+    "What earlier demo runs in `out` made (its run mark's list; for older runs, the method folders, report and grids they recognisably wrote)."
+    made = made_in(out)
+    try: listed = 'made' in json.loads((out / RUN_MARK).read_text())
+    except (OSError, ValueError): listed = False
+    if not listed:                                                       # a run from before the list
+        made += [m.replace('+', '_') for m in METHOD_NAMES if _made_by_demo(out / m.replace('+', '_'), m)]
+        made += [f.name for f in [out / 'report.md', out / 'results.json', *out.glob('samples_*.png')] if f.is_file()]
+    return [m for m in dict.fromkeys(made) if (out / m).exists() and not (out / m).is_symlink()]
+
+def _clear_own(out: Path, folders: dict) -> None:
+    """Remove what earlier demo runs in `out` made, and nothing else; first, refuse (ValueError, nothing removed) if a
+    folder this run would write (`folders`: method -> folder) exists and is not the demo's (a user's folder, a link)."""
+    own = _own_files(out)
+    for m, d in folders.items():
+        if d.is_symlink() or (d.exists() and d.name not in own):
+            raise ValueError(f"{d} was not made by sferd-demo ({'a symbolic link' if d.is_symlink() else 'not in its run mark'}) "
+                             f"and the {m} row would be written there; move it away or choose another --out (nothing was changed)")
+    for name in own:
+        p = out / name
+        if p.is_dir(): shutil.rmtree(p)
+        else: p.unlink()
+    mark = json.loads((out / RUN_MARK).read_text())
+    mark['made'] = []
+    atomic_write(out / RUN_MARK, json.dumps(mark, indent=1))
 
 def run_demo(out='runs/demo', teacher=None, preset: str = 'full', methods: Optional[Sequence[str]] = None, seed: int = 0,
              extractor: Optional[str] = None, inception_weights=None, fresh: bool = True, progress: bool = True, device=None,
@@ -99,44 +131,48 @@ def run_demo(out='runs/demo', teacher=None, preset: str = 'full', methods: Optio
     if p['num_samples'] < 2: raise ValueError(f"num_samples must be >= 2 (FID needs the covariance of the samples), got {p['num_samples']}")
     out, t_start = Path(out), time.time()
     device = resolve_device(device or 'auto')
-    teacher_path = Path(teacher) if teacher is not None else asset_path('teachers', 'cifar10_uncond')
+    teacher_path = model_path(teacher) if teacher is not None else asset_path('teachers', 'cifar10_uncond')
     if not teacher_path.exists():
         raise FileNotFoundError(f"teacher {teacher_path} does not exist; pass another teacher folder (sferd-demo --teacher DIR), or set SFERD_NB_DATA to a folder "
                                 "holding teachers/cifar10_uncond")
-    out = prepare_out(out, 'sferd-demo')                              # never a folder the user made
-    if fresh: _clear_own(out, list(METHOD_NAMES))
     def say(msg):
         if progress: print(f"[demo {time.time() - t_start:6.1f}s] {msg}", flush=True)
+    out = prepare_out(out, 'sferd-demo')                              # never a folder the user made; one demo at a time
+    folders = {m: out / m.replace('+', '_') for m in methods}
     torch.manual_seed(seed)
     say(f"teacher {teacher_path} on {device}; preset {preset}: {json.dumps({k: v for k, v in p.items() if k != 'methods'})}")
-    tden, trecipe = load_model(teacher_path, device)
+    tden, trecipe = load_model(teacher_path, device)                  # everything checked and loaded before anything is removed
     if extractor is None:                      # the real FID network is ~5 img/s on 2 CPU cores: on a CPU the demo uses the stand-in
         extractor = 'auto' if torch.device(device).type == 'cuda' or inception_weights else 'standin'
     ext = load_extractor(extractor, inception_weights, device=device)
     say(f"extractor: {ext.name}")
-    ref = reference_stats(ext, 'cifar10-subset', 'train', max_images=p['ref_images'])
+    ref = reference_stats(ext, 'cifar10-subset', 'train', max_images=p['ref_images'], progress=progress)
     say(f"reference statistics: {ref['n']} images of {ref['reference']}")
+    if fresh: _clear_own(out, folders)                                 # only what earlier demo runs made
     ds = get_dataset('cifar10-subset', 'train', seed=seed)
     test = get_dataset('cifar10-subset', 'test', flip=False)
     x0, y0 = test.images[:p['denoise_images']], test.labels[:p['denoise_images']]
     rows = []
     def score(name, den, recipe, steps, dsec, budget):
         t0 = time.time()
-        r = evaluate(den, recipe, [steps], ext, ref, p['num_samples'], p['seeds'], batch_size=100, sampler='ddim',
-                     progress=progress)[0]
+        r = withhold(evaluate(den, recipe, [steps], ext, ref, p['num_samples'], p['seeds'], batch_size=100, sampler='ddim',
+                              progress=progress)[0])                   # degenerate samples: flagged, never a number
         dl = denoising_ability(den, None, x0, steps=4, seed=seed, labels=y0)   # the same 4 noise levels for every model; SGP: z_sem sampled
         r.update(name=name, denoising_l2=dl, denoising_l2_mean=float(np.mean(list(dl.values()))), distill_seconds=dsec,
                  budget_steps=budget, batch_size=p['batch_size'], eval_seconds=time.time() - t0)
         grid = out / f"samples_{name.replace('+', '_')}.png"
+        record_made(out, grid.name)
         save_image_grid(to_model_range(r.pop('images')[:64]), grid)
         r['grid'] = grid.name
         rows.append(r)
-        say(f"{METHOD_NAMES[name]}: FID {r['fid_mean']:.2f}  IS {_na(r['is_mean'])}  l2 {r['denoising_l2_mean']:.4f}  "
+        say(f"{METHOD_NAMES[name]}: FID {_na(r['fid_mean'])}{' (degenerate: ' + ', '.join(r['degenerate']) + ')' if r['degenerate'] else ''}  "
+            f"IS {_na(r['is_mean'])}  l2 {r['denoising_l2_mean']:.4f}  "
             f"[{ext.name}]  ({r['eval_seconds']:.0f}s eval)")
     score('teacher', tden, trecipe, p['teacher_steps'], 0., 0)
     for m in methods:
         say(f"distilling {METHOD_NAMES[m]} ...")
-        sdir, dsec, budget = distill_method(tden, ds, m, out / m.replace('+', '_'), p, seed, progress)
+        record_made(out, folders[m].name)                               # before the first file is written there
+        sdir, dsec, budget = distill_method(tden, ds, m, folders[m], p, seed, progress)
         den, recipe = load_model(sdir, device)
         say(f"{METHOD_NAMES[m]}: {budget} optimiser steps in {dsec:.0f}s -> {sdir}")
         score(m, den, recipe, recipe.get('steps', p['final_steps']), dsec, budget)
@@ -178,9 +214,10 @@ def write_report(out: Path, rows: Sequence[dict], p: dict, teacher, preset: str,
           " (SGP students with z_sem from their latent sampler: no information from the test image).", "",
           "## Samples", ""]
     md += [f"**{METHOD_NAMES.get(r['name'], r['name'])}** ({r['steps']} steps)\n\n![{r['name']}]({r['grid']})\n" for r in rows]
-    (out / 'report.md').write_text('\n'.join(md))
+    for name in ('report.md', 'results.json'): record_made(out, name)
+    atomic_write(out / 'report.md', '\n'.join(md))
     clean = [{k: v for k, v in r.items()} for r in rows]
-    (out / 'results.json').write_text(json.dumps(dict(preset=preset, settings={k: list(v) if isinstance(v, tuple) else v
-                                      for k, v in p.items()}, seconds=seconds, device=_device_name(device), rows=clean),
-                                      indent=1, default=str, allow_nan=False))
+    atomic_write(out / 'results.json', json.dumps(dict(preset=preset, settings={k: list(v) if isinstance(v, tuple) else v
+                                                  for k, v in p.items()}, seconds=seconds, device=_device_name(device),
+                                                  rows=clean), indent=1, default=str, allow_nan=False))
     return out / 'report.md'

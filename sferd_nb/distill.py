@@ -17,20 +17,20 @@ from .diffusion import Denoiser, Prediction, q_sample, loss_weight, batch_times,
 from .samplers import (ddim_step, ddim_update, euler_step, heun_step, karras_sigmas, prior_sample, sample, check_cond,
                                select_cond, time_grid)
 from .train import Trainer, TrainConfig, MicroBatchCounter, draw_global, mix_seed, world_info, unwrap, CKPT_NAME
-from .io import export_denoiser, load_denoiser, load_student, denoiser_config, read_config
+from .io import export_denoiser, load_denoiser, load_student, denoiser_config, model_path, read_config
 from .data import asset_path, to_uint8
 from .runs import atomic_write, resolve_device
 
 # %% auto #0
-__all__ = ['DISTILL_GRIDS', 'SOLVERS', 'StagesFn', 'MakeStudentFn', 'MakeLossFn', 'TrainConfigFn', 'RecipeFn', 'GridFn',
-           'SampleFn', 'NfeFn', 'StepFn', 'METHODS', 'METHOD_MODULES', 'PD', 'CD', 'TEACHER', 'TEACHER_SAMPLE_STEPS',
-           'DISTILL_DEFAULTS', 'distill_grid', 'distinct_times', 'get_solver', 'teacher_solve', 'pd_target',
-           'student_loss', 'DistillLoss', 'WrappedStudent', 'batch_condition', 'ProgressiveDistillation',
-           'consistency_student', 'ConsistencyDistillation', 'consistency_grid', 'consistency_sample', 'setting',
-           'Settings', 'settings_defaults', 'combine_settings', 'DistillSettings', 'CDSettings', 'prepare_student',
-           'pd_stages', 'StudentWrapper', 'DistillMethod', 'load_method_modules', 'register_method', 'get_method',
-           'consistency_step', 'student_grid', 'student_sample', 'sampling_condition', 'Model', 'load', 'Distilled',
-           'distill', 'prediction_gaps']
+__all__ = ['DISTILL_GRIDS', 'SOLVERS', 'positive', 'at_least_1', 'non_negative', 'StagesFn', 'MakeStudentFn', 'MakeLossFn',
+           'TrainConfigFn', 'RecipeFn', 'GridFn', 'SampleFn', 'NfeFn', 'StepFn', 'METHODS', 'METHOD_MODULES', 'PD',
+           'CD', 'TEACHER', 'TEACHER_SAMPLE_STEPS', 'DISTILL_DEFAULTS', 'distill_grid', 'distinct_times', 'get_solver',
+           'teacher_solve', 'pd_target', 'student_loss', 'DistillLoss', 'WrappedStudent', 'batch_condition',
+           'ProgressiveDistillation', 'consistency_student', 'ConsistencyDistillation', 'consistency_grid',
+           'consistency_sample', 'setting', 'Settings', 'settings_defaults', 'combine_settings', 'DistillSettings',
+           'CDSettings', 'prepare_student', 'pd_stages', 'StudentWrapper', 'DistillMethod', 'load_method_modules',
+           'register_method', 'get_method', 'consistency_step', 'student_grid', 'student_sample', 'sampling_condition',
+           'Model', 'load', 'Distilled', 'distill', 'prediction_gaps']
 
 # %% ../nbs/05_distill.ipynb #cf7ba5d3
 DISTILL_GRIDS = ('karras', 'uniform')
@@ -264,7 +264,8 @@ def consistency_sample(f, x_T: Tensor, ts, cond=None, generator: Optional[torch.
     return (x, traj) if return_trajectory else x
 
 # %% ../nbs/05_distill.ipynb #91a7bc14
-def setting(default, help: str, *, choices: Optional[Sequence] = None, type: Optional[type] = None):
+def setting(default, help: str, *, choices: Optional[Sequence] = None, type: Optional[type] = None,
+            check: Optional[Callable] = None, must: str = ''):
     """A documented setting: a dataclass field whose default, help and choices also make its command-line flag.
 
     Args:
@@ -272,9 +273,15 @@ def setting(default, help: str, *, choices: Optional[Sequence] = None, type: Opt
         help: one sentence for `--help` and the docs.
         choices: the allowed values, if there is a fixed set.
         type: the value's type when the default is None (else the default's type).
+        check, must: a test every value must pass (None always passes) and what it says ('> 0'): a value that fails
+            is refused when the settings are made, never replaced by a default.
     """
     return field(default=default, metadata=dict(help=help, choices=tuple(choices) if choices else None,
-                                                 type=type or builtins.type(default)))
+                                                 type=type or builtins.type(default), check=check, must=must))
+
+positive = dict(check=lambda v: v > 0, must='> 0')                 # the checks most settings need
+at_least_1 = dict(check=lambda v: v >= 1, must='>= 1')
+non_negative = dict(check=lambda v: v >= 0, must='>= 0')
 
 class Settings:
     "Base of the settings dataclasses: typed attributes that the methods' functions may also read like a dict (`c['lr']`, `dict(c)`)."
@@ -284,6 +291,14 @@ class Settings:
         return getattr(self, k)
     def __contains__(self, k) -> bool: return k in self.keys()
     def get(self, k: str, default=None): return getattr(self, k) if k in self.keys() else default
+    def __post_init__(self):
+        for f in fields(self):
+            v, m = getattr(self, f.name), f.metadata
+            if v is None: continue
+            if m.get('choices') and v not in m['choices']:
+                raise ValueError(f"setting {f.name} (--{f.name.replace('_', '-')}) must be one of {', '.join(map(str, m['choices']))}, got {v!r}")
+            if m.get('check') is not None and not m['check'](v):
+                raise ValueError(f"setting {f.name} (--{f.name.replace('_', '-')}) must be {m['must']}, got {v!r}")
 
 def settings_defaults(cls: type) -> dict:
     "{name: default} of a settings dataclass."
@@ -302,25 +317,26 @@ def combine_settings(name: str, *parts: type) -> type:
 @dataclass(frozen=True)
 class DistillSettings(Settings):
     "What every distillation method shares (`distill()`'s keywords; `sferd-distill`'s flags)."
-    teacher_steps: int = setting(16, 'PD: sampling steps of the first teacher')
-    student_steps: int = setting(1, 'PD: steps of the final student; CD: sampling steps of the grids')
+    teacher_steps: int = setting(16, 'PD: sampling steps of the first teacher', **at_least_1)
+    student_steps: int = setting(1, 'PD: steps of the final student; CD: sampling steps of the grids', **at_least_1)
     ratio: int = setting(2, 'PD: teacher steps per student step (1 = fine-tuning)', choices=(1, 2))
-    max_steps: int = setting(1000, 'optimiser steps per stage')
-    batch_size: int = setting(64, 'global batch size')
-    lr: Optional[float] = setting(None, "learning rate (None: the method's, PD 5e-5 decaying linearly to 0 in each stage; CD 4e-4)", type=float)
+    max_steps: int = setting(1000, 'optimiser steps per stage', **at_least_1)
+    batch_size: int = setting(64, 'global batch size', **at_least_1)
+    lr: Optional[float] = setting(None, "learning rate (None: the method's, PD 5e-5 decaying linearly to 0 in each stage; CD 4e-4)", type=float,
+                                   **positive)
     solver: Optional[str] = setting(None, "teacher solver (None: PD 'ddim', CD 'heun')", choices=SOLVERS, type=str)
     grid: Optional[str] = setting(None, 'PD time grid (None: karras for EDM, uniform (evenly spaced) for VP and discrete DDPM schedules)',
                                   choices=DISTILL_GRIDS, type=str)
     seed: int = setting(0, 'seed of the run (stage k of PD: seed + k)')
     sample_every: int = setting(0, 'sample grid every N steps (0: end of each stage, -1: never)')
     ckpt_every: int = setting(200, 'checkpoint every N steps (0: end of each stage, -1: never)')
-    log_every: int = setting(10, 'log to metrics.jsonl every N steps')
+    log_every: int = setting(10, 'log to metrics.jsonl every N steps (0: at the end of each stage only)', **non_negative)
 
 @dataclass(frozen=True)
 class CDSettings(Settings):
     "Consistency distillation's own settings."
-    N: int = setting(18, 'CD: number of Karras noise levels')
-    mu: float = setting(0.95, 'CD: EMA rate of the target network')
+    N: int = setting(18, 'CD: number of Karras noise levels', check=lambda v: v >= 2, must='>= 2')
+    mu: float = setting(0.95, 'CD: EMA rate of the target network', check=lambda v: 0 <= v < 1, must='in [0, 1)')
 
 # %% ../nbs/05_distill.ipynb #ef2f4826
 def prepare_student(m: nn.Module) -> nn.Module:
@@ -428,10 +444,10 @@ def get_method(name: str) -> DistillMethod:
 
 # %% ../nbs/05_distill.ipynb #699d3184
 def _pd_config(c: dict) -> dict:
-    return dict(lr=c['lr'] or 5e-5, lr_decay='linear', ema_decay=0., ema_halflife_kimg=None, ema_rampup=None)
+    return dict(lr=5e-5 if c['lr'] is None else c['lr'], lr_decay='linear', ema_decay=0., ema_halflife_kimg=None, ema_rampup=None)
 
 def _cd_config(c: dict) -> dict:
-    return dict(lr=c['lr'] or 4e-4, optimizer='radam', ema_decay=0.9999 if c['max_steps'] > 10000 else 0.99,
+    return dict(lr=4e-4 if c['lr'] is None else c['lr'], optimizer='radam', ema_decay=0.9999 if c['max_steps'] > 10000 else 0.99,
                 ema_halflife_kimg=None, ema_rampup=None)
 
 def _ddim_on_grid(den, x_T, steps, recipe, cond=None, generator=None, return_trajectory=False):
@@ -584,8 +600,8 @@ class Model:
         out = []
         for b, i in enumerate(range(0, n, batch_size)):
             m = min(batch_size, n - i)
-            g = torch.Generator().manual_seed(seed * 1_000_003 + b)
-            x_T = prior_sample(den.schedule, (m, 3, res, res), generator=g).to(dev)
+            x_T, g = self.batch_inputs(b, m, seed)
+            x_T = x_T.to(dev)
             cond = sampling_condition(den, m, (torch.arange(i, i + m) % ncls).to(dev) if ncls else None, g)   # SGP: z_sem too
             x = meth.sample(den, x_T, steps, recipe, cond, g, False)                 # the model's own sampler (registry)
             if not torch.isfinite(x).all():
@@ -595,6 +611,11 @@ class Model:
             if progress: print(f"  sampled {i + m}/{n} ({method}, {steps} steps, seed {seed})", flush=True)
         return torch.cat(out)
 
+    def batch_inputs(self, b: int, m: int, seed: int = 0) -> tuple:
+        "The noise x_T (on the CPU) of batch `b` (of `m` images) that `sample(..., seed=seed)` starts from, and the generator after drawing it."
+        g = torch.Generator().manual_seed(seed * 1_000_003 + b)
+        return prior_sample(self.denoiser.schedule, (m, 3, self.resolution, self.resolution), generator=g), g
+
 def load(path, device='auto') -> Model:
     """The model exported in `path` (a teacher, any student, a GDD generator; or a training run folder) as a `Model`.
 
@@ -603,9 +624,7 @@ def load(path, device='auto') -> Model:
             name of a course teacher (`'cifar10_uncond'`, `'cifar10_cond'`: found in the data folder, also after `pip install`).
         device: 'auto' (this process's CUDA GPU if any, else the CPU), 'cpu', 'cuda', ...
     """
-    p = Path(path)
-    if not p.exists() and len(p.parts) == 1 and asset_path('teachers', p.name).is_dir():   # a course teacher by name
-        p = asset_path('teachers', p.name)
+    p = model_path(path)                                              # a course teacher by name, too
     den, recipe = load_student(p, resolve_device(device))
     return Model(den, recipe, p)
 
@@ -700,7 +719,8 @@ def distill(teacher, dataset, out_dir, *, method: str = 'pd', resume: bool = Fal
             unwrap(final).after_distill(dataset, sdir, progress=progress, resume=resume, train_kw=train_kw)
         if tr.rank == 0:
             kind = (unwrap(final).export_type if isinstance(unwrap(final), WrappedStudent) else None) or m.export_type
-            export_denoiser(final, sdir, dict(distill=recipe, **(extra_meta or {})), kind=kind, overwrite=True)
+            train = dict(lr=cfg.lr, optimizer=cfg.optimizer, batch_size=cfg.batch_size, max_steps=cfg.max_steps, seed=cfg.seed)
+            export_denoiser(final, sdir, dict(distill=recipe, **(extra_meta or {}), train=train), kind=kind, overwrite=True)
             atomic_write(sdir / 'DONE', json.dumps(dict(step=tr.step)))
         if tr.world > 1: torch.distributed.barrier()
         cur = unwrap(final).eval().requires_grad_(False)

@@ -17,7 +17,8 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from .diffusion import Denoiser
 from .train import Trainer, mix_seed, draw_global, unwrap
-from .distill import (DistillLoss, DistillMethod, DistillSettings, Settings, combine_settings, register_method, setting, settings_defaults,
+from .distill import (DistillLoss, DistillMethod, DistillSettings, Settings, at_least_1, combine_settings, non_negative, positive,
+                              register_method, setting, settings_defaults,
                               prepare_student, consistency_student, consistency_grid, consistency_sample,
                               consistency_step)
 from .io import denoiser_from_config, register_export_type
@@ -467,18 +468,18 @@ class GDDSettings(Settings):
     "GDD's settings: `distill(method='gdd', ...)` keywords and `sferd-distill --method gdd` flags."
     disc: str = setting('resnet', "discriminator: 'resnet' (from scratch, DiffAugment), 'teacher' (heads on the frozen teacher's "
                         "encoder) or 'timm' (heads on a frozen timm backbone, weights from disc_weights)", choices=DISCRIMINATORS)
-    gamma: Optional[float] = setting(None, 'R1 weight (None: 0.01 resnet, 1e-4 teacher and timm)', type=float)
-    r1_every: int = setting(16, 'lazy R1 interval in steps')
-    d_lr: Optional[float] = setting(None, "discriminator learning rate (None: the generator's)", type=float)
+    gamma: Optional[float] = setting(None, 'R1 weight (None: 0.01 resnet, 1e-4 teacher and timm)', type=float, **non_negative)
+    r1_every: int = setting(16, 'lazy R1 interval in steps', **at_least_1)
+    d_lr: Optional[float] = setting(None, "discriminator learning rate (None: the generator's)", type=float, **positive)
     augment: str = setting('color,translation,cutout', "DiffAugment policy ('none': off)")
     freeze: str = setting('gdd-i', "'gdd-i' (freeze the 3x3 convs and attention projections of the UNet blocks) or 'none'",
                           choices=FREEZE_RULES)
-    feat_sigma: float = setting(0.5, "disc 'teacher': the noise level at which the teacher's encoder features are taken")
-    d_channels: Optional[int] = setting(None, "discriminator width (None: the teacher's model_channels)", type=int)
+    feat_sigma: float = setting(0.5, "disc 'teacher': the noise level at which the teacher's encoder features are taken", **positive)
+    d_channels: Optional[int] = setting(None, "discriminator width (None: the teacher's model_channels)", type=int, **at_least_1)
     disc_backbone: Optional[str] = setting(None, 'disc timm: timm model name, e.g. efficientnet_lite0 or vgg16_bn', type=str)
     disc_weights: Optional[str] = setting(None, "disc timm: the backbone's weights, a local .safetensors or .pth state dict "
                                           "(read without unpickling code; nothing is downloaded)", type=str)
-    disc_resize: Optional[int] = setting(None, 'disc timm: resize images to this many pixels for the backbone (None: no resize)', type=int)
+    disc_resize: Optional[int] = setting(None, 'disc timm: resize images to this many pixels for the backbone (None: no resize)', type=int, **at_least_1)
 
 GDD_DEFAULTS = settings_defaults(GDDSettings)
 
@@ -520,7 +521,7 @@ def gdd_loss(teacher, generator, c: dict) -> GANLoss:
                                c.get('disc_weights'), c.get('disc_resize'))
     ncls = getattr(unwrap(teacher).net, 'num_classes', None)
     return GANLoss(D, generate=generate_one_step, conditional=bool(ncls), gamma=_gamma(c), r1_every=c['r1_every'],
-                   lr=c.get('d_lr') or c.get('lr') or 1e-4, betas=(0., 0.99), augment=c['augment'], seed=c['seed'])
+                   lr=next(v for v in (c.get('d_lr'), c.get('lr'), 1e-4) if v is not None), betas=(0., 0.99), augment=c['augment'], seed=c['seed'])
 
 def generator_from_config(cfg: dict) -> Denoiser:
     "Build an (untrained) GDD generator from its export's config.json (export type 'gdd-generator')."
@@ -529,7 +530,7 @@ def generator_from_config(cfg: dict) -> Denoiser:
     return den
 
 def _gdd_config(c: dict) -> dict:
-    return dict(lr=c['lr'] or 1e-4, betas=(0., 0.99), grad_clip=0., ema_decay=None, ema_halflife_kimg=500., ema_rampup=0.05)
+    return dict(lr=1e-4 if c['lr'] is None else c['lr'], betas=(0., 0.99), grad_clip=0., ema_decay=None, ema_halflife_kimg=500., ema_rampup=0.05)
 
 def gdd_sample(den, x_T: Tensor, steps: int = 1, recipe: Optional[dict] = None, cond=None, generator=None,
                return_trajectory: bool = False):

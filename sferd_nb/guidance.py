@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from .diffusion import Prediction, batch_times, compute_dtype, q_sample, x0_to_eps
 from .unet import attention_received, select_attention
 from .samplers import ddim_update, select_cond
-from .distill import Settings, setting
+from .distill import Settings, non_negative, setting
 
 # %% auto #0
 __all__ = ['gaussian_kernel1d', 'gaussian_blur', 'risky_mask', 'attention_guidance', 'GuidanceSettings', 'AttentionGuidedTeacher',
@@ -69,10 +69,10 @@ def _attn_places(net) -> Optional[dict]:
 @dataclass(frozen=True)
 class GuidanceSettings(Settings):
     "Attention guidance's settings (Eq. 9-11; the paper's values): `distill` keywords of SFERD-PD/CD, `sferd-distill` flags."
-    psi: float = setting(1.0, 'risky-region threshold, in multiples of the mean attention (Eq. 9)')
+    psi: float = setting(1.0, 'risky-region threshold, in multiples of the mean attention (Eq. 9)', **non_negative)
     w: float = setting(0.3, 'attention-guidance strength (Eq. 11)')
-    blur_sigma: float = setting(3.0, 'Gaussian blur sigma in pixels (kernel 15; Eq. 10)')
-    attn_resolution: Optional[int] = setting(None, 'decoder attention resolution (None: the highest)', type=int)
+    blur_sigma: float = setting(3.0, 'Gaussian blur sigma in pixels (kernel 15; Eq. 10)', **non_negative)
+    attn_resolution: Optional[int] = setting(None, 'decoder attention resolution (None: the highest)', type=int, check=lambda v: v >= 1, must='>= 1')
 
 def _check_settings(psi: float = GuidanceSettings.psi, w: float = GuidanceSettings.w, blur_sigma: float = GuidanceSettings.blur_sigma,
                     kernel_size: int = 15, resolution: Optional[int] = None, place: str = 'decoder', index: int = -1) -> None:

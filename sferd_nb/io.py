@@ -14,11 +14,13 @@ from torch import nn
 from .diffusion import Denoiser, schedule_from_dict
 from .unet import UNet
 from .runs import atomic_write
+from .data import asset_path
 from .train import CKPT_NAME, load_checkpoint, unwrap, json_normalize
 
 # %% auto #0
-__all__ = ['EXPORT_FORMAT', 'EXPORT_TYPES', 'register_export_type', 'export_type', 'denoiser_config', 'denoiser_from_config',
-           'weights_module', 'export_denoiser', 'read_config', 'load_denoiser', 'load_student']
+__all__ = ['EXPORT_FORMAT', 'EXPORT_TYPES', 'TEACHER_NAMES', 'register_export_type', 'export_type', 'check_recipe',
+           'denoiser_config', 'denoiser_from_config', 'weights_module', 'export_denoiser', 'read_config', 'model_path',
+           'load_denoiser', 'load_student']
 
 # %% ../nbs/04b_io.ipynb #8541d8f9
 EXPORT_FORMAT = 'sferd_nb.denoiser/1'
@@ -40,9 +42,21 @@ def register_export_type(name: str, builder: str) -> None:
 
 def export_type(cfg: dict) -> str:
     "The type of an export's config (exports written before types existed: 'teacher', or their distillation method's student)."
-    if 'type' in cfg: return cfg['type']
-    m = (cfg.get('distill') or {}).get('method')
+    if 'type' in cfg:
+        if not isinstance(cfg['type'], str):
+            raise ValueError(f"config.json's 'type' must be a string such as 'teacher' or 'pd-student', got {cfg['type']!r}; "
+                             "restore the config.json of the export or export the model again")
+        return cfg['type']
+    m = check_recipe(cfg).get('method')
     return f'{m}-student' if m in ('pd', 'cd') else 'teacher'
+
+def check_recipe(cfg: dict) -> dict:
+    "The 'distill' entry (the sampling recipe) of an export's config, checked: {} for a teacher, else an object naming its method."
+    r = cfg.get('distill') or {}
+    if not isinstance(r, dict) or not isinstance(r.get('method', ''), str):
+        raise ValueError(f"config.json's 'distill' must be an object such as {{\"method\": \"pd\", \"steps\": 4}}, got {r!r}; "
+                         "restore the config.json of the export or export the model again")
+    return r
 
 def _builder(kind: str) -> Callable:
     if kind not in EXPORT_TYPES:
@@ -106,12 +120,24 @@ def read_config(path) -> dict:
     if not isinstance(cfg, dict): raise ValueError(f"{path} must hold a JSON object; export the model again")
     return cfg
 
+TEACHER_NAMES = ('cifar10_uncond', 'cifar10_cond')        # the course teachers, loadable by name
+
+def model_path(path) -> Path:
+    """`path` if it exists; else, for a bare name, the course teacher of that name in the data folder (`cifar10_uncond`,
+    `cifar10_cond`; found after `pip install sferd_nb` too, outside a checkout)."""
+    p = Path(path)
+    if p.exists() or len(p.parts) != 1: return p
+    try: return asset_path('teachers', p.name)
+    except FileNotFoundError: return p
+
 def _resolve(path: Path) -> Path:
+    path = model_path(path)
     if path.is_dir():
         if (path / 'model.safetensors').exists(): return path / 'model.safetensors'
         if (path / CKPT_NAME).exists(): return path / CKPT_NAME
         raise FileNotFoundError(f"{path} holds neither model.safetensors nor {CKPT_NAME}; pass an export or run directory")
-    if not path.exists(): raise FileNotFoundError(f"{path} does not exist; pass an export or run directory")
+    if not path.exists(): raise FileNotFoundError(f"{path} does not exist; pass an export or run directory, or a course teacher's "
+                                                  f"name ({', '.join(TEACHER_NAMES)})")
     if path.suffix not in ('.safetensors', '.pt', '.pth', '.ckpt'):      # any other name (ckpt.pt.bak, ...): by its first bytes
         with open(path, 'rb') as f: head = f.read(4)
         if not (head.startswith(b'PK\x03\x04') or head[:1] == b'\x80'):      # torch.save's zip, or a legacy pickle
@@ -150,7 +176,8 @@ def load_denoiser(path, device=None) -> nn.Module:
 
 def load_student(path, device=None) -> tuple:
     "(denoiser, recipe) of an export: recipe = config.json's 'distill' entry (method, steps, grid); teachers: {'method': 'teacher'}."
+    path = model_path(path)
     den = load_denoiser(path, device)
-    p = Path(path); p = p if p.is_dir() else p.parent
+    p = path if path.is_dir() else path.parent
     cfg = read_config(p / 'config.json') if (p / 'config.json').exists() else {}
-    return den, cfg.get('distill', dict(method='teacher'))
+    return den, check_recipe(cfg) or dict(method='teacher')

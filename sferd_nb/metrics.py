@@ -20,11 +20,12 @@ from .runs import atomic_write
 
 # %% auto #0
 __all__ = ['INCEPTION_ENV', 'INCEPTION_NAME', 'FID_NETWORK_ENV', 'FID_HELPER_FILE', 'FID_HELPER_SHA1', 'TF_INPUT_RANGE',
-           'TORCH_FIDELITY_FILES', 'EXTRACTORS', 'StandInClassifier', 'ClassifierExtractor',
+           'TORCH_FIDELITY_FILES', 'EXTRACTORS', 'DEGENERATE_LIMITS', 'StandInClassifier', 'ClassifierExtractor',
            'load_inception_state_dict', 'InceptionExtractor', 'load_classifier', 'tf1_resize_bilinear',
            'fid_helper_path', 'TorchScriptInceptionExtractor', 'load_extractor', 'gaussian_stats', 'frechet_distance',
            'inception_score', 'extract', 'extractor_id', 'stats_cache_dir', 'reference_stats', 'fid_against',
-           'load_model', 'nfe', 'generate', 'evaluate', 'denoising_l2', 'denoising_ability', 'format_row']
+           'load_model', 'nfe', 'generate', 'degenerate_flags', 'withhold', 'evaluate', 'denoising_l2',
+           'denoising_ability', 'format_row']
 
 # %% ../nbs/10_eval.ipynb #7a5d4216
 def _conv_bn(i: int, o: int) -> nn.Sequential:
@@ -265,11 +266,12 @@ def inception_score(logits: Tensor, splits: int = 10) -> tuple:
 def _as_float(x: Tensor) -> Tensor: return to_model_range(x) if x.dtype == torch.uint8 else x.float()
 
 @torch.no_grad()
-def extract(extractor: nn.Module, images: Tensor, batch_size: int = 250) -> tuple:
+def extract(extractor: nn.Module, images: Tensor, batch_size: int = 250, progress: bool = False, desc: str = 'features') -> tuple:
     "(features (N, D), logits (N, C) or None when the extractor has none) in float64 for uint8 or [-1, 1] images (N, 3, H, W)."
+    from tqdm.auto import tqdm
     dev = next(extractor.parameters()).device
     fs, ls = [], []
-    for i in range(0, len(images), batch_size):
+    for i in tqdm(range(0, len(images), batch_size), desc=desc, unit='batch', disable=not progress, leave=False):
         f, l = extractor(_as_float(images[i:i + batch_size]).to(dev))
         fs.append(f.double().cpu()); ls.append(None if l is None else l.double().cpu())
     if not fs: raise ValueError("no images to extract features from (need N >= 1)")
@@ -288,7 +290,7 @@ def stats_cache_dir() -> Path:
     return data_cache_dir() / 'fid_stats'
 
 def reference_stats(extractor: nn.Module, data: str = 'cifar10-subset', split: str = 'train', max_images: Optional[int] = None,
-                    cache: bool = True, batch_size: int = 250) -> dict:
+                    cache: bool = True, batch_size: int = 250, progress: bool = False) -> dict:
     "Real-image statistics {mu, sigma, n, extractor, reference} of a data split (cached per extractor and data)."
     key = f"{data.replace(':', '_').replace('/', '_')}_{split}_{max_images or 'all'}_{extractor_id(extractor)}"
     f = stats_cache_dir() / f"{key}.npz"
@@ -298,7 +300,10 @@ def reference_stats(extractor: nn.Module, data: str = 'cifar10-subset', split: s
                     extractor=extractor.name, reference=f"{data}[{split}]")
     ds = get_dataset(data, split, flip=False)
     x = ds.images[:max_images] if max_images else ds.images
-    feats, _ = extract(extractor, x, batch_size)
+    if progress:                                   # minutes with the Inception network on a CPU: say what is happening
+        print(f"computing the reference statistics of {len(x)} images of {data}[{split}] with {extractor.name} "
+              f"(once: cached in {f})", flush=True)
+    feats, _ = extract(extractor, x, batch_size, progress=progress, desc='reference statistics')
     mu, sigma = gaussian_stats(feats)
     if cache:
         f.parent.mkdir(parents=True, exist_ok=True)
@@ -345,9 +350,31 @@ def generate(den, n: int, steps: int, recipe: Optional[dict] = None, seed: int =
 def _mean_or_none(v: list): return None if any(x is None for x in v) else float(np.mean(v))
 def _fmt(v) -> str: return 'n/a' if v is None else f'{v:.2f}'
 
+DEGENERATE_LIMITS = dict(image_std=2.0, input_corr=0.7, across_std=2.0)   # uint8 units; correlation
+
+def degenerate_flags(images: Tensor, inputs: Optional[Tensor] = None) -> list:
+    """Why a set of uint8 samples (N, 3, H, W) is unfit to be scored, [] if nothing is wrong: 'near-zero variance' (the
+    median image's pixels vary by < 2 of 255: one flat colour), 'equal to their inputs' (the median sample correlates
+    > 0.7 with the noise `inputs` it was drawn from: a model that returns its input; the course teacher at 2 steps: 0.53),
+    'collapsed' (N >= 2 samples that are nearly one image: the pixels vary by < 2 of 255 across samples)."""
+    x, lim, flags = images.float(), DEGENERATE_LIMITS, []
+    if x.flatten(1).std(1).median() < lim['image_std']: flags.append('near-zero variance')
+    if inputs is not None:
+        a, b = x.flatten(1), inputs.float().flatten(1)
+        a, b = a - a.mean(1, keepdim=True), b - b.mean(1, keepdim=True)
+        if ((a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(1e-12)).median() > lim['input_corr']:
+            flags.append('equal to their inputs')
+    if len(x) >= 2 and x.std(0).mean() < lim['across_std']: flags.append('collapsed')
+    return flags
+
+def withhold(row: dict) -> dict:
+    "A result row whose samples are degenerate: the flags stay, the numbers go (None), so that no table shows them as a result."
+    return dict(row, **{k: None for k in ('fid', 'fid_mean', 'fid_min', 'is_mean', 'is_std')}) if row.get('degenerate') else row
+
 def evaluate(den, recipe: Optional[dict], steps: Sequence[int], extractor: nn.Module, ref: dict, num_samples: int = 50_000,
              seeds: Sequence[int] = (0, 1, 2), batch_size: int = 250, sampler: str = 'heun', progress: bool = False) -> list:
-    "One row per step count: fid per seed, fid_mean, fid_min, is_mean, is_std, nfe, extractor, ... (+ 'images' of seed 0)."
+    "One row per step count: fid per seed, fid_mean, fid_min, is_mean, is_std, nfe, extractor, `degenerate` flags, ... (+ 'images' of seed 0)."
+    from sferd_nb.distill import Model
     rows = []
     for st in steps:
         per = []
@@ -355,6 +382,8 @@ def evaluate(den, recipe: Optional[dict], steps: Sequence[int], extractor: nn.Mo
             t0 = time.time()
             x = generate(den, num_samples, st, recipe, s, batch_size, sampler, progress)
             r = fid_against(extractor, x, ref, batch_size)
+            m0 = min(batch_size, num_samples)                          # the first batch and the noise it started from
+            r['degenerate'] = degenerate_flags(x[:m0], Model(den, _recipe(recipe, sampler)).batch_inputs(0, m0, s)[0])
             r['sample_seconds'] = time.time() - t0
             per.append((r, x))
             if progress: print(f"  steps={st} seed={s}: FID {r['fid']:.2f}  IS {_fmt(r['is_mean'])}  [{extractor.name}]", flush=True)
@@ -364,7 +393,7 @@ def evaluate(den, recipe: Optional[dict], steps: Sequence[int], extractor: nn.Mo
                          is_mean=_mean_or_none([r['is_mean'] for r, _ in per]),
                          is_std=_mean_or_none([r['is_std'] for r, _ in per]), num_samples=num_samples, seeds=list(seeds),
                          extractor=extractor.name, reference=ref.get('reference'), n_reference=ref.get('n'),
-                         images=per[0][1]))
+                         degenerate=sorted({f for r, _ in per for f in r['degenerate']}), images=per[0][1]))
     return rows
 
 # %% ../nbs/10_eval.ipynb #ff3a508a
@@ -405,7 +434,9 @@ def denoising_ability(den, recipe: Optional[dict], x0: Tensor, steps: int = 4, s
 
 # %% ../nbs/10_eval.ipynb #2a00b7c3
 def format_row(name: str, r: dict) -> str:
-    "One human-readable result line, naming the extractor."
+    "One human-readable result line, naming the extractor; a degenerate row says why instead of showing numbers."
+    if r.get('degenerate') and r.get('fid_mean') is None:
+        return f"{name:<28} steps {r['steps']:>2} (NFE {r['nfe']:>2})  DEGENERATE samples ({', '.join(r['degenerate'])}): not scored"
     return (f"{name:<28} steps {r['steps']:>2} (NFE {r['nfe']:>2})  FID {r['fid_mean']:7.2f} (min {r['fid_min']:7.2f})  "
             f"IS {_fmt(r['is_mean']):>5}  [{r['extractor']}; {r['num_samples']} samples x {len(r['seeds'])} seeds vs "
             f"{r['n_reference']} {r['reference']}]")

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_runs.ipynb #125c86da
 from __future__ import annotations
-import contextlib, json, os, sys, tempfile, time
+import atexit, contextlib, json, os, socket, sys, tempfile, time
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
 
@@ -12,7 +12,8 @@ import torch
 import torch.distributed as dist
 
 # %% auto #0
-__all__ = ['RUN_MARK', 'atomic_write', 'own_run', 'prepare_out', 'resolve_device', 'world_info']
+__all__ = ['RUN_MARK', 'LOCK_NAME', 'atomic_write', 'own_run', 'prepare_out', 'record_made', 'made_in', 'lock_out',
+           'resolve_device', 'world_info']
 
 # %% ../nbs/00_runs.ipynb #9acc01ea
 def _umask() -> int:
@@ -55,17 +56,76 @@ def own_run(out: Path, prog: str) -> bool:
     return prog == 'sferd-train-teacher' and (Path(out) / 'ckpt.pt').is_file()   # only the teacher trainer writes ckpt.pt there
 
 def prepare_out(out, prog: str, argv: Optional[Sequence[str]] = None) -> Path:
-    "Create or reuse `out` for command `prog`: FileExistsError if it is a non-empty folder that another command or the user made."
+    """Create or reuse `out` for command `prog` and hold it (`lock_out`) until this process exits: FileExistsError if it is
+    a non-empty folder that another command or the user made, or if another job is running in it."""
     out = Path(out)
     if out.exists() and not out.is_dir(): raise FileExistsError(f"output folder {out} is a file; choose a folder")
-    if out.is_dir() and any(out.iterdir()) and not own_run(out, prog):
+    if out.is_dir() and any(p.name != LOCK_NAME for p in out.iterdir()) and not own_run(out, prog):   # a lock alone: a crashed start
         raise FileExistsError(f"output folder {out} is not empty and was not made by {prog}; choose a new or empty folder "
                               "(nothing in it was changed)")
     out.mkdir(parents=True, exist_ok=True)
+    lock_out(out, prog)                                        # one job at a time in a folder
     if not (out / RUN_MARK).is_file():                         # written whole: never a torn mark
         atomic_write(out / RUN_MARK, json.dumps(dict(command=prog, argv=list(argv) if argv is not None else sys.argv[1:],
                                                      created=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())), indent=1))
     return out
+
+def record_made(out, name: str) -> None:
+    "Add `name` (a file or folder inside `out`) to the list of what the job of the run mark made there (what it may later replace)."
+    f = Path(out) / RUN_MARK
+    mark = json.loads(f.read_text())
+    if name not in mark.setdefault('made', []):
+        mark['made'].append(name)
+        atomic_write(f, json.dumps(mark, indent=1))
+
+def made_in(out) -> list:
+    "What the run mark of `out` says its job made there (`record_made`); [] if nothing is recorded."
+    try: made = json.loads((Path(out) / RUN_MARK).read_text()).get('made', [])
+    except (OSError, ValueError, AttributeError): return []
+    return [m for m in made if isinstance(m, str)] if isinstance(made, list) else []
+
+# %% ../nbs/00_runs.ipynb #22b33c2c
+LOCK_NAME = '.sferd_lock'
+_HELD: set = set()                                     # folders this process holds
+
+def _alive(pid: int) -> bool:
+    "Whether process `pid` exists on this machine."
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: return True                # someone else's process
+    return True
+
+def _release(f: Path, pid: int) -> None:
+    if os.getpid() != pid: return                      # a forked child (a data-loader worker) leaves its parent's lock alone
+    with contextlib.suppress(OSError, ValueError):
+        if json.loads(f.read_text()).get('pid') == pid: f.unlink()
+
+def lock_out(out, prog: str) -> Path:
+    "Hold folder `out` for this process until it exits; FileExistsError naming the other job if one holds it."
+    out = Path(out); key = str(out.resolve())
+    if key in _HELD: return out
+    f, me = out / LOCK_NAME, dict(pid=os.getpid(), host=socket.gethostname(), command=prog,
+                                 started=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()))
+    for attempt in range(50):
+        try: fd = os.open(f, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)   # exclusive: one winner, no link followed
+        except FileExistsError:
+            try: other = json.loads(f.read_text())
+            except (OSError, ValueError): other = None  # being written this instant, or torn by a crash
+            if other is None:
+                with contextlib.suppress(OSError):
+                    if time.time() - f.stat().st_mtime > 10: f.unlink()   # torn long ago: its writer is gone
+                time.sleep(0.05); continue
+            if other.get('host') == me['host'] and isinstance(other.get('pid'), int) and not _alive(other['pid']):
+                with contextlib.suppress(FileNotFoundError): f.unlink()   # its process is gone (kill -9, crash)
+                continue
+            raise FileExistsError(f"output folder {out} is in use by {other.get('command', 'another job')} (process "
+                                  f"{other.get('pid')} on {other.get('host')}, since {other.get('started')}); wait for it "
+                                  "to end or choose another folder") from None
+        with os.fdopen(fd, 'w') as fh: fh.write(json.dumps(me))
+        _HELD.add(key)
+        atexit.register(_release, f, os.getpid())
+        return out
+    raise FileExistsError(f"could not lock output folder {out} ({f} keeps changing); choose another folder")
 
 # %% ../nbs/00_runs.ipynb #9d228d70
 def resolve_device(spec: str = 'auto') -> torch.device:

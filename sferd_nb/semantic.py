@@ -19,7 +19,7 @@ from .samplers import prior_sample, sample
 from .unet import AttentionBlock, ResBlock, UNet, group_norm, timestep_embedding, zero_init
 from .train import Trainer, TrainConfig, MicroBatchCounter, draw_global, mix_seed, unwrap, world_info, CKPT_NAME
 from .io import denoiser_config, denoiser_from_config, register_export_type
-from .distill import Settings, StudentWrapper, WrappedStudent, setting
+from .distill import Settings, StudentWrapper, WrappedStudent, at_least_1, non_negative, positive, setting
 
 # %% auto #0
 __all__ = ['LATENT_DEFAULTS', 'tweedie_shift', 'GaussianWorld', 'eq14_coefficient', 'SemanticEncoder', 'GradientPredictor',
@@ -374,11 +374,11 @@ def build_sgp(student: Denoiser, latent_dim: int = 512, split: float = 0.5, join
 @dataclass(frozen=True)
 class SGPSettings(Settings):
     "The semantic gradient predictor's settings (Eq. 12-14): `distill` keywords of SFERD-PD/CD, `sferd-distill` flags."
-    latent_dim: int = setting(512, 'size of z_sem')
-    sgp_split: float = setting(0.5, 'fraction of the SGP stage with the student frozen (phase 1)')
-    sgp_lr: float = setting(2e-4, 'learning rate of the encoder and predictor in phase 1')
-    sgp_joint_ratio: float = setting(0.1, 'phase 2: everything at this fraction of the SGP learning rate')
-    latent_steps: int = setting(LATENT_DEFAULTS['max_steps'], "training steps of z_sem's latent DDIM")
+    latent_dim: int = setting(512, 'size of z_sem', **at_least_1)
+    sgp_split: float = setting(0.5, 'fraction of the SGP stage with the student frozen (phase 1)', check=lambda v: 0 <= v <= 1, must='in [0, 1]')
+    sgp_lr: float = setting(2e-4, 'learning rate of the encoder and predictor in phase 1', **positive)
+    sgp_joint_ratio: float = setting(0.1, 'phase 2: everything at this fraction of the SGP learning rate', **non_negative)
+    latent_steps: int = setting(LATENT_DEFAULTS['max_steps'], "training steps of z_sem's latent DDIM", **at_least_1)
 
 def sgp_student_wrapper(latent_dim: int = SGPSettings.latent_dim, split: float = SGPSettings.sgp_split,
                         joint_lr_ratio: float = SGPSettings.sgp_joint_ratio, lr: float = SGPSettings.sgp_lr,

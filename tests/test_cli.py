@@ -42,7 +42,8 @@ def test_distill_then_eval_exit_zero_and_print_no_python_objects(tmp_path, metho
     student = Path(r.stdout.strip().splitlines()[-1].removeprefix('students: ').split(', ')[-1])
     assert student.name == {'pd': 'stage0_1steps', 'sferd-pd': 'sgp', 'gdd': 'gdd'}[method]
     assert (student / 'model.safetensors').exists()
-    r = _run('sferd-eval', '--checkpoint', str(student), '--steps', '1', '--num-samples', '8', '--seeds', '0',
+    r = _run('sferd-eval', '--checkpoint', str(student), '--steps', '1', '--num-samples', '8', '--seeds', '0', '--score-degenerate',
+             '--out', str(tmp_path / 'ev'),
              '--extractor', 'standin', '--denoise-images', '16')
     assert r.returncode == 0, r.stderr[-2000:]
     assert 'standin' in r.stdout and "{'" not in r.stdout + r.stderr

@@ -77,7 +77,7 @@ def test_cli_distill_each_method_on_cuda(tmp_path, method):
     dirs = main_distill(['--method', method, '--teacher', str(t), '--out', str(tmp_path / method), '--teacher-steps', '2',
                          '--max-steps', '2', '--batch-size', '8', '--N', '6', '--no-progress', '--device', DEV])
     assert (dirs[-1] / 'model.safetensors').exists()
-    rows = main_eval(['--checkpoint', str(dirs[-1]), '--num-samples', '16', '--seeds', '0', '--extractor', 'standin',
+    rows = main_eval(['--checkpoint', str(dirs[-1]), '--num-samples', '16', '--seeds', '0', '--extractor', 'standin', '--score-degenerate',
                       '--denoise-images', '8', '--device', DEV])
     assert rows[0]['fid'][0] > 0
 

@@ -70,7 +70,7 @@ def test_missing_weights_file_is_an_error_not_a_switch(tmp_path, monkeypatch):
 
 def test_sferd_eval_names_the_extractor_everywhere(tmp_path, capsys):
     t = _teacher(tmp_path)
-    rows = main_eval(['--checkpoint', str(t), '--steps', '1,2', '--num-samples', '20', '--seeds', '0,1',
+    rows = main_eval(['--checkpoint', str(t), '--steps', '1,2', '--num-samples', '20', '--seeds', '0,1', '--score-degenerate',
                         '--denoise-images', '8', '--batch-size', '10', '--ref-split', 'test', '--out', str(tmp_path / 'ev')])
     name = M.load_extractor('standin').name
     out = capsys.readouterr().out
@@ -87,7 +87,7 @@ def test_sferd_eval_class_conditional_model_gets_the_test_labels(tmp_path):
     torch.manual_seed(0)
     net = build_unet('tiny', model_channels=16, num_blocks=1, attn_resolutions=(8,), num_classes=10)
     t = export_denoiser(Denoiser(net, get_schedule('edm'), 'edm'), tmp_path / 'teacher', dict(data='cifar10-subset'))
-    r = main_eval(['--checkpoint', str(t), '--steps', '1', '--num-samples', '8', '--seeds', '0', '--denoise-images', '6',
+    r = main_eval(['--checkpoint', str(t), '--steps', '1', '--num-samples', '8', '--seeds', '0', '--denoise-images', '6', '--score-degenerate',
                    '--ref-split', 'test', '--out', str(tmp_path / 'ev')])[0]
     from sferd_nb.io import load_denoiser
     test = get_dataset('cifar10-subset', 'test', flip=False)

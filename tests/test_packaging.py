@@ -77,6 +77,25 @@ def check_installed(bin_dir: Path, cwd: Path) -> str:
     return r.stdout
 
 
+def run_readme_examples(bin_dir: Path, cwd: Path) -> None:
+    "The README's quick-start commands and its Python snippet, as written, in an empty folder, with only the wheel installed."
+    import re
+    text = (REPO / 'README.md').read_text()
+    quick = [b for b in re.findall(r'```bash\n(.*?)```', text, flags=re.S) if b.startswith('# quick start')]
+    snippet = [b for b in re.findall(r'```python\n(.*?)```', text, flags=re.S) if 'sferd_nb.load(' in b]
+    assert len(quick) == 1 and len(snippet) == 1
+    cwd.mkdir(parents=True)
+    env = _clean_env(PATH=f"{bin_dir}:{os.environ['PATH']}")
+    for line in quick[0].splitlines()[1:]:
+        _run(['bash', '-c', line], cwd=cwd, env=env)
+    _run([bin_dir / 'python', '-c', snippet[0]], cwd=cwd, env=env)
+    assert (cwd / 'runs' / 'pd' / 'stage0_1steps' / 'model.safetensors').is_file()
+    assert (cwd / 'eval_stage0_1steps' / 'eval.json').is_file() and (cwd / 'runs' / 'pd_py' / 'samples.png').is_file()
+    site = bin_dir.parent / 'lib'
+    written = [p for p in site.rglob('*') if p.name in ('eval', 'eval.json', 'sferd_run.json')]
+    assert not written, written                                            # nothing inside the installed package
+
+
 def test_wheel_and_sdist_install_and_find_the_assets(tmp_path):
     t0 = time.time()
     sdist, wheel = build_dists(tmp_path / 'dist')
@@ -93,6 +112,7 @@ def test_wheel_and_sdist_install_and_find_the_assets(tmp_path):
     r = _run([bin_wheel / 'sferd-demo', '--quick', '--methods', 'pd', '--out', 'demo', '--device', 'cpu', '--no-progress'],
              cwd=empty, env=_clean_env())
     assert (empty / 'demo' / 'report.md').is_file() and 'PD' in r.stdout and '_assets' in (empty / 'demo' / 'report.md').read_text(), r.stdout
+    run_readme_examples(bin_wheel, tmp_path / 'empty4')                          # issue 31: the README, verbatim, for a pip user
     out = check_installed(make_venv(tmp_path / 'venv_sdist', sdist), tmp_path / 'empty2')   # the sdist builds and installs
     assert '_assets' in out, out
     print(f"build + 2 installs + checks: {time.time() - t0:.0f}s")

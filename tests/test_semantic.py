@@ -32,7 +32,7 @@ def test_cli_semantic_pd_exports_and_generates(tmp_path):
     assert x.shape == (3, 3, 32, 32) and x.dtype == torch.uint8
     assert torch.equal(x, generate(den, 3, rec['steps'], rec, seed=0))
     from sferd_nb.cli import main_eval                                # sferd-eval: FID and denoising l2 of an SGP student
-    r = main_eval(['--checkpoint', str(dirs[-1]), '--num-samples', '8', '--seeds', '0', '--extractor', 'standin',
+    r = main_eval(['--checkpoint', str(dirs[-1]), '--num-samples', '8', '--seeds', '0', '--extractor', 'standin', '--score-degenerate',
                    '--denoise-images', '4', '--out', str(tmp_path / 'eval')])[0]
     assert r['denoising_l2_mean'] > 0 and r['fid'][0] > 0
     with pytest.raises(SystemExit, match='sferd-distill: error: --latent-dim must be >= 1'):
