@@ -5,16 +5,17 @@
 # %% ../nbs/01_diffusion.ipynb #6809878e
 from __future__ import annotations
 import math
-from typing import NamedTuple, Optional, Tuple, Union
+from typing import Any, NamedTuple, Optional, Protocol, Tuple, Union, runtime_checkable
 
 import torch
 from torch import Tensor, nn
 
 # %% auto #0
-__all__ = ['PARAMETERIZATIONS', 'LOSS_WEIGHTS', 'Schedule', 'as_time', 'seeded_randn', 'DDPMSchedule', 'CosineLogSNRSchedule',
-           'EDMSchedule', 'get_schedule', 'schedule_from_dict', 'broadcast_batch', 'batch_times', 'compute_dtype',
-           'q_sample', 'eps_to_x0', 'x0_to_eps', 'v_to_x0_eps', 'x0_eps_to_v', 'edm_scalings', 'consistency_scalings',
-           'Prediction', 'Denoiser', 'loss_weight', 'diffusion_loss']
+__all__ = ['TimeLike', 'Cond', 'PARAMETERIZATIONS', 'LOSS_WEIGHTS', 'Schedule', 'as_time', 'seeded_randn', 'DDPMSchedule',
+           'CosineLogSNRSchedule', 'EDMSchedule', 'get_schedule', 'schedule_from_dict', 'broadcast_batch',
+           'batch_times', 'compute_dtype', 'q_sample', 'eps_to_x0', 'x0_to_eps', 'v_to_x0_eps', 'x0_eps_to_v',
+           'edm_scalings', 'consistency_scalings', 'Prediction', 'DenoiserLike', 'Denoiser', 'loss_weight',
+           'diffusion_loss']
 
 # %% ../nbs/01_diffusion.ipynb #50d4ed19
 class Schedule:
@@ -317,6 +318,16 @@ class Prediction(NamedTuple):
     x0: Tensor
     eps: Tensor
     attn: Optional[list] = None
+
+TimeLike = Union[float, Tensor]     # a time: a float scalar or a (B,) tensor of schedule times (integers for discrete DDPM)
+Cond = Any                          # a condition: class labels (B,), a model's own (SGP's SemanticCond), or None
+
+@runtime_checkable
+class DenoiserLike(Protocol):
+    """The denoiser contract every sampler, distiller and metric takes: `den(x_t, t, cond=None, **kw) -> Prediction`, with
+    the `schedule` it works on. `Denoiser`, the attention-guided teacher (notebook 07) and the SGP student (08) satisfy it."""
+    schedule: Any
+    def __call__(self, x_t: Tensor, t: TimeLike, cond: Cond = None, **kw) -> Prediction: ...
 
 PARAMETERIZATIONS = ('eps', 'x0', 'v', 'edm', 'cm')
 

@@ -13,7 +13,8 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from .diffusion import Denoiser, Prediction, q_sample, loss_weight, batch_times, compute_dtype, broadcast_batch
+from .diffusion import (Cond, Denoiser, DenoiserLike, Prediction, TimeLike, q_sample, loss_weight, batch_times, compute_dtype,
+                                broadcast_batch)
 from .samplers import (ddim_step, ddim_update, euler_step, heun_step, karras_sigmas, prior_sample, sample, check_cond,
                                select_cond, time_grid)
 from .train import Trainer, TrainConfig, MicroBatchCounter, draw_global, mix_seed, world_info, unwrap, CKPT_NAME
@@ -67,7 +68,7 @@ def get_solver(solver: Union[str, Callable]) -> Callable:
     return SOLVERS[solver]
 
 @torch.no_grad()
-def teacher_solve(teacher, x_t: Tensor, ts: Sequence, cond=None, solver: Union[str, Callable] = 'ddim') -> Tensor:
+def teacher_solve(teacher: DenoiserLike, x_t: Tensor, ts: Sequence, cond: Cond = None, solver: Union[str, Callable] = 'ddim') -> Tensor:
     "Step 1 (Eq. 5): x_hat_s = T(x_t) through the times ts[0] -> ts[1] -> ... -> ts[-1] (None = clean data)."
     step = get_solver(solver)
     x = x_t
@@ -75,7 +76,7 @@ def teacher_solve(teacher, x_t: Tensor, ts: Sequence, cond=None, solver: Union[s
     return x
 
 # %% ../nbs/05_distill.ipynb #2c0afb6f
-def pd_target(schedule, x_t: Tensor, t, x_s: Tensor, s=None) -> Tensor:
+def pd_target(schedule, x_t: Tensor, t: TimeLike, x_s: Tensor, s: Optional[TimeLike] = None) -> Tensor:
     "Step 2 of PD (Eq. 6, R = teacher): the x0 for which one DDIM step x_t -> s lands on x_s (s=None: clean, x0 = x_s)."
     if s is None: return x_s.to(compute_dtype(x_s))
     a_t, g_t = schedule.alpha_sigma_like(t, x_t)
@@ -84,7 +85,7 @@ def pd_target(schedule, x_t: Tensor, t, x_s: Tensor, s=None) -> Tensor:
     return (x_s.to(a_t) - r * x_t.to(a_t)) / (a_s - r * a_t)                    # Eq. 6 for R = T (DDIM solved for x0)
 
 # %% ../nbs/05_distill.ipynb #e0643c74
-def student_loss(student, x_t: Tensor, t, target: Tensor, cond=None, weighting: str = 'trunc_snr') -> Tensor:
+def student_loss(student: DenoiserLike, x_t: Tensor, t: TimeLike, target: Tensor, cond: Cond = None, weighting: str = 'trunc_snr') -> Tensor:
     "Step 3 (Eq. 7): per-sample omega(lambda_t) * mean ||x0_student(x_t, t) - x0_target||^2."
     pred = student(x_t, t, cond=cond)
     sch = unwrap(student).schedule
@@ -246,7 +247,7 @@ def consistency_grid(schedule, steps: int, rho: float = 7.) -> Tensor:
     return schedule.t_from_sigma_ve(karras_sigmas(steps + 1, smin, smax, rho)[:-1])
 
 @torch.no_grad()
-def consistency_sample(f, x_T: Tensor, ts, cond=None, generator: Optional[torch.Generator] = None,
+def consistency_sample(f: DenoiserLike, x_T: Tensor, ts, cond: Cond = None, generator: Optional[torch.Generator] = None,
                        return_trajectory: bool = False):
     "Multistep consistency sampling (Song et al. 2023, Alg. 1) through the descending times `ts` (x_T at ts[0])."
     check_cond(cond, x_T)
@@ -507,7 +508,7 @@ def student_grid(schedule, steps: int, method: str, grid: Optional[str] = None, 
     return get_method(method).grid(schedule, steps, dict(grid=grid))
 
 @torch.no_grad()
-def student_sample(student, x_T: Tensor, steps: int, method, cond=None, grid: Optional[str] = None,
+def student_sample(student: DenoiserLike, x_T: Tensor, steps: int, method, cond: Cond = None, grid: Optional[str] = None,
                    generator: Optional[torch.Generator] = None, return_trajectory: bool = False):
     "Sample a model with its own recipe (`method`: a name or the recipe dict of its config.json): DDIM on the PD grid, multistep consistency, ..."
     recipe = dict(method) if isinstance(method, dict) else dict(method=method, grid=grid)

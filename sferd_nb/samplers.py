@@ -10,7 +10,7 @@ from typing import Callable, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor, nn
 
-from .diffusion import (Prediction, Schedule, as_time, broadcast_batch, compute_dtype, seeded_randn, batch_times)
+from .diffusion import (Cond, DenoiserLike, TimeLike, Prediction, Schedule, as_time, broadcast_batch, compute_dtype, seeded_randn, batch_times)
 
 # %% auto #0
 __all__ = ['GRID_KINDS', 'SAMPLERS', 'GaussianDenoiser', 'GaussianMixtureDenoiser', 'default_grid', 'karras_sigmas', 'time_grid',
@@ -138,7 +138,7 @@ def select_cond(cond, idx):
     if hasattr(cond, 'select') and not isinstance(cond, Tensor): return cond.select(idx)
     return cond[idx] if isinstance(cond, Tensor) and cond.ndim > 0 else cond
 
-def ddim_update(schedule: Schedule, x_t: Tensor, pred: Prediction, t, s, eta: float = 0.,
+def ddim_update(schedule: Schedule, x_t: Tensor, pred: Prediction, t: TimeLike, s: Optional[TimeLike], eta: float = 0.,
                 noise: Optional[Tensor] = None, generator: Optional[torch.Generator] = None) -> Tensor:
     "The DDIM update x_t -> x_s (Eq. 3) from a model output `pred` (x0 and eps at x_t, t), like diffusers' `scheduler.step(model_output, ...)`."
     a_t, g_t = schedule.alpha_sigma_like(t, x_t)
@@ -151,7 +151,7 @@ def ddim_update(schedule: Schedule, x_t: Tensor, pred: Prediction, t, s, eta: fl
     return (x_s + (g_s**2 - c**2).clamp(min=0).sqrt() * eps + c * noise.to(a_t)).to(x_t.dtype)
 
 @torch.no_grad()
-def ddim_step(denoiser, x_t: Tensor, t, s, cond=None, eta: float = 0., noise: Optional[Tensor] = None,
+def ddim_step(denoiser: DenoiserLike, x_t: Tensor, t: TimeLike, s: Optional[TimeLike], cond: Cond = None, eta: float = 0., noise: Optional[Tensor] = None,
               generator: Optional[torch.Generator] = None) -> Tensor:
     "One DDIM step x_t -> x_s (Eq. 3; eta > 0 adds fresh noise); `s=None` returns the x0 prediction (clean data)."
     check_cond(cond, x_t)
@@ -166,7 +166,7 @@ def _ve(schedule: Schedule, t, x: Tensor) -> Tuple[Tensor, Tensor]:
     return a, g / a
 
 @torch.no_grad()
-def euler_step(denoiser, x_t: Tensor, t, s, cond=None) -> Tensor:
+def euler_step(denoiser: DenoiserLike, x_t: Tensor, t: TimeLike, s: Optional[TimeLike], cond: Cond = None) -> Tensor:
     "One Euler step of dy/dsigma = (y - D)/sigma in EDM coordinates y = x/alpha; `s=None` returns the x0 prediction."
     check_cond(cond, x_t)
     pred = denoiser(x_t, t, cond=cond)
@@ -178,7 +178,7 @@ def euler_step(denoiser, x_t: Tensor, t, s, cond=None) -> Tensor:
     return (a_s * (y + (sv_s - sv_t) * d)).to(x_t.dtype)
 
 @torch.no_grad()
-def heun_step(denoiser, x_t: Tensor, t, s, cond=None) -> Tensor:
+def heun_step(denoiser: DenoiserLike, x_t: Tensor, t: TimeLike, s: Optional[TimeLike], cond: Cond = None) -> Tensor:
     "One Heun (2nd order) step in EDM coordinates (Karras et al. 2022, Alg. 1); `s=None` is an Euler step to clean data."
     check_cond(cond, x_t)
     pred = denoiser(x_t, t, cond=cond)
@@ -194,7 +194,7 @@ def heun_step(denoiser, x_t: Tensor, t, s, cond=None) -> Tensor:
 
 # %% ../nbs/02_samplers.ipynb #903e3bbf
 @torch.no_grad()
-def ddpm_step(denoiser, x_t: Tensor, t, s, cond=None, noise: Optional[Tensor] = None,
+def ddpm_step(denoiser: DenoiserLike, x_t: Tensor, t: TimeLike, s: Optional[TimeLike], cond: Cond = None, noise: Optional[Tensor] = None,
               generator: Optional[torch.Generator] = None) -> Tensor:
     "One ancestral step: a draw from q(x_s | x_t, x0 = x0_hat); `s=None` returns the x0 prediction."
     check_cond(cond, x_t)
@@ -267,8 +267,8 @@ def ddpm_sample(denoiser, x_T: Tensor, ts, cond=None, generator: Optional[torch.
                  denoiser, x_T, ts, cond, return_trajectory, progress)
 
 @torch.no_grad()
-def sample(denoiser, x_T: Tensor, steps: Union[int, Tensor, Sequence] = 50, sampler: str = 'ddim',
-           grid: Optional[str] = None, cond=None, eta: float = 0., generator: Optional[torch.Generator] = None,
+def sample(denoiser: DenoiserLike, x_T: Tensor, steps: Union[int, Tensor, Sequence] = 50, *, sampler: str = 'ddim',
+           grid: Optional[str] = None, cond: Cond = None, eta: float = 0., generator: Optional[torch.Generator] = None,
            return_trajectory: bool = False, progress: bool = False, ts=None, rho: float = 7.):
     "Front door: `steps` (an int, or the times `ts` themselves) with `sampler` in 'ddim', 'euler', 'heun', 'ddpm'."
     if sampler not in SAMPLERS: raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(map(repr, SAMPLERS))}")
@@ -284,7 +284,7 @@ def sample(denoiser, x_T: Tensor, steps: Union[int, Tensor, Sequence] = 50, samp
 
 # %% ../nbs/02_samplers.ipynb #a21d61f5
 @torch.no_grad()
-def inverse_ddim(denoiser, x0: Tensor, ts, cond=None, first_step_iters: int = 3, return_trajectory: bool = False):
+def inverse_ddim(denoiser: DenoiserLike, x0: Tensor, ts, cond: Cond = None, *, first_step_iters: int = 3, return_trajectory: bool = False):
     "Deterministic DDIM encoding of clean `x0` up to max(ts) (ts ascending, or the descending sampling grid)."
     ts = as_time(ts)
     if ts.ndim != 1 or len(ts) < 1: raise ValueError(f"ts must be a 1-d tensor of at least one time, got shape {tuple(ts.shape)}")
