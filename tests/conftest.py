@@ -27,3 +27,54 @@ def _tests_own_cache(tmp_path_factory):
     os.environ['SFERD_CACHE'] = str(tmp_path_factory.mktemp('sferd_cache'))
     yield
     os.environ.pop('SFERD_CACHE', None)
+
+
+# --- helpers the test modules share (import them: `from conftest import export_tiny_teacher, ...`) ---------------------
+
+def export_tiny_teacher(path, *, cond: bool = False, model_channels: int = 16, num_blocks: int = 1, attn_resolutions=(8,),
+                        img_resolution: int = 32, perturb: float = 0., zero: bool = False, param: str = 'edm', seed: int = 0):
+    """A small untrained `tiny` UNet teacher exported to `path` (data 'cifar10-subset'), the same for every test that asks
+    for the same arguments. `perturb`: add that much Gaussian noise to every weight (no zero-initialised layer: every
+    tensor gets gradients); `zero`: every weight 0 (the network outputs 0)."""
+    from sferd_nb.diffusion import Denoiser, get_schedule
+    from sferd_nb.io import export_denoiser
+    from sferd_nb.unet import build_unet
+    torch.manual_seed(seed)
+    kw = dict(attn_resolutions=attn_resolutions) if attn_resolutions is not None else {}
+    net = build_unet('tiny', num_classes=10 if cond else 0, model_channels=model_channels, num_blocks=num_blocks,
+                     img_resolution=img_resolution, **kw)
+    with torch.no_grad():
+        for p in net.parameters():
+            if zero: p.zero_()
+            if perturb: p.add_(perturb * torch.randn_like(p))
+    return export_denoiser(Denoiser(net, get_schedule('edm'), param), path, dict(data='cifar10-subset'))
+
+
+def small_dataset(n: int = 64):
+    "The first `n` training images of the embedded CIFAR-10 subset, as an ImageDataset."
+    from sferd_nb.data import ImageDataset, load_cifar10_subset
+    d = load_cifar10_subset()
+    return ImageDataset(d['x_train'][:n], d['y_train'][:n], 10)
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+
+
+def one_and_two_processes(worker: str, tmp_path, *args) -> tuple:
+    "Run the script `worker` with argv (*args[:1], out dir, *args[1:]) in 1 process (out 'one') and in 2 gloo processes (out 'two'); return both dirs."
+    import subprocess, sys
+    script = tmp_path / 'w.py'; script.write_text(worker)
+    head, tail = [str(a) for a in args[:1]], [str(a) for a in args[1:]]
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    r = subprocess.run([sys.executable, str(script), *head, str(tmp_path / 'one'), *tail], env=env, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    env.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(free_port()), WORLD_SIZE='2')
+    ps = [subprocess.Popen([sys.executable, str(script), *head, str(tmp_path / 'two'), *tail],
+                           env=dict(env, RANK=str(k), LOCAL_RANK=str(k)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True) for k in range(2)]
+    outs = [p.communicate(timeout=300) for p in ps]
+    assert all(p.returncode == 0 for p in ps), [o[1][-2000:] for o in outs]
+    return tmp_path / 'one', tmp_path / 'two'

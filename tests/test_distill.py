@@ -12,15 +12,10 @@ from sferd_nb.io import export_denoiser, load_denoiser
 from sferd_nb import distill as D
 from sferd_nb.data import ImageDataset, load_cifar10_subset
 
-def _teacher(tmp_path, cond=False):
-    torch.manual_seed(0)
-    net = build_unet('tiny', num_classes=10 if cond else 0, model_channels=16, num_blocks=1, attn_resolutions=(8,))
-    den = Denoiser(net, get_schedule('edm'), 'edm')
-    return export_denoiser(den, tmp_path / ('teacher_c' if cond else 'teacher'), dict(data='cifar10-subset'))
+from conftest import export_tiny_teacher, one_and_two_processes as _one_and_two_processes, small_dataset as _small_ds
 
-def _small_ds(n=64):
-    d = load_cifar10_subset()
-    return ImageDataset(d['x_train'][:n], d['y_train'][:n], 10)
+def _teacher(tmp_path, cond=False):
+    return export_tiny_teacher(tmp_path / ('teacher_c' if cond else 'teacher'), cond=cond)
 
 def _weights(d):
     return load_denoiser(d).net.state_dict()
@@ -107,25 +102,6 @@ D.distill(load_denoiser(sys.argv[1]), ds, sys.argv[2], method=sys.argv[3], teach
           batch_size=8, progress=False, ckpt_every=-1, sample_every=-1, train_kw=dict(amp='none'))   # fp32: bf16 sums depend on the split
 dist.destroy_process_group() if dist.is_initialized() else None
 '''
-
-def _free_port():
-    with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
-
-def _one_and_two_processes(worker: str, tmp_path, *args) -> tuple:
-    "Run the script `worker` with argv (*args[:1], out dir, *args[1:]) in 1 process (out 'one') and in 2 gloo processes (out 'two'); return both dirs."
-    script = tmp_path / 'w.py'; script.write_text(worker)
-    head, tail = [str(a) for a in args[:1]], [str(a) for a in args[1:]]
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    r = subprocess.run([sys.executable, str(script), *head, str(tmp_path / 'one'), *tail], env=env, capture_output=True,
-                       text=True, timeout=300)
-    assert r.returncode == 0, r.stderr[-2000:]
-    env.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(_free_port()), WORLD_SIZE='2')
-    ps = [subprocess.Popen([sys.executable, str(script), *head, str(tmp_path / 'two'), *tail],
-                           env=dict(env, RANK=str(k), LOCAL_RANK=str(k)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           text=True) for k in range(2)]
-    outs = [p.communicate(timeout=300) for p in ps]
-    assert all(p.returncode == 0 for p in ps), [o[1][-2000:] for o in outs]
-    return tmp_path / 'one', tmp_path / 'two'
 
 @pytest.mark.parametrize('method', ['pd', 'cd'])
 def test_ddp_equals_single_process(tmp_path, method):

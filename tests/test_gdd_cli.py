@@ -12,15 +12,11 @@ from sferd_nb.io import export_denoiser, load_denoiser, load_student
 from sferd_nb.train import load_checkpoint
 from sferd_nb import gdd
 from sferd_nb.distill import student_sample
-from test_distill import _one_and_two_processes        # the gloo DDP set-up of the PD/CD and SGP tests
+from conftest import export_tiny_teacher, one_and_two_processes as _one_and_two_processes   # shared with the PD/CD and SGP tests
 
 
-def _teacher(tmp_path):
-    torch.manual_seed(0)
-    net = build_unet('tiny', model_channels=16, num_blocks=1, attn_resolutions=(8,))
-    with torch.no_grad():                                        # no zero-initialised layers: every GDD-I tensor gets gradients
-        for p in net.parameters(): p.add_(0.05 * torch.randn_like(p))
-    return export_denoiser(Denoiser(net, get_schedule('edm'), 'edm'), tmp_path / 'teacher', dict(data='cifar10-subset'))
+def _teacher(tmp_path):                                          # no zero-initialised layers: every GDD-I tensor gets gradients
+    return export_tiny_teacher(tmp_path / 'teacher', perturb=0.05)
 
 
 def _args(t, out, *extra):

@@ -27,9 +27,8 @@ def _ds(n=64):
 
 
 def _teacher_dir(tmp_path):
-    torch.manual_seed(0)
-    net = build_unet('tiny', model_channels=32, num_blocks=1)
-    return export_denoiser(Denoiser(net, get_schedule('edm'), 'edm'), tmp_path / 'teacher', dict(data='cifar10-subset'))
+    from conftest import export_tiny_teacher
+    return export_tiny_teacher(tmp_path / 'teacher', model_channels=32, attn_resolutions=None)
 
 
 def test_teacher_training_steps_bf16(tmp_path):

@@ -20,9 +20,8 @@ def _cache(tmp_path, monkeypatch):
     monkeypatch.setattr(M, 'fid_helper_path', lambda: None)     # 'auto' = the stand-in here (the real network: test_trust.py)
 
 def _teacher(tmp_path):
-    torch.manual_seed(0)
-    net = build_unet('tiny', model_channels=16, num_blocks=1, attn_resolutions=(8,))
-    return export_denoiser(Denoiser(net, get_schedule('edm'), 'edm'), tmp_path / 'teacher', dict(data='cifar10-subset'))
+    from conftest import export_tiny_teacher
+    return export_tiny_teacher(tmp_path / 'teacher')
 
 @pytest.fixture(scope='module')
 def ext(): return M.load_extractor('standin')

@@ -88,7 +88,8 @@ def run_readme_examples(bin_dir: Path, cwd: Path) -> None:
     env = _clean_env(PATH=f"{bin_dir}:{os.environ['PATH']}")
     for line in quick[0].splitlines()[1:]:
         _run(['bash', '-c', line], cwd=cwd, env=env)
-    _run([bin_dir / 'python', '-c', snippet[0]], cwd=cwd, env=env)
+    from test_readme import README_CHECKS
+    _run([bin_dir / 'python', '-c', snippet[0] + README_CHECKS], cwd=cwd, env=env)     # the snippet, then what it must leave
     assert (cwd / 'runs' / 'pd' / 'stage0_1steps' / 'model.safetensors').is_file()
     assert (cwd / 'eval_stage0_1steps' / 'eval.json').is_file() and (cwd / 'runs' / 'pd_py' / 'samples.png').is_file()
     site = bin_dir.parent / 'lib'

@@ -10,7 +10,8 @@ from sferd_nb.io import load_denoiser
 from sferd_nb import distill as D
 from sferd_nb import semantic as S
 from sferd_nb.metrics import generate
-from test_distill import _one_and_two_processes, _small_ds, _teacher      # the same tiny teacher and data as the PD/CD tests
+from conftest import one_and_two_processes as _one_and_two_processes, small_dataset as _small_ds   # shared with the PD/CD tests
+from test_distill import _teacher                                  # the same tiny teacher as the PD/CD tests
 
 def _ds(n=32): return _small_ds(n)
 

@@ -31,10 +31,8 @@ def one_line_error(r, cmd, contains=''):
 
 @pytest.fixture(scope='module')
 def teacher(tmp_path_factory):
-    torch.manual_seed(0)
-    net = build_unet('tiny', model_channels=16, num_blocks=1, attn_resolutions=(8,))
-    return export_denoiser(Denoiser(net, get_schedule('edm'), 'edm'), tmp_path_factory.mktemp('t') / 'teacher',
-                           dict(data='cifar10-subset'))
+    from conftest import export_tiny_teacher
+    return export_tiny_teacher(tmp_path_factory.mktemp('t') / 'teacher')
 
 
 def test_demo_never_deletes_a_folder_it_did_not_make(tmp_path):

@@ -30,14 +30,10 @@ def one_line_error(r, cmd, contains=''):
     return err[-1]
 
 
-def _export(path, res=32, zero=None, param='edm', seed=0):
+def _export(path, res=32, zero=False, param='edm'):
     "A tiny teacher export; `zero=True`: every weight 0, so the network outputs 0 ('x0': flat grey images; 'eps': x0 = x_t)."
-    torch.manual_seed(seed)
-    net = build_unet('tiny', model_channels=16, num_blocks=1, attn_resolutions=(8,), img_resolution=res)
-    if zero:
-        with torch.no_grad():
-            for p in net.parameters(): p.zero_()
-    return export_denoiser(Denoiser(net, get_schedule('edm'), param), path, dict(data='cifar10-subset'))
+    from conftest import export_tiny_teacher
+    return export_tiny_teacher(path, img_resolution=res, zero=zero, param=param)
 
 
 @pytest.fixture(scope='module')
