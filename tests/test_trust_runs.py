@@ -41,16 +41,30 @@ def teacher(tmp_path_factory):
     return _export(tmp_path_factory.mktemp('t') / 'teacher')
 
 
+@pytest.fixture(scope='module')
+def demo_run(tmp_path_factory, teacher):
+    "One quick demo (PD only) into a folder; each test works on its own copy (`shutil.copytree` keeps the run mark)."
+    out = tmp_path_factory.mktemp('demo') / 'demo'
+    r = run('sferd-demo', *QUICK, '--methods', 'pd', '--teacher', teacher, '--out', out)
+    assert r.returncode == 0, r.stderr[-1500:]
+    return out
+
+
+def _copy(demo_run, tmp_path) -> Path:
+    import shutil
+    out = tmp_path / 'demo'
+    shutil.copytree(demo_run, out, symlinks=True, ignore=shutil.ignore_patterns(LOCK_NAME))
+    return out
+
+
 def _tree(d: Path) -> dict:
     return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob('*')) if p.is_file() and p.name != LOCK_NAME}
 
 
 # --- 1, 2: the demo deletes only what its own run mark says it made, after validating and loading ---------------------
 
-def test_demo_rerun_keeps_the_users_folders_and_refuses_to_write_into_them(tmp_path, teacher):
-    out = tmp_path / 'demo'
-    r = run('sferd-demo', *QUICK, '--methods', 'pd', '--teacher', teacher, '--out', out)
-    assert r.returncode == 0, r.stderr[-1500:]
+def test_demo_rerun_keeps_the_users_folders_and_refuses_to_write_into_them(tmp_path, teacher, demo_run):
+    out = _copy(demo_run, tmp_path)
     mark = json.loads((out / 'sferd_run.json').read_text())
     assert set(mark['made']) >= {'pd', 'report.md', 'results.json', 'samples_pd.png', 'samples_teacher.png'}, mark
     # the user's things inside the demo's folder: a copy of the teacher (used as --teacher), a sferd-distill run in cd_ag/
@@ -68,18 +82,16 @@ def test_demo_rerun_keeps_the_users_folders_and_refuses_to_write_into_them(tmp_p
     assert (_tree(out / 'teacher'), _tree(out / 'cd_ag')) == before
 
 
-def test_demo_refuses_a_symlinked_method_folder_and_keeps_its_target(tmp_path, teacher):
-    out, elsewhere = tmp_path / 'demo', tmp_path / 'elsewhere'
-    assert run('sferd-demo', *QUICK, '--methods', 'pd', '--teacher', teacher, '--out', out).returncode == 0
+def test_demo_refuses_a_symlinked_method_folder_and_keeps_its_target(tmp_path, teacher, demo_run):
+    out, elsewhere = _copy(demo_run, tmp_path), tmp_path / 'elsewhere'
     elsewhere.mkdir(); (elsewhere / 'keep.txt').write_text('keep')
     import shutil; shutil.rmtree(out / 'pd'); (out / 'pd').symlink_to(elsewhere)
     one_line_error(run('sferd-demo', *QUICK, '--methods', 'pd', '--teacher', teacher, '--out', out), 'sferd-demo', 'a symbolic link')
     assert (elsewhere / 'keep.txt').read_text() == 'keep' and (out / 'pd').is_symlink()
 
 
-def test_demo_that_fails_on_a_setting_keeps_the_previous_report(tmp_path, teacher):
-    out = tmp_path / 'demo'
-    assert run('sferd-demo', *QUICK, '--methods', 'pd', '--teacher', teacher, '--out', out).returncode == 0
+def test_demo_that_fails_on_a_setting_keeps_the_previous_report(tmp_path, teacher, demo_run):
+    out = _copy(demo_run, tmp_path)
     before = _tree(out)
     one_line_error(run('sferd-demo', *QUICK, '--methods', 'pd', '--teacher', teacher, '--out', out, '--extractor', 'inception',
                        '--inception-weights', tmp_path / 'nope.pth'), 'sferd-demo', 'does not exist')
