@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_analysis.ipynb #f79c87d7
 from __future__ import annotations
-import json, math, os, sys, warnings
+import json, math, warnings
 from pathlib import Path
 from typing import NamedTuple, Optional, Sequence, Union
 

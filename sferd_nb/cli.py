@@ -4,13 +4,32 @@
 
 # %% ../nbs/13_cli.ipynb #8f0be791
 from __future__ import annotations
-import argparse, contextlib, errno, json, os, sys, time, zlib
+import argparse, contextlib, errno, json, sys, zlib
+from dataclasses import fields
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+import numpy as np
 import torch
 
-from .runs import RUN_MARK, atomic_write, own_run, prepare_out, resolve_device, world_info
+# the command line is a layer on top: it imports the library, nothing in the library imports it
+from .runs import atomic_write, own_run, prepare_out, resolve_device, world_info
+from .data import DATA_KINDS, data_kind, get_dataset, save_image_grid, summarize, to_model_range
+from .diffusion import LOSS_WEIGHTS, PARAMETERIZATIONS, Denoiser, get_schedule
+from .samplers import SAMPLERS
+from .unet import ATTENTION_PLACES, UNET_CONFIGS, build_unet, count_params
+from .train import (TEACHER_DEFAULTS, CKPT_NAME, load_checkpoint, Trainer, TrainConfig, teacher_loss, teacher_sample_fn,
+                            setup_distributed, cleanup_distributed)
+from .io import denoiser_config, export_denoiser, load_denoiser, model_path, read_config
+from .distill import (METHODS, CDSettings, DistillSettings, Model, WrappedStudent, distill, get_method, load_method_modules,
+                              settings_defaults)
+from .analysis import VARIANCE_KINDS, analyze, load_images, write_analysis
+from .guidance import GuidanceSettings
+from .semantic import SGPSettings
+from .metrics import (EXTRACTORS, INCEPTION_ENV, denoising_ability, evaluate, format_row, load_extractor, load_model,
+                              reference_stats, withhold)
+from .demo import ABLATION, BEYOND, PRESETS, default_teacher, format_table, run_demo
+from .gdd import GDDSettings
 
 # %% auto #0
 __all__ = ['USER_ERRORS', 'OS_ERRORS', 'DISTILL_FLAG_SETTINGS', 'COMMANDS', 'one_line', 'user_errors', 'finite_float',
@@ -86,8 +105,6 @@ def test_exit(f: Callable, contains: str = '') -> str:
     raise AssertionError(f"expected a user error containing {contains!r}, but the command succeeded")
 
 # %% ../nbs/13_cli.ipynb #6e29b5c8
-from .data import get_dataset, save_image_grid, summarize, to_model_range
-
 def main_data(argv=None):
     "`sferd-data`: summarise a data set and write a PNG grid of it; returns the dataset."
     p = command_parser('sferd-data', "Summarise a data set (cifar10-subset, cifar10:PATH, imagenet64:PATH) and write a PNG grid of it.")
@@ -113,13 +130,6 @@ def sferd_data() -> None:
     main_data()
 
 # %% ../nbs/13_cli.ipynb #627d4dde
-from .diffusion import LOSS_WEIGHTS, PARAMETERIZATIONS, Denoiser, get_schedule
-from .samplers import SAMPLERS
-from .unet import UNET_CONFIGS, build_unet, count_params
-from .train import (TEACHER_DEFAULTS, CKPT_NAME, load_checkpoint, Trainer, TrainConfig, teacher_loss, teacher_sample_fn,
-                            setup_distributed, cleanup_distributed)
-from .io import denoiser_config, export_denoiser
-
 def teacher_parser() -> argparse.ArgumentParser:
     p = command_parser('sferd-train-teacher', "Train a diffusion teacher (default: EDM schedule, preconditioning and "
                        "weighting) with the sferd_nb training loop.")
@@ -223,15 +233,6 @@ def sferd_train_teacher() -> None:
     main_train_teacher()
 
 # %% ../nbs/13_cli.ipynb #e0097b41
-from dataclasses import fields
-from .data import get_dataset
-from .distill import (METHODS, CDSettings, DistillSettings, WrappedStudent, distill, get_method, load_method_modules, settings_defaults)
-from .guidance import GuidanceSettings
-from .semantic import SGPSettings
-from .gdd import GDDSettings
-from .io import load_denoiser, model_path, read_config
-from .train import TrainConfig, setup_distributed, cleanup_distributed
-
 def add_settings(p, cls: type, title: Optional[str] = None):
     """One flag per field of the settings dataclass `cls` (`--max-steps` for `max_steps`) with its help, choices and type.
     The flag's own default is None: only what the user types is passed on, so the dataclass default applies (the help
@@ -364,10 +365,6 @@ def sferd_distill() -> None:
     main_distill()
 
 # %% ../nbs/13_cli.ipynb #4510003b
-from .analysis import VARIANCE_KINDS, analyze, load_images, write_analysis
-from .unet import ATTENTION_PLACES
-from .io import load_denoiser, read_config
-
 def analyze_parser() -> argparse.ArgumentParser:
     p = command_parser('sferd-analyze', "Measure a teacher's fitting error (Eq. 8) and the attention / variance link "
                        "(Fig. 3); write PNG figures and analysis.json.")
@@ -430,14 +427,6 @@ def sferd_analyze() -> None:
     main_analyze()
 
 # %% ../nbs/13_cli.ipynb #73f6b177
-import numpy as np
-from .data import get_dataset, save_image_grid, to_model_range
-from .metrics import (EXTRACTORS, denoising_ability, evaluate, format_row, load_extractor, load_model, reference_stats,
-                              withhold, INCEPTION_ENV)
-from .data import DATA_KINDS, data_kind
-from .distill import Model
-from .io import model_path
-
 def _ints(s: str) -> list:
     try: v = [int(v) for v in str(s).split(',') if v.strip()]
     except ValueError: raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {s!r}") from None
@@ -485,8 +474,9 @@ def main_eval(argv=None) -> list:
                              f"it was trained on (--data {recorded}, or another copy of {data_kind(recorded)})")
         ext = load_extractor(a.extractor, a.inception_weights, device=device)   # first: a bad weights path fails fast
         den, recipe = load_model(ck, device)
-        if Model(den, recipe).resolution != DATA_KINDS[kind]:
-            raise ValueError(f"{ck} makes {Model(den, recipe).resolution}x{Model(den, recipe).resolution} images but {spec} has "
+        res = Model(den, recipe).resolution
+        if res != DATA_KINDS[kind]:
+            raise ValueError(f"{ck} makes {res}x{res} images but {spec} has "
                              f"{DATA_KINDS[kind]}x{DATA_KINDS[kind]}: pass the data it was trained on with --data")
         test = get_dataset(spec, 'test', flip=False) if a.denoise_images else None
         if test is not None and a.denoise_images > len(test):
@@ -521,8 +511,6 @@ def sferd_eval() -> None:
     main_eval()
 
 # %% ../nbs/13_cli.ipynb #69a5a418
-from .demo import ABLATION, BEYOND, PRESETS, default_teacher, format_table, run_demo
-
 def main_demo(argv=None) -> list:
     "`sferd-demo` (what `make demo` runs): returns the table rows."
     ap = command_parser('sferd-demo', "Distil the course teacher with PD / CD and SFERD-PD / SFERD-CD (--ablation: every enhancement alone too), evaluate "

@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_demo.ipynb #069d612f
 from __future__ import annotations
-import json, os, shutil, sys, time
+import json, os, shutil, time
 from pathlib import Path
 from typing import Optional, Sequence
 

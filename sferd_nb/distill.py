@@ -19,7 +19,7 @@ from .samplers import (ddim_step, ddim_update, euler_step, heun_step, karras_sig
                                select_cond, time_grid)
 from .train import Trainer, TrainConfig, MicroBatchCounter, draw_global, mix_seed, world_info, unwrap, CKPT_NAME
 from .io import export_denoiser, load_denoiser, load_student, denoiser_config, model_path, read_config
-from .data import asset_path, to_uint8
+from .data import to_uint8
 from .runs import atomic_write, resolve_device
 
 # %% auto #0
@@ -596,7 +596,7 @@ class Model:
         den, recipe, method = self.denoiser, self.recipe, self.method
         steps = self.steps if steps is None else steps
         meth = get_method(method)
-        res, ncls = self.resolution, self.num_classes
+        ncls = self.num_classes
         dev = next(den.parameters()).device
         out = []
         for b, i in enumerate(range(0, n, batch_size)):

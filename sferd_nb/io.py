@@ -4,7 +4,7 @@
 
 # %% ../nbs/04b_io.ipynb #15cb3fe5
 from __future__ import annotations
-import json, os
+import json
 from pathlib import Path
 from typing import Callable, Optional
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_eval.ipynb #9ea681d9
 from __future__ import annotations
-import hashlib, importlib.util, json, math, os, sys, threading, time
+import hashlib, importlib.util, json, math, os, threading, time
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from .data import cache_dir as data_cache_dir, data_dir, file_hash, get_dataset, load_cifar10_subset, save_image_grid, to_model_range, to_uint8
 from .diffusion import q_sample
-from .samplers import prior_sample, select_cond
+from .samplers import select_cond
 from .runs import atomic_write
 
 # %% auto #0
@@ -375,15 +375,15 @@ def evaluate(den, recipe: Optional[dict], steps: Sequence[int], extractor: nn.Mo
              seeds: Sequence[int] = (0, 1, 2), batch_size: int = 250, sampler: str = 'heun', progress: bool = False) -> list:
     "One row per step count: fid per seed, fid_mean, fid_min, is_mean, is_std, nfe, extractor, `degenerate` flags, ... (+ 'images' of seed 0)."
     from sferd_nb.distill import Model
-    rows = []
+    model, rows = Model(den, _recipe(recipe, sampler)), []
     for st in steps:
         per = []
         for s in seeds:
             t0 = time.time()
-            x = generate(den, num_samples, st, recipe, s, batch_size, sampler, progress)
+            x = model.sample(num_samples, st, seed=s, batch_size=batch_size, uint8=True, progress=progress)   # = generate(...)
             r = fid_against(extractor, x, ref, batch_size)
             m0 = min(batch_size, num_samples)                          # the first batch and the noise it started from
-            r['degenerate'] = degenerate_flags(x[:m0], Model(den, _recipe(recipe, sampler)).batch_inputs(0, m0, s)[0])
+            r['degenerate'] = degenerate_flags(x[:m0], model.batch_inputs(0, m0, s)[0])
             r['sample_seconds'] = time.time() - t0
             per.append((r, x))
             if progress: print(f"  steps={st} seed={s}: FID {r['fid']:.2f}  IS {_fmt(r['is_mean'])}  [{extractor.name}]", flush=True)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_train.ipynb #c3d09fd6
 from __future__ import annotations
-import contextlib, inspect, json, math, os, random, sys, time
+import contextlib, inspect, json, math, os, random, time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Optional, Union

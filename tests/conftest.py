@@ -78,3 +78,25 @@ def one_and_two_processes(worker: str, tmp_path, *args) -> tuple:
     outs = [p.communicate(timeout=300) for p in ps]
     assert all(p.returncode == 0 for p in ps), [o[1][-2000:] for o in outs]
     return tmp_path / 'one', tmp_path / 'two'
+
+
+# the installed console scripts, run as a user runs them (tests/test_trust.py, tests/test_trust_runs.py)
+BIN = __import__('pathlib').Path(__import__('sys').executable).parent
+SCRIPT_ENV = dict(os.environ, OMP_NUM_THREADS='1', MPLBACKEND='Agg')
+
+
+def run_script(*args, cwd=None):
+    "Run console script args[0] with the other args (as strings) like a user: its own process, stdout and stderr captured."
+    import subprocess
+    return subprocess.run([str(BIN / args[0]), *map(str, args[1:])], capture_output=True, text=True, env=SCRIPT_ENV, cwd=cwd,
+                          timeout=600)
+
+
+def one_line_error(r, cmd, contains=''):
+    "Check that the run `r` of `cmd` failed with one line `cmd: error: ...` containing `contains`, no traceback; returns the line."
+    assert r.returncode != 0, r.stdout[-800:]
+    err = r.stderr.strip().splitlines()
+    assert err and err[-1].startswith(f'{cmd}: error:'), r.stderr[-1500:]
+    assert 'Traceback' not in r.stderr, r.stderr[-1500:]
+    assert contains in err[-1], err[-1]
+    return err[-1]

@@ -1,16 +1,13 @@
 "Integration tests for sferd_nb.distill (issue 5): CLI, resume, DDP equivalence, bad input."
-import json, os, socket, subprocess, sys
+import json
 from pathlib import Path
 
 import pytest
 import torch
 
 from sferd_nb.cli import main_distill
-from sferd_nb.diffusion import Denoiser, get_schedule
-from sferd_nb.unet import build_unet
-from sferd_nb.io import export_denoiser, load_denoiser
+from sferd_nb.io import load_denoiser
 from sferd_nb import distill as D
-from sferd_nb.data import ImageDataset, load_cifar10_subset
 
 from conftest import export_tiny_teacher, one_and_two_processes as _one_and_two_processes, small_dataset as _small_ds
 

@@ -8,7 +8,7 @@ import torch
 from sferd_nb.cli import main_distill
 from sferd_nb.diffusion import Denoiser, get_schedule
 from sferd_nb.unet import build_unet
-from sferd_nb.io import export_denoiser, load_denoiser, load_student
+from sferd_nb.io import load_denoiser, load_student
 from sferd_nb.train import load_checkpoint
 from sferd_nb import gdd
 from sferd_nb.distill import student_sample

@@ -1,7 +1,6 @@
 """Issue 13's findings, each reproduced: nothing of the user's is lost, no wrong number looks right, every user error is
 one line with a non-zero exit. Runs the installed console scripts as a user would."""
-import json, os, subprocess, sys
-from pathlib import Path
+import json, subprocess
 
 import pytest
 import torch
@@ -10,23 +9,9 @@ from sferd_nb.diffusion import Denoiser, get_schedule
 from sferd_nb.io import export_denoiser
 from sferd_nb.unet import build_unet
 
-BIN = Path(sys.executable).parent
-ENV = dict(os.environ, OMP_NUM_THREADS='1', MPLBACKEND='Agg')
+from conftest import BIN, SCRIPT_ENV as ENV, one_line_error, run_script as run
 TEACHER_ARGS = ['--model-channels', '16', '--num-blocks', '1', '--sample-steps', '2', '--no-progress', '--warmup', '1',
                 '--batch-size', '8']
-
-
-def run(*args, cwd=None):
-    return subprocess.run([str(BIN / args[0]), *map(str, args[1:])], capture_output=True, text=True, env=ENV, cwd=cwd,
-                          timeout=600)
-
-
-def one_line_error(r, cmd, contains=''):
-    assert r.returncode != 0, r.stdout[-500:]
-    err = r.stderr.strip().splitlines()
-    assert err and err[-1].startswith(f'{cmd}: error:'), r.stderr[-1500:]
-    assert 'Traceback' not in r.stderr, r.stderr[-1500:]
-    assert contains in err[-1], err[-1]
 
 
 @pytest.fixture(scope='module')

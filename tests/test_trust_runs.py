@@ -1,33 +1,17 @@
 """Issue 31's findings, each reproduced as a user or an adversary would: the demo deletes only what it made, runs into one
 folder do not collide, wrong numbers do not pass evaluation, settings are honoured or refused, and errors are one line.
 Runs the installed console scripts."""
-import errno, json, os, signal, subprocess, sys, time
+import errno, json, signal, subprocess, time
 from pathlib import Path
 
 import pytest
 import torch
 
-from sferd_nb.diffusion import Denoiser, get_schedule
-from sferd_nb.io import export_denoiser
 from sferd_nb.runs import LOCK_NAME
-from sferd_nb.unet import build_unet
 
-BIN = Path(sys.executable).parent
-ENV = dict(os.environ, OMP_NUM_THREADS='1', MPLBACKEND='Agg')
+from conftest import BIN, SCRIPT_ENV as ENV, one_line_error, run_script as run
+
 QUICK = ['--quick', '--no-progress', '--device', 'cpu']
-
-
-def run(*args, cwd=None):
-    return subprocess.run([str(BIN / args[0]), *map(str, args[1:])], capture_output=True, text=True, env=ENV, cwd=cwd, timeout=600)
-
-
-def one_line_error(r, cmd, contains=''):
-    assert r.returncode != 0, r.stdout[-800:]
-    err = r.stderr.strip().splitlines()
-    assert err and err[-1].startswith(f'{cmd}: error:'), r.stderr[-1500:]
-    assert 'Traceback' not in r.stderr, r.stderr[-1500:]
-    assert contains in err[-1], err[-1]
-    return err[-1]
 
 
 def _export(path, res=32, zero=False, param='edm'):
