@@ -22,7 +22,7 @@ from sferd_nb.unet import build_unet, native_bf16
 
 def make(seed: int) -> Denoiser:
     torch.manual_seed(seed)
-    return Denoiser(build_unet('tiny', model_channels=16), get_schedule('edm'), 'edm')
+    return Denoiser(build_unet('tiny', model_channels=16), get_schedule('edm'), parameterization='edm')
 
 
 def config(amp: str, steps: int, seed: int) -> TrainConfig:
@@ -44,8 +44,8 @@ def main(argv=None):
     p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     a = p.parse_args(argv)
     if len(set(a.seeds)) < 2: p.error('give at least two distinct --seeds (the spread needs them)')
-    train = get_dataset('cifar10-subset', 'train')
-    test = get_dataset('cifar10-subset', 'test', flip=False)
+    train = get_dataset('cifar10-subset', split='train')
+    test = get_dataset('cifar10-subset', split='test', flip=False)
     x0 = torch.stack([test[i][0] for i in range(256)])
     print(f"# {datetime.date.today()} · {torch.get_num_threads()} threads · torch {torch.__version__} · native bf16: "
           f"{native_bf16()} · tiny/16 ch EDM teacher, batch 32, {a.steps} steps\n")

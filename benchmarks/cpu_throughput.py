@@ -110,9 +110,9 @@ def matmul_peak(dtype, n: int = 2048, reps: int = 5) -> float:
 def trainer_arm(amp: str, cl, batch: int, steps: int):
     "The real Trainer on the tiny EDM teacher at one (amp, channels_last) setting: s/step over `steps` steps."
     torch.manual_seed(0)
-    den = Denoiser(build_unet('tiny'), get_schedule('edm'), 'edm')
+    den = Denoiser(build_unet('tiny'), get_schedule('edm'), parameterization='edm')
     n = 4 * batch
-    data = ImageDataset(torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8), torch.zeros(n, dtype=torch.long), 10, name='random')
+    data = ImageDataset(torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8), labels=torch.zeros(n, dtype=torch.long), num_classes=10, name='random')
     cfg = TrainConfig(batch_size=batch, max_steps=10 ** 6, log_every=0, ckpt_every=-1, sample_every=-1, amp=amp, channels_last=cl)
     out = tempfile.TemporaryDirectory()
     tr = Trainer(den, teacher_loss('edm'), cfg, out.name, meta={})

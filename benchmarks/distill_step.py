@@ -29,7 +29,7 @@ def bench(teacher, method, batch, steps, warmup, device, amp, guided=False, sgp=
         T = AttentionGuidedTeacher(teacher)
     if method == 'pd':
         student = Denoiser(type(teacher.net)(**teacher.net.config), teacher.schedule,
-                           teacher.parameterization).to(device)
+                           parameterization=teacher.parameterization).to(device)
         student.load_state_dict(teacher.state_dict())
         loss_fn = ProgressiveDistillation(T, student_steps=8)
     else:
@@ -78,7 +78,7 @@ def main():
     for name, batch in specs:
         torch.manual_seed(0)
         if a.teacher: teacher = load_denoiser(name, dev)
-        else: teacher = Denoiser(build_unet(name), get_schedule('edm'), 'edm').to(dev).eval()
+        else: teacher = Denoiser(build_unet(name), get_schedule('edm'), parameterization='edm').to(dev).eval()
         teacher.requires_grad_(False)
         variants = [(a.guided, a.sgp)] + ([(False, False)] if a.compare and (a.guided or a.sgp) else [])
         for m in a.methods:

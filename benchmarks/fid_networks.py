@@ -27,21 +27,21 @@ def main(argv=None):
     torch.set_num_threads(a.threads)
     t0 = time.time()
     den, recipe = load_model(a.teacher)
-    x = generate(den, a.num_samples, a.steps, recipe, seed=a.seed, batch_size=100, sampler='heun')
+    x = generate(den, a.num_samples, a.steps, recipe=recipe, seed=a.seed, batch_size=100, sampler='heun')
     t_sample = time.time() - t0
     print(f"sampled {len(x)} images, Heun {a.steps} steps (NFE {nfe(recipe, a.steps)}) in {t_sample:.0f}s", flush=True)
-    ref_imgs = get_dataset('cifar10-subset', a.ref_split, flip=False).images
-    real = get_dataset('cifar10-subset', 'train', flip=False).images[:a.num_samples]
+    ref_imgs = get_dataset('cifar10-subset', split=a.ref_split, flip=False).images
+    real = get_dataset('cifar10-subset', split='train', flip=False).images[:a.num_samples]
     print("| extractor | teacher FID | real train images FID (floor) | IS of the samples | extract time (s) |")
     print("|---|---|---|---|---|")
     for kind in a.extractors.split(','):
         ext = load_extractor(kind)
         t = time.time()
-        f_ref, _ = extract(ext, ref_imgs, 100)
+        f_ref, _ = extract(ext, ref_imgs, batch_size=100)
         mu, sigma = gaussian_stats(f_ref)
         ref = dict(mu=mu, sigma=sigma, n=len(ref_imgs), reference=f"cifar10-subset[{a.ref_split}]")
-        r = fid_against(ext, x, ref, 100)
-        floor = fid_against(ext, real, ref, 100)
+        r = fid_against(ext, x, ref, batch_size=100)
+        floor = fid_against(ext, real, ref, batch_size=100)
         is_txt = 'n/a' if r['is_mean'] is None else f"{r['is_mean']:.2f}"
         print(f"| {ext.name} | {r['fid']:.2f} | {floor['fid']:.2f} | {is_txt} | {time.time() - t:.0f} |", flush=True)
     print(f"total {time.time() - t0:.0f}s")

@@ -33,7 +33,7 @@ def standin_imagenet64(root: Path) -> str:
     "Write the embedded CIFAR-10 subset, upsampled to 64 px, as the official downsampled-ImageNet files; return the spec."
     root.mkdir(parents=True, exist_ok=True)
     for split, names in (('train', IMAGENET64_TRAIN_FILES), ('test', (IMAGENET64_VAL_FILE,))):
-        ds = get_dataset('cifar10-subset', split)
+        ds = get_dataset('cifar10-subset', split=split)
         x = F.interpolate(ds.images.float(), scale_factor=2, mode='nearest').round().to(torch.uint8).numpy()
         for name, idx in zip(names, np.array_split(np.arange(len(x)), len(names))):
             write_imagenet64_npz(root / f'{name}.npz', x[idx], ds.labels[idx].numpy())
@@ -44,8 +44,8 @@ def random_teacher(config: str, out: Path) -> int:
     "Export a teacher with the course teacher's schedule and parameterisation and a `config` UNet of random weights."
     course = load_denoiser(COURSE_TEACHER)
     net = build_unet(config)
-    export_denoiser(Denoiser(net, course.schedule, course.parameterization, course.sigma_data), out,
-                    dict(data='random weights (benchmarks/fullsize_smoke.py)'))
+    export_denoiser(Denoiser(net, course.schedule, parameterization=course.parameterization, sigma_data=course.sigma_data), out,
+                    config=dict(data='random weights (benchmarks/fullsize_smoke.py)'))
     return count_params(net)
 
 

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def get_teacher(spec: str, config: str, device) -> Denoiser:
     if spec != 'random': return load_denoiser(spec, device)
     torch.manual_seed(0)
-    return Denoiser(build_unet(config), get_schedule('edm'), 'edm').to(device).eval()
+    return Denoiser(build_unet(config), get_schedule('edm'), parameterization='edm').to(device).eval()
 
 
 def sync(device):

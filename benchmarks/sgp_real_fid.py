@@ -46,7 +46,7 @@ def main(argv=None):
     ext = load_extractor('fid-helper')                        # fails here, before the training, when the extra is missing
     ns = notebook_helpers()
     teacher = load_denoiser(asset_path('teachers', 'cifar10_uncond'))
-    train, test = get_dataset('cifar10-subset', 'train'), get_dataset('cifar10-subset', 'test', flip=False)
+    train, test = get_dataset('cifar10-subset', split='train'), get_dataset('cifar10-subset', split='test', flip=False)
     x_test = torch.stack([test[i][0] for i in range(256)])
     t0 = time.time()
     course = ns['sgp_comparison'](teacher, train, x_test, steps=120, batch_size=16, latent_dim=128,
@@ -57,12 +57,12 @@ def main(argv=None):
     same = all(course[k] == committed[k] for k in ('fitting', 'denoising', 'fid'))
     print(f"course run re-made in {t_course:.0f}s; stand-in numbers equal the committed ones: {same}", flush=True)
     rows, t1 = {}, time.time()
-    ref = reference_stats(ext, 'cifar10-subset', 'test')      # sferd-eval's reference statistics (cached)
-    real = get_dataset('cifar10-subset', 'train', flip=False).images[:a.num_samples]
+    ref = reference_stats(ext, data='cifar10-subset', split='test')      # sferd-eval's reference statistics (cached)
+    real = get_dataset('cifar10-subset', split='train', flip=False).images[:a.num_samples]
     rows['real train images (floor)'] = fid_against(ext, real, ref)['fid']
     for name in ('plain', 'sgp'):
         den, rec = load_student(out / 'students' / name / name)
-        x = generate(den, a.num_samples, 4, rec, seed=0)          # the same noise for both students; SGP: z_sem sampled
+        x = generate(den, a.num_samples, 4, recipe=rec, seed=0)          # the same noise for both students; SGP: z_sem sampled
         rows['PD (plain)' if name == 'plain' else 'PD + SGP, z sampled'] = fid_against(ext, x, ref)['fid']
     res = dict(extractor=getattr(ext, 'name', str(ext)), num_samples=a.num_samples, reference=f"{ref['reference']}, {ref['n']} images",
                steps=4, fid=rows, standin_equal_committed=same, seconds=dict(course=t_course, real_fid=time.time() - t1))

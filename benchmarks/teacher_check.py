@@ -29,8 +29,8 @@ def main(argv=None):
     torch.set_num_threads(a.threads)
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
     ext = load_extractor('standin')
-    test = get_dataset('cifar10-subset', 'test', flip=False)
-    mu, sigma = gaussian_stats(extract(ext, test.images, 100)[0])
+    test = get_dataset('cifar10-subset', split='test', flip=False)
+    mu, sigma = gaussian_stats(extract(ext, test.images, batch_size=100)[0])
     ref = dict(mu=mu, sigma=sigma, n=len(test.images), reference='cifar10-subset[test]')
     x0 = to_model_range(test.images[:256]).float()
     y0 = torch.as_tensor(test.labels[:256])
@@ -42,9 +42,9 @@ def main(argv=None):
         den, recipe = load_model(tdir)
         ncls = getattr(den.net, 'num_classes', None)
         t0 = time.time()
-        x = generate(den, a.num_samples, a.steps, recipe, seed=a.seed, batch_size=100, sampler='heun')
+        x = generate(den, a.num_samples, a.steps, recipe=recipe, seed=a.seed, batch_size=100, sampler='heun')
         ts = time.time() - t0
-        r = fid_against(ext, x, ref, 100)
+        r = fid_against(ext, x, ref, batch_size=100)
         g = torch.Generator().manual_seed(1)
         mse = []
         with torch.no_grad():

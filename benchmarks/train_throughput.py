@@ -46,10 +46,10 @@ def flops_per_step(tr: Trainer, data, batch: int) -> float:
 def bench(name: str, batch: int, steps: int, warmup: int, device: torch.device, amp: str, channels_last, compile_: bool):
     torch.manual_seed(0)
     net = build_unet(name)
-    den = Denoiser(net, get_schedule('edm'), 'edm').to(device)
+    den = Denoiser(net, get_schedule('edm'), parameterization='edm').to(device)
     res, ncls = net.img_resolution, net.num_classes or 10
     n = max(4 * batch, 64)
-    data = ImageDataset(torch.randint(0, 256, (n, 3, res, res), dtype=torch.uint8), torch.randint(0, ncls, (n,)), ncls, name='random')
+    data = ImageDataset(torch.randint(0, 256, (n, 3, res, res), dtype=torch.uint8), labels=torch.randint(0, ncls, (n,)), num_classes=ncls, name='random')
     cfg = TrainConfig(batch_size=batch, max_steps=warmup + steps, log_every=0, ckpt_every=-1, sample_every=-1, amp=amp,
                       channels_last=channels_last, compile=compile_)
     with tempfile.TemporaryDirectory() as out:

@@ -72,7 +72,7 @@ def _decoder_resolutions(maps, place) -> list:
     return sorted({int(m.resolution) for m in maps if place is None or m.place == place}, reverse=True)
 
 @torch.no_grad()
-def predict_trajectory(denoiser, x0: Tensor, ts=None, steps: int = 18, eps: Optional[Tensor] = None, cond=None,
+def predict_trajectory(denoiser, x0: Tensor, *, ts=None, steps: int = 18, eps: Optional[Tensor] = None, cond=None,
                        generator: Optional[torch.Generator] = None, resolutions: Optional[Sequence[int]] = None,
                        place: Optional[str] = 'decoder', index: int = -1, batch_size: int = 64) -> Trajectory:
     "eps_hat(x_t, t) with x_t = q_sample(x0, t, eps) for every t in `ts` (default time_grid(schedule, steps)), plus attention maps at `resolutions` (None: all at `place`; (): none)."
@@ -88,13 +88,13 @@ def predict_trajectory(denoiser, x0: Tensor, ts=None, steps: int = 18, eps: Opti
         for i in range(0, B, batch_size):
             sl = slice(i, i + batch_size)
             c = cond[sl] if isinstance(cond, Tensor) and cond.ndim > 0 else cond
-            x_t, _ = q_sample(x0[sl], t, sch, eps[sl])                         # Eq. 1 with the same eps at every t
+            x_t, _ = q_sample(x0[sl], t, sch, noise=eps[sl])                         # Eq. 1 with the same eps at every t
             pred = denoiser(x_t, t, cond=c, return_attn=want)
             outs.append(pred.eps.float())
             if not want: continue
             res = _decoder_resolutions(pred.attn or [], place) if resolutions is None else list(resolutions)
             for r in res:
-                a = attention_received(select_attention(pred.attn or [], r, place, index), size)
+                a = attention_received(select_attention(pred.attn or [], resolution=r, place=place, index=index), size)
                 attn.setdefault(r, [[] for _ in ts])[k].append(a)
         eps_hat.append(torch.cat(outs))
     attn = {r: torch.stack([torch.cat(v) for v in per_t]) for r, per_t in attn.items()}
@@ -141,7 +141,7 @@ def _thirds(curve: np.ndarray) -> tuple:
 def _f(x) -> float: return float(x) if x is not None else None
 
 @torch.no_grad()
-def analyze(denoiser, x0: Tensor, cond=None, steps: int = 18, ts=None, eps_draws: int = 1, t_star=None,
+def analyze(denoiser, x0: Tensor, *, cond=None, steps: int = 18, ts=None, eps_draws: int = 1, t_star=None,
             resolutions: Optional[Sequence[int]] = None, place: str = 'decoder', variance: str = 'trajectory',
             window: int = 3, seed: int = 0, batch_size: int = 64) -> dict:
     "Eq. 8, Fig. 3a and Fig. 3c for `denoiser` on clean images x0 (B,C,H,W) in [-1, 1]; returns tensors (on CPU) and a JSON-ready 'summary'."
@@ -155,7 +155,7 @@ def analyze(denoiser, x0: Tensor, cond=None, steps: int = 18, ts=None, eps_draws
     c = cond.repeat_interleave(eps_draws, 0) if isinstance(cond, Tensor) and cond.ndim > 0 else cond
     g = torch.Generator().manual_seed(seed)
     eps = torch.randn(x0r.shape, generator=g, dtype=x0r.dtype).to(x0r.device)
-    tr = predict_trajectory(denoiser, x0r, ts, eps=eps, cond=c, resolutions=resolutions, place=place, batch_size=batch_size)
+    tr = predict_trajectory(denoiser, x0r, ts=ts, eps=eps, cond=c, resolutions=resolutions, place=place, batch_size=batch_size)
     eq8 = bias_variance(tr.eps_hat, tr.eps)
     t_star = sch.t_from_sigma_ve(torch.tensor(PAPER_FIG3A_SIGMA, dtype=torch.float64)) if t_star is None else t_star
     k = _nearest_index(sch, ts, t_star)
@@ -267,7 +267,7 @@ def plot_fig3a(an: dict, title: str = ''):
     return fig
 
 # %% ../nbs/06_analysis.ipynb #878a691e
-def plot_fig3b(an: dict, images: Optional[Sequence[int]] = None, t_indices: Optional[Sequence[int]] = None, title: str = ''):
+def plot_fig3b(an: dict, *, images: Optional[Sequence[int]] = None, t_indices: Optional[Sequence[int]] = None, title: str = ''):
     "Fig. 3b: per image, the attention map at each resolution (rows) and the variance map (last row) at several times (maps averaged over the noise draws)."
     K, B = an['variance_maps'].shape[:2]
     images = list(range(min(2, B))) if images is None else list(images)
@@ -311,7 +311,7 @@ def plot_fig3c(an: dict, title: str = ''):
     return fig
 
 # %% ../nbs/06_analysis.ipynb #75a40b09
-def plot_attention_variance(an: dict, image: int = 0, t_index: int = 0, resolution: Optional[int] = None):
+def plot_attention_variance(an: dict, *, image: int = 0, t_index: int = 0, resolution: Optional[int] = None):
     "One image, one time, one resolution: x0, the attention map and the variance map side by side, with their correlation."
     if not an['attn']: raise ValueError("this analysis has no attention maps (the denoiser has none at the requested place)")
     r = max(an['attn']) if resolution is None else resolution
@@ -375,7 +375,7 @@ def explorer(an: dict):
     def draw(*_):
         with out:
             out.clear_output(wait=True)
-            display(plot_attention_variance(an, img.value, t.value, res.value))
+            display(plot_attention_variance(an, image=img.value, t_index=t.value, resolution=res.value))
     for w in (img, t, res): w.observe(draw, 'value')
     draw()
     return W.VBox([W.HBox([img, t, res]), out])
@@ -391,7 +391,7 @@ def _json_safe(o):
     if isinstance(o, (list, tuple)): return [_json_safe(v) for v in o]
     return o
 
-def write_analysis(an: dict, out_dir, metrics: Optional[dict] = None, info: Optional[dict] = None, title: str = '') -> dict:
+def write_analysis(an: dict, out_dir, *, metrics: Optional[dict] = None, info: Optional[dict] = None, title: str = '') -> dict:
     "Write eq8.png, fig3a.png, fig3b.png, fig3c.png (+ fig2a.png with `metrics` {name: dir or metrics}) and analysis.json into out_dir."
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     paths = dict(eq8=_atomic_fig(plot_eq8(an, title), out / 'eq8.png'), fig3a=_atomic_fig(plot_fig3a(an, title), out / 'fig3a.png'))
@@ -408,9 +408,9 @@ def write_analysis(an: dict, out_dir, metrics: Optional[dict] = None, info: Opti
     paths['json'] = out / 'analysis.json'
     return paths
 
-def load_images(spec: str = 'cifar10-subset', split: str = 'train', num: int = 16, seed: int = 0) -> tuple:
+def load_images(spec: str = 'cifar10-subset', *, split: str = 'train', num: int = 16, seed: int = 0) -> tuple:
     "`num` images (float in [-1, 1], unflipped) and labels drawn without replacement (seeded) from a data set spec."
-    ds = get_dataset(spec, split, flip=False)
+    ds = get_dataset(spec, split=split, flip=False)
     if num < 1 or num > len(ds): raise ValueError(f"num-images must be in 1..{len(ds)} for {ds!r}, got {num}")
     idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:num].sort().values
     y = ds.labels[idx] if ds.labels is not None else None
@@ -427,7 +427,7 @@ def checkpoint_info(path) -> dict:
     from sferd_nb.train import load_checkpoint
     return dict(path=str(p), kind='run', step=int(load_checkpoint(p)['step']))
 
-def claims_report(s: dict, name: str = 'teacher', weak: float = 0.1, grow: float = 0.05) -> str:
+def claims_report(s: dict, *, name: str = 'teacher', weak: float = 0.1, grow: float = 0.05) -> str:
     "The paper's three Fig. 3 claims checked against an analysis summary `s`, as sentences with the numbers."
     q, p, a = s['eq8_squared'], s['eq8_paper'], s['fig3a']
     yes = lambda ok: 'AGREES' if ok else 'DISAGREES'
@@ -468,5 +468,5 @@ def grow_attention(den, resolutions: Sequence[int]):
     missing, unexpected = grown.load_state_dict(net.state_dict(), strict=False)
     if unexpected or any('.attn.' not in k for k in missing):                 # only the new attention blocks may be new
         raise RuntimeError(f"grow_attention: unexpected key mismatch (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    return Denoiser(grown, den.schedule, den.parameterization, den.sigma_data)   # same schedule and parameterisation
+    return Denoiser(grown, den.schedule, parameterization=den.parameterization, sigma_data=den.sigma_data)   # same schedule and parameterisation
 

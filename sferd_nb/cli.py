@@ -116,7 +116,7 @@ def main_data(argv=None):
     with user_errors('sferd-data', a.debug):
         resolve_device(a.device)                           # nothing here needs a device, but a wrong one is still an error
         out = prepare_out(a.out, 'sferd-data', argv)       # before the (possibly long) read: a bad --out fails at once
-        ds = get_dataset(a.data, a.split, flip=False, download=a.download)
+        ds = get_dataset(a.data, split=a.split, flip=False, download=a.download)
         print(summarize(ds))
         if ds.num_classes == 10 and ds.labels is not None:
             x = torch.cat([ds.images[ds.labels == c][:8] for c in range(10)])
@@ -192,14 +192,14 @@ def main_train_teacher(argv=None) -> Path:
                 if was is not None and was != args.data:
                     raise ValueError(f"the run in {out} was trained on --data {was}, not {args.data}; resume with --data {was} "
                                      "or train into a new --out")
-            ds = get_dataset(args.data, 'train', seed=args.seed)
+            ds = get_dataset(args.data, split='train', seed=args.seed)
             out = prepare_out(out, 'sferd-train-teacher', argv) if world_info()[1] == 0 else out
             cond = args.cond if args.cond is not None else bool(UNET_CONFIGS[args.config].get('num_classes'))
             overrides = {k: v for k, v in dict(model_channels=args.model_channels, num_blocks=args.num_blocks,
                                                dropout=args.dropout).items() if v is not None}
             torch.manual_seed(args.seed)
             net = build_unet(args.config, num_classes=ds.num_classes if cond else 0, img_resolution=ds.resolution, **overrides)
-            den = Denoiser(net, get_schedule(args.schedule), args.param).to(device)
+            den = Denoiser(net, get_schedule(args.schedule), parameterization=args.param).to(device)
             d = TEACHER_DEFAULTS[args.config]
             ema = dict(ema_decay=args.ema_decay, ema_halflife_kimg=None) if args.ema_decay is not None else \
                   dict(ema_halflife_kimg=args.ema_halflife_kimg or d['ema_halflife_kimg'])
@@ -210,7 +210,7 @@ def main_train_teacher(argv=None) -> Path:
                               log_every=args.log_every, seed=args.seed, compile=args.compile, amp=args.amp,
                               num_workers=args.workers, **ema)
             meta = denoiser_config(den, data=args.data, weighting=args.weighting)
-            sfn = teacher_sample_fn(16, args.sample_steps, args.sampler, seed=args.seed, num_classes=net.num_classes,
+            sfn = teacher_sample_fn(16, steps=args.sample_steps, sampler=args.sampler, seed=args.seed, num_classes=net.num_classes,
                                     resolution=ds.resolution)
             tr = Trainer(den, teacher_loss(args.weighting, seed=args.seed), cfg, out, sample_fn=sfn, meta=meta)
             if tr.rank == 0:
@@ -221,7 +221,7 @@ def main_train_teacher(argv=None) -> Path:
                 if tr.rank == 0: print(f"resumed from step {tr.step}")
             tr.fit(ds, progress=not args.no_progress)
             if tr.rank == 0:                                                   # its own run folder: the export is replaced
-                export_denoiser(tr.ema, out, dict(data=args.data, weighting=args.weighting, step=tr.step),
+                export_denoiser(tr.ema, out, config=dict(data=args.data, weighting=args.weighting, step=tr.step),
                                 fp16=args.fp16_export, overwrite=True)
                 print(f"done: step {tr.step}; checkpoint {out / CKPT_NAME}, teacher {out / 'model.safetensors'}")
             return out
@@ -347,7 +347,7 @@ def main_distill(argv=None, teacher_wrapper: Optional[Callable] = None) -> list:
                 raise ValueError(f"the run in {args.out} was distilled on --data {rec[2]}, not {meta['data']}; resume with "
                                  f"--data {rec[2]} or distil into a new --out")
             out = prepare_out(args.out, 'sferd-distill', argv) if world_info()[1] == 0 else Path(args.out)
-            ds = get_dataset(meta['data'], 'train', seed=c.seed)
+            ds = get_dataset(meta['data'], split='train', seed=c.seed)
             if ds.resolution != teacher.net.config.get('img_resolution', ds.resolution):
                 raise ValueError(f"the teacher works at {teacher.net.config['img_resolution']}px but the data is {ds.resolution}px; "
                                  "pass the teacher's --data")
@@ -402,7 +402,7 @@ def _analyze(a, argv) -> dict:
     cfg_file = (ck if ck.is_dir() else ck.parent) / 'config.json'
     cfg = read_config(cfg_file) if cfg_file.is_file() else {}
     spec = a.data or cfg.get('data') or 'cifar10-subset'
-    x0, y, idx = load_images(spec, a.split, a.num_images, a.seed)
+    x0, y, idx = load_images(spec, split=a.split, num=a.num_images, seed=a.seed)
     res = getattr(getattr(den, 'net', None), 'img_resolution', x0.shape[-1])
     if x0.shape[-1] != res:
         raise ValueError(f"the checkpoint works on {res}x{res} images but {spec!r} has {x0.shape[-1]}x{x0.shape[-1]}; pass a matching --data")
@@ -472,13 +472,13 @@ def main_eval(argv=None) -> list:
         if isinstance(recorded, str) and data_kind(recorded) != kind:            # FID against other data means nothing
             raise ValueError(f"{ck} was trained on {recorded} ({data_kind(recorded)}) but --data {spec} is {kind}; pass the data "
                              f"it was trained on (--data {recorded}, or another copy of {data_kind(recorded)})")
-        ext = load_extractor(a.extractor, a.inception_weights, device=device)   # first: a bad weights path fails fast
+        ext = load_extractor(a.extractor, inception_weights=a.inception_weights, device=device)   # first: a bad weights path fails fast
         den, recipe = load_model(ck, device)
         res = Model(den, recipe).resolution
         if res != DATA_KINDS[kind]:
             raise ValueError(f"{ck} makes {res}x{res} images but {spec} has "
                              f"{DATA_KINDS[kind]}x{DATA_KINDS[kind]}: pass the data it was trained on with --data")
-        test = get_dataset(spec, 'test', flip=False) if a.denoise_images else None
+        test = get_dataset(spec, split='test', flip=False) if a.denoise_images else None
         if test is not None and a.denoise_images > len(test):
             raise ValueError(f"--denoise-images {a.denoise_images}: the {spec} test split has {len(test)} images; pass at most "
                              f"{len(test)} (0: skip)")
@@ -486,12 +486,12 @@ def main_eval(argv=None) -> list:
         out = prepare_out(out, 'sferd-eval', argv)                             # before sampling: a bad --out fails at once
         steps = a.steps or ([recipe['steps']] if 'steps' in recipe else [1, 2, 4])
         print(f"sferd-eval: {ck} ({recipe.get('method', 'teacher')}), extractor: {ext.name}, reference: {spec}", flush=True)
-        ref = reference_stats(ext, spec, a.ref_split, progress=True)
-        rows = evaluate(den, recipe, steps, ext, ref, a.num_samples, a.seeds, a.batch_size, a.sampler, progress=True)
+        ref = reference_stats(ext, data=spec, split=a.ref_split, progress=True)
+        rows = evaluate(den, recipe, steps, ext, ref, num_samples=a.num_samples, seeds=a.seeds, batch_size=a.batch_size, sampler=a.sampler, progress=True)
         dl = None
         if test is not None:                       # the same 4 noise levels (a 4-step PD grid) for every model
             labels = test.labels[:a.denoise_images] if test.labels is not None else None   # a class-conditional model's classes
-            dl = denoising_ability(den, None, test.images[:a.denoise_images], 4, labels=labels)
+            dl = denoising_ability(den, None, test.images[:a.denoise_images], steps=4, labels=labels)
         bad = [r for r in rows if r['degenerate']]
         if not a.score_degenerate: rows = [withhold(r) for r in rows]       # flagged, never reported as numbers
         for r in rows:
@@ -539,8 +539,8 @@ def main_demo(argv=None) -> list:
             methods = list(methods or PRESETS['quick' if a.quick else 'full']['methods'])
             if 'gdd' in methods: raise ValueError("--gdd adds 'gdd'; it is already in --methods, drop one of them")
             methods.append('gdd')
-        rows = run_demo(a.out, a.teacher, 'quick' if a.quick else 'full', methods,
-                        a.seed, a.extractor, a.inception_weights, progress=not a.no_progress, device=a.device, **ov)
+        rows = run_demo(a.out, teacher=a.teacher, preset='quick' if a.quick else 'full', methods=methods,
+                        seed=a.seed, extractor=a.extractor, inception_weights=a.inception_weights, progress=not a.no_progress, device=a.device, **ov)
     print(format_table(rows))
     return rows
 

@@ -294,7 +294,7 @@ def _build_imagenet64_cache(files: Sequence[Path], images: Path, labels: Path, p
     finally:
         for t in tmp: t.unlink(missing_ok=True)
 
-def imagenet64_memmap(root, split: str = 'train', progress: bool = True,
+def imagenet64_memmap(root, *, split: str = 'train', progress: bool = True,
                       wait_s: float = 4 * 3600) -> tuple[torch.Tensor, torch.Tensor, Path]:
     """ImageNet 64x64 as `load_imagenet64` returns it, but the images memory-mapped from a uint8 .npy cache built once per
     content: `(images, labels, path of the .npy)`. The first process to take the cache's lock builds it; the others wait."""
@@ -337,7 +337,7 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
 
 class ImageDataset(Dataset):
     "uint8 images (N,3,H,W) with optional int64 labels; items are (float image in [-1,1], label or -1)."
-    def __init__(self, images: torch.Tensor, labels: Optional[torch.Tensor] = None, num_classes: int = 0,
+    def __init__(self, images: torch.Tensor, *, labels: Optional[torch.Tensor] = None, num_classes: int = 0,
                  flip: bool = True, seed: int = 0, name: str = 'images', mmap_path: Optional[Path] = None):
         if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3 or images.shape[2] != images.shape[3]:
             raise ValueError(f"{name}: images must be a uint8 tensor (N, 3, H, H), got {images.dtype} {tuple(images.shape)}")
@@ -377,7 +377,7 @@ def data_kind(spec: str) -> str:
         raise ValueError(f"unknown data spec {spec!r}; use 'cifar10-subset', 'cifar10:PATH' or 'imagenet64:PATH'")
     return kind
 
-def get_dataset(spec: str = 'cifar10-subset', split: str = 'train', flip: Optional[bool] = None, seed: int = 0,
+def get_dataset(spec: str = 'cifar10-subset', *, split: str = 'train', flip: Optional[bool] = None, seed: int = 0,
                 download: bool = False) -> ImageDataset:
     "Data set from a spec: 'cifar10-subset', 'cifar10:PATH' or 'imagenet64:PATH'; split 'train' or 'test'."
     if split not in ('train', 'test'): raise ValueError(f"split must be 'train' or 'test', got {split!r}")
@@ -388,14 +388,14 @@ def get_dataset(spec: str = 'cifar10-subset', split: str = 'train', flip: Option
     elif kind == 'cifar10' and path:
         d = load_cifar10(path, download=download)
     elif kind == 'imagenet64' and path:
-        x, y, npy = imagenet64_memmap(path, 'train' if split == 'train' else 'val')    # one shared copy per machine
-        return ImageDataset(x, y, 1000, flip, seed, f"imagenet64[{split}]", mmap_path=npy)
+        x, y, npy = imagenet64_memmap(path, split='train' if split == 'train' else 'val')    # one shared copy per machine
+        return ImageDataset(x, labels=y, num_classes=1000, flip=flip, seed=seed, name=f"imagenet64[{split}]", mmap_path=npy)
     else:
         raise ValueError(f"unknown data spec {spec!r}; use 'cifar10-subset', 'cifar10:PATH' or 'imagenet64:PATH'")
-    return ImageDataset(d[f'x_{split}'], d[f'y_{split}'], 10, flip, seed, f"{kind}[{split}]")
+    return ImageDataset(d[f'x_{split}'], labels=d[f'y_{split}'], num_classes=10, flip=flip, seed=seed, name=f"{kind}[{split}]")
 
 # %% ../nbs/00_data.ipynb #bf56a554
-def make_loader(ds: ImageDataset, batch_size: int, shuffle: bool = True, seed: int = 0, drop_last: bool = True,
+def make_loader(ds: ImageDataset, batch_size: int, *, shuffle: bool = True, seed: int = 0, drop_last: bool = True,
                 num_workers: int = 0, flip: Optional[bool] = None) -> DataLoader:
     "A DataLoader over `ds` sharded across ranks when torch.distributed is initialised (batch_size per rank)."
     if batch_size < 1: raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -442,7 +442,7 @@ def image_grid(x: torch.Tensor, nrow: int = 8, pad: int = 2) -> np.ndarray:
         grid[:, pad + r * (h + pad): pad + r * (h + pad) + h, pad + q * (w + pad): pad + q * (w + pad) + w] = x[k]
     return grid.permute(1, 2, 0).numpy()
 
-def save_image_grid(x: torch.Tensor, path, nrow: int = 8, scale: int = 2) -> Path:
+def save_image_grid(x: torch.Tensor, path, *, nrow: int = 8, scale: int = 2) -> Path:
     "Write a grid of images in [-1, 1] as a PNG (atomically), upscaled `scale` times with nearest neighbours."
     from PIL import Image
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)

@@ -38,7 +38,7 @@ METHOD_NAMES = {'teacher': 'teacher (DDIM)', 'pd': 'PD', 'pd+ag': 'PD + attentio
 def default_teacher() -> Path: return data_dir() / 'teachers' / 'cifar10_uncond'
 
 # %% ../nbs/11_demo.ipynb #9364ac16
-def distill_method(teacher, dataset, method: str, out_dir, p: dict, seed: int = 0, progress: bool = True) -> tuple:
+def distill_method(teacher, dataset, method: str, out_dir, p: dict, *, seed: int = 0, progress: bool = True) -> tuple:
     "Distil `teacher` with a registered method ('pd', 'cd', 'sferd-pd', ...), '+ag' / '+sgp' adding attention guidance / the SGP, or 'gdd' (one step), under preset `p`; returns (student dir, wall seconds, optimiser steps)."
     base, _, extra = method.partition('+')
     teacher_wrapper = student_wrapper = None
@@ -117,7 +117,7 @@ def _clear_own(out: Path, folders: dict) -> None:
     mark['made'] = []
     atomic_write(out / RUN_MARK, json.dumps(mark, indent=1))
 
-def run_demo(out='runs/demo', teacher=None, preset: str = 'full', methods: Optional[Sequence[str]] = None, seed: int = 0,
+def run_demo(out='runs/demo', *, teacher=None, preset: str = 'full', methods: Optional[Sequence[str]] = None, seed: int = 0,
              extractor: Optional[str] = None, inception_weights=None, fresh: bool = True, progress: bool = True, device=None,
              **overrides) -> list:
     "Distil, evaluate and report (see the notebook); returns the table rows (without images). Writes under `out`."
@@ -144,18 +144,18 @@ def run_demo(out='runs/demo', teacher=None, preset: str = 'full', methods: Optio
     tden, trecipe = load_model(teacher_path, device)                  # everything checked and loaded before anything is removed
     if extractor is None:                      # the real FID network is ~5 img/s on 2 CPU cores: on a CPU the demo uses the stand-in
         extractor = 'auto' if torch.device(device).type == 'cuda' or inception_weights else 'standin'
-    ext = load_extractor(extractor, inception_weights, device=device)
+    ext = load_extractor(extractor, inception_weights=inception_weights, device=device)
     say(f"extractor: {ext.name}")
-    ref = reference_stats(ext, 'cifar10-subset', 'train', max_images=p['ref_images'], progress=progress)
+    ref = reference_stats(ext, data='cifar10-subset', split='train', max_images=p['ref_images'], progress=progress)
     say(f"reference statistics: {ref['n']} images of {ref['reference']}")
     if fresh: _clear_own(out, folders)                                 # only what earlier demo runs made
-    ds = get_dataset('cifar10-subset', 'train', seed=seed)
-    test = get_dataset('cifar10-subset', 'test', flip=False)
+    ds = get_dataset('cifar10-subset', split='train', seed=seed)
+    test = get_dataset('cifar10-subset', split='test', flip=False)
     x0, y0 = test.images[:p['denoise_images']], test.labels[:p['denoise_images']]
     rows = []
     def score(name, den, recipe, steps, dsec, budget):
         t0 = time.time()
-        r = withhold(evaluate(den, recipe, [steps], ext, ref, p['num_samples'], p['seeds'], batch_size=100, sampler='ddim',
+        r = withhold(evaluate(den, recipe, [steps], ext, ref, num_samples=p['num_samples'], seeds=p['seeds'], batch_size=100, sampler='ddim',
                               progress=progress)[0])                   # degenerate samples: flagged, never a number
         dl = denoising_ability(den, None, x0, steps=4, seed=seed, labels=y0)   # the same 4 noise levels for every model; SGP: z_sem sampled
         r.update(name=name, denoising_l2=dl, denoising_l2_mean=float(np.mean(list(dl.values()))), distill_seconds=dsec,
@@ -172,11 +172,11 @@ def run_demo(out='runs/demo', teacher=None, preset: str = 'full', methods: Optio
     for m in methods:
         say(f"distilling {METHOD_NAMES[m]} ...")
         record_made(out, folders[m].name)                               # before the first file is written there
-        sdir, dsec, budget = distill_method(tden, ds, m, folders[m], p, seed, progress)
+        sdir, dsec, budget = distill_method(tden, ds, m, folders[m], p, seed=seed, progress=progress)
         den, recipe = load_model(sdir, device)
         say(f"{METHOD_NAMES[m]}: {budget} optimiser steps in {dsec:.0f}s -> {sdir}")
         score(m, den, recipe, recipe.get('steps', p['final_steps']), dsec, budget)
-    write_report(out, rows, p, teacher_path, preset, seed, time.time() - t_start, device)
+    write_report(out, rows, p, teacher_path, preset, seed, time.time() - t_start, device=device)
     say(f"done in {time.time() - t_start:.0f}s: {out / 'report.md'}")
     return rows
 
@@ -188,7 +188,7 @@ def _device_name(device) -> str:
     if d.type == 'cuda': return f"{torch.cuda.get_device_name(d)} (CUDA)"
     return f"{platform.machine()} CPU x{torch.get_num_threads()} threads"
 
-def write_report(out: Path, rows: Sequence[dict], p: dict, teacher, preset: str, seed: int, seconds: float, device=None) -> Path:
+def write_report(out: Path, rows: Sequence[dict], p: dict, teacher, preset: str, seed: int, seconds: float, *, device=None) -> Path:
     "Write out/report.md (table, settings, grids) and out/results.json."
     import platform
     ext = rows[0]['extractor']

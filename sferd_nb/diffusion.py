@@ -115,7 +115,7 @@ def _f64(t) -> torch.dtype:
     "float64, except on MPS (which has none)."
     return torch.float32 if isinstance(t, Tensor) and t.device.type == 'mps' else torch.float64
 
-def seeded_randn(shape, generator=None, device=None, dtype=None) -> Tensor:
+def seeded_randn(shape, *, generator=None, device=None, dtype=None) -> Tensor:
     "Standard normal noise drawn with `generator` on the generator's own device and moved to `device` (same numbers on every device)."
     gdev = generator.device if generator is not None else device
     return torch.randn(shape, generator=generator, device=gdev, dtype=dtype).to(device)
@@ -220,7 +220,7 @@ class EDMSchedule(Schedule):
     "Variance-exploding schedule of EDM (Karras et al. 2022): alpha = 1, sigma = t in [sigma_min, sigma_max]."
     kind, vp, discrete, name = 'edm', False, False, 'edm'
 
-    def __init__(self, sigma_min: float = 0.002, sigma_max: float = 80., sigma_data: float = 0.5,
+    def __init__(self, *, sigma_min: float = 0.002, sigma_max: float = 80., sigma_data: float = 0.5,
                  p_mean: float = -1.2, p_std: float = 1.2):
         if not 0 < sigma_min < sigma_max: raise ValueError(f"need 0 < sigma_min < sigma_max, got {sigma_min}, {sigma_max}")
         self.sigma_min, self.sigma_max, self.sigma_data = float(sigma_min), float(sigma_max), float(sigma_data)
@@ -232,7 +232,7 @@ class EDMSchedule(Schedule):
 
     def sample_t(self, n: int, generator=None, device=None) -> Tensor:
         "EDM training: ln sigma ~ N(p_mean, p_std^2), clamped to [sigma_min, sigma_max]."
-        z = seeded_randn((n,), generator, device)
+        z = seeded_randn((n,), generator=generator, device=device)
         return (self.p_mean + self.p_std * z).exp().clamp(self.sigma_min, self.sigma_max)
 
     def noise_label(self, t) -> Tensor: return as_time(t).float().log() / 4       # EDM's c_noise
@@ -273,10 +273,10 @@ def compute_dtype(x: Tensor) -> torch.dtype:
     "The dtype coefficients and predictions are computed in for `x`: float64 for float64 `x`, else float32 (also for half/bf16)."
     return torch.float64 if x.dtype == torch.float64 else torch.float32
 
-def q_sample(x0: Tensor, t, schedule: Schedule, noise: Optional[Tensor] = None,
+def q_sample(x0: Tensor, t, schedule: Schedule, *, noise: Optional[Tensor] = None,
              generator: Optional[torch.Generator] = None) -> Tuple[Tensor, Tensor]:
     "Draw x_t ~ q(x_t | x0) = N(alpha_t x0, sigma_t^2 I) (Eq. 1); returns `(x_t, noise)`."
-    if noise is None: noise = seeded_randn(x0.shape, generator, x0.device, x0.dtype)
+    if noise is None: noise = seeded_randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
     elif noise.shape != x0.shape: raise ValueError(f"noise shape {tuple(noise.shape)} must equal x0 shape {tuple(x0.shape)}")
     a, s = schedule.alpha_sigma_like(t, x0)
     return (a * x0 + s * noise).to(x0.dtype), noise                        # Eq. 1: x_t = alpha_t x0 + sigma_t eps
@@ -333,7 +333,7 @@ PARAMETERIZATIONS = ('eps', 'x0', 'v', 'edm', 'cm')
 
 class Denoiser(nn.Module):
     "Turn a network `net(x, noise_label, cond, return_attn=...)` into a denoiser (x_t, t) -> Prediction(x0, eps, attn)."
-    def __init__(self, net: nn.Module, schedule: Schedule, parameterization: str = 'eps', sigma_data: float = 0.5):
+    def __init__(self, net: nn.Module, schedule: Schedule, *, parameterization: str = 'eps', sigma_data: float = 0.5):
         super().__init__()
         if parameterization not in PARAMETERIZATIONS:
             raise ValueError(f"unknown parameterization {parameterization!r}; choose one of {', '.join(map(repr, PARAMETERIZATIONS))}")
@@ -365,7 +365,7 @@ class Denoiser(nn.Module):
         a, s, (c_skip, c_out, c_in, c_noise) = coefs or self.coefficients(x_t, t)
         return (c_in * x_t.to(a) / a).to(x_t.dtype), c_noise.flatten()
 
-    def from_output(self, x_t: Tensor, t, out: Tensor, coefs: Optional[tuple] = None) -> Tuple[Tensor, Tensor]:
+    def from_output(self, x_t: Tensor, t, out: Tensor, *, coefs: Optional[tuple] = None) -> Tuple[Tensor, Tensor]:
         "`(x0, eps)` from the network's raw output at (x_t, t), by the parameterisation; `coefs` from `coefficients`."
         a, s, sc = coefs or self.coefficients(x_t, t)
         xf, out = x_t.to(a), out.to(a)
@@ -377,7 +377,7 @@ class Denoiser(nn.Module):
         if self.parameterization == 'x0': return out, x0_to_eps(xf, out, a, s)
         return v_to_x0_eps(xf, out, a, s)
 
-    def forward(self, x_t: Tensor, t, cond=None, return_attn: bool = False) -> Prediction:
+    def forward(self, x_t: Tensor, t, cond=None, *, return_attn: bool = False) -> Prediction:
         "Predict x0 and eps from x_t at time `t` (python number or (B,) tensor): precondition, run the network, read its output."
         t = batch_times(t, x_t)
         co = self.coefficients(x_t, t)
@@ -389,7 +389,7 @@ class Denoiser(nn.Module):
 # %% ../nbs/01_diffusion.ipynb #686d9199
 LOSS_WEIGHTS = ('x0', 'eps', 'snr', 'trunc_snr', 'snr+1', 'edm')
 
-def loss_weight(name: str, alpha: Tensor, sigma: Tensor, sigma_data: float = 0.5) -> Tensor:
+def loss_weight(name: str, alpha: Tensor, sigma: Tensor, *, sigma_data: float = 0.5) -> Tensor:
     "omega(lambda_t) of Eq. 2 for the x0-MSE: 'x0', 'eps'/'snr', 'trunc_snr', 'snr+1' or 'edm'."
     snr = alpha**2 / sigma**2
     if name == 'x0': return torch.ones_like(snr)
@@ -401,7 +401,7 @@ def loss_weight(name: str, alpha: Tensor, sigma: Tensor, sigma_data: float = 0.5
         return (s**2 + sigma_data**2) / (s * sigma_data)**2
     raise ValueError(f"unknown loss weighting {name!r}; choose one of {', '.join(map(repr, LOSS_WEIGHTS))}")
 
-def diffusion_loss(denoiser, x0: Tensor, cond=None, t=None, noise: Optional[Tensor] = None, weighting: str = 'eps',
+def diffusion_loss(denoiser, x0: Tensor, *, cond=None, t=None, noise: Optional[Tensor] = None, weighting: str = 'eps',
                    generator: Optional[torch.Generator] = None, sigma_data: Optional[float] = None) -> Tensor:
     "Per-sample loss (B,) of Eq. 2: omega(lambda_t) * mean over pixels of (x0_hat - x0)^2; t ~ schedule.sample_t if None."
     sch = denoiser.schedule
@@ -413,6 +413,6 @@ def diffusion_loss(denoiser, x0: Tensor, cond=None, t=None, noise: Optional[Tens
     pred = denoiser(x_t, t, cond=cond)
     a, s = sch.alpha_sigma(t, compute_dtype(pred.x0))
     sd = sigma_data if sigma_data is not None else getattr(denoiser, 'sigma_data', 0.5)
-    w = loss_weight(weighting, a, s, sd)
+    w = loss_weight(weighting, a, s, sigma_data=sd)
     mse = (pred.x0 - x0.to(pred.x0.dtype)).pow(2).flatten(1).mean(1)
     return w * mse                                                                # Eq. 2

@@ -36,7 +36,7 @@ __all__ = ['DISTILL_GRIDS', 'SOLVERS', 'positive', 'at_least_1', 'non_negative',
 # %% ../nbs/05_distill.ipynb #cf7ba5d3
 DISTILL_GRIDS = ('karras', 'uniform')
 
-def distill_grid(schedule, steps: int, kind: Optional[str] = None, rho: float = 7.) -> Tensor:
+def distill_grid(schedule, steps: int, *, kind: Optional[str] = None, rho: float = 7.) -> Tensor:
     "`steps` nested evaluation times t(i/steps), i = 0..steps-1 (noisiest first); the step after the last goes to clean data."
     if not isinstance(steps, int) or steps < 1: raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
     kind = kind or ('karras' if schedule.kind == 'edm' else 'uniform')     # VP and discrete DDPM: evenly spaced times
@@ -51,7 +51,7 @@ def distill_grid(schedule, steps: int, kind: Optional[str] = None, rho: float = 
     return distinct_times(t, schedule, f"a {steps}-step {kind!r} grid")
 
 def distinct_times(ts: Tensor, schedule, what: str,
-                   fix: str = "use fewer steps, the 'uniform' grid, or a continuous schedule ('edm', 'cosine-logsnr')") -> Tensor:
+                   *, fix: str = "use fewer steps, the 'uniform' grid, or a continuous schedule ('edm', 'cosine-logsnr')") -> Tensor:
     "`ts` (monotone) unchanged if no time repeats: PD's target (Eq. 6) divides by the gap between t and s, CD pairs adjacent times."
     d = ts[1:] - ts[:-1]
     if len(ts) > 1 and not (bool((d < 0).all()) or bool((d > 0).all())):
@@ -62,17 +62,17 @@ def distinct_times(ts: Tensor, schedule, what: str,
 SOLVERS = {'ddim': ddim_step, 'euler': euler_step, 'heun': heun_step}
 
 def get_solver(solver: Union[str, Callable]) -> Callable:
-    "A solver step `(denoiser, x_t, t, s, cond) -> x_s` from its name, or the callable itself."
+    "A solver step `(denoiser, x_t, t, s, *, cond) -> x_s` from its name, or the callable itself."
     if callable(solver): return solver
     if solver not in SOLVERS: raise ValueError(f"unknown solver {solver!r}; choose one of {', '.join(SOLVERS)} or pass a callable")
     return SOLVERS[solver]
 
 @torch.no_grad()
-def teacher_solve(teacher: DenoiserLike, x_t: Tensor, ts: Sequence, cond: Cond = None, solver: Union[str, Callable] = 'ddim') -> Tensor:
+def teacher_solve(teacher: DenoiserLike, x_t: Tensor, ts: Sequence, *, cond: Cond = None, solver: Union[str, Callable] = 'ddim') -> Tensor:
     "Step 1 (Eq. 5): x_hat_s = T(x_t) through the times ts[0] -> ts[1] -> ... -> ts[-1] (None = clean data)."
     step = get_solver(solver)
     x = x_t
-    for t, s in zip(ts[:-1], ts[1:]): x = step(teacher, x, t, s, cond)
+    for t, s in zip(ts[:-1], ts[1:]): x = step(teacher, x, t, s, cond=cond)
     return x
 
 # %% ../nbs/05_distill.ipynb #2c0afb6f
@@ -85,12 +85,12 @@ def pd_target(schedule, x_t: Tensor, t: TimeLike, x_s: Tensor, s: Optional[TimeL
     return (x_s.to(a_t) - r * x_t.to(a_t)) / (a_s - r * a_t)                    # Eq. 6 for R = T (DDIM solved for x0)
 
 # %% ../nbs/05_distill.ipynb #e0643c74
-def student_loss(student: DenoiserLike, x_t: Tensor, t: TimeLike, target: Tensor, cond: Cond = None, weighting: str = 'trunc_snr') -> Tensor:
+def student_loss(student: DenoiserLike, x_t: Tensor, t: TimeLike, target: Tensor, *, cond: Cond = None, weighting: str = 'trunc_snr') -> Tensor:
     "Step 3 (Eq. 7): per-sample omega(lambda_t) * mean ||x0_student(x_t, t) - x0_target||^2."
     pred = student(x_t, t, cond=cond)
     sch = unwrap(student).schedule
     a, s = sch.alpha_sigma(batch_times(t, x_t), compute_dtype(pred.x0))
-    w = loss_weight(weighting, a, s, getattr(unwrap(student), 'sigma_data', 0.5))
+    w = loss_weight(weighting, a, s, sigma_data=getattr(unwrap(student), 'sigma_data', 0.5))
     return w * (pred.x0 - target.to(pred.x0.dtype)).pow(2).flatten(1).mean(1)  # Eq. 7
 
 # %% ../nbs/05_distill.ipynb #a3022977
@@ -117,7 +117,7 @@ class WrappedStudent(nn.Module):
         "The Trainer's parameter groups (`lr_scale` per group: a number or piecewise `[[from_step, scale], ...]`); None: all parameters."
         return None
 
-    def after_distill(self, dataset, run_dir: Path, progress: bool = True, resume: bool = False, train_kw: Optional[dict] = None) -> None:
+    def after_distill(self, dataset, run_dir: Path, *, progress: bool = True, resume: bool = False, train_kw: Optional[dict] = None) -> None:
         "Work after its stage is trained and before it is exported (SGP: fit the latent sampler of z_sem)."
         return None
 
@@ -140,13 +140,13 @@ def batch_condition(student, x0: Tensor, y) -> tuple:
 
 class ProgressiveDistillation(DistillLoss):
     "One PD stage as a trainer loss: the student learns in 1 step what `teacher` does in `ratio` steps (Eq. 5-7, R = T)."
-    def __init__(self, teacher, student_steps: int, ratio: int = 2, solver: Union[str, Callable] = 'ddim',
+    def __init__(self, teacher, student_steps: int, *, ratio: int = 2, solver: Union[str, Callable] = 'ddim',
                  grid: Optional[str] = None, weighting: str = 'trunc_snr', seed: int = 0, rho: float = 7.):
         if ratio < 1: raise ValueError(f"ratio must be >= 1 teacher steps per student step, got {ratio}")
         self.teacher, self.N, self.ratio, self.solver, self.weighting, self.seed = teacher, student_steps, ratio, solver, weighting, seed
         self.schedule = teacher.schedule
         self.grid, self.rho = grid, rho
-        self.ts_teacher = distill_grid(self.schedule, ratio * student_steps, grid, rho)      # nested: student = [::ratio]
+        self.ts_teacher = distill_grid(self.schedule, ratio * student_steps, kind=grid, rho=rho)      # nested: student = [::ratio]
         self.micro = MicroBatchCounter()
 
     def teacher_times(self, i: Tensor) -> list:
@@ -165,7 +165,7 @@ class ProgressiveDistillation(DistillLoss):
             m = (i == self.N - 1) if last else (i < self.N - 1)
             if not m.any(): continue
             ts = self.teacher_times(i[m])
-            x_s = teacher_solve(self.teacher, x_t[m], ts, select_cond(cond, m), self.solver)      # Step 1, Eq. 5
+            x_s = teacher_solve(self.teacher, x_t[m], ts, cond=select_cond(cond, m), solver=self.solver)      # Step 1, Eq. 5
             out[m] = pd_target(self.schedule, x_t[m], ts[0], x_s, ts[-1])                   # Step 2, Eq. 6
         return out
 
@@ -179,7 +179,7 @@ class ProgressiveDistillation(DistillLoss):
         cond, cond_T = batch_condition(model, x0, y)
         x_t, _ = q_sample(x0, t, self.schedule, noise=noise.to(x0.dtype))                   # Eq. 1
         tgt = self.target(x_t, i, cond_T)
-        loss = student_loss(model, x_t, t, tgt, cond, self.weighting)                       # Step 3, Eq. 7
+        loss = student_loss(model, x_t, t, tgt, cond=cond, weighting=self.weighting)                       # Step 3, Eq. 7
         return loss.mean(), {}
 
 # %% ../nbs/05_distill.ipynb #3c73c309
@@ -190,11 +190,11 @@ def consistency_student(teacher: Denoiser) -> Denoiser:
     if t.parameterization not in ('edm', 'cm'):   # 'cm' feeds the network EDM's c_in x and c_noise: other nets would start far off
         raise ValueError(f"the consistency student reuses the teacher's network with EDM preconditioning, but this teacher is "
                          f"{t.parameterization!r}-parameterised; distill a teacher trained with --param edm")
-    return Denoiser(copy.deepcopy(t.net), t.schedule, 'cm', t.sigma_data)
+    return Denoiser(copy.deepcopy(t.net), t.schedule, parameterization='cm', sigma_data=t.sigma_data)
 
 class ConsistencyDistillation(DistillLoss, nn.Module):
     "CD as a trainer loss (Eq. 5-7 with R = EMA student); holds the target network theta^- (checkpointed with the run)."
-    def __init__(self, teacher, student, N: int = 18, solver: Union[str, Callable] = 'heun', mu: float = 0.95,
+    def __init__(self, teacher, student, *, N: int = 18, solver: Union[str, Callable] = 'heun', mu: float = 0.95,
                  weighting: str = 'x0', seed: int = 0, rho: float = 7.):
         super().__init__()
         if N < 2: raise ValueError(f"CD needs N >= 2 noise levels, got {N}")
@@ -204,8 +204,8 @@ class ConsistencyDistillation(DistillLoss, nn.Module):
         self.N, self.solver, self.mu, self.weighting, self.seed = N, solver, mu, weighting, seed
         sch = teacher.schedule
         smin = sch.sigma_ve_min; smax = sch.sigma_ve_max
-        ts = distinct_times(sch.t_from_sigma_ve(karras_sigmas(N, smin, smax, rho).flip(0)), sch, f"CD's {N} noise levels",
-                            "use a smaller N or a continuous schedule ('edm', 'cosine-logsnr')")
+        ts = distinct_times(sch.t_from_sigma_ve(karras_sigmas(N, smin, smax, rho=rho).flip(0)), sch, f"CD's {N} noise levels",
+                            fix="use a smaller N or a continuous schedule ('edm', 'cosine-logsnr')")
         self.register_buffer('ts', ts, persistent=False)  # ascending
         self.micro = MicroBatchCounter()
 
@@ -234,9 +234,9 @@ class ConsistencyDistillation(DistillLoss, nn.Module):
         cond, cond_T = batch_condition(model, x0, y)
         x_hi, _ = q_sample(x0, t_hi, self.schedule, noise=noise.to(x0.dtype))               # x at sigma_{n+1}
         with torch.no_grad():
-            x_lo = teacher_solve(self.teacher, x_hi, [t_hi, t_lo], cond_T, self.solver)      # Step 1, Eq. 5
+            x_lo = teacher_solve(self.teacher, x_hi, [t_hi, t_lo], cond=cond_T, solver=self.solver)      # Step 1, Eq. 5
             tgt = self.target_net(x_lo, t_lo, cond=cond).x0                                   # Step 2, Eq. 6 (R = EMA student)
-        loss = student_loss(model, x_hi, t_hi, tgt, cond, self.weighting)                   # Step 3, Eq. 7
+        loss = student_loss(model, x_hi, t_hi, tgt, cond=cond, weighting=self.weighting)                   # Step 3, Eq. 7
         return loss.mean(), {}
 
 # %% ../nbs/05_distill.ipynb #0b220057
@@ -244,10 +244,10 @@ def consistency_grid(schedule, steps: int, rho: float = 7.) -> Tensor:
     "`steps` noise levels for multistep consistency sampling: the first `steps` of a (steps+1)-point Karras grid (no sigma_min)."
     if not isinstance(steps, int) or steps < 1: raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
     smin = schedule.sigma_ve_min; smax = schedule.sigma_ve_max
-    return schedule.t_from_sigma_ve(karras_sigmas(steps + 1, smin, smax, rho)[:-1])
+    return schedule.t_from_sigma_ve(karras_sigmas(steps + 1, smin, smax, rho=rho)[:-1])
 
 @torch.no_grad()
-def consistency_sample(f: DenoiserLike, x_T: Tensor, ts, cond: Cond = None, generator: Optional[torch.Generator] = None,
+def consistency_sample(f: DenoiserLike, x_T: Tensor, ts, *, cond: Cond = None, generator: Optional[torch.Generator] = None,
                        return_trajectory: bool = False):
     "Multistep consistency sampling (Song et al. 2023, Alg. 1) through the descending times `ts` (x_T at ts[0])."
     check_cond(cond, x_T)
@@ -452,13 +452,13 @@ def _cd_config(c: dict) -> dict:
                 ema_halflife_kimg=None, ema_rampup=None)
 
 def _ddim_on_grid(den, x_T, steps, recipe, cond=None, generator=None, return_trajectory=False):
-    return sample(den, x_T, ts=distill_grid(den.schedule, steps, recipe.get('grid')), sampler='ddim', cond=cond,
+    return sample(den, x_T, ts=distill_grid(den.schedule, steps, kind=recipe.get('grid')), sampler='ddim', cond=cond,
                   return_trajectory=return_trajectory)
 
 def _consistency(den, x_T, steps, recipe, cond=None, generator=None, return_trajectory=False):
-    return consistency_sample(den, x_T, consistency_grid(den.schedule, steps), cond, generator, return_trajectory)
+    return consistency_sample(den, x_T, consistency_grid(den.schedule, steps), cond=cond, generator=generator, return_trajectory=return_trajectory)
 
-def consistency_step(den, x, t, s, pred, generator=None):
+def consistency_step(den, x, t, s, pred, *, generator=None):
     "Multistep consistency sampling's move to time s: re-noise the prediction x0 to noise level s (in y = x / alpha)."
     a, g = den.schedule.alpha_sigma_like(s, x)
     z = torch.randn(x.shape, generator=generator).to(x) if generator is not None else torch.randn_like(x)
@@ -474,19 +474,19 @@ PD = register_method(DistillMethod(
     'pd', 'progressive distillation (Salimans & Ho 2022): halve the steps stage by stage',
     stages=lambda c: pd_stages(c['teacher_steps'], c['student_steps'], c['ratio']),
     make_student=lambda cur, c: prepare_student(copy.deepcopy(cur)),
-    make_loss=lambda T, student, n, k, c: ProgressiveDistillation(T, n, c['ratio'], c['solver'] or 'ddim', c['grid'],
+    make_loss=lambda T, student, n, k, c: ProgressiveDistillation(T, n, ratio=c['ratio'], solver=c['solver'] or 'ddim', grid=c['grid'],
                                                                   seed=c['seed'] + k),
     train_config=_pd_config,
     recipe=lambda n, c: dict(method='pd', steps=n, grid=c['grid'], teacher_steps=n * c['ratio'], ratio=c['ratio'],
                              solver=c['solver'] or 'ddim'),
-    grid=lambda sch, steps, r: distill_grid(sch, steps, r.get('grid')),
+    grid=lambda sch, steps, r: distill_grid(sch, steps, kind=r.get('grid')),
     sample=_ddim_on_grid, nfe=lambda steps, r: steps, step=_ddim_step, export_type='pd-student', staged=True))
 
 CD = register_method(DistillMethod(
     'cd', 'consistency distillation (Song et al. 2023): one run to a consistency function',
     stages=lambda c: [c['student_steps']],
     make_student=lambda cur, c: prepare_student(consistency_student(cur)),
-    make_loss=lambda T, student, n, k, c: ConsistencyDistillation(T, student, c['N'], c['solver'] or 'heun', c['mu'],
+    make_loss=lambda T, student, n, k, c: ConsistencyDistillation(T, student, N=c['N'], solver=c['solver'] or 'heun', mu=c['mu'],
                                                                   seed=c['seed']),
     train_config=_cd_config,
     recipe=lambda n, c: dict(method='cd', steps=n, N=c['N'], mu=c['mu'], solver=c['solver'] or 'heun'),
@@ -503,18 +503,18 @@ TEACHER = register_method(DistillMethod(
     step=_ddim_step))
 
 # %% ../nbs/05_distill.ipynb #7b82552c
-def student_grid(schedule, steps: int, method: str, grid: Optional[str] = None, rho: float = 7.) -> Tensor:
+def student_grid(schedule, steps: int, method: str, *, grid: Optional[str] = None, rho: float = 7.) -> Tensor:
     "The times a distilled student samples at: its registered method's grid (PD: the grid it was trained on; CD: multistep noise levels)."
     return get_method(method).grid(schedule, steps, dict(grid=grid))
 
 @torch.no_grad()
-def student_sample(student: DenoiserLike, x_T: Tensor, steps: int, method, cond: Cond = None, grid: Optional[str] = None,
+def student_sample(student: DenoiserLike, x_T: Tensor, steps: int, method, *, cond: Cond = None, grid: Optional[str] = None,
                    generator: Optional[torch.Generator] = None, return_trajectory: bool = False):
     "Sample a model with its own recipe (`method`: a name or the recipe dict of its config.json): DDIM on the PD grid, multistep consistency, ..."
     recipe = dict(method) if isinstance(method, dict) else dict(method=method, grid=grid)
     return get_method(recipe['method']).sample(student, x_T, steps, recipe, cond, generator, return_trajectory)
 
-def sampling_condition(den, n: int, labels=None, generator: Optional[torch.Generator] = None):
+def sampling_condition(den, n: int, *, labels=None, generator: Optional[torch.Generator] = None):
     "The condition to generate `n` images with: the denoiser's own `sample_condition(n, labels, generator)` (SGP: z_sem from its latent sampler), else `labels`."
     d = unwrap(den)
     return d.sample_condition(n, labels, generator) if isinstance(d, WrappedStudent) else labels
@@ -603,7 +603,7 @@ class Model:
             m = min(batch_size, n - i)
             x_T, g = self.batch_inputs(b, m, seed)
             x_T = x_T.to(dev)
-            cond = sampling_condition(den, m, (torch.arange(i, i + m) % ncls).to(dev) if ncls else None, g)   # SGP: z_sem too
+            cond = sampling_condition(den, m, labels=(torch.arange(i, i + m) % ncls).to(dev) if ncls else None, generator=g)   # SGP: z_sem too
             x = meth.sample(den, x_T, steps, recipe, cond, g, False)                 # the model's own sampler (registry)
             if not torch.isfinite(x).all():
                 raise FloatingPointError(f"the {method} model produced non-finite samples (seed {seed}); it diverged: "
@@ -721,7 +721,7 @@ def distill(teacher, dataset, out_dir, *, method: str = 'pd', resume: bool = Fal
         if tr.rank == 0:
             kind = (unwrap(final).export_type if isinstance(unwrap(final), WrappedStudent) else None) or m.export_type
             train = dict(lr=cfg.lr, optimizer=cfg.optimizer, batch_size=cfg.batch_size, max_steps=cfg.max_steps, seed=cfg.seed)
-            export_denoiser(final, sdir, dict(distill=recipe, **(extra_meta or {}), train=train), kind=kind, overwrite=True)
+            export_denoiser(final, sdir, config=dict(distill=recipe, **(extra_meta or {}), train=train), kind=kind, overwrite=True)
             atomic_write(sdir / 'DONE', json.dumps(dict(step=tr.step)))
         if tr.world > 1: torch.distributed.barrier()
         cur = unwrap(final).eval().requires_grad_(False)
@@ -739,10 +739,10 @@ if __name__.endswith('.distill'): sys.modules[__name__].__class__ = _CallableMod
 
 # %% ../nbs/05_distill.ipynb #8e701b06
 @torch.no_grad()
-def prediction_gaps(teacher, students: dict, x_T: Tensor, teacher_steps: int, cond=None, grid: Optional[str] = None) -> dict:
+def prediction_gaps(teacher, students: dict, x_T: Tensor, teacher_steps: int, *, cond=None, grid: Optional[str] = None) -> dict:
     """Fig. 2b/2c: for each student (name -> (denoiser, steps, method)), along its own sampling path from `x_T`:
     u (sampling progress 0 -> 1), l2 to the teacher's x0 prediction at the same x_t (b), and l2 to the teacher's final sample (c)."""
-    ts_T = distill_grid(teacher.schedule, teacher_steps, grid)
+    ts_T = distill_grid(teacher.schedule, teacher_steps, kind=grid)
     x_ref = sample(teacher, x_T, ts=ts_T, sampler='ddim', cond=cond)                  # the teacher's final sample
     rows = {}
     for name, (den, steps, method) in students.items():

@@ -164,7 +164,7 @@ class DBlock(nn.Module):
 
 class ResNetDiscriminator(nn.Module):
     "A from-scratch residual discriminator: conv, `len(channel_mult)` down blocks, mean pool, linear logit (+ class projection)."
-    def __init__(self, resolution: int = 32, in_channels: int = 3, channels: int = 64, channel_mult: Sequence[int] = (1, 2, 2),
+    def __init__(self, *, resolution: int = 32, in_channels: int = 3, channels: int = 64, channel_mult: Sequence[int] = (1, 2, 2),
                  num_classes: Optional[int] = None):
         super().__init__()
         if resolution % (2 ** len(channel_mult)): raise ValueError(f"resolution {resolution} is not divisible by 2^{len(channel_mult)}; use fewer channel_mult levels")
@@ -191,7 +191,7 @@ class _Head(nn.Module):
 
 class TeacherFeatureDiscriminator(nn.Module):
     "Projected-GAN-style D (Sauer et al. 2021) on the frozen teacher's encoder: features at noise level `sigma`, one trained head per scale, summed logits."
-    def __init__(self, teacher, sigma: float = 0.5, channels: int = 64, num_classes: Optional[int] = None):
+    def __init__(self, teacher, *, sigma: float = 0.5, channels: int = 64, num_classes: Optional[int] = None):
         super().__init__()
         den = unwrap(teacher)
         if not isinstance(den, Denoiser) or not hasattr(den.net, 'encoder_features'):
@@ -293,7 +293,7 @@ def timm_backbone(name: str, weights, device=None) -> nn.Module:
 
 class BackboneFeatureDiscriminator(nn.Module):
     "Projected-GAN-style D on a frozen feature network (`backbone(x)` -> list of (B, C, H, W), e.g. `timm_backbone`): images from [-1, 1] to its normalisation, optionally resized, one trained head per scale, summed logits."
-    def __init__(self, backbone: nn.Module, channels: int = 64, num_classes: Optional[int] = None, mean=IMAGENET_MEAN,
+    def __init__(self, backbone: nn.Module, *, channels: int = 64, num_classes: Optional[int] = None, mean=IMAGENET_MEAN,
                  std=IMAGENET_STD, resize: Optional[int] = None, resolution: int = 32, in_channels: int = 3):
         super().__init__()
         if in_channels != len(mean): raise ValueError(f"the backbone expects {len(mean)}-channel images, the data has {in_channels}")
@@ -377,7 +377,7 @@ class GANLoss(DistillLoss, nn.Module):
 
 class GANTrainer(Trainer):
     "The Trainer with a two-player `backward` (the generator: the Trainer's model and optimiser; the discriminator of the `GANLoss`); lr schedule, EMA, finiteness and logging are the Trainer's. `freeze='gdd-i'` freezes the generator first."
-    def __init__(self, model: nn.Module, loss_fn: GANLoss, config, out_dir, sample_fn: Optional[Callable] = None,
+    def __init__(self, model: nn.Module, loss_fn: GANLoss, config, out_dir, *, sample_fn: Optional[Callable] = None,
                  meta: Optional[dict] = None, extra: Optional[nn.Module] = None, on_step_end: Optional[Callable] = None,
                  param_groups: Optional[list] = None, freeze: Optional[str] = None):
         if not isinstance(loss_fn, GANLoss):
@@ -493,7 +493,7 @@ def _gamma(c: dict) -> float:
         raise ValueError(f"--{', --'.join(k.replace('_', '-') for k in timm_args)} only apply to --disc timm, not --disc {c['disc']}")
     return float(c['gamma']) if c.get('gamma') is not None else R1_GAMMA[c['disc']]
 
-def make_discriminator(kind: str, teacher, channels: Optional[int] = None, feat_sigma: float = 0.5, backbone: Optional[str] = None,
+def make_discriminator(kind: str, teacher, *, channels: Optional[int] = None, feat_sigma: float = 0.5, backbone: Optional[str] = None,
                        weights=None, resize: Optional[int] = None) -> nn.Module:
     "The discriminator `kind` ('resnet' | 'teacher' | 'timm': `backbone` with the local `weights`) for a teacher's images (its resolution, channels, classes and device)."
     if kind not in DISCRIMINATORS: raise ValueError(f"unknown discriminator {kind!r}; choose one of {', '.join(DISCRIMINATORS)}")
@@ -502,14 +502,14 @@ def make_discriminator(kind: str, teacher, channels: Optional[int] = None, feat_
     if net is None or not hasattr(net, 'config'): raise ValueError("GDD needs a Denoiser teacher around a sferd_nb UNet")
     cfg, dev = net.config, next(net.parameters()).device
     ch = channels or cfg['model_channels']
-    if kind == 'teacher': return TeacherFeatureDiscriminator(den, feat_sigma, ch, cfg.get('num_classes'))
+    if kind == 'teacher': return TeacherFeatureDiscriminator(den, sigma=feat_sigma, channels=ch, num_classes=cfg.get('num_classes'))
     if kind == 'timm':
         if not (backbone and weights): raise ValueError("the 'timm' discriminator needs a backbone name and a local weights file")
         bb = timm_backbone(backbone, weights, dev)
         pc = getattr(bb, 'pretrained_cfg', None) or {}
-        return BackboneFeatureDiscriminator(bb, ch, cfg.get('num_classes'), pc.get('mean', IMAGENET_MEAN), pc.get('std', IMAGENET_STD),
-                                            resize, cfg['img_resolution'], cfg['in_channels'])
-    return ResNetDiscriminator(cfg['img_resolution'], cfg['in_channels'], ch, num_classes=cfg.get('num_classes')).to(dev)
+        return BackboneFeatureDiscriminator(bb, channels=ch, num_classes=cfg.get('num_classes'), mean=pc.get('mean', IMAGENET_MEAN), std=pc.get('std', IMAGENET_STD),
+                                            resize=resize, resolution=cfg['img_resolution'], in_channels=cfg['in_channels'])
+    return ResNetDiscriminator(resolution=cfg['img_resolution'], in_channels=cfg['in_channels'], channels=ch, num_classes=cfg.get('num_classes')).to(dev)
 
 def gdd_loss(teacher, generator, c: dict) -> GANLoss:
     "GDD's GANLoss for `generator` (settings `c`: DISTILL_DEFAULTS + GDD_DEFAULTS): discriminator, R1, DiffAugment, one-step latents."
@@ -517,8 +517,8 @@ def gdd_loss(teacher, generator, c: dict) -> GANLoss:
     _gamma(c)                                                   # the discriminator settings, checked before anything is built
     with torch.random.fork_rng(devices=[]):                    # D's initial weights: a function of the seed (reproducible runs)
         torch.manual_seed(mix_seed(c['seed'], 23))
-        D = make_discriminator(c['disc'], teacher, c.get('d_channels'), c.get('feat_sigma', 0.5), c.get('disc_backbone'),
-                               c.get('disc_weights'), c.get('disc_resize'))
+        D = make_discriminator(c['disc'], teacher, channels=c.get('d_channels'), feat_sigma=c.get('feat_sigma', 0.5), backbone=c.get('disc_backbone'),
+                               weights=c.get('disc_weights'), resize=c.get('disc_resize'))
     ncls = getattr(unwrap(teacher).net, 'num_classes', None)
     return GANLoss(D, generate=generate_one_step, conditional=bool(ncls), gamma=_gamma(c), r1_every=c['r1_every'],
                    lr=next(v for v in (c.get('d_lr'), c.get('lr'), 1e-4) if v is not None), betas=(0., 0.99), augment=c['augment'], seed=c['seed'])
@@ -532,13 +532,13 @@ def generator_from_config(cfg: dict) -> Denoiser:
 def _gdd_config(c: dict) -> dict:
     return dict(lr=1e-4 if c['lr'] is None else c['lr'], betas=(0., 0.99), grad_clip=0., ema_decay=None, ema_halflife_kimg=500., ema_rampup=0.05)
 
-def gdd_sample(den, x_T: Tensor, steps: int = 1, recipe: Optional[dict] = None, cond=None, generator=None,
+def gdd_sample(den, x_T: Tensor, *, steps: int = 1, recipe: Optional[dict] = None, cond=None, generator=None,
                return_trajectory: bool = False):
     "GDD sampling: x = G(x_T, t_max).x0 (1 NFE); steps > 1 re-noise and re-generate as multistep consistency sampling."
     if steps == 1:
         x = den(x_T, den.schedule.t_max, cond=cond).x0
         return (x, [x]) if return_trajectory else x
-    return consistency_sample(den, x_T, consistency_grid(den.schedule, steps), cond, generator, return_trajectory)
+    return consistency_sample(den, x_T, consistency_grid(den.schedule, steps), cond=cond, generator=generator, return_trajectory=return_trajectory)
 
 GDD = register_method(DistillMethod(
     'gdd', 'GDD (Zheng & Yang 2024): a one-step generator trained from the teacher with a GAN loss only (GDD-I freezing)',
@@ -558,7 +558,7 @@ register_export_type('gdd-generator', 'sferd_nb.gdd:generator_from_config')
 
 # %% ../nbs/12_gdd.ipynb #3319bbd7
 @torch.no_grad()
-def activation_similarity(den, x0: Tensor, sigmas: Sequence[float], ref_sigma: Optional[float] = None, cond=None,
+def activation_similarity(den, x0: Tensor, sigmas: Sequence[float], *, ref_sigma: Optional[float] = None, cond=None,
                           generator: Optional[torch.Generator] = None) -> tuple:
     "(layer names, (layers, len(sigmas)) tensor): cosine similarity of each UNet layer's per-channel mean |activation| at sigma to that at `ref_sigma` (default sigma_max)."
     den = unwrap(den)

@@ -22,7 +22,7 @@ __all__ = ['gaussian_kernel1d', 'gaussian_blur', 'risky_mask', 'attention_guidan
            'guided_teacher_wrapper']
 
 # %% ../nbs/07_guidance.ipynb #c0e809be
-def gaussian_kernel1d(sigma: float, kernel_size: int = 15, dtype=torch.float32, device=None) -> Tensor:
+def gaussian_kernel1d(sigma: float, *, kernel_size: int = 15, dtype=torch.float32, device=None) -> Tensor:
     "The normalised 1-D Gaussian kernel (kernel_size,) of standard deviation `sigma` pixels."
     if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
         raise ValueError(f"kernel_size must be an odd integer >= 1, got {kernel_size!r}")
@@ -41,15 +41,15 @@ def gaussian_blur(x: Tensor, sigma: float = 3., kernel_size: int = 15) -> Tensor
     p = kernel_size // 2
     if p >= min(H, W): raise ValueError(f"a {kernel_size}-tap blur needs images larger than {p} px, got {H}x{W}; "
                                         "use a smaller kernel_size")
-    k = gaussian_kernel1d(sigma, kernel_size, x.dtype, x.device)
+    k = gaussian_kernel1d(sigma, kernel_size=kernel_size, dtype=x.dtype, device=x.device)
     y = F.conv2d(F.pad(x, (p, p, 0, 0), mode='reflect'), k.reshape(1, 1, 1, -1).expand(C, 1, 1, kernel_size), groups=C)
     return F.conv2d(F.pad(y, (0, 0, p, p), mode='reflect'), k.reshape(1, 1, -1, 1).expand(C, 1, kernel_size, 1), groups=C)
 
 # %% ../nbs/07_guidance.ipynb #c96f6fa2
-def risky_mask(maps, image_size: int, psi: float = 1., resolution: Optional[int] = None, place: str = 'decoder',
+def risky_mask(maps, image_size: int, *, psi: float = 1., resolution: Optional[int] = None, place: str = 'decoder',
                index: int = -1) -> tuple:
     "Eq. 9-10: `(mask, attn)` at image size: mask (B, 1, S, S) = 1 where the chosen block's received attention > psi * its mean."
-    a = attention_received(select_attention(maps, resolution, place, index))              # (B, r, r), mean 1 (Eq. 9 reduced)
+    a = attention_received(select_attention(maps, resolution=resolution, place=place, index=index))              # (B, r, r), mean 1 (Eq. 9 reduced)
     m = (a > psi * a.mean((1, 2), keepdim=True)).float()                                   # Eq. 10: psi = I(A > k)
     up = lambda z: F.interpolate(z[:, None], size=(image_size, image_size), mode='nearest')
     return up(m), up(a)
@@ -90,7 +90,7 @@ def _check_settings(psi: float = GuidanceSettings.psi, w: float = GuidanceSettin
 
 class AttentionGuidedTeacher(nn.Module):
     "A denoiser wrapping `teacher` with SFERD's attention guidance (Eq. 9-11): same call, same `.schedule`."
-    def __init__(self, teacher: nn.Module, psi: float = GuidanceSettings.psi, w: float = GuidanceSettings.w,
+    def __init__(self, teacher: nn.Module, *, psi: float = GuidanceSettings.psi, w: float = GuidanceSettings.w,
                  blur_sigma: float = GuidanceSettings.blur_sigma, kernel_size: int = 15,
                  resolution: Optional[int] = None, place: str = 'decoder', index: int = -1):
         super().__init__()
@@ -121,13 +121,13 @@ class AttentionGuidedTeacher(nn.Module):
     def extra_repr(self) -> str: return ', '.join(f'{k}={v!r}' for k, v in self.config().items())
 
     @torch.no_grad()
-    def steps(self, x_t: Tensor, t, cond=None, s=None, pred: Optional[Prediction] = None) -> dict:
+    def steps(self, x_t: Tensor, t, cond=None, s=None, *, pred: Optional[Prediction] = None) -> dict:
         "The stages of Fig. 4 as a dict (x0 = the teacher's prediction and attention map `pred`, computed if None; `s`: also DDIM to s)."
         t = batch_times(t, x_t)
         if pred is None or pred.attn is None: pred = self.teacher(x_t, t, cond=cond, return_attn=True)    # Step 2, Eq. 9
         a, g = self.schedule.alpha_sigma_like(t, x_t)
         x0, eps = pred.x0.to(a), pred.eps.to(a)
-        mask, attn = risky_mask(pred.attn, x_t.shape[-1], self.psi, self.resolution, self.place, self.index)  # Eq. 10: psi
+        mask, attn = risky_mask(pred.attn, x_t.shape[-1], psi=self.psi, resolution=self.resolution, place=self.place, index=self.index)  # Eq. 10: psi
         mask, attn = mask.to(a), attn.to(a)
         x0_blur = gaussian_blur(x0, self.blur_sigma, self.kernel_size)                          # B(x0_hat)
         x_t_blur = a * x0_blur + g * eps                                                        # Step 3: inverse DDIM
@@ -148,7 +148,7 @@ class AttentionGuidedTeacher(nn.Module):
         return out
 
     @torch.no_grad()
-    def forward(self, x_t: Tensor, t, cond=None, return_attn: bool = False) -> Prediction:
+    def forward(self, x_t: Tensor, t, cond=None, *, return_attn: bool = False) -> Prediction:
         "The guided prediction Prediction(x0_teacher, eps consistent with it, the teacher's attention maps if asked)."
         if self.w == 0: return self.teacher(x_t, t, cond=cond, return_attn=return_attn)
         st = self.steps(x_t, t, cond)

@@ -79,7 +79,7 @@ def denoiser_from_config(cfg: dict) -> Denoiser:
     "Build an (untrained) Denoiser from `denoiser_config` output."
     try:
         net = UNet(**cfg['unet'])
-        return Denoiser(net, schedule_from_dict(cfg['schedule']), cfg['parameterization'], cfg.get('sigma_data', 0.5))
+        return Denoiser(net, schedule_from_dict(cfg['schedule']), parameterization=cfg['parameterization'], sigma_data=cfg.get('sigma_data', 0.5))
     except (KeyError, TypeError) as e:
         raise ValueError(f"not a sferd_nb denoiser config (missing or bad {e}); it should come from export_denoiser") from e
 
@@ -89,7 +89,7 @@ def weights_module(den) -> nn.Module:
     return den.net if isinstance(den, Denoiser) else den
 
 # %% ../nbs/04b_io.ipynb #daff02e1
-def export_denoiser(den, out_dir, config: Optional[dict] = None, fp16: bool = False, kind: str = 'teacher',
+def export_denoiser(den, out_dir, *, config: Optional[dict] = None, fp16: bool = False, kind: str = 'teacher',
                     overwrite: bool = False) -> Path:
     "Write `out_dir/model.safetensors` (fp16 optional) and `out_dir/config.json` with `type` = kind; an existing export is kept unless `overwrite`."
     from safetensors.torch import save

@@ -209,7 +209,7 @@ def _given_file(value, env: str, what: str, fix: str) -> Optional[str]:
 
 EXTRACTORS = ('auto', 'inception', 'fid-helper', 'standin')
 
-def load_extractor(kind: str = 'auto', inception_weights=None, classifier_dir=None, device=None, fid_network=None) -> nn.Module:
+def load_extractor(kind: str = 'auto', *, inception_weights=None, classifier_dir=None, device=None, fid_network=None) -> nn.Module:
     "Pick the FID/IS extractor ('auto', 'inception', 'fid-helper', 'standin'); 'auto': given Inception weights > FID network > cached Inception > stand-in."
     if kind not in EXTRACTORS:
         raise ValueError(f"unknown extractor {kind!r}; choose one of {', '.join(EXTRACTORS)}")
@@ -266,7 +266,7 @@ def inception_score(logits: Tensor, splits: int = 10) -> tuple:
 def _as_float(x: Tensor) -> Tensor: return to_model_range(x) if x.dtype == torch.uint8 else x.float()
 
 @torch.no_grad()
-def extract(extractor: nn.Module, images: Tensor, batch_size: int = 250, progress: bool = False, desc: str = 'features') -> tuple:
+def extract(extractor: nn.Module, images: Tensor, *, batch_size: int = 250, progress: bool = False, desc: str = 'features') -> tuple:
     "(features (N, D), logits (N, C) or None when the extractor has none) in float64 for uint8 or [-1, 1] images (N, 3, H, W)."
     from tqdm.auto import tqdm
     dev = next(extractor.parameters()).device
@@ -289,7 +289,7 @@ def stats_cache_dir() -> Path:
     "Where reference statistics are cached: `data.cache_dir()/fid_stats` ($SFERD_CACHE or ~/.cache/sferd_nb)."
     return data_cache_dir() / 'fid_stats'
 
-def reference_stats(extractor: nn.Module, data: str = 'cifar10-subset', split: str = 'train', max_images: Optional[int] = None,
+def reference_stats(extractor: nn.Module, *, data: str = 'cifar10-subset', split: str = 'train', max_images: Optional[int] = None,
                     cache: bool = True, batch_size: int = 250, progress: bool = False) -> dict:
     "Real-image statistics {mu, sigma, n, extractor, reference} of a data split (cached per extractor and data)."
     key = f"{data.replace(':', '_').replace('/', '_')}_{split}_{max_images or 'all'}_{extractor_id(extractor)}"
@@ -298,21 +298,21 @@ def reference_stats(extractor: nn.Module, data: str = 'cifar10-subset', split: s
         z = np.load(f)
         return dict(mu=torch.from_numpy(z['mu']), sigma=torch.from_numpy(z['sigma']), n=int(z['n']),
                     extractor=extractor.name, reference=f"{data}[{split}]")
-    ds = get_dataset(data, split, flip=False)
+    ds = get_dataset(data, split=split, flip=False)
     x = ds.images[:max_images] if max_images else ds.images
     if progress:                                   # minutes with the Inception network on a CPU: say what is happening
         print(f"computing the reference statistics of {len(x)} images of {data}[{split}] with {extractor.name} "
               f"(once: cached in {f})", flush=True)
-    feats, _ = extract(extractor, x, batch_size, progress=progress, desc='reference statistics')
+    feats, _ = extract(extractor, x, batch_size=batch_size, progress=progress, desc='reference statistics')
     mu, sigma = gaussian_stats(feats)
     if cache:
         f.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(f, lambda fh: np.savez(fh, mu=mu.numpy(), sigma=sigma.numpy(), n=len(x)))
     return dict(mu=mu, sigma=sigma, n=len(x), extractor=extractor.name, reference=f"{data}[{split}]")
 
-def fid_against(extractor: nn.Module, images: Tensor, ref: dict, batch_size: int = 250) -> dict:
+def fid_against(extractor: nn.Module, images: Tensor, ref: dict, *, batch_size: int = 250) -> dict:
     "FID (and IS: 10 splits when N >= 20, at least 2 images per split; None when the extractor has no logits) of `images` against reference stats; the extractor's name travels with it."
-    feats, logits = extract(extractor, images, batch_size)
+    feats, logits = extract(extractor, images, batch_size=batch_size)
     fid = frechet_distance(*gaussian_stats(feats), ref['mu'], ref['sigma'])
     is_mean, is_std = inception_score(logits, splits=min(10, max(1, len(images) // 2))) if logits is not None else (None, None)
     return dict(fid=fid, is_mean=is_mean, is_std=is_std, n=len(images), extractor=extractor.name,
@@ -340,7 +340,7 @@ def _classes(den) -> int:
     "Number of classes of a (wrapped) class-conditional model; 0 when unconditional."
     return int(getattr(getattr(den, 'net', None), 'num_classes', 0) or 0)
 
-def generate(den, n: int, steps: int, recipe: Optional[dict] = None, seed: int = 0, batch_size: int = 250,
+def generate(den, n: int, steps: int, *, recipe: Optional[dict] = None, seed: int = 0, batch_size: int = 250,
              sampler: str = 'heun', progress: bool = False) -> Tensor:
     "n uint8 samples (n, 3, H, W) of a teacher (`sampler`, `steps`) or a student (its own recipe) from seed `seed`: `Model.sample` (notebook 05) with the teacher's sampler filled in."
     from sferd_nb.distill import Model
@@ -371,7 +371,7 @@ def withhold(row: dict) -> dict:
     "A result row whose samples are degenerate: the flags stay, the numbers go (None), so that no table shows them as a result."
     return dict(row, **{k: None for k in ('fid', 'fid_mean', 'fid_min', 'is_mean', 'is_std')}) if row.get('degenerate') else row
 
-def evaluate(den, recipe: Optional[dict], steps: Sequence[int], extractor: nn.Module, ref: dict, num_samples: int = 50_000,
+def evaluate(den, recipe: Optional[dict], steps: Sequence[int], extractor: nn.Module, ref: dict, *, num_samples: int = 50_000,
              seeds: Sequence[int] = (0, 1, 2), batch_size: int = 250, sampler: str = 'heun', progress: bool = False) -> list:
     "One row per step count: fid per seed, fid_mean, fid_min, is_mean, is_std, nfe, extractor, `degenerate` flags, ... (+ 'images' of seed 0)."
     from sferd_nb.distill import Model
@@ -381,7 +381,7 @@ def evaluate(den, recipe: Optional[dict], steps: Sequence[int], extractor: nn.Mo
         for s in seeds:
             t0 = time.time()
             x = model.sample(num_samples, st, seed=s, batch_size=batch_size, uint8=True, progress=progress)   # = generate(...)
-            r = fid_against(extractor, x, ref, batch_size)
+            r = fid_against(extractor, x, ref, batch_size=batch_size)
             m0 = min(batch_size, num_samples)                          # the first batch and the noise it started from
             r['degenerate'] = degenerate_flags(x[:m0], model.batch_inputs(0, m0, s)[0])
             r['sample_seconds'] = time.time() - t0
@@ -398,7 +398,7 @@ def evaluate(den, recipe: Optional[dict], steps: Sequence[int], extractor: nn.Mo
 
 # %% ../nbs/10_eval.ipynb #ff3a508a
 @torch.no_grad()
-def denoising_l2(den, x0: Tensor, ts, cond=None, seed: int = 0, batch_size: int = 256) -> Tensor:
+def denoising_l2(den, x0: Tensor, ts, *, cond=None, seed: int = 0, batch_size: int = 256) -> Tensor:
     "The paper's denoising-ability test: mean over images of the RMS l2 between x0 and den's x0 prediction at x_t ~ q(x_t|x0), per t in ts."
     out = []
     for k, t in enumerate(ts):
@@ -415,7 +415,7 @@ def denoising_l2(den, x0: Tensor, ts, cond=None, seed: int = 0, batch_size: int 
         raise FloatingPointError("the denoising l2 is not finite: the model (or the images) produced NaN/inf; check them")
     return out
 
-def denoising_ability(den, recipe: Optional[dict], x0: Tensor, steps: int = 4, seed: int = 0, cond=None,
+def denoising_ability(den, recipe: Optional[dict], x0: Tensor, *, steps: int = 4, seed: int = 0, cond=None,
                       labels: Optional[Tensor] = None) -> dict:
     "{t: mean RMS l2 between x0 and den's x0 prediction at x_t ~ q(x_t|x0)} at the `steps` times of the model's grid; `cond` None: the model's own generation condition (an SGP student's z_sem from its latent sampler: nothing from x0) with the images' `labels` for a class-conditional model."
     from sferd_nb.distill import get_method, sampling_condition
@@ -424,7 +424,7 @@ def denoising_ability(den, recipe: Optional[dict], x0: Tensor, steps: int = 4, s
             raise ValueError(f"this model is class-conditional ({_classes(den)} classes): pass the images' labels "
                              "(sferd-eval: a --data with labels, or --denoise-images 0)")
         y = torch.as_tensor(labels).to(next(den.parameters()).device) if _classes(den) else None   # unconditional: labels ignored
-        cond = sampling_condition(den, len(x0), y, torch.Generator().manual_seed(seed))
+        cond = sampling_condition(den, len(x0), labels=y, generator=torch.Generator().manual_seed(seed))
     recipe = recipe or dict(method='teacher')
     method = recipe.get('method', 'teacher')
     ts = get_method('pd' if method == 'teacher' else method).grid(den.schedule, steps, recipe)   # a teacher: the PD grid

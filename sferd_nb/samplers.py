@@ -28,7 +28,7 @@ class GaussianDenoiser(nn.Module):
         self.register_buffer('s', torch.as_tensor(s, dtype=torch.float64))
         if (self.s <= 0).any(): raise ValueError("the data standard deviation s must be > 0")
 
-    def forward(self, x_t: Tensor, t, cond=None, return_attn: bool = False) -> Prediction:
+    def forward(self, x_t: Tensor, t, cond=None, *, return_attn: bool = False) -> Prediction:
         a, sg = self.schedule.alpha_sigma_like(t, x_t)
         mu, var = self.mu.to(a), self.s.to(a)**2
         xf = x_t.to(a)
@@ -37,7 +37,7 @@ class GaussianDenoiser(nn.Module):
 
     def sample(self, n: int, generator: Optional[torch.Generator] = None) -> Tensor:
         "n draws from the data distribution (float64)."
-        return self.mu + self.s * seeded_randn((n, *self.mu.shape), generator, self.mu.device, torch.float64)
+        return self.mu + self.s * seeded_randn((n, *self.mu.shape), generator=generator, device=self.mu.device, dtype=torch.float64)
 
     def ode_flow(self, x_t: Tensor, t, s=None) -> Tensor:
         "The exact probability-flow ODE map x_t -> x_s (s=None: clean data): y - mu scales with sqrt(s^2 + sigma_ve^2)."
@@ -52,7 +52,7 @@ class GaussianDenoiser(nn.Module):
 
 class GaussianMixtureDenoiser(nn.Module):
     "Exact denoiser for x0 ~ sum_k w_k N(means[k], stds[k]^2 I); means (K, *sample_shape), stds and weights (K,)."
-    def __init__(self, schedule: Schedule, means, stds, weights=None):
+    def __init__(self, schedule: Schedule, means, stds, *, weights=None):
         super().__init__()
         means = torch.as_tensor(means, dtype=torch.float64)
         K = means.shape[0]
@@ -64,7 +64,7 @@ class GaussianMixtureDenoiser(nn.Module):
         self.register_buffer('means', means); self.register_buffer('stds', stds)
         self.register_buffer('weights', weights / weights.sum())
 
-    def forward(self, x_t: Tensor, t, cond=None, return_attn: bool = False) -> Prediction:
+    def forward(self, x_t: Tensor, t, cond=None, *, return_attn: bool = False) -> Prediction:
         a, sg = self.schedule.alpha_sigma_like(t, x_t)
         B, cdt = x_t.shape[0], a.dtype
         a, sg = a.reshape(B, 1, 1), sg.reshape(B, 1, 1)
@@ -86,7 +86,7 @@ class GaussianMixtureDenoiser(nn.Module):
         dev = self.means.device
         gdev = generator.device if generator is not None else dev
         k = torch.multinomial(self.weights.to(gdev), n, replacement=True, generator=generator).to(dev)
-        z = seeded_randn((n, *self.means.shape[1:]), generator, dev, torch.float64)
+        z = seeded_randn((n, *self.means.shape[1:]), generator=generator, device=dev, dtype=torch.float64)
         return self.means[k] + broadcast_batch(self.stds[k], z) * z
 
 # %% ../nbs/02_samplers.ipynb #5ffa7300
@@ -96,13 +96,13 @@ def default_grid(schedule: Schedule) -> str:
     "'trailing' for discrete schedules, 'karras' for EDM, 'uniform' for continuous VP."
     return 'trailing' if schedule.discrete else ('karras' if schedule.kind == 'edm' else 'uniform')
 
-def karras_sigmas(steps: int, sigma_min: float, sigma_max: float, rho: float = 7., dtype=torch.float64) -> Tensor:
+def karras_sigmas(steps: int, sigma_min: float, sigma_max: float, *, rho: float = 7., dtype=torch.float64) -> Tensor:
     "EDM's rho-spaced noise levels from sigma_max down to sigma_min (`steps` values)."
     if steps == 1: return torch.tensor([sigma_max], dtype=dtype)
     i = torch.arange(steps, dtype=torch.float64)
     return ((sigma_max**(1 / rho) + i / (steps - 1) * (sigma_min**(1 / rho) - sigma_max**(1 / rho)))**rho).to(dtype)
 
-def time_grid(schedule: Schedule, steps: int, kind: Optional[str] = None, rho: float = 7.,
+def time_grid(schedule: Schedule, steps: int, *, kind: Optional[str] = None, rho: float = 7.,
               sigma_min: Optional[float] = None, sigma_max: Optional[float] = None) -> Tensor:
     "`steps` descending evaluation times (the final step to clean data is implied); long for discrete schedules, else float64."
     if not isinstance(steps, int) or steps < 1: raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
@@ -111,7 +111,7 @@ def time_grid(schedule: Schedule, steps: int, kind: Optional[str] = None, rho: f
     if kind == 'karras':
         smax = schedule.sigma_ve_max if sigma_max is None else float(sigma_max)
         smin = schedule.sigma_ve_min if sigma_min is None else float(sigma_min)
-        ts = schedule.t_from_sigma_ve(karras_sigmas(steps, smin, smax, rho))
+        ts = schedule.t_from_sigma_ve(karras_sigmas(steps, smin, smax, rho=rho))
         if schedule.discrete: ts = torch.unique_consecutive(ts)
         schedule.check_t(ts)
         return ts
@@ -138,7 +138,7 @@ def select_cond(cond, idx):
     if hasattr(cond, 'select') and not isinstance(cond, Tensor): return cond.select(idx)
     return cond[idx] if isinstance(cond, Tensor) and cond.ndim > 0 else cond
 
-def ddim_update(schedule: Schedule, x_t: Tensor, pred: Prediction, t: TimeLike, s: Optional[TimeLike], eta: float = 0.,
+def ddim_update(schedule: Schedule, x_t: Tensor, pred: Prediction, t: TimeLike, s: Optional[TimeLike], *, eta: float = 0.,
                 noise: Optional[Tensor] = None, generator: Optional[torch.Generator] = None) -> Tensor:
     "The DDIM update x_t -> x_s (Eq. 3) from a model output `pred` (x0 and eps at x_t, t), like diffusers' `scheduler.step(model_output, ...)`."
     a_t, g_t = schedule.alpha_sigma_like(t, x_t)
@@ -147,17 +147,17 @@ def ddim_update(schedule: Schedule, x_t: Tensor, pred: Prediction, t: TimeLike, 
     x_s = a_s * x0                                                               # Eq. 3: sqrt(alpha_bar_s) x0_hat
     if eta == 0: return (x_s + g_s * eps).to(x_t.dtype)                          # Eq. 3: + sqrt(1 - alpha_bar_s) eps_hat
     c = eta * g_s / g_t * (g_t**2 - (a_t / a_s)**2 * g_s**2).clamp(min=0).sqrt()
-    if noise is None: noise = seeded_randn(x_t.shape, generator, x_t.device, x_t.dtype)
+    if noise is None: noise = seeded_randn(x_t.shape, generator=generator, device=x_t.device, dtype=x_t.dtype)
     return (x_s + (g_s**2 - c**2).clamp(min=0).sqrt() * eps + c * noise.to(a_t)).to(x_t.dtype)
 
 @torch.no_grad()
-def ddim_step(denoiser: DenoiserLike, x_t: Tensor, t: TimeLike, s: Optional[TimeLike], cond: Cond = None, eta: float = 0., noise: Optional[Tensor] = None,
+def ddim_step(denoiser: DenoiserLike, x_t: Tensor, t: TimeLike, s: Optional[TimeLike], *, cond: Cond = None, eta: float = 0., noise: Optional[Tensor] = None,
               generator: Optional[torch.Generator] = None) -> Tensor:
     "One DDIM step x_t -> x_s (Eq. 3; eta > 0 adds fresh noise); `s=None` returns the x0 prediction (clean data)."
     check_cond(cond, x_t)
     pred = denoiser(x_t, t, cond=cond)
     if s is None: return pred.x0.to(x_t.dtype)
-    return ddim_update(denoiser.schedule, x_t, pred, t, s, eta, noise, generator)
+    return ddim_update(denoiser.schedule, x_t, pred, t, s, eta=eta, noise=noise, generator=generator)
 
 # %% ../nbs/02_samplers.ipynb #952f46da
 def _ve(schedule: Schedule, t, x: Tensor) -> Tuple[Tensor, Tensor]:
@@ -166,7 +166,7 @@ def _ve(schedule: Schedule, t, x: Tensor) -> Tuple[Tensor, Tensor]:
     return a, g / a
 
 @torch.no_grad()
-def euler_step(denoiser: DenoiserLike, x_t: Tensor, t: TimeLike, s: Optional[TimeLike], cond: Cond = None) -> Tensor:
+def euler_step(denoiser: DenoiserLike, x_t: Tensor, t: TimeLike, s: Optional[TimeLike], *, cond: Cond = None) -> Tensor:
     "One Euler step of dy/dsigma = (y - D)/sigma in EDM coordinates y = x/alpha; `s=None` returns the x0 prediction."
     check_cond(cond, x_t)
     pred = denoiser(x_t, t, cond=cond)
@@ -178,7 +178,7 @@ def euler_step(denoiser: DenoiserLike, x_t: Tensor, t: TimeLike, s: Optional[Tim
     return (a_s * (y + (sv_s - sv_t) * d)).to(x_t.dtype)
 
 @torch.no_grad()
-def heun_step(denoiser: DenoiserLike, x_t: Tensor, t: TimeLike, s: Optional[TimeLike], cond: Cond = None) -> Tensor:
+def heun_step(denoiser: DenoiserLike, x_t: Tensor, t: TimeLike, s: Optional[TimeLike], *, cond: Cond = None) -> Tensor:
     "One Heun (2nd order) step in EDM coordinates (Karras et al. 2022, Alg. 1); `s=None` is an Euler step to clean data."
     check_cond(cond, x_t)
     pred = denoiser(x_t, t, cond=cond)
@@ -194,7 +194,7 @@ def heun_step(denoiser: DenoiserLike, x_t: Tensor, t: TimeLike, s: Optional[Time
 
 # %% ../nbs/02_samplers.ipynb #903e3bbf
 @torch.no_grad()
-def ddpm_step(denoiser: DenoiserLike, x_t: Tensor, t: TimeLike, s: Optional[TimeLike], cond: Cond = None, noise: Optional[Tensor] = None,
+def ddpm_step(denoiser: DenoiserLike, x_t: Tensor, t: TimeLike, s: Optional[TimeLike], *, cond: Cond = None, noise: Optional[Tensor] = None,
               generator: Optional[torch.Generator] = None) -> Tensor:
     "One ancestral step: a draw from q(x_s | x_t, x0 = x0_hat); `s=None` returns the x0 prediction."
     check_cond(cond, x_t)
@@ -206,16 +206,16 @@ def ddpm_step(denoiser: DenoiserLike, x_t: Tensor, t: TimeLike, s: Optional[Time
     g2_ts = (g_t**2 - a_ts**2 * g_s**2).clamp(min=0)
     mean = a_ts * g_s**2 / g_t**2 * x_t.to(a_t) + a_s * g2_ts / g_t**2 * pred.x0.to(a_t)
     std = (g2_ts * g_s**2 / g_t**2).sqrt()
-    if noise is None: noise = seeded_randn(x_t.shape, generator, x_t.device, x_t.dtype)
+    if noise is None: noise = seeded_randn(x_t.shape, generator=generator, device=x_t.device, dtype=x_t.dtype)
     return (mean + std * noise.to(a_t)).to(x_t.dtype)
 
 # %% ../nbs/02_samplers.ipynb #d7a46040
 SAMPLERS = ('ddim', 'euler', 'heun', 'ddpm')
 
-def prior_sample(schedule: Schedule, shape, t=None, generator: Optional[torch.Generator] = None,
+def prior_sample(schedule: Schedule, shape, *, t=None, generator: Optional[torch.Generator] = None,
                  device=None, dtype=torch.float32) -> Tensor:
     "The starting noise x_T for time t (default t_max): N(0, I) for VP schedules, sigma_t N(0, I) otherwise."
-    z = seeded_randn(tuple(shape), generator, device, dtype)
+    z = seeded_randn(tuple(shape), generator=generator, device=device, dtype=dtype)
     if schedule.vp: return z
     t = schedule.t_max if t is None else t
     return z * schedule.alpha_sigma(t, torch.float64)[1].item()
@@ -243,27 +243,27 @@ def _loop(step: Callable, denoiser, x_T: Tensor, ts, cond, return_trajectory: bo
     return (x, traj) if return_trajectory else x
 
 @torch.no_grad()
-def ddim_sample(denoiser, x_T: Tensor, ts, cond=None, eta: float = 0., generator: Optional[torch.Generator] = None,
+def ddim_sample(denoiser, x_T: Tensor, ts, *, cond=None, eta: float = 0., generator: Optional[torch.Generator] = None,
                 return_trajectory: bool = False, progress: bool = False):
     "DDIM (Eq. 3) through the descending times `ts`, then to clean data."
-    return _loop(lambda x, t, s: ddim_step(denoiser, x, t, s, cond, eta, generator=generator),
+    return _loop(lambda x, t, s: ddim_step(denoiser, x, t, s, cond=cond, eta=eta, generator=generator),
                  denoiser, x_T, ts, cond, return_trajectory, progress)
 
 @torch.no_grad()
-def euler_sample(denoiser, x_T: Tensor, ts, cond=None, return_trajectory: bool = False, progress: bool = False):
+def euler_sample(denoiser, x_T: Tensor, ts, *, cond=None, return_trajectory: bool = False, progress: bool = False):
     "Euler in EDM coordinates (equals DDIM with eta = 0)."
-    return _loop(lambda x, t, s: euler_step(denoiser, x, t, s, cond), denoiser, x_T, ts, cond, return_trajectory, progress)
+    return _loop(lambda x, t, s: euler_step(denoiser, x, t, s, cond=cond), denoiser, x_T, ts, cond, return_trajectory, progress)
 
 @torch.no_grad()
-def heun_sample(denoiser, x_T: Tensor, ts, cond=None, return_trajectory: bool = False, progress: bool = False):
+def heun_sample(denoiser, x_T: Tensor, ts, *, cond=None, return_trajectory: bool = False, progress: bool = False):
     "EDM's Heun sampler (2 NFE per step, the last step to clean data is Euler: 2N - 1 NFE)."
-    return _loop(lambda x, t, s: heun_step(denoiser, x, t, s, cond), denoiser, x_T, ts, cond, return_trajectory, progress)
+    return _loop(lambda x, t, s: heun_step(denoiser, x, t, s, cond=cond), denoiser, x_T, ts, cond, return_trajectory, progress)
 
 @torch.no_grad()
-def ddpm_sample(denoiser, x_T: Tensor, ts, cond=None, generator: Optional[torch.Generator] = None,
+def ddpm_sample(denoiser, x_T: Tensor, ts, *, cond=None, generator: Optional[torch.Generator] = None,
                 return_trajectory: bool = False, progress: bool = False):
     "Ancestral DDPM sampling through `ts` (all T indices for the original DDPM)."
-    return _loop(lambda x, t, s: ddpm_step(denoiser, x, t, s, cond, generator=generator),
+    return _loop(lambda x, t, s: ddpm_step(denoiser, x, t, s, cond=cond, generator=generator),
                  denoiser, x_T, ts, cond, return_trajectory, progress)
 
 @torch.no_grad()
@@ -275,7 +275,7 @@ def sample(denoiser: DenoiserLike, x_T: Tensor, steps: Union[int, Tensor, Sequen
     if eta and sampler != 'ddim': raise ValueError(f"eta only applies to sampler='ddim', not {sampler!r}")
     if ts is None:
         if isinstance(steps, (Tensor, list, tuple)): ts = steps
-        else: ts = time_grid(denoiser.schedule, steps, grid, rho)
+        else: ts = time_grid(denoiser.schedule, steps, kind=grid, rho=rho)
     kw = dict(cond=cond, return_trajectory=return_trajectory, progress=progress)
     if sampler == 'ddim': return ddim_sample(denoiser, x_T, ts, eta=eta, generator=generator, **kw)
     if sampler == 'euler': return euler_sample(denoiser, x_T, ts, **kw)
@@ -284,7 +284,7 @@ def sample(denoiser: DenoiserLike, x_T: Tensor, steps: Union[int, Tensor, Sequen
 
 # %% ../nbs/02_samplers.ipynb #a21d61f5
 @torch.no_grad()
-def inverse_ddim(denoiser: DenoiserLike, x0: Tensor, ts, cond: Cond = None, *, first_step_iters: int = 3, return_trajectory: bool = False):
+def inverse_ddim(denoiser: DenoiserLike, x0: Tensor, ts, *, cond: Cond = None, first_step_iters: int = 3, return_trajectory: bool = False):
     "Deterministic DDIM encoding of clean `x0` up to max(ts) (ts ascending, or the descending sampling grid)."
     ts = as_time(ts)
     if ts.ndim != 1 or len(ts) < 1: raise ValueError(f"ts must be a 1-d tensor of at least one time, got shape {tuple(ts.shape)}")

@@ -70,7 +70,7 @@ class GaussianWorld:
         return r @ torch.linalg.inv(S) @ self.P @ K                      # (dm/dx_t)^T P^T S^-1 (z - P m), as rows
 
 # %% ../nbs/08_semantic.ipynb #f4a055ef
-def eq14_coefficient(schedule, t, s=None, dtype=torch.float64) -> Tensor:
+def eq14_coefficient(schedule, t, s=None, *, dtype=torch.float64) -> Tensor:
     """The factor in front of G in Eq. 14. `s=None`: the continuous-time form sigma_t^2 / alpha_t (any schedule);
     `s` = the previous (less noisy) time: the discrete DDPM form (1 - abar_t) Sigma / (sqrt(abar_s) beta_t), VP schedules."""
     a_t, g_t = schedule.alpha_sigma(t, dtype)
@@ -84,7 +84,7 @@ def eq14_coefficient(schedule, t, s=None, dtype=torch.float64) -> Tensor:
 # %% ../nbs/08_semantic.ipynb #eaaad5fe
 class SemanticEncoder(nn.Module):
     "E_phi: image (B, C, S, S) -> z_sem (B, latent_dim). Stride-2 3x3 convs (GroupNorm + SiLU) down to 4x4, attention at `attn_resolution`, Linear."
-    def __init__(self, img_resolution: int = 32, in_channels: int = 3, channels: Sequence[int] = (64, 128, 128, 128),
+    def __init__(self, *, img_resolution: int = 32, in_channels: int = 3, channels: Sequence[int] = (64, 128, 128, 128),
                  latent_dim: int = 512, attn_resolution: int = 16, num_heads: int = 4):
         super().__init__()
         n = int(math.log2(img_resolution // 4)) if img_resolution >= 8 else 0
@@ -98,7 +98,7 @@ class SemanticEncoder(nn.Module):
         for cout in channels[:n]:
             layers += [nn.Conv2d(ch, cout, 3, stride=2, padding=1), group_norm(cout), nn.SiLU()]
             ch, res = cout, res // 2
-            if res == attn_resolution: layers.append(AttentionBlock(ch, num_heads))
+            if res == attn_resolution: layers.append(AttentionBlock(ch, num_heads=num_heads))
         self.body = nn.ModuleList(layers)
         self.out = nn.Linear(ch * 16, latent_dim)
         self.latent_dim = latent_dim
@@ -165,7 +165,7 @@ class SGPStudent(WrappedStudent):
     "A denoiser: the student's prediction plus the semantic gradient predictor's correction (Eq. 12-14); `cond` is a `SemanticCond`."
     export_type = 'sgp-student'
 
-    def __init__(self, student: Denoiser, encoder: SemanticEncoder, predictor: GradientPredictor, latent: Optional[nn.Module] = None,
+    def __init__(self, student: Denoiser, encoder: SemanticEncoder, predictor: GradientPredictor, *, latent: Optional[nn.Module] = None,
                  split: float = 0.5, joint_lr_ratio: float = 0.1, phase1_lr_scale: float = 1., latent_settings: Optional[dict] = None):
         super().__init__()
         if not isinstance(student, Denoiser): raise ValueError("SGPStudent wraps a Denoiser (a UNet with a schedule), e.g. a PD or CD student")
@@ -210,7 +210,7 @@ class SGPStudent(WrappedStudent):
         c_out = sc[1] if sc is not None else self.student.scalings(s / a)[1]      # the student's own c_out (EDM's for eps/v/x0)
         return a / s**2 * c_out
 
-    def forward(self, x_t: Tensor, t, cond=None, return_attn: bool = False, return_parts: bool = False):
+    def forward(self, x_t: Tensor, t, cond=None, *, return_attn: bool = False, return_parts: bool = False):
         "Prediction(x0_student + sigma^2/alpha G, eps_student - sigma G); `return_parts` also returns (student Prediction, G)."
         t = batch_times(t, x_t)
         z = self.semantic_latent(cond)
@@ -244,7 +244,7 @@ class SGPStudent(WrappedStudent):
                     latent=self.latent.config if self.latent is not None else None, latent_settings=self.latent_settings,
                     schedule=self.schedule.to_dict(), num_classes=self.student.net.num_classes)
 
-    def after_distill(self, dataset, run_dir, progress: bool = True, resume: bool = False, train_kw: Optional[dict] = None):
+    def after_distill(self, dataset, run_dir, *, progress: bool = True, resume: bool = False, train_kw: Optional[dict] = None):
         "After the SGP stage: encode the data set and fit the latent DDIM on z_sem (run_dir/latent), so that sampling needs no image."
         st = self.latent_settings
         z = encode_dataset(self.encoder, dataset)
@@ -260,7 +260,7 @@ LATENT_DEFAULTS = dict(width=512, depth=6, max_steps=2000, batch_size=256, lr=1e
 
 class LatentMLP(nn.Module):
     "A network on latents (B, d): Linear + LayerNorm + SiLU layers with the input z concatenated into every layer and residual connections (PDAE / Diff-AE)."
-    def __init__(self, dim: int, width: int = 512, depth: int = 6, temb: int = 64):
+    def __init__(self, dim: int, *, width: int = 512, depth: int = 6, temb: int = 64):
         super().__init__()
         if depth < 1 or width < 1: raise ValueError(f"depth and width must be >= 1, got {depth}, {width}")
         self.dim, self.temb = dim, temb
@@ -270,7 +270,7 @@ class LatentMLP(nn.Module):
         self.norms = nn.ModuleList(nn.LayerNorm(width) for _ in range(depth))
         self.out = zero_init(nn.Linear(width + dim, dim))
 
-    def forward(self, x: Tensor, noise_label, cond=None, return_attn: bool = False):
+    def forward(self, x: Tensor, noise_label, cond=None, *, return_attn: bool = False):
         t = torch.as_tensor(noise_label, device=x.device).float().reshape(-1).expand(x.shape[0])
         e = self.time(timestep_embedding(t, self.temb))
         h = self.inp(x.float())
@@ -285,16 +285,16 @@ def latent_schedule() -> DDPMSchedule:
 
 class LatentSampler(nn.Module):
     "The latent sampler of z_sem: a `Denoiser(LatentMLP, constant-beta DDPM, 'eps')` on normalised latents, with the data-set statistics."
-    def __init__(self, dim: int, width: int = 512, depth: int = 6, sample_steps: int = 50, sampler: str = 'heun'):
+    def __init__(self, dim: int, *, width: int = 512, depth: int = 6, sample_steps: int = 50, sampler: str = 'heun'):
         super().__init__()
         if sampler not in ('heun', 'ddim'): raise ValueError(f"the latent sampler is 'heun' (Karras grid) or 'ddim' (PDAE), got {sampler!r}")
         self.config = dict(dim=dim, width=width, depth=depth, sample_steps=sample_steps, sampler=sampler)
-        self.denoiser = Denoiser(LatentMLP(dim, width, depth), latent_schedule(), 'eps')
+        self.denoiser = Denoiser(LatentMLP(dim, width=width, depth=depth), latent_schedule(), parameterization='eps')
         self.register_buffer('mean', torch.zeros(dim)); self.register_buffer('std', torch.ones(dim))
         self.sample_steps, self.sampler = sample_steps, sampler
 
     @torch.no_grad()
-    def sample(self, n: int, steps: Optional[int] = None, generator: Optional[torch.Generator] = None,
+    def sample(self, n: int, *, steps: Optional[int] = None, generator: Optional[torch.Generator] = None,
                sampler: Optional[str] = None) -> Tensor:
         "n latents z_sem (n, dim): the course's sampler on the normalised latents (Heun on a Karras grid, or PDAE's DDIM), de-normalised."
         dev = self.mean.device
@@ -339,12 +339,12 @@ def encode_dataset(encoder: SemanticEncoder, dataset, batch_size: int = 256) -> 
     finally:
         encoder.train(was); dataset.flip = flip
 
-def fit_latent_sampler(z: Tensor, out_dir, width: int = 512, depth: int = 6, max_steps: int = 2000, batch_size: int = 256,
+def fit_latent_sampler(z: Tensor, out_dir, *, width: int = 512, depth: int = 6, max_steps: int = 2000, batch_size: int = 256,
                        lr: float = 1e-3, seed: int = 0, sample_steps: int = 50, sampler: str = 'heun', loss: str = 'l2', resume: bool = False,
                        progress: bool = True, train_kw: Optional[dict] = None) -> LatentSampler:
     "Train a LatentSampler on latents z (N, d) with the one Trainer (checkpoints in out_dir, resumable); returns its EMA network."
     if not torch.isfinite(z).all(): raise FloatingPointError("the semantic latents are not finite; the encoder diverged: lower the learning rate")
-    ls = LatentSampler(z.shape[1], width, depth, sample_steps, sampler).to(z.device)
+    ls = LatentSampler(z.shape[1], width=width, depth=depth, sample_steps=sample_steps, sampler=sampler).to(z.device)
     ls.mean.copy_(z.mean(0)); ls.std.copy_(z.std(0).clamp(min=1e-4))            # per-dimension statistics
     data = _Latents(((z - ls.mean) / ls.std).detach().cpu())                    # a data set lives on the CPU: the Trainer's loader pins and moves it
     cfg = TrainConfig(lr=lr, batch_size=batch_size, max_steps=max_steps, warmup_steps=min(100, max_steps // 10),
@@ -358,7 +358,7 @@ def fit_latent_sampler(z: Tensor, out_dir, width: int = 512, depth: int = 6, max
     return ls.eval()
 
 # %% ../nbs/08_semantic.ipynb #2c4ec913
-def build_sgp(student: Denoiser, latent_dim: int = 512, split: float = 0.5, joint_lr_ratio: float = 0.1,
+def build_sgp(student: Denoiser, *, latent_dim: int = 512, split: float = 0.5, joint_lr_ratio: float = 0.1,
               encoder_channels: Sequence[int] = (64, 128, 128, 128), seed: int = 0, latent: Optional[dict] = None,
               phase1_lr_scale: float = 1.) -> SGPStudent:
     "An SGPStudent around `student` with a fresh encoder and predictor (initialised from `seed`: the same on every process)."
@@ -367,9 +367,9 @@ def build_sgp(student: Denoiser, latent_dim: int = 512, split: float = 0.5, join
     dev = next(student.parameters()).device
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        enc = SemanticEncoder(student.net.img_resolution, student.net.in_channels, encoder_channels, latent_dim)
+        enc = SemanticEncoder(img_resolution=student.net.img_resolution, in_channels=student.net.in_channels, channels=encoder_channels, latent_dim=latent_dim)
         pred = GradientPredictor(student.net, latent_dim)
-    return SGPStudent(student, enc, pred, None, split, joint_lr_ratio, phase1_lr_scale, latent).to(dev)
+    return SGPStudent(student, enc, pred, latent=None, split=split, joint_lr_ratio=joint_lr_ratio, phase1_lr_scale=phase1_lr_scale, latent_settings=latent).to(dev)
 
 @dataclass(frozen=True)
 class SGPSettings(Settings):
@@ -380,7 +380,7 @@ class SGPSettings(Settings):
     sgp_joint_ratio: float = setting(0.1, 'phase 2: everything at this fraction of the SGP learning rate', **non_negative)
     latent_steps: int = setting(LATENT_DEFAULTS['max_steps'], "training steps of z_sem's latent DDIM", **at_least_1)
 
-def sgp_student_wrapper(latent_dim: int = SGPSettings.latent_dim, split: float = SGPSettings.sgp_split,
+def sgp_student_wrapper(*, latent_dim: int = SGPSettings.latent_dim, split: float = SGPSettings.sgp_split,
                         joint_lr_ratio: float = SGPSettings.sgp_joint_ratio, lr: float = SGPSettings.sgp_lr,
                         encoder_channels: Sequence[int] = (64, 128, 128, 128), seed: int = 0, latent: Optional[dict] = None) -> Callable:
     "A `student_wrapper` for `distill(...)`: one more stage that trains the SGP on the final student (lr for E and G; two phases)."
@@ -389,7 +389,7 @@ def sgp_student_wrapper(latent_dim: int = SGPSettings.latent_dim, split: float =
     if not (joint_lr_ratio >= 0 and lr > 0): raise ValueError(f"need lr > 0 and joint_lr_ratio >= 0, got {lr}, {joint_lr_ratio}")
     bad = set(latent or {}) - set(LATENT_DEFAULTS)
     if bad: raise ValueError(f"unknown latent-sampler setting(s) {sorted(bad)}; known: {', '.join(LATENT_DEFAULTS)}")
-    return StudentWrapper(lambda student: build_sgp(student, latent_dim, split, joint_lr_ratio, encoder_channels, seed, latent),
+    return StudentWrapper(lambda student: build_sgp(student, latent_dim=latent_dim, split=split, joint_lr_ratio=joint_lr_ratio, encoder_channels=encoder_channels, seed=seed, latent=latent),
                           stage_name='sgp', train_config=dict(lr=lr, lr_decay='constant', warmup_steps=0),
                           settings=dict(latent_dim=latent_dim, split=split, joint_lr_ratio=joint_lr_ratio, lr=lr,
                                         encoder_channels=list(encoder_channels), seed=seed,
@@ -402,7 +402,7 @@ def sgp_from_config(cfg: dict) -> SGPStudent:
         enc = SemanticEncoder(**cfg['encoder'])
         pred = GradientPredictor(student.net, **cfg['predictor'])
         lat = LatentSampler(**cfg['latent']) if cfg.get('latent') else None
-        return SGPStudent(student, enc, pred, lat, **cfg['sgp'], latent_settings=cfg.get('latent_settings'))
+        return SGPStudent(student, enc, pred, latent=lat, **cfg['sgp'], latent_settings=cfg.get('latent_settings'))
     except (KeyError, TypeError) as e:
         raise ValueError(f"not an sgp-student config (missing or bad {e}); it should come from export_denoiser") from e
 

@@ -210,7 +210,7 @@ from sferd_nb.unet import patch
 # %% ../nbs/04_train.ipynb #60ea11fc
 class Trainer:
     "The one training loop: `Trainer(model, loss_fn, config, out_dir, sample_fn).fit(dataset)`; subclasses override `train_step`."
-    def __init__(self, model: nn.Module, loss_fn: Callable, config: TrainConfig, out_dir, sample_fn: Optional[Callable] = None,
+    def __init__(self, model: nn.Module, loss_fn: Callable, config: TrainConfig, out_dir, *, sample_fn: Optional[Callable] = None,
                  meta: Optional[dict] = None, extra: Optional[nn.Module] = None, on_step_end: Optional[Callable] = None,
                  param_groups: Optional[list] = None):
         # extra: a module checkpointed with the run (e.g. a distiller's target network);
@@ -492,11 +492,11 @@ def teacher_loss(weighting: str = 'edm', seed: int = 0) -> Callable:
         t = draw_global(lambda n: den.schedule.sample_t(n, generator=g, device=x.device), x.shape[0])
         noise = draw_global(lambda n: torch.randn((n, *x.shape[1:]), generator=g, device=x.device), x.shape[0])
         cond = y if getattr(den.net, 'num_classes', None) else None
-        loss = diffusion_loss(model, x, cond, t=t, noise=noise.to(x.dtype), weighting=weighting)   # Eq. 2
+        loss = diffusion_loss(model, x, cond=cond, t=t, noise=noise.to(x.dtype), weighting=weighting)   # Eq. 2
         return loss.mean(), {}
     return loss_fn
 
-def teacher_sample_fn(n: int = 16, steps: int = 18, sampler: str = 'heun', seed: int = 0,
+def teacher_sample_fn(n: int = 16, *, steps: int = 18, sampler: str = 'heun', seed: int = 0,
                       num_classes: Optional[int] = None, resolution: int = 32, channels: int = 3) -> Callable:
     "sample_fn(denoiser, step) -> n images from fixed noise (class i % num_classes if conditional)."
     if sampler not in SAMPLERS: raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")

@@ -59,7 +59,7 @@ class Upsample(nn.Module):
 
 class ResBlock(nn.Module):
     "ADM residual block: GN-SiLU-(resample)-conv, embedding (scale-shift or add), GN-SiLU-dropout-conv(zero init), skip."
-    def __init__(self, cin: int, cout: int, emb_ch: int, dropout: float = 0., up: bool = False, down: bool = False,
+    def __init__(self, cin: int, cout: int, emb_ch: int, *, dropout: float = 0., up: bool = False, down: bool = False,
                  scale_shift: bool = True):
         super().__init__()
         if up and down: raise ValueError("a ResBlock resamples up or down, not both")
@@ -103,7 +103,7 @@ class AttentionMap:
 
 class AttentionBlock(nn.Module):
     "Multi-head self-attention over H*W positions; SDPA by default, explicit softmax(QK^T/sqrt(d)) (Eq. 9) if `return_attn`."
-    def __init__(self, ch: int, num_heads: int = 1, place: str = 'encoder', index: int = 0):
+    def __init__(self, ch: int, *, num_heads: int = 1, place: str = 'encoder', index: int = 0):
         super().__init__()
         if num_heads < 1 or ch % num_heads:
             raise ValueError(f"{ch} channels cannot be split into {num_heads} heads; choose num_heads/head_channels dividing it")
@@ -144,7 +144,7 @@ class UNetLayer(nn.Module):
 
 class UNet(nn.Module):
     "ADM UNet: `net(x, noise_label, cond=None, return_attn=False)` -> out, or (out, list[AttentionMap])."
-    def __init__(self, img_resolution: int, in_channels: int = 3, out_channels: int = 3, model_channels: int = 128,
+    def __init__(self, img_resolution: int, *, in_channels: int = 3, out_channels: int = 3, model_channels: int = 128,
                  channel_mult: Sequence[int] = (1, 2, 2, 2), num_blocks: int = 2, attn_resolutions: Sequence[int] = (16,),
                  num_heads: Optional[int] = None, head_channels: Optional[int] = None, dropout: float = 0.,
                  num_classes: Optional[int] = None, resblock_updown: bool = True, scale_shift: bool = True,
@@ -169,7 +169,7 @@ class UNet(nn.Module):
         def attn(ch: int, place: str) -> AttentionBlock:
             heads = max(1, ch // head_channels) if head_channels else (num_heads or 1)
             count[place] += 1
-            return AttentionBlock(ch, heads, place, count[place] - 1)
+            return AttentionBlock(ch, num_heads=heads, place=place, index=count[place] - 1)
 
         # embeddings: sinusoidal noise label -> MLP, (+ class embedding; row num_classes = null label)
         self.map_noise = nn.Sequential(nn.Linear(model_channels, emb_ch), nn.SiLU(), nn.Linear(emb_ch, emb_ch))
@@ -252,7 +252,7 @@ def encode(self: UNet, x: Tensor, emb: Tensor, maps: Optional[list] = None) -> t
     return h, skips
 
 @patch
-def decode(self: UNet, h: Tensor, skips: list, emb: Tensor, maps: Optional[list] = None) -> Tensor:
+def decode(self: UNet, h: Tensor, skips: list, emb: Tensor, *, maps: Optional[list] = None) -> Tensor:
     "The decoder and output head: each decoder layer concatenates the last unread skip (`skips` is not modified)."
     skips = list(skips)
     for layer in self.dec:
@@ -262,7 +262,7 @@ def decode(self: UNet, h: Tensor, skips: list, emb: Tensor, maps: Optional[list]
 
 # %% ../nbs/03_unet.ipynb #dae33b8c
 @patch
-def forward(self: UNet, x: Tensor, noise_label, cond: Optional[Tensor] = None, return_attn: bool = False):
+def forward(self: UNet, x: Tensor, noise_label, cond: Optional[Tensor] = None, *, return_attn: bool = False):
     "Raw network output (B, out_channels, H, W); with `return_attn`, also the attention maps in forward order."
     emb = self.embed(noise_label, cond, x.shape[0], x.device)
     maps = [] if return_attn else None
@@ -344,7 +344,7 @@ def _available(maps: Sequence[AttentionMap]) -> str:
     pairs = list(dict.fromkeys((m.place, int(m.resolution)) for m in maps))
     return ', '.join(f"({p!r}, {r})" for p, r in pairs) or 'none (the network has no attention block)'
 
-def select_attention(maps: Sequence[AttentionMap], resolution: Optional[int] = None, place: Optional[str] = 'decoder',
+def select_attention(maps: Sequence[AttentionMap], *, resolution: Optional[int] = None, place: Optional[str] = 'decoder',
                      index: int = -1) -> AttentionMap:
     "The attention block at `place` ('encoder'|'middle'|'decoder', None = any) and `resolution` (None = highest there); `index` counts among those blocks in forward order."
     if place is not None and place not in ATTENTION_PLACES:

@@ -47,14 +47,14 @@ def export_tiny_teacher(path, *, cond: bool = False, model_channels: int = 16, n
         for p in net.parameters():
             if zero: p.zero_()
             if perturb: p.add_(perturb * torch.randn_like(p))
-    return export_denoiser(Denoiser(net, get_schedule('edm'), param), path, dict(data='cifar10-subset'))
+    return export_denoiser(Denoiser(net, get_schedule('edm'), parameterization=param), path, config=dict(data='cifar10-subset'))
 
 
 def small_dataset(n: int = 64):
     "The first `n` training images of the embedded CIFAR-10 subset, as an ImageDataset."
     from sferd_nb.data import ImageDataset, load_cifar10_subset
     d = load_cifar10_subset()
-    return ImageDataset(d['x_train'][:n], d['y_train'][:n], 10)
+    return ImageDataset(d['x_train'][:n], labels=d['y_train'][:n], num_classes=10)
 
 
 def free_port() -> int:

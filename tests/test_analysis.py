@@ -17,11 +17,11 @@ from sferd_nb.unet import AttentionMap, build_unet
 def _den(cond=False, **kw):
     torch.manual_seed(0)
     net = build_unet('tiny', num_classes=10 if cond else 0, model_channels=16, **kw)
-    return Denoiser(net, get_schedule('edm'), 'edm').eval()
+    return Denoiser(net, get_schedule('edm'), parameterization='edm').eval()
 
 
 def _export(tmp_path, name='teacher', cond=False, **kw):
-    return export_denoiser(_den(cond, **kw), tmp_path / name, dict(data='cifar10-subset', step=0))
+    return export_denoiser(_den(cond, **kw), tmp_path / name, config=dict(data='cifar10-subset', step=0))
 
 
 @pytest.mark.parametrize('shape', [(5, 3, 2, 4, 4), (2, 7, 3, 8, 8), (9, 1, 10)])
@@ -79,13 +79,13 @@ def test_attention_received_on_real_unet_maps():
     with torch.no_grad():
         pred = den(torch.randn(2, 3, 32, 32), 1.0, return_attn=True)
     for r in (16, 8):
-        m = A.select_attention(pred.attn, r)
+        m = A.select_attention(pred.attn, resolution=r)
         assert m.place == 'decoder' and m.resolution == r
         a = A.attention_received(m, 32)
         assert a.shape == (2, 32, 32) and torch.isfinite(a).all()
         torch.testing.assert_close(a.double().mean((1, 2)), torch.ones(2, dtype=torch.float64), rtol=0, atol=1e-6)
     assert A.select_attention(pred.attn).resolution == 16                # default: the highest decoder resolution
-    assert A.select_attention(pred.attn, 8, 'middle').place == 'middle'
+    assert A.select_attention(pred.attn, resolution=8, place='middle').place == 'middle'
 
 
 def test_missing_resolution_is_a_clear_error(tmp_path):
@@ -93,7 +93,7 @@ def test_missing_resolution_is_a_clear_error(tmp_path):
     with torch.no_grad():
         maps = den(torch.randn(1, 3, 32, 32), 1.0, return_attn=True).attn
     with pytest.raises(ValueError, match=r"no attention block at place='decoder', resolution=16.*\('decoder', 8\)"):
-        A.select_attention(maps, 16)
+        A.select_attention(maps, resolution=16)
     with pytest.raises(ValueError, match="available"):
         A.analyze(den, torch.zeros(1, 3, 32, 32), steps=2, resolutions=[16])
     t = _export(tmp_path, attn_resolutions=(8,))
@@ -128,7 +128,7 @@ def test_analyze_shapes_and_trajectory():
     from sferd_nb.diffusion import q_sample
     k = 2
     with torch.no_grad():
-        e = den(q_sample(x0.repeat_interleave(2, 0), an['ts'][k], den.schedule, an['eps'])[0], an['ts'][k]).eps
+        e = den(q_sample(x0.repeat_interleave(2, 0), an['ts'][k], den.schedule, noise=an['eps'])[0], an['ts'][k]).eps
     torch.testing.assert_close(e, an['eps_hat'][k], rtol=1e-4, atol=1e-5)
     json.dumps(an['summary'])                                              # JSON-ready
     an2 = A.analyze(den, x0, steps=4, eps_draws=2, seed=3)
@@ -175,7 +175,7 @@ def _shipped():
 @pytest.mark.parametrize('path', _shipped(), ids=lambda p: p.name)
 def test_shipped_teachers_give_finite_outputs(path):
     den = load_denoiser(path)
-    x0, y, _ = A.load_images('cifar10-subset', 'train', 2, seed=0)
+    x0, y, _ = A.load_images('cifar10-subset', split='train', num=2, seed=0)
     an = A.analyze(den, x0, cond=y if den.net.num_classes else None, steps=3, eps_draws=2)
     assert an['eps_hat'].shape == (3, 4, 3, 32, 32) and torch.isfinite(an['eps_hat']).all()
     assert an['variance_maps'].shape == (3, 2, 32, 32) and torch.isfinite(an['variance_maps']).all()

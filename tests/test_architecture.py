@@ -69,3 +69,44 @@ def test_cli_flags_and_defaults_are_generated_from_the_settings_dataclasses(monk
         r = cli.test_exit(lambda: cli.main_distill(argv + ['--teacher', teacher, '--out', str(tmp_path / 'x'), '--device', 'cpu']), msg)
         assert not (tmp_path / 'x').exists(), r                        # refused before the folder is made
 
+
+
+# a positional parameter with a default is allowed only where it is the call's subject (the data set's spec, the demo's
+# folder, the number of steps to sample with, ...), the second time of a two-time formula, or `cond` in the denoiser contract den(x_t, t, cond)
+POSITIONAL_OPTIONS = {'get_dataset.spec', 'load_images.spec', 'run_demo.out', 'load_extractor.kind', 'teacher_sample_fn.n',
+                      'eq14_coefficient.s', 'pd_target.s', 'AttentionGuidedTeacher.steps.s',
+                      'sample.steps', 'Model.sample.steps'}
+CONTRACT = {'forward', 'steps', '__call__'}
+
+
+def _public_callables():
+    import importlib, inspect, pkgutil, sferd_nb
+    for info in pkgutil.iter_modules(sferd_nb.__path__):
+        if info.name.startswith('_'): continue
+        mod = importlib.import_module(f'sferd_nb.{info.name}')
+        for name in getattr(mod, '__all__', []):
+            obj = getattr(mod, name)
+            if getattr(obj, '__module__', None) != mod.__name__: continue
+            if inspect.isfunction(obj): yield name, obj
+            elif inspect.isclass(obj):
+                import dataclasses
+                if not dataclasses.is_dataclass(obj) and '__init__' in vars(obj): yield name, obj.__init__
+                for m, f in vars(obj).items():
+                    if inspect.isfunction(f) and (not m.startswith('_') or m == '__call__'): yield f'{name}.{m}', f
+
+
+def test_options_are_keyword_only_in_public_functions_with_more_than_three_parameters():
+    import inspect
+    bad, seen = [], 0
+    for name, fn in _public_callables():
+        ps = [p for p in inspect.signature(fn).parameters.values() if p.name not in ('self', 'cls')]
+        if len(ps) <= 3 or any(p.kind == p.VAR_POSITIONAL for p in ps): continue
+        seen += 1
+        method = name.split('.')[-1]
+        for p in ps:
+            if p.kind != p.POSITIONAL_OR_KEYWORD or p.default is p.empty: continue
+            if f'{name.removesuffix(".__init__")}.{p.name}' in POSITIONAL_OPTIONS: continue
+            if p.name == 'cond' and method in CONTRACT: continue
+            bad.append(f'{name}({p.name}=...)')
+    assert seen > 60, seen                                        # the walk finds the library's functions
+    assert bad == [], f'options that can be passed by position: {bad}'

@@ -32,7 +32,7 @@ def test_distill_then_eval_exit_zero_and_print_no_python_objects(tmp_path, metho
     "Each export type through the console scripts, each in a fresh process (no module imported beforehand registers it)."
     torch.manual_seed(0)
     net = build_unet('tiny', model_channels=16, num_blocks=1, attn_resolutions=(8,))
-    teacher = export_denoiser(Denoiser(net, get_schedule('edm'), 'edm'), tmp_path / 'teacher', dict(data='cifar10-subset'))
+    teacher = export_denoiser(Denoiser(net, get_schedule('edm'), parameterization='edm'), tmp_path / 'teacher', config=dict(data='cifar10-subset'))
     steps = ['--teacher-steps', '2'] if method != 'gdd' else []
     extra = ['--latent-dim', '8', '--latent-steps', '2'] if method == 'sferd-pd' else []
     r = _run('sferd-distill', '--method', method, '--teacher', str(teacher), '--out', str(tmp_path / 'run'), *steps, *extra,

@@ -142,7 +142,7 @@ def _in64(root, sizes=(3, 4, 3, 4, 3, 4, 3, 4, 3, 4)):
 @pytest.mark.skipif(not Path('/proc/self/maps').exists(), reason='needs Linux /proc')
 def test_imagenet64_dataset_is_memory_mapped_not_copied(tmp_path, monkeypatch):
     monkeypatch.setenv('SFERD_CACHE', str(tmp_path / 'cache'))
-    ds = D.get_dataset(f'imagenet64:{_in64(tmp_path / "in64")}', 'train')
+    ds = D.get_dataset(f'imagenet64:{_in64(tmp_path / "in64")}', split='train')
     cached = next((tmp_path / 'cache' / 'imagenet64').glob('train-*.images.npy'))
     assert str(cached) in Path('/proc/self/maps').read_text()             # the images are pages of the cache file
     x, y = D.load_imagenet64(tmp_path / 'in64', 'train')
@@ -153,7 +153,7 @@ def test_imagenet64_cache_without_space_or_write_access_is_one_clear_error(tmp_p
     monkeypatch.setenv('SFERD_CACHE', str(tmp_path / 'cache'))
     monkeypatch.setattr(D.shutil, 'disk_usage', lambda p: type('U', (), dict(free=1000))())
     with pytest.raises(ValueError, match='needs 0.00 GiB but .* has 0.00 GiB free; set SFERD_CACHE'):
-        D.imagenet64_memmap(root, 'train', progress=False)
+        D.imagenet64_memmap(root, split='train', progress=False)
     assert not list((tmp_path / 'cache').rglob('*.npy')) and not list((tmp_path / 'cache').rglob('*.tmp'))
     monkeypatch.undo()
     (tmp_path / 'afile').write_text('x')
@@ -184,7 +184,7 @@ def test_imagenet64_cache_is_built_once_by_whichever_process_takes_the_lock(tmp_
     assert sum(o[1].count('converting ImageNet 64x64') for o in outs) == 1, [o[1] for o in outs]   # one builder
     assert len(list((tmp_path / 'cache' / 'imagenet64').glob('*.npy'))) == 2                     # one copy: images + labels
     copy = _in64(tmp_path / 'elsewhere', sizes=(300,) * 10)                # other bytes: its own copy, the first one kept
-    D.imagenet64_memmap(copy, 'train', progress=False)
+    D.imagenet64_memmap(copy, split='train', progress=False)
     assert len(list((tmp_path / 'cache' / 'imagenet64').glob('*.npy'))) == 4
 
 
@@ -202,7 +202,7 @@ def test_imagenet64_cache_wait_for_a_builder_is_bounded(tmp_path):
 
 def test_memory_mapped_dataset_reaches_spawned_loader_workers_as_a_path(tmp_path, monkeypatch):
     monkeypatch.setenv('SFERD_CACHE', str(tmp_path / 'cache'))
-    ds = D.get_dataset(f'imagenet64:{_in64(tmp_path / "in64")}', 'train', flip=False)
+    ds = D.get_dataset(f'imagenet64:{_in64(tmp_path / "in64")}', split='train', flip=False)
     import pickle as pk
     assert len(pk.dumps(ds)) < 10_000 < ds.images.numel()                  # the path, not the pixels
     dl = torch.utils.data.DataLoader(ds, batch_size=5, num_workers=1, multiprocessing_context='spawn')

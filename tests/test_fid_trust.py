@@ -97,11 +97,11 @@ class _NoLogits(nn.Module):
 
 
 def test_no_logits_means_no_IS_never_nan(tmp_path):
-    x = get_dataset('cifar10-subset', 'test', flip=False).images[:40]
+    x = get_dataset('cifar10-subset', split='test', flip=False).images[:40]
     ext = _NoLogits()
     feats, logits = M.extract(ext, x)
     assert logits is None and feats.shape == (40, 3)
-    ref = M.reference_stats(ext, 'cifar10-subset', 'test', max_images=100)
+    ref = M.reference_stats(ext, data='cifar10-subset', split='test', max_images=100)
     r = M.fid_against(ext, x, ref)
     assert r['is_mean'] is None and r['is_std'] is None and r['fid'] >= 0
     json.loads(json.dumps(r, allow_nan=False))                              # valid JSON: null, never NaN
@@ -119,7 +119,7 @@ def test_real_fid_network_on_eight_images():
     assert isinstance(ext, M.TorchScriptInceptionExtractor)
     assert ext.name.startswith(M.INCEPTION_NAME) and 'IS: standin-cifar10-cnn' in ext.name, ext.name
     assert sum(p.numel() for p in ext.net.parameters()) == 21_802_784    # TF Inception-v3 without its top
-    x = get_dataset('cifar10-subset', 'test', flip=False).images[:8]
+    x = get_dataset('cifar10-subset', split='test', flip=False).images[:8]
     feats, logits = M.extract(ext, x)
     assert feats.shape == (8, 2048) and logits.shape == (8, 10)
     assert (feats >= 0).all() and torch.isfinite(feats).all() and feats.mean() > 0.05

@@ -203,7 +203,7 @@ def test_disc_timm_runs_from_a_local_file_or_says_timm_is_missing(tmp_path):
     assert ck['step'] == 2 and not any('backbone' in k for k in ck['extra'])   # the backbone is not checkpointed
     with torch.random.fork_rng(devices=[]):                     # D at initialisation, as gdd_loss seeds it
         torch.manual_seed(gdd.mix_seed(0, 23))
-        D0 = gdd.make_discriminator('timm', load_denoiser(t), None, backbone='efficientnet_lite0', weights=weights)
+        D0 = gdd.make_discriminator('timm', load_denoiser(t), channels=None, backbone='efficientnet_lite0', weights=weights)
     assert set(D0.state_dict()) == {k[2:] for k in ck['extra'] if k.startswith('D.')}
     assert any(not torch.equal(v, ck['extra'][f'D.{k}']) for k, v in D0.state_dict().items())   # D's heads trained
 
@@ -242,7 +242,7 @@ def test_one_step_generator_is_a_prepared_student():
     torch.manual_seed(0)
     net = build_unet('tiny', model_channels=16, num_blocks=1, attn_resolutions=(8,), num_classes=10, dropout=0.1,
                      label_dropout=0.1)
-    T = Denoiser(net, get_schedule('edm'), 'edm').requires_grad_(False).eval()
+    T = Denoiser(net, get_schedule('edm'), parameterization='edm').requires_grad_(False).eval()
     G = gdd.one_step_generator(T)
     assert G.net.label_dropout == 0 and G.net.config['label_dropout'] == 0 and T.net.label_dropout == 0.1
     assert all(m.p == 0 for m in G.modules() if isinstance(m, torch.nn.Dropout)) and G.training

@@ -23,7 +23,7 @@ load_method_modules()                                  # sferd-pd, sferd-cd, gdd
 
 def _ds(n=64):
     d = load_cifar10_subset()
-    return ImageDataset(d['x_train'][:n], d['y_train'][:n], 10)
+    return ImageDataset(d['x_train'][:n], labels=d['y_train'][:n], num_classes=10)
 
 
 def _teacher_dir(tmp_path):
@@ -32,7 +32,7 @@ def _teacher_dir(tmp_path):
 
 
 def test_teacher_training_steps_bf16(tmp_path):
-    den = Denoiser(build_unet('tiny', model_channels=32, num_blocks=1), get_schedule('edm'), 'edm').to(CUDA)
+    den = Denoiser(build_unet('tiny', model_channels=32, num_blocks=1), get_schedule('edm'), parameterization='edm').to(CUDA)
     tr = Trainer(den, teacher_loss('edm'), TrainConfig(batch_size=16, max_steps=6, log_every=2, ckpt_every=3), tmp_path / 'run')
     assert tr.amp == torch.bfloat16 and tr.channels_last and tr.lazy_checks
     assert any(g.get('fused') for g in tr.opt.param_groups) or tr.opt.defaults.get('fused')
@@ -45,7 +45,7 @@ def test_resume_on_cuda_equals_uninterrupted(tmp_path):
     torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     def run(out, steps, resume=False):
         torch.manual_seed(1)
-        d = Denoiser(build_unet('tiny', model_channels=16, num_blocks=1, dropout=0.1), get_schedule('edm'), 'edm').to(CUDA)
+        d = Denoiser(build_unet('tiny', model_channels=16, num_blocks=1, dropout=0.1), get_schedule('edm'), parameterization='edm').to(CUDA)
         t = Trainer(d, teacher_loss('edm'), TrainConfig(batch_size=8, max_steps=4, log_every=1, ckpt_every=2), out)
         if resume: t.resume()
         return t.fit(_ds(), max_steps=steps, progress=False)
@@ -107,7 +107,7 @@ def test_sgp_student_on_cuda(tmp_path):
                          '--no-progress', '--device', DEV])
     den, rec = load_student(dirs[-1], CUDA)
     assert isinstance(den, SGPStudent) and next(den.parameters()).device.type == CUDA.type
-    x = generate(den, 4, rec['steps'], rec, seed=0)
+    x = generate(den, 4, rec['steps'], recipe=rec, seed=0)
     assert x.shape == (4, 3, 32, 32)
 
 

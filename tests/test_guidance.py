@@ -25,7 +25,7 @@ def _teacher(schedule='edm', par='edm', num_classes=0, seed=0, nonzero=True):
     if nonzero:
         for m in net.modules():
             if isinstance(m, nn.Conv2d) and not m.weight.any(): nn.init.normal_(m.weight, std=0.02)
-    return Denoiser(net, get_schedule(schedule), par).eval().requires_grad_(False)
+    return Denoiser(net, get_schedule(schedule), parameterization=par).eval().requires_grad_(False)
 
 
 def _x(n=3, scale=1.5, seed=0):
@@ -146,7 +146,7 @@ def test_risky_mask_default_block_and_threshold_scale():
 
 def _ds(n=32):
     d = load_cifar10_subset()
-    return ImageDataset(d['x_train'][:n], d['y_train'][:n], 10)
+    return ImageDataset(d['x_train'][:n], labels=d['y_train'][:n], num_classes=10)
 
 
 def _run(tmp, method, wrapper, teacher_dir):
@@ -157,7 +157,7 @@ def _run(tmp, method, wrapper, teacher_dir):
 
 @pytest.mark.parametrize('method', ['pd', 'cd'])
 def test_distill_with_guided_teacher(tmp_path, method):
-    tdir = export_denoiser(_teacher(nonzero=False), tmp_path / 'teacher', dict(data='cifar10-subset'))
+    tdir = export_denoiser(_teacher(nonzero=False), tmp_path / 'teacher', config=dict(data='cifar10-subset'))
     plain = _run(tmp_path / 'plain', method, None, tdir)[-1]
     guided = _run(tmp_path / 'guided', method, guided_teacher_wrapper(psi=1.0, w=0.3, blur_sigma=3.0), tdir)[-1]
     w0 = _run(tmp_path / 'w0', method, guided_teacher_wrapper(w=0.), tdir)[-1]
@@ -188,7 +188,7 @@ def test_denoising_l2_matches_a_direct_computation():
 
 
 def test_cli_attention_guidance(tmp_path):
-    tdir = export_denoiser(_teacher(nonzero=False), tmp_path / 'teacher', dict(data='cifar10-subset'))
+    tdir = export_denoiser(_teacher(nonzero=False), tmp_path / 'teacher', config=dict(data='cifar10-subset'))
     base = ['--teacher', str(tdir), '--teacher-steps', '2', '--max-steps', '1', '--batch-size', '4', '--no-progress',
             '--sample-every', '-1', '--ckpt-every', '-1']
     dirs = main_distill(['--method', 'pd', '--out', str(tmp_path / 'pd'), '--attention-guidance', '--psi', '1.1',

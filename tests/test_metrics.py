@@ -28,7 +28,7 @@ def ext(): return M.load_extractor('standin')
 
 @pytest.fixture(scope='module')
 def test_feats(ext):
-    x = get_dataset('cifar10-subset', 'test', flip=False).images
+    x = get_dataset('cifar10-subset', split='test', flip=False).images
     return x, M.extract(ext, x)
 
 def test_shipped_classifier_is_trained_and_documented():
@@ -85,11 +85,11 @@ def test_sferd_eval_class_conditional_model_gets_the_test_labels(tmp_path):
     "The denoising l2 of a class-conditional model is conditioned on the real test images' classes (it used to pass none)."
     torch.manual_seed(0)
     net = build_unet('tiny', model_channels=16, num_blocks=1, attn_resolutions=(8,), num_classes=10)
-    t = export_denoiser(Denoiser(net, get_schedule('edm'), 'edm'), tmp_path / 'teacher', dict(data='cifar10-subset'))
+    t = export_denoiser(Denoiser(net, get_schedule('edm'), parameterization='edm'), tmp_path / 'teacher', config=dict(data='cifar10-subset'))
     r = main_eval(['--checkpoint', str(t), '--steps', '1', '--num-samples', '8', '--seeds', '0', '--denoise-images', '6', '--score-degenerate',
                    '--ref-split', 'test', '--out', str(tmp_path / 'ev')])[0]
     from sferd_nb.io import load_denoiser
-    test = get_dataset('cifar10-subset', 'test', flip=False)
+    test = get_dataset('cifar10-subset', split='test', flip=False)
     den = load_denoiser(t)
     expect = M.denoising_l2(den, to_model_range(test.images[:6]), list(map(float, r['denoising_l2'])), cond=test.labels[:6])
     assert torch.allclose(torch.tensor(list(r['denoising_l2'].values())), expect, atol=1e-6)

@@ -29,9 +29,9 @@ def test_cli_semantic_pd_exports_and_generates(tmp_path):
     assert (Path(dirs[-1]) / 'latent' / 'ckpt.pt').exists() and list((Path(dirs[-1]) / 'samples').glob('*.png'))
     den, rec = D.load_student(dirs[-1])
     assert isinstance(den, S.SGPStudent) and den.latent is not None
-    x = generate(den, 3, rec['steps'], rec, seed=0)                  # z_sem from the latent DDIM: no real image
+    x = generate(den, 3, rec['steps'], recipe=rec, seed=0)                  # z_sem from the latent DDIM: no real image
     assert x.shape == (3, 3, 32, 32) and x.dtype == torch.uint8
-    assert torch.equal(x, generate(den, 3, rec['steps'], rec, seed=0))
+    assert torch.equal(x, generate(den, 3, rec['steps'], recipe=rec, seed=0))
     from sferd_nb.cli import main_eval                                # sferd-eval: FID and denoising l2 of an SGP student
     r = main_eval(['--checkpoint', str(dirs[-1]), '--num-samples', '8', '--seeds', '0', '--extractor', 'standin', '--score-degenerate',
                    '--denoise-images', '4', '--out', str(tmp_path / 'eval')])[0]
@@ -46,7 +46,7 @@ def test_cd_semantic_conditional(tmp_path):
     den, rec = D.load_student(dirs[-1])
     assert isinstance(den, S.SGPStudent) and den.student.parameterization == 'cm' and rec['method'] == 'cd'
     assert (den.latent.sample_steps, den.latent.sampler) == (7, 'ddim')          # the latent settings reach the sampler
-    cond = D.sampling_condition(den, 2, torch.tensor([3, 4]), torch.Generator().manual_seed(0))
+    cond = D.sampling_condition(den, 2, labels=torch.tensor([3, 4]), generator=torch.Generator().manual_seed(0))
     assert torch.equal(cond.teacher_cond, torch.tensor([3, 4]))
     x = D.student_sample(den, torch.randn(2, 3, 32, 32) * 80, 1, rec, cond=cond)
     assert torch.isfinite(x).all()

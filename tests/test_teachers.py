@@ -44,7 +44,7 @@ def test_teacher_samples_are_not_noise(name, real):
 def test_teacher_denoises_better_than_untrained(name, real):
     den = load_denoiser(data_dir() / 'teachers' / name)
     torch.manual_seed(0)
-    fresh = Denoiser(UNet(**den.net.config), den.schedule, den.parameterization).eval()
+    fresh = Denoiser(UNet(**den.net.config), den.schedule, parameterization=den.parameterization).eval()
     cond = torch.arange(len(real)) % 10 if den.net.num_classes else None
     g = torch.Generator().manual_seed(1)
     errs = {}

@@ -180,9 +180,9 @@ def test_fullsize_smoke_standin_imagenet64_is_the_official_format(tmp_path):
     from sferd_nb.data import get_dataset
     spec_str = mod.standin_imagenet64(tmp_path / 'in64')
     assert spec_str == f'imagenet64:{tmp_path / "in64"}' and len(list((tmp_path / 'in64').glob('*.npz'))) == 11
-    tr, te = get_dataset(spec_str, 'train'), get_dataset(spec_str, 'test')
-    sub = get_dataset('cifar10-subset', 'train')
-    assert tr.images.shape == (len(sub), 3, 64, 64) and tr.num_classes == 1000 and len(te) == len(get_dataset('cifar10-subset', 'test'))
+    tr, te = get_dataset(spec_str, split='train'), get_dataset(spec_str, split='test')
+    sub = get_dataset('cifar10-subset', split='train')
+    assert tr.images.shape == (len(sub), 3, 64, 64) and tr.num_classes == 1000 and len(te) == len(get_dataset('cifar10-subset', split='test'))
     assert int(tr.labels.max()) == 9 and (tr.images[:, :, ::2, ::2] == sub.images).all()
     (tmp_path / 'log').write_text('step 1\nstudents: /a/stage0_1steps, /a/sgp\n')
     assert mod.students(tmp_path / 'log') == [Path('/a/stage0_1steps'), Path('/a/sgp')]

@@ -23,7 +23,7 @@ def ds():
 def small_denoiser(seed=0, **kw):
     torch.manual_seed(seed)
     kw = {**dict(model_channels=8, num_blocks=1), **kw}
-    return Denoiser(build_unet('tiny', **kw), get_schedule('edm'), 'edm')
+    return Denoiser(build_unet('tiny', **kw), get_schedule('edm'), parameterization='edm')
 
 
 def small_trainer(out, seed=0, cfg=None, loss_fn=None, den=None, **kw):
@@ -53,7 +53,7 @@ def test_overfit_one_batch(ds, tmp_path):
 
 def test_resume_bit_identical(ds, tmp_path):
     "N steps + resume N steps == 2N straight steps (dropout on, grad accumulation on, across an epoch boundary)."
-    sub = ImageDataset(ds.images[:40], ds.labels[:40], 10, name='sub40')         # 5 batches of 8 per epoch
+    sub = ImageDataset(ds.images[:40], labels=ds.labels[:40], num_classes=10, name='sub40')         # 5 batches of 8 per epoch
     cfg = lambda: TrainConfig(lr=1e-3, batch_size=8, grad_accum=2, max_steps=6, log_every=1, ckpt_every=3,
                               sample_every=-1, ema_halflife_kimg=0.05)
     a = small_trainer(tmp_path / 'a', cfg=cfg(), dropout=0.2).fit(sub, progress=False)
@@ -190,10 +190,10 @@ def test_big_configs_one_step(name, expected, tmp_path):
     torch.manual_seed(0)
     net = build_unet(name)
     assert abs(count_params(net) / expected - 1) < 0.02
-    den = Denoiser(net, get_schedule('edm'), 'edm')
+    den = Denoiser(net, get_schedule('edm'), parameterization='edm')
     res = net.img_resolution
-    data = ImageDataset(torch.randint(0, 256, (2, 3, res, res), dtype=torch.uint8), torch.tensor([3, 5]),
-                        1000 if net.num_classes else 10, name='rand')
+    data = ImageDataset(torch.randint(0, 256, (2, 3, res, res), dtype=torch.uint8), labels=torch.tensor([3, 5]),
+                        num_classes=1000 if net.num_classes else 10, name='rand')
     cfg = TrainConfig(batch_size=1, max_steps=1, ckpt_every=-1, sample_every=-1, log_every=1)
     before = net.conv_out.weight.detach().clone()
     tr = Trainer(den, teacher_loss('edm'), cfg, tmp_path, meta={}).fit(data, progress=False)

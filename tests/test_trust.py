@@ -44,7 +44,7 @@ def test_diverged_training_exports_nothing_and_eval_refuses_nan(tmp_path, teache
     r = run('sferd-train-teacher', '--out', out, '--lr', '1e6', '--max-steps', '3', '--ckpt-every', '-1', *TEACHER_ARGS)
     one_line_error(r, 'sferd-train-teacher', 'non-finite')
     assert not (out / 'model.safetensors').exists()
-    nan = Denoiser(build_unet('tiny', model_channels=16, num_blocks=1, attn_resolutions=(8,)), get_schedule('edm'), 'edm')
+    nan = Denoiser(build_unet('tiny', model_channels=16, num_blocks=1, attn_resolutions=(8,)), get_schedule('edm'), parameterization='edm')
     with torch.no_grad(): nan.net.out[-1].bias.fill_(float('nan')) if hasattr(nan.net, 'out') else next(nan.parameters()).fill_(float('nan'))
     with pytest.raises(FloatingPointError, match='non-finite'): export_denoiser(nan, tmp_path / 'nan')
 
@@ -55,7 +55,7 @@ def test_resume_refuses_a_changed_run(tmp_path, teacher):
     assert run('sferd-distill', *base).returncode == 0
     one_line_error(run('sferd-distill', *base, '--resume', '--attention-guidance'), 'sferd-distill', 'attention_guidance')
     other = export_denoiser(Denoiser(build_unet('tiny', model_channels=16, num_blocks=1, attn_resolutions=(8,)),
-                                     get_schedule('edm'), 'edm'), tmp_path / 'other', dict(data='cifar10-subset'))
+                                     get_schedule('edm'), parameterization='edm'), tmp_path / 'other', config=dict(data='cifar10-subset'))
     base2 = [a if a != teacher else other for a in base]
     one_line_error(run('sferd-distill', *base2, '--resume'), 'sferd-distill', 'teacher')
     t = tmp_path / 't'
@@ -117,9 +117,9 @@ BAD = [  # command, arguments, what the one line says
 def test_bad_input_is_one_line_and_keeps_the_out_folder(tmp_path, teacher, cmd, args, says):
     out = tmp_path / 'out'; out.mkdir(); (out / 'SENTINEL').write_text('mine')
     (out / 'sferd_run.json').write_text(json.dumps(dict(command=cmd)))           # an earlier run of the same command
-    badjson = tmp_path / 'badjson'; export_denoiser(Denoiser(build_unet('tiny', model_channels=16, num_blocks=1), get_schedule('edm'), 'edm'), badjson)
+    badjson = tmp_path / 'badjson'; export_denoiser(Denoiser(build_unet('tiny', model_channels=16, num_blocks=1), get_schedule('edm'), parameterization='edm'), badjson)
     (badjson / 'config.json').write_text('{"unet": ')
-    mismatch = tmp_path / 'mismatch'; export_denoiser(Denoiser(build_unet('tiny', model_channels=16, num_blocks=1), get_schedule('edm'), 'edm'), mismatch)
+    mismatch = tmp_path / 'mismatch'; export_denoiser(Denoiser(build_unet('tiny', model_channels=16, num_blocks=1), get_schedule('edm'), parameterization='edm'), mismatch)
     cfg = json.loads((mismatch / 'config.json').read_text()); cfg['unet']['model_channels'] = 32
     (mismatch / 'config.json').write_text(json.dumps(cfg))
     subs = dict(teacher=teacher, nope=tmp_path / 'nope', badjson=badjson, mismatch=mismatch)
@@ -149,7 +149,7 @@ def test_a_checkpoint_folder_without_a_mark_is_not_the_demos_or_distills(tmp_pat
 
 def test_train_teacher_never_overwrites_a_finished_teacher_of_its_own(tmp_path):
     done = tmp_path / 'done'
-    export_denoiser(Denoiser(build_unet('tiny', model_channels=16, num_blocks=1), get_schedule('edm'), 'edm'), done)
+    export_denoiser(Denoiser(build_unet('tiny', model_channels=16, num_blocks=1), get_schedule('edm'), parameterization='edm'), done)
     (done / 'sferd_run.json').write_text(json.dumps(dict(command='sferd-train-teacher')))   # its own run, ckpt.pt removed
     before = (done / 'model.safetensors').read_bytes()
     one_line_error(run('sferd-train-teacher', '--out', done, '--config', 'tiny', '--max-steps', '1', *TEACHER_ARGS),

@@ -227,5 +227,5 @@ def test_reference_statistics_show_progress(tmp_path):
     import contextlib, io
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
-        reference_stats(load_extractor('standin'), 'cifar10-subset', 'test', max_images=40, cache=False, progress=True)
+        reference_stats(load_extractor('standin'), data='cifar10-subset', split='test', max_images=40, cache=False, progress=True)
     assert 'computing the reference statistics of 40 images of cifar10-subset[test]' in buf.getvalue()

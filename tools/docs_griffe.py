@@ -5,6 +5,8 @@
 - `PatchedMethods`: a notebook may define a class over several cells, adding methods with `@patch`
   (`def fit(self: Trainer, ...)` at module level, as fastcore's decorator). Griffe reads the source statically and
   would list them as module functions; they are moved into their class, where they live at run time."""
+import re
+
 import griffe
 
 
@@ -31,3 +33,41 @@ class PatchedMethods(griffe.Extension):
             if cls is None or cls.is_alias or not cls.is_class: continue
             mod.del_member(name)
             cls.set_member(name, fn)
+
+
+def docments(source: str) -> dict:
+    """nbdev's docments, read from source text: `{parameter: comment}` for the comment at the end of the line where each
+    parameter of the first `def` in `source` is written (`x: Tensor,  # the noisy image`)."""
+    import io, tokenize
+    toks = list(tokenize.generate_tokens(io.StringIO(source).readline))
+    out, depth, last, prev, started = {}, 0, None, None, False
+    for tok in toks:
+        if not started:
+            started = tok.type == tokenize.OP and tok.string == '(' and prev is not None and prev.type == tokenize.NAME
+            depth = int(started); prev = tok; continue
+        if tok.type == tokenize.OP and tok.string in '([{': depth += 1
+        elif tok.type == tokenize.OP and tok.string in ')]}':
+            depth -= 1
+            if depth == 0: break
+        elif tok.type == tokenize.NAME and depth == 1 and prev.type == tokenize.OP and prev.string in ('(', ',', '*', '**'):
+            last = (tok.string, tok.start[0])
+        elif tok.type == tokenize.COMMENT and last is not None and last[1] == tok.start[0]:
+            out[last[0]] = tok.string.lstrip('#').strip()
+        if tok.type not in (tokenize.NL, tokenize.COMMENT): prev = tok
+    return out
+
+
+class Docments(griffe.Extension):
+    """Parameters documented nbdev's way, by a comment after each one in the signature, become the docstring's `Args:`
+    section, which mkdocstrings shows as the parameter table (a docstring's own `Args:` section wins)."""
+    def on_function_instance(self, *, func: griffe.Function, **kwargs) -> None:
+        try: source = func.source
+        except Exception: return
+        docs = docments(source)
+        if not docs: return
+        doc = func.docstring
+        if doc is not None and re.search(r'^\s*(Args|Arguments|Parameters):\s*$', doc.value, re.M): return
+        args = '\n'.join(f'    {name}: {text}' for name, text in docs.items())
+        value = (doc.value.rstrip() + '\n\n' if doc is not None else '') + 'Args:\n' + args
+        func.docstring = griffe.Docstring(value, lineno=doc.lineno if doc else func.lineno, endlineno=doc.endlineno if doc else func.lineno,
+                                          parent=func, parser=doc.parser if doc else None, parser_options=doc.parser_options if doc else None)

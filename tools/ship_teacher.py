@@ -30,7 +30,7 @@ def main():
     cfg = json.loads((run / 'config.json').read_text()) if (run / 'config.json').exists() else {}
     tmp = dest.with_name(dest.name + '.tmp')
     if tmp.exists(): shutil.rmtree(tmp)
-    export_denoiser(den, tmp, {k: v for k, v in cfg.items() if k in ('data', 'weighting', 'step')}, fp16=True)
+    export_denoiser(den, tmp, config={k: v for k, v in cfg.items() if k in ('data', 'weighting', 'step')}, fp16=True)
     shutil.copy(run / 'metrics.jsonl', tmp / 'metrics.jsonl')
     grids = sorted(run.glob('training_grid_step*.png'))
     if grids: shutil.copy(grids[-1], tmp / grids[-1].name)                     # the trainer's own last sample grid
