@@ -377,9 +377,14 @@ def data_kind(spec: str) -> str:
         raise ValueError(f"unknown data spec {spec!r}; use 'cifar10-subset', 'cifar10:PATH' or 'imagenet64:PATH'")
     return kind
 
-def get_dataset(spec: str = 'cifar10-subset', *, split: str = 'train', flip: Optional[bool] = None, seed: int = 0,
-                download: bool = False) -> ImageDataset:
-    "Data set from a spec: 'cifar10-subset', 'cifar10:PATH' or 'imagenet64:PATH'; split 'train' or 'test'."
+def get_dataset(spec: str = 'cifar10-subset',  # 'cifar10-subset' (embedded subset), 'cifar10:PATH' or 'imagenet64:PATH'
+                *,
+                split: str = 'train',          # 'train' or 'test' (for ImageNet 64x64: its validation set)
+                flip: Optional[bool] = None,   # random horizontal flips (by seed, epoch, index); None: for 'train' only
+                seed: int = 0,                 # seed of the flip coins
+                download: bool = False         # 'cifar10:PATH' only: download CIFAR-10 into PATH if it is not there
+               ) -> ImageDataset:
+    "An `ImageDataset` of one split of the data a spec names."
     if split not in ('train', 'test'): raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     flip = (split == 'train') if flip is None else flip
     kind, _, path = spec.partition(':')
@@ -442,7 +447,12 @@ def image_grid(x: torch.Tensor, nrow: int = 8, pad: int = 2) -> np.ndarray:
         grid[:, pad + r * (h + pad): pad + r * (h + pad) + h, pad + q * (w + pad): pad + q * (w + pad) + w] = x[k]
     return grid.permute(1, 2, 0).numpy()
 
-def save_image_grid(x: torch.Tensor, path, *, nrow: int = 8, scale: int = 2) -> Path:
+def save_image_grid(x: torch.Tensor,  # images (B, C, H, W) in [-1, 1] (clamped)
+                    path,             # the PNG file to write (str or Path); missing parent folders are created
+                    *,
+                    nrow: int = 8,    # images per row of the grid
+                    scale: int = 2    # integer upscaling factor (nearest neighbour); 1 keeps the original size
+                   ) -> Path:
     "Write a grid of images in [-1, 1] as a PNG (atomically), upscaled `scale` times with nearest neighbours."
     from PIL import Image
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)

@@ -244,7 +244,9 @@ class EDMSchedule(Schedule):
 _SCHEDULES = {'linear': DDPMSchedule.linear, 'cosine': DDPMSchedule.cosine,
               'cosine-logsnr': CosineLogSNRSchedule, 'edm': EDMSchedule}
 
-def get_schedule(name: str, **kw) -> Schedule:
+def get_schedule(name: str,  # 'linear', 'cosine', 'cosine-logsnr' or 'edm'
+                 **kw       # the schedule's constructor options, e.g. T (linear, cosine), sigma_min/max (edm)
+                ) -> Schedule:
     "A schedule by name: 'linear', 'cosine' (discrete DDPM), 'cosine-logsnr' (continuous VP) or 'edm'."
     if name not in _SCHEDULES:
         raise ValueError(f"unknown schedule {name!r}; choose one of {', '.join(map(repr, _SCHEDULES))}")
@@ -273,8 +275,13 @@ def compute_dtype(x: Tensor) -> torch.dtype:
     "The dtype coefficients and predictions are computed in for `x`: float64 for float64 `x`, else float32 (also for half/bf16)."
     return torch.float64 if x.dtype == torch.float64 else torch.float32
 
-def q_sample(x0: Tensor, t, schedule: Schedule, *, noise: Optional[Tensor] = None,
-             generator: Optional[torch.Generator] = None) -> Tuple[Tensor, Tensor]:
+def q_sample(x0: Tensor,                                  # clean data (B, ...)
+             t,                                           # times: a python number or 0-d tensor for all, or a (B,) tensor
+             schedule: Schedule,                          # the schedule giving alpha_t, sigma_t
+             *,
+             noise: Optional[Tensor] = None,              # eps, of x0's shape; None: drawn N(0, I) in x0's dtype
+             generator: Optional[torch.Generator] = None  # generator for the drawn noise (unused when `noise` is given)
+            ) -> Tuple[Tensor, Tensor]:
     "Draw x_t ~ q(x_t | x0) = N(alpha_t x0, sigma_t^2 I) (Eq. 1); returns `(x_t, noise)`."
     if noise is None: noise = seeded_randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
     elif noise.shape != x0.shape: raise ValueError(f"noise shape {tuple(noise.shape)} must equal x0 shape {tuple(x0.shape)}")
@@ -333,7 +340,13 @@ PARAMETERIZATIONS = ('eps', 'x0', 'v', 'edm', 'cm')
 
 class Denoiser(nn.Module):
     "Turn a network `net(x, noise_label, cond, return_attn=...)` into a denoiser (x_t, t) -> Prediction(x0, eps, attn)."
-    def __init__(self, net: nn.Module, schedule: Schedule, *, parameterization: str = 'eps', sigma_data: float = 0.5):
+    def __init__(self,
+                 net: nn.Module,                 # the network, called `net(x, noise_label, cond, return_attn=...)`
+                 schedule: Schedule,             # the noise schedule the times `t` refer to
+                 *,
+                 parameterization: str = 'eps',  # net output: 'eps', 'x0', 'v', or 'edm' / 'cm' (preconditioned x0)
+                 sigma_data: float = 0.5         # standard deviation of the data, for the 'edm' / 'cm' scalings
+                ):
         super().__init__()
         if parameterization not in PARAMETERIZATIONS:
             raise ValueError(f"unknown parameterization {parameterization!r}; choose one of {', '.join(map(repr, PARAMETERIZATIONS))}")
@@ -383,7 +396,7 @@ class Denoiser(nn.Module):
         co = self.coefficients(x_t, t)
         x_in, label = self.net_input(x_t, t, co)
         out, maps = self._net(x_in, label, cond, return_attn)
-        x0, eps = self.from_output(x_t, t, out, co)
+        x0, eps = self.from_output(x_t, t, out, coefs=co)
         return Prediction(x0, eps, maps)
 
 # %% ../nbs/01_diffusion.ipynb #686d9199

@@ -378,7 +378,7 @@ MakeLossFn = Callable[[nn.Module, nn.Module, int, int, Settings], DistillLoss]  
 TrainConfigFn = Callable[[Settings], dict]                              # c -> TrainConfig fields of a stage
 RecipeFn = Callable[[int, Settings], dict]                              # (n_student, c) -> the 'distill' entry of config.json
 GridFn = Callable[..., Tensor]                                          # (schedule, steps, recipe) -> the times it samples at
-SampleFn = Callable[..., Tensor]              # (den, x_T, steps, recipe, cond, generator, return_trajectory) -> images
+SampleFn = Callable[..., Tensor]              # (den, x_T, *, steps, recipe, cond, generator, return_trajectory) -> images
 NfeFn = Callable[[int, dict], int]                                      # (steps, recipe) -> network evaluations per image
 StepFn = Callable[..., Tensor]                # (den, x_t, t, s, prediction at x_t, generator) -> x_s: one step of its sampler
 
@@ -432,7 +432,8 @@ def load_method_modules() -> dict:
     for mod in METHOD_MODULES: importlib.import_module(mod)
     return METHODS
 
-def register_method(m: DistillMethod) -> DistillMethod:
+def register_method(m: DistillMethod,  # the method, registered as `m.name` (replacing any method of that name)
+                   ) -> DistillMethod:
     "Add a method to `METHODS` (the one table `distill`, `sferd-distill`, the metrics and the demo consult)."
     METHODS[m.name] = m
     return m
@@ -451,11 +452,11 @@ def _cd_config(c: dict) -> dict:
     return dict(lr=4e-4 if c['lr'] is None else c['lr'], optimizer='radam', ema_decay=0.9999 if c['max_steps'] > 10000 else 0.99,
                 ema_halflife_kimg=None, ema_rampup=None)
 
-def _ddim_on_grid(den, x_T, steps, recipe, cond=None, generator=None, return_trajectory=False):
+def _ddim_on_grid(den, x_T, *, steps, recipe, cond=None, generator=None, return_trajectory=False):
     return sample(den, x_T, ts=distill_grid(den.schedule, steps, kind=recipe.get('grid')), sampler='ddim', cond=cond,
                   return_trajectory=return_trajectory)
 
-def _consistency(den, x_T, steps, recipe, cond=None, generator=None, return_trajectory=False):
+def _consistency(den, x_T, *, steps, recipe, cond=None, generator=None, return_trajectory=False):
     return consistency_sample(den, x_T, consistency_grid(den.schedule, steps), cond=cond, generator=generator, return_trajectory=return_trajectory)
 
 def consistency_step(den, x, t, s, pred, *, generator=None):
@@ -466,7 +467,7 @@ def consistency_step(den, x, t, s, pred, *, generator=None):
 
 def _ddim_step(den, x, t, s, pred, generator=None): return ddim_update(den.schedule, x, pred, t, s)   # Eq. 3
 
-def _teacher_sample(den, x_T, steps, recipe, cond=None, generator=None, return_trajectory=False):
+def _teacher_sample(den, x_T, *, steps, recipe, cond=None, generator=None, return_trajectory=False):
     return sample(den, x_T, steps, sampler=recipe.get('sampler', 'heun'), cond=cond, generator=generator,
                   return_trajectory=return_trajectory)
 
@@ -508,11 +509,20 @@ def student_grid(schedule, steps: int, method: str, *, grid: Optional[str] = Non
     return get_method(method).grid(schedule, steps, dict(grid=grid))
 
 @torch.no_grad()
-def student_sample(student: DenoiserLike, x_T: Tensor, steps: int, method, *, cond: Cond = None, grid: Optional[str] = None,
-                   generator: Optional[torch.Generator] = None, return_trajectory: bool = False):
+def student_sample(student: DenoiserLike,       # the model to sample from (a student; a teacher with method 'teacher')
+                   x_T: Tensor,                 # the starting noise (B, C, H, W) at the noisiest time
+                   steps: int,                  # number of sampling steps
+                   method,                      # a registered method's name, or the recipe dict of its config.json
+                   *,
+                   cond: Cond = None,           # class labels (B,), the model's own condition (SGP: SemanticCond), or None
+                   grid: Optional[str] = None,  # with a method name: its grid ('karras', 'uniform'; None: by schedule)
+                   generator: Optional[torch.Generator] = None,  # RNG of a stochastic sampler (CD re-noising); None: global
+                   return_trajectory: bool = False,  # also return the intermediate images: `(x, trajectory)`
+                  ):
     "Sample a model with its own recipe (`method`: a name or the recipe dict of its config.json): DDIM on the PD grid, multistep consistency, ..."
     recipe = dict(method) if isinstance(method, dict) else dict(method=method, grid=grid)
-    return get_method(recipe['method']).sample(student, x_T, steps, recipe, cond, generator, return_trajectory)
+    return get_method(recipe['method']).sample(student, x_T, steps=steps, recipe=recipe, cond=cond, generator=generator,
+                                               return_trajectory=return_trajectory)
 
 def sampling_condition(den, n: int, *, labels=None, generator: Optional[torch.Generator] = None):
     "The condition to generate `n` images with: the denoiser's own `sample_condition(n, labels, generator)` (SGP: z_sem from its latent sampler), else `labels`."
@@ -530,7 +540,7 @@ def _sample_fn(method: DistillMethod, steps, recipe, n, res, num_classes, seed, 
         if isinstance(unwrap(den), WrappedStudent) and dataset is not None:
             x0 = torch.stack([dataset[i][0] for i in range(min(n, len(dataset)))]).to(dev)
             cond = batch_condition(den, x0, y)[0]
-        return method.sample(den, x_T, steps, recipe, cond, torch.Generator().manual_seed(seed + 1), False)
+        return method.sample(den, x_T, steps=steps, recipe=recipe, cond=cond, generator=torch.Generator().manual_seed(seed + 1))
     return fn
 
 # %% ../nbs/05_distill.ipynb #03eac315
@@ -579,17 +589,16 @@ class Model:
         return f"Model(method={self.method!r}, steps={self.steps}, nfe={self.nfe}, resolution={self.resolution}, path={self.path})"
 
     @torch.no_grad()
-    def sample(self, n: int, steps: Optional[int] = None, *, seed: int = 0, batch_size: int = 250, uint8: bool = False,
-               progress: bool = False) -> Tensor:
+    def sample(self,
+               n: int,                       # number of images
+               steps: Optional[int] = None,  # sampling steps; None: the model's own (`self.steps`)
+               *,
+               seed: int = 0,                # batch b's noise seed: `seed*1_000_003+b` (same seed, batch_size: same images)
+               batch_size: int = 250,        # images per network call
+               uint8: bool = False,          # uint8 images in [0, 255] (as saved and scored) instead of floats in [-1, 1]
+               progress: bool = False,       # print a line per batch
+              ) -> Tensor:
         """`n` images drawn with the model's own sampler.
-
-        Args:
-            n: number of images.
-            steps: sampling steps (default: `self.steps`).
-            seed: the noise of batch b is seeded with `seed * 1_000_003 + b`: the same seed and batch size give the same images.
-            batch_size: images per network call.
-            uint8: return uint8 images in [0, 255] (as saved and scored) instead of floats in [-1, 1].
-            progress: print a line per batch.
 
         Returns: a `(n, 3, H, W)` tensor on the CPU; a class-conditional model draws class `i % num_classes` for image i.
         """
@@ -604,7 +613,7 @@ class Model:
             x_T, g = self.batch_inputs(b, m, seed)
             x_T = x_T.to(dev)
             cond = sampling_condition(den, m, labels=(torch.arange(i, i + m) % ncls).to(dev) if ncls else None, generator=g)   # SGP: z_sem too
-            x = meth.sample(den, x_T, steps, recipe, cond, g, False)                 # the model's own sampler (registry)
+            x = meth.sample(den, x_T, steps=steps, recipe=recipe, cond=cond, generator=g)   # the model's own sampler (registry)
             if not torch.isfinite(x).all():
                 raise FloatingPointError(f"the {method} model produced non-finite samples (seed {seed}); it diverged: "
                                          "retrain it with a lower learning rate")
@@ -617,14 +626,10 @@ class Model:
         g = torch.Generator().manual_seed(seed * 1_000_003 + b)
         return prior_sample(self.denoiser.schedule, (m, 3, self.resolution, self.resolution), generator=g), g
 
-def load(path, device='auto') -> Model:
-    """The model exported in `path` (a teacher, any student, a GDD generator; or a training run folder) as a `Model`.
-
-    Args:
-        path: an export folder (`model.safetensors` + `config.json`), its `model.safetensors`, a run folder, or the
-            name of a course teacher (`'cifar10_uncond'`, `'cifar10_cond'`: found in the data folder, also after `pip install`).
-        device: 'auto' (this process's CUDA GPU if any, else the CPU), 'cpu', 'cuda', ...
-    """
+def load(path,           # export or run folder, model file, or a course teacher's name ('cifar10_uncond', 'cifar10_cond')
+         device='auto',  # 'auto' (this process's CUDA GPU if any, else the CPU), 'cpu', 'cuda', ...
+        ) -> Model:
+    "The model exported in `path` (a teacher, any student, a GDD generator; or a training run folder) as a `Model`."
     p = model_path(path)                                              # a course teacher by name, too
     den, recipe = load_student(p, resolve_device(device))
     return Model(den, recipe, p)
@@ -659,9 +664,19 @@ def _check_same_run(sdir: Path, want: dict) -> None:
                               "or distil into a new --out")
 
 # %% ../nbs/05_distill.ipynb #e94f1457
-def distill(teacher, dataset, out_dir, *, method: str = 'pd', resume: bool = False, progress: bool = True,
-            teacher_wrapper: Optional[Callable] = None, student_wrapper: Optional[Callable] = None,
-            extra_meta: Optional[dict] = None, train_kw: Optional[dict] = None, **settings) -> Distilled:
+def distill(teacher,                # the teacher: a denoiser, or a `Model` (as `load` returns it)
+            dataset,                # training images (a 00_data dataset: `.resolution`, items `(image, label)`)
+            out_dir,                # run folder: a subfolder per stage (`stage{k}_{n}steps` or the method's name)
+            *,
+            method: str = 'pd',     # a registered distillable method: 'pd', 'cd', 'sferd-pd', 'sferd-cd', 'gdd', ...
+            resume: bool = False,   # continue the run in `out_dir`, reusing finished stages; False: error if there is one
+            progress: bool = True,  # show a training progress bar
+            teacher_wrapper: Optional[Callable] = None,  # teacher -> the denoiser students learn from; None: the method's
+            student_wrapper: Optional[Callable] = None,  # student -> WrappedStudent, one more stage; None: the method's
+            extra_meta: Optional[dict] = None,  # more config.json entries of every stage (must match to reuse a stage)
+            train_kw: Optional[dict] = None,  # extra `TrainConfig` fields for every stage (e.g. amp, num_workers)
+            **settings,             # the method's settings: `DISTILL_DEFAULTS` and its own (student_steps, max_steps, ...)
+           ) -> Distilled:
     "Distil `teacher` with the registered `method` (settings: `DISTILL_DEFAULTS`) on the trainer of 04_train; returns the exported student directories (one per stage) with the trained students (`Distilled`: `.models`, `.student`)."
     if isinstance(teacher, Model): teacher = teacher.denoiser                   # as `load` returns it
     names = [k for k, v in load_method_modules().items() if v.make_student]    # 'teacher' is registered, not distillable

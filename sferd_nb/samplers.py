@@ -102,8 +102,14 @@ def karras_sigmas(steps: int, sigma_min: float, sigma_max: float, *, rho: float 
     i = torch.arange(steps, dtype=torch.float64)
     return ((sigma_max**(1 / rho) + i / (steps - 1) * (sigma_min**(1 / rho) - sigma_max**(1 / rho)))**rho).to(dtype)
 
-def time_grid(schedule: Schedule, steps: int, *, kind: Optional[str] = None, rho: float = 7.,
-              sigma_min: Optional[float] = None, sigma_max: Optional[float] = None) -> Tensor:
+def time_grid(schedule: Schedule,                 # the schedule the times belong to
+              steps: int,                         # number of times (>= 1; at most T for a discrete schedule)
+              *,
+              kind: Optional[str] = None,         # a GRID_KINDS spacing; None: `default_grid(schedule)`
+              rho: float = 7.,                    # 'karras' only: the exponent of the noise-level spacing
+              sigma_min: Optional[float] = None,  # 'karras' only: smallest noise level (sigma/alpha); None: the schedule's
+              sigma_max: Optional[float] = None   # 'karras' only: largest noise level (sigma/alpha); None: the schedule's
+             ) -> Tensor:
     "`steps` descending evaluation times (the final step to clean data is implied); long for discrete schedules, else float64."
     if not isinstance(steps, int) or steps < 1: raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
     kind = kind or default_grid(schedule)
@@ -138,8 +144,16 @@ def select_cond(cond, idx):
     if hasattr(cond, 'select') and not isinstance(cond, Tensor): return cond.select(idx)
     return cond[idx] if isinstance(cond, Tensor) and cond.ndim > 0 else cond
 
-def ddim_update(schedule: Schedule, x_t: Tensor, pred: Prediction, t: TimeLike, s: Optional[TimeLike], *, eta: float = 0.,
-                noise: Optional[Tensor] = None, generator: Optional[torch.Generator] = None) -> Tensor:
+def ddim_update(schedule: Schedule,                           # the schedule of `t` and `s`
+                x_t: Tensor,                                  # the current noisy batch (B, ...)
+                pred: Prediction,                             # the model's output at (x_t, t); its x0 and eps are read
+                t: TimeLike,                                  # the current time: a scalar or (B,)
+                s: Optional[TimeLike],                        # the time to step to, below `t` (for s=None use `ddim_step`)
+                *,
+                eta: float = 0.,                              # stochasticity: 0 deterministic DDIM, 1 DDPM-like noise
+                noise: Optional[Tensor] = None,               # the fresh noise for eta > 0, of x_t's shape; None: drawn
+                generator: Optional[torch.Generator] = None   # generator for the drawn noise
+               ) -> Tensor:
     "The DDIM update x_t -> x_s (Eq. 3) from a model output `pred` (x0 and eps at x_t, t), like diffusers' `scheduler.step(model_output, ...)`."
     a_t, g_t = schedule.alpha_sigma_like(t, x_t)
     a_s, g_s = schedule.alpha_sigma_like(s, x_t)
@@ -212,8 +226,14 @@ def ddpm_step(denoiser: DenoiserLike, x_t: Tensor, t: TimeLike, s: Optional[Time
 # %% ../nbs/02_samplers.ipynb #d7a46040
 SAMPLERS = ('ddim', 'euler', 'heun', 'ddpm')
 
-def prior_sample(schedule: Schedule, shape, *, t=None, generator: Optional[torch.Generator] = None,
-                 device=None, dtype=torch.float32) -> Tensor:
+def prior_sample(schedule: Schedule,                           # VP: unit variance; otherwise scaled by sigma_t
+                 shape,                                        # the shape of x_T, e.g. (B, C, H, W)
+                 *,
+                 t=None,                                       # start time (non-VP schedules only); None: t_max
+                 generator: Optional[torch.Generator] = None,  # generator for the noise (same numbers on every device)
+                 device=None,                                  # device of the result; None: the generator's (else default)
+                 dtype=torch.float32                           # dtype of the result
+                ) -> Tensor:
     "The starting noise x_T for time t (default t_max): N(0, I) for VP schedules, sigma_t N(0, I) otherwise."
     z = seeded_randn(tuple(shape), generator=generator, device=device, dtype=dtype)
     if schedule.vp: return z
@@ -267,9 +287,20 @@ def ddpm_sample(denoiser, x_T: Tensor, ts, *, cond=None, generator: Optional[tor
                  denoiser, x_T, ts, cond, return_trajectory, progress)
 
 @torch.no_grad()
-def sample(denoiser: DenoiserLike, x_T: Tensor, steps: Union[int, Tensor, Sequence] = 50, *, sampler: str = 'ddim',
-           grid: Optional[str] = None, cond: Cond = None, eta: float = 0., generator: Optional[torch.Generator] = None,
-           return_trajectory: bool = False, progress: bool = False, ts=None, rho: float = 7.):
+def sample(denoiser: DenoiserLike,                       # the model; its `schedule` defines the times
+           x_T: Tensor,                                  # the starting noise at the first time, e.g. from `prior_sample`
+           steps: Union[int, Tensor, Sequence] = 50,     # number of steps (a `time_grid`), or the descending times
+           *,
+           sampler: str = 'ddim',                        # 'ddim', 'euler', 'heun' (2 NFE per step) or 'ddpm' (ancestral)
+           grid: Optional[str] = None,                   # `time_grid` kind for an int `steps`; None: the schedule's default
+           cond: Cond = None,                            # condition, e.g. class labels (B,); None: unconditional
+           eta: float = 0.,                              # 'ddim' only: stochasticity (0: deterministic, 1: DDPM-like)
+           generator: Optional[torch.Generator] = None,  # generator for the fresh noise of 'ddim' (eta > 0) and 'ddpm'
+           return_trajectory: bool = False,              # also return every state: `(x0, [x_T, ..., x0])`
+           progress: bool = False,                       # show a tqdm progress bar
+           ts=None,                                      # the descending times; given, `steps` and `grid` are ignored
+           rho: float = 7.                               # 'karras' grid only: the exponent of the noise-level spacing
+          ):
     "Front door: `steps` (an int, or the times `ts` themselves) with `sampler` in 'ddim', 'euler', 'heun', 'ddpm'."
     if sampler not in SAMPLERS: raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(map(repr, SAMPLERS))}")
     if eta and sampler != 'ddim': raise ValueError(f"eta only applies to sampler='ddim', not {sampler!r}")

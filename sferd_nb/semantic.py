@@ -220,7 +220,7 @@ class SGPStudent(WrappedStudent):
         emb = net.embed(label, cond.y, x_t.shape[0], x_t.device)
         maps = [] if return_attn else None
         h, skips = net.encode(x_in, emb, maps)                                  # the student's trunk, run once
-        x0_s, eps_s = d.from_output(x_t, t, net.decode(h, skips, emb, maps), co)
+        x0_s, eps_s = d.from_output(x_t, t, net.decode(h, skips, emb, maps=maps), coefs=co)
         Fz = self.predictor(_frozen(h), [_frozen(f) for f in skips], emb.detach(), z)
         a, s = co[0], co[1]
         G = self.gradient_scale(x_t, t, co) * Fz.to(a)                          # G ~ grad_{x_t} log p(z_sem | x_t)

@@ -204,19 +204,21 @@ def load_checkpoint(path) -> dict:
     if missing: raise ValueError(f"checkpoint {path} lacks {missing}; it is incomplete, delete it or restore a good copy")
     return ck
 
-# %% ../nbs/04_train.ipynb #3e3421a4
-from sferd_nb.unet import patch
-
 # %% ../nbs/04_train.ipynb #60ea11fc
-class Trainer:
-    "The one training loop: `Trainer(model, loss_fn, config, out_dir, sample_fn).fit(dataset)`; subclasses override `train_step`."
-    def __init__(self, model: nn.Module, loss_fn: Callable, config: TrainConfig, out_dir, *, sample_fn: Optional[Callable] = None,
-                 meta: Optional[dict] = None, extra: Optional[nn.Module] = None, on_step_end: Optional[Callable] = None,
-                 param_groups: Optional[list] = None):
-        # extra: a module checkpointed with the run (e.g. a distiller's target network);
-        # on_step_end(model): runs after every optimiser step (e.g. that target network's EMA update);
-        # param_groups: torch-style groups [{'params': [...], 'lr_scale': 0.1}, ...] (default: every trainable parameter);
-        #   lr_scale is a number or piecewise constant in the step, [[from_step, scale], ...] (e.g. a frozen first phase)
+class _Setup:
+    "Setting a run up: batch split, device and its fastest settings, EMA copy, DDP / compile wrappers, optimiser. (A part of `Trainer`.)"
+    def __init__(self,
+                 model: nn.Module,                        # the network to train (a Denoiser, a student, a generator)
+                 loss_fn: Callable,                       # loss_fn(model, batch, step) -> (loss, metrics dict), e.g. `teacher_loss()`
+                 config: TrainConfig,                     # batch, optimiser, schedule, EMA, precision, logging
+                 out_dir,                                 # the run folder: checkpoints, metrics.jsonl, samples/
+                 *,
+                 sample_fn: Optional[Callable] = None,    # sample_fn(ema_model, step) -> images for the progress grids
+                 meta: Optional[dict] = None,             # JSON facts stored in every checkpoint (a student's recipe, ...)
+                 extra: Optional[nn.Module] = None,       # a module checkpointed with the run (a distiller's target network)
+                 on_step_end: Optional[Callable] = None,  # on_step_end(model) after every optimiser step (that target's EMA)
+                 param_groups: Optional[list] = None):    # torch-style [{'params': [...], 'lr_scale': s}] (None: all trainable);
+                                                          #   s: a number or piecewise in the step, [[from_step, scale], ...]
         self.cfg, self.loss_fn, self.sample_fn = config, loss_fn, sample_fn
         self.extra, self.on_step_end = extra, on_step_end
         self.out_dir = Path(out_dir)
@@ -262,225 +264,230 @@ class Trainer:
     def ckpt_path(self) -> Path: return self.out_dir / CKPT_NAME
 
 # %% ../nbs/04_train.ipynb #f7784efa
-@patch
-def train_step(self: Trainer, micro: list) -> dict:
-    """One optimiser step over the micro-batches `micro`; returns device tensors. Every method shares it: the seed of the
-    step, `backward` (the part a method may override: GAN training has two players), the finiteness check, the
-    learning-rate schedule (with each parameter group's `lr_scale`) and every optimiser of `optimizers()`."""
-    cfg, step = self.cfg, self.step
-    torch.manual_seed(self.step_seed())                                  # dropout etc.: a function of the step
-    stats, metrics = self.backward(micro)
-    if not self.lazy_checks: self.check_finite(stats)                   # before the optimisers touch the weights
-    lr = lr_at(cfg, step)
-    for g in self.opt.param_groups: g['lr'] = lr * lr_scale_at(g.get('lr_scale', 1.), step)
-    for opt in self.optimizers():
-        opt.step(); opt.zero_grad(set_to_none=True)
-    return dict(stats, lr=lr, **metrics)
+class _Step:
+    "One optimiser step: the seed of the step, the backward pass, the checks, the learning rate, the optimisers. (A part of `Trainer`.)"
+    def train_step(self, micro: list) -> dict:
+        """One optimiser step over the micro-batches `micro`; returns device tensors. Every method shares it: the seed of the
+        step, `backward` (the part a method may override: GAN training has two players), the finiteness check, the
+        learning-rate schedule (with each parameter group's `lr_scale`) and every optimiser of `optimizers()`."""
+        cfg, step = self.cfg, self.step
+        torch.manual_seed(self.step_seed())                                  # dropout etc.: a function of the step
+        stats, metrics = self.backward(micro)
+        if not self.lazy_checks: self.check_finite(stats)                   # before the optimisers touch the weights
+        lr = lr_at(cfg, step)
+        for g in self.opt.param_groups: g['lr'] = lr * lr_scale_at(g.get('lr_scale', 1.), step)
+        for opt in self.optimizers():
+            opt.step(); opt.zero_grad(set_to_none=True)
+        return dict(stats, lr=lr, **metrics)
 
-@patch
-def step_seed(self: Trainer) -> int:
-    "The global torch seed of the current step (dropout, ...): per step and rank."
-    return mix_seed(self.cfg.seed, self.step, self.rank)
+    def step_seed(self) -> int:
+        "The global torch seed of the current step (dropout, ...): per step and rank."
+        return mix_seed(self.cfg.seed, self.step, self.rank)
 
-@patch
-def optimizers(self: Trainer) -> list:
-    "The optimisers `train_step` steps after `backward` (the model's; GAN training adds the discriminator's)."
-    return [self.opt]
+    def optimizers(self) -> list:
+        "The optimisers `train_step` steps after `backward` (the model's; GAN training adds the discriminator's)."
+        return [self.opt]
 
-@patch
-def backward(self: Trainer, micro: list) -> tuple[dict, dict]:
-    "Losses and gradients of one step: `(stats, metrics)`; stats = loss and clipped gradient norm (averaged over ranks)."
-    cfg, step = self.cfg, self.step
-    loss_sum, metrics = 0., {}
-    for k, batch in enumerate(micro):
-        sync = self.world == 1 or k == cfg.grad_accum - 1
-        ctx = contextlib.nullcontext() if sync else self.train_model.no_sync()
-        with ctx:
-            with self.autocast(), torch.enable_grad():                   # also when called under no_grad
-                loss, m = self.loss_fn(self.train_model, batch, step)
-            (loss.float() / cfg.grad_accum).backward()
-        loss_sum += loss.detach().float() / cfg.grad_accum
-        for key, v in (m or {}).items(): metrics[key] = metrics.get(key, 0.) + v / cfg.grad_accum
-    params = [q for g in self.opt.param_groups for q in g['params']]
-    gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip > 0 else float('inf'))
-    stats = dict(loss=loss_sum, grad_norm=gnorm.float().to(loss_sum.device))
-    if self.world > 1:
-        v = torch.stack([stats['loss'], stats['grad_norm']]); dist.all_reduce(v)
-        stats = dict(loss=v[0] / self.world, grad_norm=v[1])
-    return stats, metrics
+    def backward(self, micro: list) -> tuple[dict, dict]:
+        "Losses and gradients of one step: `(stats, metrics)`; stats = loss and clipped gradient norm (averaged over ranks)."
+        cfg, step = self.cfg, self.step
+        loss_sum, metrics = 0., {}
+        for k, batch in enumerate(micro):
+            sync = self.world == 1 or k == cfg.grad_accum - 1
+            ctx = contextlib.nullcontext() if sync else self.train_model.no_sync()
+            with ctx:
+                with self.autocast(), torch.enable_grad():                   # also when called under no_grad
+                    loss, m = self.loss_fn(self.train_model, batch, step)
+                (loss.float() / cfg.grad_accum).backward()
+            loss_sum += loss.detach().float() / cfg.grad_accum
+            for key, v in (m or {}).items(): metrics[key] = metrics.get(key, 0.) + v / cfg.grad_accum
+        params = [q for g in self.opt.param_groups for q in g['params']]
+        gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip > 0 else float('inf'))
+        stats = dict(loss=loss_sum, grad_norm=gnorm.float().to(loss_sum.device))
+        if self.world > 1:
+            v = torch.stack([stats['loss'], stats['grad_norm']]); dist.all_reduce(v)
+            stats = dict(loss=v[0] / self.world, grad_norm=v[1])
+        return stats, metrics
 
 # %% ../nbs/04_train.ipynb #74b92073
-@patch
-@torch.no_grad()
-def update_ema(self: Trainer, beta: float) -> None:
-    "EMA of parameters and floating buffers: ema <- beta ema + (1 - beta) model, one fused lerp; the first step copies."
-    ema = list(self.ema.module.parameters()) + [b for b in self.ema.module.buffers() if b.is_floating_point()]
-    cur = [p.detach() for p in self.model.parameters()] + [b for b in self.model.buffers() if b.is_floating_point()]
-    if self.step == 0: torch._foreach_copy_(ema, cur)
-    else: torch._foreach_lerp_(ema, cur, 1. - beta)
-    self.ema.n_averaged += 1
+class _EMA:
+    "The exponential moving average of the weights. (A part of `Trainer`.)"
+    @torch.no_grad()
+    def update_ema(self, beta: float) -> None:
+        "EMA of parameters and floating buffers: ema <- beta ema + (1 - beta) model, one fused lerp; the first step copies."
+        ema = list(self.ema.module.parameters()) + [b for b in self.ema.module.buffers() if b.is_floating_point()]
+        cur = [p.detach() for p in self.model.parameters()] + [b for b in self.model.buffers() if b.is_floating_point()]
+        if self.step == 0: torch._foreach_copy_(ema, cur)
+        else: torch._foreach_lerp_(ema, cur, 1. - beta)
+        self.ema.n_averaged += 1
 
 # %% ../nbs/04_train.ipynb #e7a06241
-@patch
-def fit(self: Trainer, dataset, max_steps: Optional[int] = None, progress: bool = True) -> 'Trainer':
-    "Train until `max_steps` (default config.max_steps) optimiser steps; checkpoints, samples and metrics on the way."
-    cfg = self.cfg
-    max_steps = cfg.max_steps if max_steps is None else max_steps
-    loader = self.make_loader(dataset)
-    batches = infinite_batches(loader, start_step=self.step * cfg.grad_accum)
-    self.model.train()
-    self._bar = None
-    if progress and self.rank == 0 and self.step < max_steps:
-        from tqdm.auto import tqdm
-        self._bar = tqdm(total=max_steps, initial=self.step, desc='train', dynamic_ncols=True)
-    self._acc, self._n0, self._t0 = {}, self.step, time.perf_counter()
-    try:
-        while self.step < max_steps:
-            micro = [self._to_device(next(batches)) for _ in range(cfg.grad_accum)]   # (loaders may draw from the RNG)
-            stats = self.train_step(micro)
-            self.after_step(stats, max_steps)
-            if self._bar is not None: self._bar.update(1)
-    except FloatingPointError:
-        self.opt.zero_grad(set_to_none=True)
-        raise
-    finally:
-        if self._bar is not None: self._bar.close()
-    return self
+class _Loop:
+    "The training loop. (A part of `Trainer`.)"
+    def fit(self, dataset, max_steps: Optional[int] = None, progress: bool = True) -> 'Trainer':
+        "Train until `max_steps` (default config.max_steps) optimiser steps; checkpoints, samples and metrics on the way."
+        cfg = self.cfg
+        max_steps = cfg.max_steps if max_steps is None else max_steps
+        loader = self.make_loader(dataset)
+        batches = infinite_batches(loader, start_step=self.step * cfg.grad_accum)
+        self.model.train()
+        self._bar = None
+        if progress and self.rank == 0 and self.step < max_steps:
+            from tqdm.auto import tqdm
+            self._bar = tqdm(total=max_steps, initial=self.step, desc='train', dynamic_ncols=True)
+        self._acc, self._n0, self._t0 = {}, self.step, time.perf_counter()
+        try:
+            while self.step < max_steps:
+                micro = [self._to_device(next(batches)) for _ in range(cfg.grad_accum)]   # (loaders may draw from the RNG)
+                stats = self.train_step(micro)
+                self.after_step(stats, max_steps)
+                if self._bar is not None: self._bar.update(1)
+        except FloatingPointError:
+            self.opt.zero_grad(set_to_none=True)
+            raise
+        finally:
+            if self._bar is not None: self._bar.close()
+        return self
 
 # %% ../nbs/04_train.ipynb #6b59720a
-@patch
-def after_step(self: Trainer, stats: dict, max_steps: int) -> None:
-    "Everything after an optimiser step: EMA, `on_step_end`, logging, sample grids, checkpoints."
-    cfg = self.cfg
-    beta = ema_beta(cfg, self.step)
-    self.update_ema(beta)
-    if self.on_step_end is not None: self.on_step_end(self.model)
-    self.step += 1
-    for key, v in stats.items():
-        if key != 'lr': self._acc[key] = self._acc.get(key, 0.) + v
-    last = self.step == max_steps
-    log = (cfg.log_every and self.step % cfg.log_every == 0) or last
-    samples = cfg.sample_every >= 0 and ((cfg.sample_every and self.step % cfg.sample_every == 0) or last)
-    ckpt = cfg.ckpt_every >= 0 and ((cfg.ckpt_every and self.step % cfg.ckpt_every == 0) or last)
-    if self.lazy_checks and (log or samples or ckpt): self.check_finite(self._acc, 'by')   # before anything is written
-    if log:
-        n, busy = self.step - self._n0, time.perf_counter() - self._t0         # float() below syncs: wall time is true
-        rec = dict(step=self.step, kimg=self.step * cfg.batch_size / 1000, lr=stats['lr'], ema_beta=beta,
-                   **{k: float(v) / n for k, v in self._acc.items()})
-        busy = time.perf_counter() - self._t0
-        rec.update(sec_per_step=busy / n, img_per_sec=n * cfg.batch_size / busy, settings=self.settings)
-        self._log(rec)
-        if self._bar is not None: self._bar.set_postfix(loss=f"{rec['loss']:.4f}")
-        self._acc, self._n0 = {}, self.step
-    if samples: self.write_samples()
-    if ckpt: self.save()
-    if log or samples or ckpt: self._t0 = time.perf_counter()            # sampling and saving are not step time
+class _AfterStep:
+    "Everything after an optimiser step. (A part of `Trainer`.)"
+    def after_step(self, stats: dict, max_steps: int) -> None:
+        "Everything after an optimiser step: EMA, `on_step_end`, logging, sample grids, checkpoints."
+        cfg = self.cfg
+        beta = ema_beta(cfg, self.step)
+        self.update_ema(beta)
+        if self.on_step_end is not None: self.on_step_end(self.model)
+        self.step += 1
+        for key, v in stats.items():
+            if key != 'lr': self._acc[key] = self._acc.get(key, 0.) + v
+        last = self.step == max_steps
+        log = (cfg.log_every and self.step % cfg.log_every == 0) or last
+        samples = cfg.sample_every >= 0 and ((cfg.sample_every and self.step % cfg.sample_every == 0) or last)
+        ckpt = cfg.ckpt_every >= 0 and ((cfg.ckpt_every and self.step % cfg.ckpt_every == 0) or last)
+        if self.lazy_checks and (log or samples or ckpt): self.check_finite(self._acc, 'by')   # before anything is written
+        if log:
+            n, busy = self.step - self._n0, time.perf_counter() - self._t0         # float() below syncs: wall time is true
+            rec = dict(step=self.step, kimg=self.step * cfg.batch_size / 1000, lr=stats['lr'], ema_beta=beta,
+                       **{k: float(v) / n for k, v in self._acc.items()})
+            busy = time.perf_counter() - self._t0
+            rec.update(sec_per_step=busy / n, img_per_sec=n * cfg.batch_size / busy, settings=self.settings)
+            self._log(rec)
+            if self._bar is not None: self._bar.set_postfix(loss=f"{rec['loss']:.4f}")
+            self._acc, self._n0 = {}, self.step
+        if samples: self.write_samples()
+        if ckpt: self.save()
+        if log or samples or ckpt: self._t0 = time.perf_counter()            # sampling and saving are not step time
 
 # %% ../nbs/04_train.ipynb #e20546a4
-@patch
-def autocast(self: Trainer):
-    "The run's autocast context: bf16 by default on CUDA and on CPUs with native bf16 (`cpu_settings`), else nothing."
-    if self.amp is None: return contextlib.nullcontext()
-    return torch.autocast(self.device.type, dtype=self.amp)
+class _Device:
+    "Device, precision and data. (A part of `Trainer`.)"
+    def autocast(self):
+        "The run's autocast context: bf16 by default on CUDA and on CPUs with native bf16 (`cpu_settings`), else nothing."
+        if self.amp is None: return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp)
 
-@patch
-def _to_device(self: Trainer, batch):
-    out = []
-    for b in (batch if isinstance(batch, (list, tuple)) else (batch,)):
-        if isinstance(b, Tensor):
-            b = b.to(self.device, non_blocking=True)
-            if self.channels_last and b.ndim == 4: b = b.contiguous(memory_format=torch.channels_last)
-        out.append(b)
-    return tuple(out) if isinstance(batch, (list, tuple)) else out[0]
+    def _to_device(self, batch):
+        out = []
+        for b in (batch if isinstance(batch, (list, tuple)) else (batch,)):
+            if isinstance(b, Tensor):
+                b = b.to(self.device, non_blocking=True)
+                if self.channels_last and b.ndim == 4: b = b.contiguous(memory_format=torch.channels_last)
+            out.append(b)
+        return tuple(out) if isinstance(batch, (list, tuple)) else out[0]
 
-@patch
-def make_loader(self: Trainer, dataset):
-    "The data loader of this run: per-process micro-batches, shuffled with the run's seed."
-    return make_loader(dataset, self.micro_batch, shuffle=True, seed=self.cfg.seed, drop_last=True,
-                       num_workers=self.cfg.num_workers)
+    def make_loader(self, dataset):
+        "The data loader of this run: per-process micro-batches, shuffled with the run's seed."
+        return make_loader(dataset, self.micro_batch, shuffle=True, seed=self.cfg.seed, drop_last=True,
+                           num_workers=self.cfg.num_workers)
 
 # %% ../nbs/04_train.ipynb #55a4782b
-@patch
-def check_finite(self: Trainer, stats: dict, where: str = 'at') -> None:
-    "FloatingPointError (one host sync) if the loss or gradient norm was not finite; the last checkpoint stays intact."
-    v = torch.stack([stats['loss'], stats['grad_norm']])
-    if torch.isfinite(v).all(): return
-    last = f"the last good checkpoint {self.ckpt_path} is intact" if self.ckpt_path.exists() else "no checkpoint was written"
-    raise FloatingPointError(f"non-finite loss or gradient {where} step {self.step} (loss {v[0].item():.4g}, grad norm "
-                             f"{v[1].item():.4g}); {last}. Lower the learning rate or check the data/loss.")
+class _Checks:
+    "Failing early on non-finite numbers. (A part of `Trainer`.)"
+    def check_finite(self, stats: dict, where: str = 'at') -> None:
+        "FloatingPointError (one host sync) if the loss or gradient norm was not finite; the last checkpoint stays intact."
+        v = torch.stack([stats['loss'], stats['grad_norm']])
+        if torch.isfinite(v).all(): return
+        last = f"the last good checkpoint {self.ckpt_path} is intact" if self.ckpt_path.exists() else "no checkpoint was written"
+        raise FloatingPointError(f"non-finite loss or gradient {where} step {self.step} (loss {v[0].item():.4g}, grad norm "
+                                 f"{v[1].item():.4g}); {last}. Lower the learning rate or check the data/loss.")
 
 # %% ../nbs/04_train.ipynb #242f4359
-@patch
-def state_dict(self: Trainer) -> dict:
-    return dict(format=CKPT_FORMAT, step=self.step, model=self.model.state_dict(), ema=self.ema.state_dict(),
-                optimizer=self.opt.state_dict(), rng=_rng_state(), config=json_normalize(asdict(self.cfg)), meta=self.meta,
-                extra=self.extra.state_dict() if self.extra is not None else {})
+class _Checkpoints:
+    "Checkpoints and exact resume. (A part of `Trainer`.)"
+    def state_dict(self) -> dict:
+        return dict(format=CKPT_FORMAT, step=self.step, model=self.model.state_dict(), ema=self.ema.state_dict(),
+                    optimizer=self.opt.state_dict(), rng=_rng_state(), config=json_normalize(asdict(self.cfg)), meta=self.meta,
+                    extra=self.extra.state_dict() if self.extra is not None else {})
 
-@patch
-def save(self: Trainer) -> Optional[Path]:
-    "Write `out_dir/ckpt.pt` atomically (rank 0 only)."
-    path = atomic_save(self.state_dict(), self.ckpt_path) if self.rank == 0 else None
-    if self.world > 1: dist.barrier()
-    return path
+    def save(self) -> Optional[Path]:
+        "Write `out_dir/ckpt.pt` atomically (rank 0 only)."
+        path = atomic_save(self.state_dict(), self.ckpt_path) if self.rank == 0 else None
+        if self.world > 1: dist.barrier()
+        return path
 
-@patch
-def resume(self: Trainer, path=None) -> 'Trainer':
-    "Load model, EMA, optimiser, step and RNG states from a checkpoint (default: out_dir/ckpt.pt)."
-    path = Path(path) if path is not None else self.ckpt_path
-    ck = load_checkpoint(path)
-    if ck['meta'] != self.meta:
-        diff = sorted(k for k in set(ck['meta']) | set(self.meta) if ck['meta'].get(k) != self.meta.get(k))
-        raise ValueError(f"checkpoint {path} was made for a different setup (differs in {diff}); "
-                         "resume with the original settings or use a new output directory")
-    now = json_normalize(asdict(self.cfg))
-    diff = [k for k in RESUME_KEYS if ck['config'].get(k) != now[k]]
-    if diff: raise ValueError(f"checkpoint {path} used different {diff} ({[ck['config'].get(k) for k in diff]}); "
-                              "resume with the same values or use a new output directory")
-    try:
-        self.model.load_state_dict(ck['model'])
-        self.ema.load_state_dict(ck['ema'])
-        self.opt.load_state_dict(ck['optimizer'])
-        if self.extra is not None: self.extra.load_state_dict(ck.get('extra') or {})
-    except (RuntimeError, KeyError, ValueError) as e:
-        raise ValueError(f"checkpoint {path} does not match this model/optimizer ({str(e)[:200]}); "
-                         "use the same model config or a new output directory") from e
-    self.step = int(ck['step'])
-    _set_rng_state(ck['rng'])
-    self._trim_metrics()
-    return self
+    def resume(self, path=None) -> 'Trainer':
+        "Load model, EMA, optimiser, step and RNG states from a checkpoint (default: out_dir/ckpt.pt)."
+        path = Path(path) if path is not None else self.ckpt_path
+        ck = load_checkpoint(path)
+        if ck['meta'] != self.meta:
+            diff = sorted(k for k in set(ck['meta']) | set(self.meta) if ck['meta'].get(k) != self.meta.get(k))
+            raise ValueError(f"checkpoint {path} was made for a different setup (differs in {diff}); "
+                             "resume with the original settings or use a new output directory")
+        now = json_normalize(asdict(self.cfg))
+        diff = [k for k in RESUME_KEYS if ck['config'].get(k) != now[k]]
+        if diff: raise ValueError(f"checkpoint {path} used different {diff} ({[ck['config'].get(k) for k in diff]}); "
+                                  "resume with the same values or use a new output directory")
+        try:
+            self.model.load_state_dict(ck['model'])
+            self.ema.load_state_dict(ck['ema'])
+            self.opt.load_state_dict(ck['optimizer'])
+            if self.extra is not None: self.extra.load_state_dict(ck.get('extra') or {})
+        except (RuntimeError, KeyError, ValueError) as e:
+            raise ValueError(f"checkpoint {path} does not match this model/optimizer ({str(e)[:200]}); "
+                             "use the same model config or a new output directory") from e
+        self.step = int(ck['step'])
+        _set_rng_state(ck['rng'])
+        self._trim_metrics()
+        return self
 
-@patch
-def _trim_metrics(self: Trainer):
-    "Drop metric lines written after the checkpoint we resume from (they will be recomputed); a torn last line is dropped."
-    f = self.out_dir / 'metrics.jsonl'
-    if self.rank != 0 or not f.exists(): return
-    keep = []
-    for l in f.read_text().splitlines():
-        try: rec = json.loads(l)
-        except ValueError: continue                                      # a line torn by a kill mid-write
-        if isinstance(rec, dict) and rec.get('step', 0) <= self.step: keep.append(l)
-    atomic_write(f, ''.join(l + '\n' for l in keep))
+    def _trim_metrics(self):
+        "Drop metric lines written after the checkpoint we resume from (they will be recomputed); a torn last line is dropped."
+        f = self.out_dir / 'metrics.jsonl'
+        if self.rank != 0 or not f.exists(): return
+        keep = []
+        for l in f.read_text().splitlines():
+            try: rec = json.loads(l)
+            except ValueError: continue                                      # a line torn by a kill mid-write
+            if isinstance(rec, dict) and rec.get('step', 0) <= self.step: keep.append(l)
+        atomic_write(f, ''.join(l + '\n' for l in keep))
 
 # %% ../nbs/04_train.ipynb #4de57e66
-@patch
-def write_samples(self: Trainer) -> Optional[Path]:
-    "Call `sample_fn(ema_model, step)` and save the grid as out_dir/samples/STEP.png (rank 0)."
-    if self.sample_fn is None or self.rank != 0: return None
-    with torch.no_grad(), self.autocast():
-        x = self.sample_fn(self.ema.module, self.step)
-    if not torch.isfinite(x).all():
-        raise FloatingPointError(f"the model's samples at step {self.step} are not finite; lower the learning rate")
-    return save_image_grid(x.float(), self.out_dir / 'samples' / f'{self.step:07d}.png', nrow=int(math.ceil(len(x) ** 0.5)))
+class _Records:
+    "Sample grids and the metrics history. (A part of `Trainer`.)"
+    def write_samples(self) -> Optional[Path]:
+        "Call `sample_fn(ema_model, step)` and save the grid as out_dir/samples/STEP.png (rank 0)."
+        if self.sample_fn is None or self.rank != 0: return None
+        with torch.no_grad(), self.autocast():
+            x = self.sample_fn(self.ema.module, self.step)
+        if not torch.isfinite(x).all():
+            raise FloatingPointError(f"the model's samples at step {self.step} are not finite; lower the learning rate")
+        return save_image_grid(x.float(), self.out_dir / 'samples' / f'{self.step:07d}.png', nrow=int(math.ceil(len(x) ** 0.5)))
 
-@patch
-def _log(self: Trainer, rec: dict):
-    self.history.append(rec)
-    if self.rank != 0: return
-    self.out_dir.mkdir(parents=True, exist_ok=True)
-    with open(self.out_dir / 'metrics.jsonl', 'a') as f: f.write(json.dumps(rec) + '\n')
+    def _log(self, rec: dict):
+        self.history.append(rec)
+        if self.rank != 0: return
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.out_dir / 'metrics.jsonl', 'a') as f: f.write(json.dumps(rec) + '\n')
+
+# %% ../nbs/04_train.ipynb #a6f88066
+class Trainer(_Setup, _Step, _EMA, _Loop, _AfterStep, _Device, _Checks, _Checkpoints, _Records):
+    "The one training loop: `Trainer(model, loss_fn, config, out_dir, sample_fn=...).fit(dataset)`; a method overrides `backward` / `optimizers` / `step_seed` (GAN training)."
 
 # %% ../nbs/04_train.ipynb #511339c8
-def teacher_loss(weighting: str = 'edm', seed: int = 0) -> Callable:
+def teacher_loss(weighting: str = 'edm',  # the loss weight lambda of Eq. 2: a name in `LOSS_WEIGHTS`
+                 seed: int = 0,           # seed of the times and noise, drawn per (step, micro-batch)
+                 ) -> Callable:
     "loss_fn(model, (x, y), step) -> (mean weighted diffusion loss (Eq. 2), metrics) for a Denoiser."
     if weighting not in LOSS_WEIGHTS:
         raise ValueError(f"unknown loss weighting {weighting!r}; choose one of {', '.join(map(repr, LOSS_WEIGHTS))}")

@@ -142,8 +142,8 @@ class UNetLayer(nn.Module):
         if maps is not None: maps.append(AttentionMap(probs, h.shape[-1], self.attn.place, self.attn.index))
         return h
 
-class UNet(nn.Module):
-    "ADM UNet: `net(x, noise_label, cond=None, return_attn=False)` -> out, or (out, list[AttentionMap])."
+class _UNetLayers(nn.Module):
+    "The UNet's layers, built from its config. (A part of `UNet`.)"
     def __init__(self, img_resolution: int, *, in_channels: int = 3, out_channels: int = 3, model_channels: int = 128,
                  channel_mult: Sequence[int] = (1, 2, 2, 2), num_blocks: int = 2, attn_resolutions: Sequence[int] = (16,),
                  num_heads: Optional[int] = None, head_channels: Optional[int] = None, dropout: float = 0.,
@@ -203,79 +203,74 @@ class UNet(nn.Module):
         self.norm_out = group_norm(ch)
         self.conv_out = zero_init(nn.Conv2d(ch, out_channels, 3, padding=1))
 
-# %% ../nbs/03_unet.ipynb #7434d5f5
-def patch(f):
-    "Add `f` as a method of the class its `self` parameter is annotated with (fastcore's `@patch`, without the dependency)."
-    g = inspect.unwrap(f)                                           # through decorators such as torch.no_grad()
-    cls = g.__annotations__['self']
-    if isinstance(cls, str): cls = g.__globals__[cls]              # `from __future__ import annotations`
-    f.__qualname__ = f'{cls.__name__}.{f.__name__}'
-    setattr(cls, f.__name__, f)
-    return g.__globals__.get(f.__name__)                            # a module-level name is left as it was
-
 # %% ../nbs/03_unet.ipynb #17cea94c
-@patch
-def embed(self: UNet, noise_label, cond: Optional[Tensor], batch: int, device) -> Tensor:
-    "The embedding `emb` (B, 4*model_channels): MLP(sinusoids(noise_label)) (+ class embedding)."
-    t = torch.as_tensor(noise_label, device=device).float()
-    t = t.expand(batch) if t.ndim == 0 else t.reshape(-1)
-    if t.shape[0] != batch: raise ValueError(f"noise_label has {t.shape[0]} entries for a batch of {batch}")
-    emb = self.map_noise(timestep_embedding(t, self.model_channels).to(self.map_noise[0].weight.dtype))
-    if self.map_label is None:
-        if cond is not None: raise ValueError("this UNet is unconditional (num_classes=None): pass cond=None")
-        return emb
-    if cond is None:
-        raise ValueError(f"this UNet is class-conditional ({self.num_classes} classes): pass cond= labels (B,) "
-                         f"(label {self.num_classes} is the null label)")
-    if not isinstance(cond, Tensor): cond = torch.as_tensor(cond, device=device)   # a list or a number of class labels
-    if cond.is_floating_point():                   # (B, num_classes) one-hot or soft labels
-        if tuple(cond.shape) != (batch, self.num_classes):
-            raise ValueError(f"float cond must be one-hot or soft labels of shape ({batch}, {self.num_classes}), got "
-                             f"{tuple(cond.shape)}; pass class indices as an integer tensor")
-        return emb + cond.to(emb.dtype) @ self.map_label.weight[:self.num_classes]
-    if cond.ndim == 0: cond = cond.expand(batch)   # one label for the whole batch
-    cond = cond.reshape(-1).long()
-    if cond.shape[0] != batch: raise ValueError(f"cond has {cond.shape[0]} labels for a batch of {batch}")
-    if self.training and self.label_dropout > 0:
-        drop = torch.rand(cond.shape, device=cond.device) < self.label_dropout
-        cond = torch.where(drop, torch.full_like(cond, self.num_classes), cond)
-    return emb + self.map_label(cond)
+class _Embedding:
+    "The embedding of the noise label and the class. (A part of `UNet`.)"
+    def embed(self, noise_label, cond: Optional[Tensor], batch: int, device) -> Tensor:
+        "The embedding `emb` (B, 4*model_channels): MLP(sinusoids(noise_label)) (+ class embedding)."
+        t = torch.as_tensor(noise_label, device=device).float()
+        t = t.expand(batch) if t.ndim == 0 else t.reshape(-1)
+        if t.shape[0] != batch: raise ValueError(f"noise_label has {t.shape[0]} entries for a batch of {batch}")
+        emb = self.map_noise(timestep_embedding(t, self.model_channels).to(self.map_noise[0].weight.dtype))
+        if self.map_label is None:
+            if cond is not None: raise ValueError("this UNet is unconditional (num_classes=None): pass cond=None")
+            return emb
+        if cond is None:
+            raise ValueError(f"this UNet is class-conditional ({self.num_classes} classes): pass cond= labels (B,) "
+                             f"(label {self.num_classes} is the null label)")
+        if not isinstance(cond, Tensor): cond = torch.as_tensor(cond, device=device)   # a list or a number of class labels
+        if cond.is_floating_point():                   # (B, num_classes) one-hot or soft labels
+            if tuple(cond.shape) != (batch, self.num_classes):
+                raise ValueError(f"float cond must be one-hot or soft labels of shape ({batch}, {self.num_classes}), got "
+                                 f"{tuple(cond.shape)}; pass class indices as an integer tensor")
+            return emb + cond.to(emb.dtype) @ self.map_label.weight[:self.num_classes]
+        if cond.ndim == 0: cond = cond.expand(batch)   # one label for the whole batch
+        cond = cond.reshape(-1).long()
+        if cond.shape[0] != batch: raise ValueError(f"cond has {cond.shape[0]} labels for a batch of {batch}")
+        if self.training and self.label_dropout > 0:
+            drop = torch.rand(cond.shape, device=cond.device) < self.label_dropout
+            cond = torch.where(drop, torch.full_like(cond, self.num_classes), cond)
+        return emb + self.map_label(cond)
 
 # %% ../nbs/03_unet.ipynb #f22d34e6
-@patch
-def encode(self: UNet, x: Tensor, emb: Tensor, maps: Optional[list] = None) -> tuple[Tensor, list]:
-    "The trunk: encoder and middle. Returns `(h, skips)`: the middle's output and the encoder features the decoder reads."
-    h = self.conv_in(x); skips = [h]
-    for layer in self.enc:
-        h = layer(h, emb, maps); skips.append(h)
-    for layer in self.mid: h = layer(h, emb, maps)
-    return h, skips
+class _Trunk:
+    "The trunk (encoder and middle) and the decoder. (A part of `UNet`.)"
+    def encode(self, x: Tensor, emb: Tensor, maps: Optional[list] = None) -> tuple[Tensor, list]:
+        "The trunk: encoder and middle. Returns `(h, skips)`: the middle's output and the encoder features the decoder reads."
+        h = self.conv_in(x); skips = [h]
+        for layer in self.enc:
+            h = layer(h, emb, maps); skips.append(h)
+        for layer in self.mid: h = layer(h, emb, maps)
+        return h, skips
 
-@patch
-def decode(self: UNet, h: Tensor, skips: list, emb: Tensor, *, maps: Optional[list] = None) -> Tensor:
-    "The decoder and output head: each decoder layer concatenates the last unread skip (`skips` is not modified)."
-    skips = list(skips)
-    for layer in self.dec:
-        if layer.cat_skip: h = torch.cat([h, skips.pop()], dim=1)
-        h = layer(h, emb, maps)
-    return self.conv_out(F.silu(self.norm_out(h)))
+    def decode(self, h: Tensor, skips: list, emb: Tensor, *, maps: Optional[list] = None) -> Tensor:
+        "The decoder and output head: each decoder layer concatenates the last unread skip (`skips` is not modified)."
+        skips = list(skips)
+        for layer in self.dec:
+            if layer.cat_skip: h = torch.cat([h, skips.pop()], dim=1)
+            h = layer(h, emb, maps)
+        return self.conv_out(F.silu(self.norm_out(h)))
 
 # %% ../nbs/03_unet.ipynb #dae33b8c
-@patch
-def forward(self: UNet, x: Tensor, noise_label, cond: Optional[Tensor] = None, *, return_attn: bool = False):
-    "Raw network output (B, out_channels, H, W); with `return_attn`, also the attention maps in forward order."
-    emb = self.embed(noise_label, cond, x.shape[0], x.device)
-    maps = [] if return_attn else None
-    h, skips = self.encode(x, emb, maps)
-    out = self.decode(h, skips, emb, maps)
-    return (out, maps) if return_attn else out
+class _Forward:
+    "The forward pass and the encoder features. (A part of `UNet`.)"
+    def forward(self, x: Tensor, noise_label, cond: Optional[Tensor] = None, *, return_attn: bool = False):
+        "Raw network output (B, out_channels, H, W); with `return_attn`, also the attention maps in forward order."
+        emb = self.embed(noise_label, cond, x.shape[0], x.device)
+        maps = [] if return_attn else None
+        h, skips = self.encode(x, emb, maps)
+        out = self.decode(h, skips, emb, maps=maps)
+        return (out, maps) if return_attn else out
 
-@patch
-def encoder_features(self: UNet, x: Tensor, noise_label, cond: Optional[Tensor] = None) -> list:
-    "The down path's activations: the last one at each encoder resolution (highest first), then the middle block's output (what notebook 12's projected discriminator reads)."
-    h, skips = self.encode(x, self.embed(noise_label, cond, x.shape[0], x.device))
-    feats = [f for f, nxt in zip(skips, skips[1:] + [None]) if nxt is None or nxt.shape[-1] != f.shape[-1]]   # last per resolution
-    return feats + [h]
+    def encoder_features(self, x: Tensor, noise_label, cond: Optional[Tensor] = None) -> list:
+        "The down path's activations: the last one at each encoder resolution (highest first), then the middle block's output (what notebook 12's projected discriminator reads)."
+        h, skips = self.encode(x, self.embed(noise_label, cond, x.shape[0], x.device))
+        feats = [f for f, nxt in zip(skips, skips[1:] + [None]) if nxt is None or nxt.shape[-1] != f.shape[-1]]   # last per resolution
+        return feats + [h]
+
+# %% ../nbs/03_unet.ipynb #8bb7cc9f
+class UNet(_Embedding, _Trunk, _Forward, _UNetLayers):
+    "ADM UNet: `net(x, noise_label, cond=None, return_attn=False)` -> out, or (out, list[AttentionMap])."
 
 # %% ../nbs/03_unet.ipynb #6a1bd9fd
 UNET_CONFIGS: dict[str, dict] = {
@@ -288,8 +283,11 @@ UNET_CONFIGS: dict[str, dict] = {
                        scale_shift=True, num_classes=1000),
 }
 
-def build_unet(name: str, num_classes: Optional[int] = None, **overrides) -> UNet:
-    "UNet from a named config; `num_classes` None keeps the config's (0 = unconditional); `overrides` replace entries."
+def build_unet(name: str,                         # a config of UNET_CONFIGS: 'tiny', 'cifar10' or 'imagenet64'
+               num_classes: Optional[int] = None,  # classes of the label embedding; None: the config's; 0: unconditional
+               **overrides                         # UNet options that replace the config's (see `UNet`)
+              ) -> UNet:
+    "UNet from a named config of `UNET_CONFIGS`."
     if name not in UNET_CONFIGS:
         raise ValueError(f"unknown UNet config {name!r}; choose one of {', '.join(map(repr, UNET_CONFIGS))}")
     cfg = dict(UNET_CONFIGS[name])

@@ -110,3 +110,26 @@ def test_options_are_keyword_only_in_public_functions_with_more_than_three_param
             bad.append(f'{name}({p.name}=...)')
     assert seen > 60, seen                                        # the walk finds the library's functions
     assert bad == [], f'options that can be passed by position: {bad}'
+
+
+def test_the_top_level_api_documents_every_parameter_the_nbdev_way():
+    "Each parameter of the curated top-level API has a docment (a comment after it), which the API pages show as its table."
+    import dataclasses, importlib.util, inspect, sferd_nb
+    spec = importlib.util.spec_from_file_location('docs_griffe', ROOT / 'tools' / 'docs_griffe.py')
+    dg = importlib.util.module_from_spec(spec)
+    try: spec.loader.exec_module(dg)
+    except ImportError: import pytest; pytest.skip('the docs extra: pip install -e .[docs]')
+    missing, checked = [], 0
+    for name in sferd_nb.__all__:
+        obj = getattr(sferd_nb, name)
+        fns = [(name, obj)] if inspect.isfunction(obj) else []
+        if inspect.isclass(obj) and not dataclasses.is_dataclass(obj) and not issubclass(obj, tuple):
+            fns = [(f'{name}.__init__', obj.__init__)]
+        if name == 'Model': fns = [('Model.sample', obj.sample)]
+        for fname, fn in fns:
+            params = [p for p in inspect.signature(fn).parameters if p not in ('self', 'cls')]
+            docs = dg.docments(inspect.getsource(fn))
+            missing += [f'{fname}({p})' for p in params if not docs.get(p)]
+            checked += 1
+    assert checked >= 20, checked
+    assert missing == [], f'parameters without a docment: {missing}'

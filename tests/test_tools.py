@@ -65,15 +65,42 @@ def test_make_docs_executes_a_notebook_and_renders_its_outputs(tmp_path, monkeyp
     assert 'answer 42' not in md.render(nb, tmp_path / 'site2').read_text()      # without --execute: stored outputs only
 
 
-def test_api_reference_shows_patched_methods_in_their_class():
-    "Trainer's methods are added over several notebook cells with `@patch`; the API page lists them under Trainer."
+def test_api_reference_shows_every_trainer_method_and_the_docments():
+    """Trainer combines its parts (one small class per notebook cell) by inheritance: the API page lists their methods
+    under Trainer (mkdocstrings' inherited_members), and parameters documented nbdev's way (a comment after each one)
+    become the Args table."""
     griffe = pytest.importorskip('griffe', reason='the docs extra: pip install -e .[docs]')
-    ext = griffe.load_extensions(f"{ROOT / 'tools' / 'docs_griffe.py'}:PatchedMethods")
+    import yaml
+    ext = griffe.load_extensions(f"{ROOT / 'tools' / 'docs_griffe.py'}:Docments")
     mod = griffe.load('sferd_nb.train', search_paths=[str(ROOT)], extensions=ext)
-    members = mod['Trainer'].members
-    assert {'fit', 'train_step', 'update_ema', 'after_step', 'resume', 'save', 'ckpt_path'} <= set(members)
-    assert not {'fit', 'train_step', 'resume'} & set(mod.members)
+    members = mod['Trainer'].all_members
+    assert {'fit', 'train_step', 'backward', 'update_ema', 'after_step', 'resume', 'save', 'ckpt_path'} <= set(members)
     assert members['fit'].path == 'sferd_nb.train.Trainer.fit'
+    opts = [p for p in yaml.safe_load((ROOT / 'mkdocs.yml').read_text())['plugins'] if isinstance(p, dict) and 'mkdocstrings' in p]
+    assert opts[0]['mkdocstrings']['handlers']['python']['options']['inherited_members'] is True
+    sections = members['__init__'].docstring.parse('google')
+    params = {p.name: p.description for s in sections if s.kind.value == 'parameters' for p in s.value}
+    assert list(params) == ['model', 'loss_fn', 'config', 'out_dir', 'sample_fn', 'meta', 'extra', 'on_step_end', 'param_groups']
+    assert params['param_groups'].endswith('[[from_step, scale], ...]')                  # the continuation line joins
+    sections = mod['teacher_loss'].docstring.parse('google')
+    assert sections[0].kind.value == 'text' and [s.kind.value for s in sections][1] == 'parameters'   # summary kept
+
+
+def test_docments_parser_reads_the_comment_of_each_parameter():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('docs_griffe', ROOT / 'tools' / 'docs_griffe.py')
+    pytest.importorskip('griffe', reason='the docs extra: pip install -e .[docs]')
+    dg = importlib.util.module_from_spec(spec); spec.loader.exec_module(dg)
+    src = ("@torch.no_grad()\n"
+           "def f(den,  # the denoiser\n"
+           "      x: Tensor = torch.zeros(2, 3),   # a tensor (a, b)\n"
+           "      *, seed: int = 0, g=None,  # the generator\n"
+           "                                 #   continued\n"
+           "      last=(1, 2)) -> Tensor:  # the last one\n"
+           "    y = 1  # not a parameter\n")
+    assert dg.docments(src) == {'den': 'the denoiser', 'x': 'a tensor (a, b)', 'g': 'the generator continued',
+                                'last': 'the last one'}
+    assert dg.docments('def f(a, b):\n    pass  # no docments\n') == {}
 
 
 def _badges():

@@ -2,9 +2,8 @@
 
 - `HideUndocumentedInstanceAttributes`: a class's undocumented instance attributes (`self.teacher = teacher` in
   `__init__`) are implementation detail, not API, and are left out of its page.
-- `PatchedMethods`: a notebook may define a class over several cells, adding methods with `@patch`
-  (`def fit(self: Trainer, ...)` at module level, as fastcore's decorator). Griffe reads the source statically and
-  would list them as module functions; they are moved into their class, where they live at run time."""
+- `Docments`: parameters documented nbdev's way, by a comment after each one in the signature, become the docstring's
+  `Args:` section, i.e. the parameter table of the page."""
 import re
 
 import griffe
@@ -18,41 +17,36 @@ class HideUndocumentedInstanceAttributes(griffe.Extension):
                 cls.del_member(name)
 
 
-def _is_patch(decorator) -> bool:
-    name = str(decorator.value).split('(')[0].split('.')[-1]
-    return name.startswith('patch')
-
-
-class PatchedMethods(griffe.Extension):
-    def on_module_members(self, *, mod: griffe.Module, **kwargs) -> None:
-        for name, fn in list(mod.members.items()):
-            if fn.is_alias or not fn.is_function or not any(map(_is_patch, fn.decorators)): continue
-            params = list(fn.parameters)
-            if not params or params[0].name != 'self' or params[0].annotation is None: continue
-            cls = mod.members.get(str(params[0].annotation).strip('\'"'))
-            if cls is None or cls.is_alias or not cls.is_class: continue
-            mod.del_member(name)
-            cls.set_member(name, fn)
-
-
 def docments(source: str) -> dict:
     """nbdev's docments, read from source text: `{parameter: comment}` for the comment at the end of the line where each
-    parameter of the first `def` in `source` is written (`x: Tensor,  # the noisy image`)."""
+    parameter of the first `def` in `source` is written (`x: Tensor,  # the noisy image`); a comment alone on the next
+    line continues it."""
     import io, tokenize
     toks = list(tokenize.generate_tokens(io.StringIO(source).readline))
-    out, depth, last, prev, started = {}, 0, None, None, False
-    for tok in toks:
+    toks = toks[next((i for i, t in enumerate(toks) if t.type == tokenize.NAME and t.string == 'def'), 0):]   # past decorators
+    out, depth, last, prev, started, doc_line = {}, 0, None, None, False, None
+    for j, tok in enumerate(toks):
         if not started:
             started = tok.type == tokenize.OP and tok.string == '(' and prev is not None and prev.type == tokenize.NAME
             depth = int(started); prev = tok; continue
         if tok.type == tokenize.OP and tok.string in '([{': depth += 1
         elif tok.type == tokenize.OP and tok.string in ')]}':
             depth -= 1
-            if depth == 0: break
+            if depth == 0:                                  # `last: int = 0):  # its comment`
+                rest = toks[j + 1:]
+                c = [t for t in rest if t.start[0] == tok.start[0] and t.type == tokenize.COMMENT]
+                if c and last is not None and last[1] == tok.start[0] and last[0] not in out:
+                    out[last[0]] = c[0].string.lstrip('#').strip()
+                    more = [t for t in rest if t.start[0] == tok.start[0] + 1]          # a continuation line
+                    if more and more[0].type == tokenize.COMMENT: out[last[0]] += ' ' + more[0].string.lstrip('#').strip()
+                break
         elif tok.type == tokenize.NAME and depth == 1 and prev.type == tokenize.OP and prev.string in ('(', ',', '*', '**'):
             last = (tok.string, tok.start[0])
-        elif tok.type == tokenize.COMMENT and last is not None and last[1] == tok.start[0]:
-            out[last[0]] = tok.string.lstrip('#').strip()
+        elif tok.type == tokenize.COMMENT and last is not None:
+            text = tok.string.lstrip('#').strip()
+            if last[1] == tok.start[0] and last[0] not in out: out[last[0]], doc_line = text, tok.start[0]
+            elif doc_line == tok.start[0] - 1 and toks[j - 1].type == tokenize.NL and last[0] in out:   # a continuation line
+                out[last[0]] += ' ' + text; doc_line = tok.start[0]
         if tok.type not in (tokenize.NL, tokenize.COMMENT): prev = tok
     return out
 
@@ -68,6 +62,7 @@ class Docments(griffe.Extension):
         doc = func.docstring
         if doc is not None and re.search(r'^\s*(Args|Arguments|Parameters):\s*$', doc.value, re.M): return
         args = '\n'.join(f'    {name}: {text}' for name, text in docs.items())
-        value = (doc.value.rstrip() + '\n\n' if doc is not None else '') + 'Args:\n' + args
+        value = (doc.value.rstrip() if doc is not None else '') + '\n\nArgs:\n' + args   # (a first line, so that griffe's
+        # cleandoc keeps the indentation of the section)
         func.docstring = griffe.Docstring(value, lineno=doc.lineno if doc else func.lineno, endlineno=doc.endlineno if doc else func.lineno,
                                           parent=func, parser=doc.parser if doc else None, parser_options=doc.parser_options if doc else None)
