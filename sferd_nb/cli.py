@@ -328,7 +328,7 @@ def main_distill(argv=None, teacher_wrapper: Optional[Callable] = None) -> list:
                 s = SGPSettings(**sgp)
                 student_wrapper = sgp_student_wrapper(latent_dim=s.latent_dim, split=s.sgp_split, lr=s.sgp_lr,
                                                       joint_lr_ratio=s.sgp_joint_ratio, seed=c.seed,
-                                                      latent=dict(max_steps=s.latent_steps, seed=c.seed))
+                                                      latent=dict(max_steps=s.latent_steps, seed=c.seed), target=s.sgp_target)
                 meta['semantic'] = student_wrapper.settings
             teacher = load_denoiser(args.teacher, device)
             if isinstance(teacher, WrappedStudent):                             # an SGP student: it needs its own z_sem

@@ -97,7 +97,11 @@ def student_loss(student: DenoiserLike, x_t: Tensor, t: TimeLike, target: Tensor
 class DistillLoss:
     """Base of a distillation loss, the `Trainer`'s `loss_fn`: called as `loss(model, batch, step) -> (loss, metrics)`
     (a plain `__call__`, or `forward` for a loss that is an `nn.Module` and is checkpointed with the run).
-    `on_step_end(student)` runs after every optimiser step (CD: the target network's EMA); the default does nothing."""
+    `on_step_end(student)` runs after every optimiser step (CD: the target network's EMA); the default does nothing.
+    Before step `real_x0_until` the target is the real image x0 instead of R's (PDAE's objective, Eq. 13: notebook 08's
+    SGP phase 1 under the real-x0 reading, set through `WrappedStudent.configure_loss`); 0, the default: never."""
+    real_x0_until: int = 0
+
     def on_step_end(self, student: nn.Module) -> None: pass
 
 class WrappedStudent(nn.Module):
@@ -115,6 +119,10 @@ class WrappedStudent(nn.Module):
 
     def param_groups(self, max_steps: int) -> Optional[list]:
         "The Trainer's parameter groups (`lr_scale` per group: a number or piecewise `[[from_step, scale], ...]`); None: all parameters."
+        return None
+
+    def configure_loss(self, loss: DistillLoss, max_steps: int) -> None:
+        "Set its stage's loss up before training (SGP: the real x0 as phase 1's target, `DistillLoss.real_x0_until`)."
         return None
 
     def after_distill(self, dataset, run_dir: Path, *, progress: bool = True, resume: bool = False, train_kw: Optional[dict] = None) -> None:
@@ -178,7 +186,8 @@ class ProgressiveDistillation(DistillLoss):
         t = self.ts_teacher.to(x0.device)[i * self.ratio]
         cond, cond_T = batch_condition(model, x0, y)
         x_t, _ = q_sample(x0, t, self.schedule, noise=noise.to(x0.dtype))                   # Eq. 1
-        tgt = self.target(x_t, i, cond_T)
+        if step < self.real_x0_until: tgt = x0                 # the real image (PDAE's Eq. 13: SGP phase 1, notebook 08)
+        else: tgt = self.target(x_t, i, cond_T)
         loss = student_loss(model, x_t, t, tgt, cond=cond, weighting=self.weighting)                       # Step 3, Eq. 7
         return loss.mean(), {}
 
@@ -233,9 +242,11 @@ class ConsistencyDistillation(DistillLoss, nn.Module):
         t_hi, t_lo = ts[idx + 1], ts[idx]
         cond, cond_T = batch_condition(model, x0, y)
         x_hi, _ = q_sample(x0, t_hi, self.schedule, noise=noise.to(x0.dtype))               # x at sigma_{n+1}
-        with torch.no_grad():
-            x_lo = teacher_solve(self.teacher, x_hi, [t_hi, t_lo], cond=cond_T, solver=self.solver)      # Step 1, Eq. 5
-            tgt = self.target_net(x_lo, t_lo, cond=cond).x0                                   # Step 2, Eq. 6 (R = EMA student)
+        if step < self.real_x0_until: tgt = x0                 # the real image (PDAE's Eq. 13: SGP phase 1, notebook 08)
+        else:
+            with torch.no_grad():
+                x_lo = teacher_solve(self.teacher, x_hi, [t_hi, t_lo], cond=cond_T, solver=self.solver)  # Step 1, Eq. 5
+                tgt = self.target_net(x_lo, t_lo, cond=cond).x0                               # Step 2, Eq. 6 (R = EMA student)
         loss = student_loss(model, x_hi, t_hi, tgt, cond=cond, weighting=self.weighting)                   # Step 3, Eq. 7
         return loss.mean(), {}
 
@@ -723,6 +734,7 @@ def distill(teacher,                # the teacher: a denoiser, or a `Model` (as 
                           seed=c['seed'] + (k if m.staged else 0), **(train_kw or {}))
         meta = denoiser_config(student, distill=recipe, **(extra_meta or {}))
         hooks = unwrap(student) if isinstance(unwrap(student), WrappedStudent) else None   # e.g. the SGP's
+        if hooks: hooks.configure_loss(loss, cfg.max_steps)                              # SGP: phase 1's target
         make_trainer = m.trainer(c) if m.trainer else Trainer                            # e.g. GDD's GANTrainer
         tr = make_trainer(student, loss, cfg, sdir, sample_fn=_sample_fn(m, n_student, recipe, 16, res, ncls, c['seed'], dataset),
                      meta=meta, extra=loss if isinstance(loss, nn.Module) else None,

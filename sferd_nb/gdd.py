@@ -386,7 +386,8 @@ class GANTrainer(Trainer):
             raise ValueError("GANTrainer checkpoints its GANLoss as `extra`; pass extra=None (or the loss itself)")
         if freeze not in (None,) + FREEZE_RULES: raise ValueError(f"freeze must be one of {FREEZE_RULES}, got {freeze!r}")
         self.freeze_report = freeze_gdd_i(model) if freeze == 'gdd-i' else None   # before the optimiser collects parameters
-        super().__init__(model, loss_fn, config, out_dir, sample_fn, meta, loss_fn, on_step_end, param_groups)
+        super().__init__(model, loss_fn, config, out_dir, sample_fn=sample_fn, meta=meta, extra=loss_fn, on_step_end=on_step_end,
+                         param_groups=param_groups)
         if loss_fn.d_params[0].device != self.device:
             raise ValueError(f"the discriminator is on {loss_fn.d_params[0].device}, the generator on {self.device}; move D there")
         if self.freeze_report and self.rank == 0:

@@ -22,9 +22,10 @@ from .io import denoiser_config, denoiser_from_config, register_export_type
 from .distill import Settings, StudentWrapper, WrappedStudent, at_least_1, non_negative, positive, setting
 
 # %% auto #0
-__all__ = ['LATENT_DEFAULTS', 'tweedie_shift', 'GaussianWorld', 'eq14_coefficient', 'SemanticEncoder', 'GradientPredictor',
-           'SemanticCond', 'SGPStudent', 'LatentMLP', 'latent_schedule', 'LatentSampler', 'latent_loss',
-           'encode_dataset', 'fit_latent_sampler', 'build_sgp', 'SGPSettings', 'sgp_student_wrapper', 'sgp_from_config']
+__all__ = ['SGP_TARGETS', 'LATENT_DEFAULTS', 'tweedie_shift', 'GaussianWorld', 'eq14_coefficient', 'SemanticEncoder',
+           'GradientPredictor', 'SemanticCond', 'SGPStudent', 'LatentMLP', 'latent_schedule', 'LatentSampler',
+           'latent_loss', 'encode_dataset', 'fit_latent_sampler', 'build_sgp', 'SGPSettings', 'sgp_student_wrapper',
+           'sgp_from_config']
 
 # %% ../nbs/08_semantic.ipynb #0b2470d6
 def tweedie_shift(grad: Tensor, alpha, sigma) -> Tensor:
@@ -161,20 +162,25 @@ def _frozen(h: Tensor) -> Tensor:
         h.requires_grad_(torch.is_grad_enabled())
     return h
 
+SGP_TARGETS = ('teacher', 'real')   # phase 1's target: the teacher's x0 (Eq. 14 as written) or the real x0 (PDAE's Eq. 13)
+
 class SGPStudent(WrappedStudent):
     "A denoiser: the student's prediction plus the semantic gradient predictor's correction (Eq. 12-14); `cond` is a `SemanticCond`."
     export_type = 'sgp-student'
 
     def __init__(self, student: Denoiser, encoder: SemanticEncoder, predictor: GradientPredictor, *, latent: Optional[nn.Module] = None,
-                 split: float = 0.5, joint_lr_ratio: float = 0.1, phase1_lr_scale: float = 1., latent_settings: Optional[dict] = None):
+                 split: float = 0.5, joint_lr_ratio: float = 0.1, phase1_lr_scale: float = 1., latent_settings: Optional[dict] = None,
+                 target: str = 'teacher'):
         super().__init__()
         if not isinstance(student, Denoiser): raise ValueError("SGPStudent wraps a Denoiser (a UNet with a schedule), e.g. a PD or CD student")
         if encoder.latent_dim != predictor.latent_dim:
             raise ValueError(f"encoder latent_dim {encoder.latent_dim} != predictor latent_dim {predictor.latent_dim}")
         if not 0 <= split <= 1: raise ValueError(f"split must be a fraction of the steps in [0, 1], got {split}")
         if not joint_lr_ratio >= 0: raise ValueError(f"joint_lr_ratio must be >= 0, got {joint_lr_ratio}")
+        if target not in SGP_TARGETS: raise ValueError(f"target must be one of {', '.join(map(repr, SGP_TARGETS))}, got {target!r}")
         self.student, self.encoder, self.predictor, self.latent = student, encoder, predictor, latent
         self.split, self.joint_lr_ratio, self.phase1_lr_scale = float(split), float(joint_lr_ratio), float(phase1_lr_scale)
+        self.target = target                 # phase 1's target: 'teacher' (Eq. 14 as written) or 'real' (PDAE's Eq. 13)
         self.latent_settings = dict(LATENT_DEFAULTS, **(latent_settings or {}))
 
     @property
@@ -236,11 +242,16 @@ class SGPStudent(WrappedStudent):
         return [dict(params=list(self.student.parameters()), lr_scale=[[0, 0.], [k, self.joint_lr_ratio]]),
                 dict(params=sem, lr_scale=[[0, self.phase1_lr_scale], [k, self.joint_lr_ratio]])]
 
+    def configure_loss(self, loss, max_steps: int) -> None:
+        "Phase 1's target: the method's (the teacher's x0, 'teacher') or the real image x0 (PDAE, 'real') until `split * max_steps`."
+        if self.target == 'real': loss.real_x0_until = int(round(self.split * max_steps))
+
     def export_config(self) -> dict:
         "What `sgp_from_config` rebuilds the student from (config.json of an 'sgp-student' export)."
         return dict(student=denoiser_config(self.student), encoder=self.encoder.config,
                     predictor=dict(latent_dim=self.predictor.latent_dim),
-                    sgp=dict(split=self.split, joint_lr_ratio=self.joint_lr_ratio, phase1_lr_scale=self.phase1_lr_scale),
+                    sgp=dict(split=self.split, joint_lr_ratio=self.joint_lr_ratio, phase1_lr_scale=self.phase1_lr_scale,
+                             target=self.target),
                     latent=self.latent.config if self.latent is not None else None, latent_settings=self.latent_settings,
                     schedule=self.schedule.to_dict(), num_classes=self.student.net.num_classes)
 
@@ -360,7 +371,7 @@ def fit_latent_sampler(z: Tensor, out_dir, *, width: int = 512, depth: int = 6, 
 # %% ../nbs/08_semantic.ipynb #2c4ec913
 def build_sgp(student: Denoiser, *, latent_dim: int = 512, split: float = 0.5, joint_lr_ratio: float = 0.1,
               encoder_channels: Sequence[int] = (64, 128, 128, 128), seed: int = 0, latent: Optional[dict] = None,
-              phase1_lr_scale: float = 1.) -> SGPStudent:
+              phase1_lr_scale: float = 1., target: str = 'teacher') -> SGPStudent:
     "An SGPStudent around `student` with a fresh encoder and predictor (initialised from `seed`: the same on every process)."
     student = unwrap(student)
     if not isinstance(student, Denoiser): raise ValueError("the semantic gradient predictor wraps a Denoiser student (a UNet with a schedule)")
@@ -369,7 +380,8 @@ def build_sgp(student: Denoiser, *, latent_dim: int = 512, split: float = 0.5, j
         torch.manual_seed(seed)
         enc = SemanticEncoder(img_resolution=student.net.img_resolution, in_channels=student.net.in_channels, channels=encoder_channels, latent_dim=latent_dim)
         pred = GradientPredictor(student.net, latent_dim)
-    return SGPStudent(student, enc, pred, latent=None, split=split, joint_lr_ratio=joint_lr_ratio, phase1_lr_scale=phase1_lr_scale, latent_settings=latent).to(dev)
+    return SGPStudent(student, enc, pred, latent=None, split=split, joint_lr_ratio=joint_lr_ratio, phase1_lr_scale=phase1_lr_scale, latent_settings=latent,
+                      target=target).to(dev)
 
 @dataclass(frozen=True)
 class SGPSettings(Settings):
@@ -378,21 +390,25 @@ class SGPSettings(Settings):
     sgp_split: float = setting(0.5, 'fraction of the SGP stage with the student frozen (phase 1)', check=lambda v: 0 <= v <= 1, must='in [0, 1]')
     sgp_lr: float = setting(2e-4, 'learning rate of the encoder and predictor in phase 1', **positive)
     sgp_joint_ratio: float = setting(0.1, 'phase 2: everything at this fraction of the SGP learning rate', **non_negative)
+    sgp_target: str = setting('teacher', "phase 1's target: 'teacher' (the teacher's x0, Eq. 14 as written) or 'real' "
+                              "(the real image x0, PDAE's Eq. 13)", choices=SGP_TARGETS, type=str)
     latent_steps: int = setting(LATENT_DEFAULTS['max_steps'], "training steps of z_sem's latent DDIM", **at_least_1)
 
 def sgp_student_wrapper(*, latent_dim: int = SGPSettings.latent_dim, split: float = SGPSettings.sgp_split,
                         joint_lr_ratio: float = SGPSettings.sgp_joint_ratio, lr: float = SGPSettings.sgp_lr,
-                        encoder_channels: Sequence[int] = (64, 128, 128, 128), seed: int = 0, latent: Optional[dict] = None) -> Callable:
+                        encoder_channels: Sequence[int] = (64, 128, 128, 128), seed: int = 0, latent: Optional[dict] = None,
+                        target: str = SGPSettings.sgp_target) -> Callable:
     "A `student_wrapper` for `distill(...)`: one more stage that trains the SGP on the final student (lr for E and G; two phases)."
     if not (isinstance(latent_dim, int) and latent_dim >= 1): raise ValueError(f"latent_dim must be an integer >= 1, got {latent_dim!r}")
     if not 0 <= split <= 1: raise ValueError(f"--sgp-split must be a fraction in [0, 1], got {split}")
     if not (joint_lr_ratio >= 0 and lr > 0): raise ValueError(f"need lr > 0 and joint_lr_ratio >= 0, got {lr}, {joint_lr_ratio}")
+    if target not in SGP_TARGETS: raise ValueError(f"--sgp-target must be one of {', '.join(SGP_TARGETS)}, got {target!r}")
     bad = set(latent or {}) - set(LATENT_DEFAULTS)
     if bad: raise ValueError(f"unknown latent-sampler setting(s) {sorted(bad)}; known: {', '.join(LATENT_DEFAULTS)}")
-    return StudentWrapper(lambda student: build_sgp(student, latent_dim=latent_dim, split=split, joint_lr_ratio=joint_lr_ratio, encoder_channels=encoder_channels, seed=seed, latent=latent),
+    return StudentWrapper(lambda student: build_sgp(student, latent_dim=latent_dim, split=split, joint_lr_ratio=joint_lr_ratio, encoder_channels=encoder_channels, seed=seed, latent=latent, target=target),
                           stage_name='sgp', train_config=dict(lr=lr, lr_decay='constant', warmup_steps=0),
                           settings=dict(latent_dim=latent_dim, split=split, joint_lr_ratio=joint_lr_ratio, lr=lr,
-                                        encoder_channels=list(encoder_channels), seed=seed,
+                                        encoder_channels=list(encoder_channels), seed=seed, target=target,
                                         latent=dict(LATENT_DEFAULTS, **(latent or {}))))
 
 def sgp_from_config(cfg: dict) -> SGPStudent:

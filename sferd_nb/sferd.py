@@ -25,7 +25,7 @@ def _guided(c: dict) -> Callable:
 def _semantic(c: dict) -> Callable:
     "The student wrapper of a SFERD method: the semantic gradient predictor stage with the run's settings."
     return sgp_student_wrapper(latent_dim=c['latent_dim'], split=c['sgp_split'], lr=c['sgp_lr'], joint_lr_ratio=c['sgp_joint_ratio'],
-                               seed=c['seed'], latent=dict(max_steps=c['latent_steps'], seed=c['seed']))
+                               seed=c['seed'], latent=dict(max_steps=c['latent_steps'], seed=c['seed']), target=c['sgp_target'])
 
 def sferd_method(base: DistillMethod, name: str) -> DistillMethod:
     "SFERD on top of a registered method: the same stages, losses and sampling; the guided teacher and the SGP student as wrappers."

@@ -166,7 +166,7 @@ def test_imagenet64_cache_without_space_or_write_access_is_one_clear_error(tmp_p
 _RANK = r'''
 import hashlib, sys, time
 from sferd_nb.data import imagenet64_memmap
-x, y, _ = imagenet64_memmap(sys.argv[1], 'train', progress=True, wait_s=float(sys.argv[2]))
+x, y, _ = imagenet64_memmap(sys.argv[1], split='train', progress=True, wait_s=float(sys.argv[2]))
 print(hashlib.sha256(x.numpy().tobytes() + y.numpy().tobytes()).hexdigest())
 '''
 
@@ -239,7 +239,7 @@ dist.init_process_group('gloo')
 n = 64
 img = torch.zeros(n, 3, 4, 4, dtype=torch.uint8)
 img[:, 0, 0, 0] = torch.arange(n)                       # the index is written into a pixel
-ds = ImageDataset(img, torch.arange(n) % 10, 10, flip=False)
+ds = ImageDataset(img, labels=torch.arange(n) % 10, num_classes=10, flip=False)
 dl = make_loader(ds, batch_size=4, seed=1)
 seen = []
 it = infinite_batches(dl)

@@ -94,7 +94,7 @@ from sferd_nb.train import setup_distributed
 from sferd_nb.data import ImageDataset, load_cifar10_subset
 setup_distributed("cpu")                      # gloo on the CPU, also where a GPU is visible
 d = load_cifar10_subset()
-ds = ImageDataset(d['x_train'][:64], d['y_train'][:64], 10)
+ds = ImageDataset(d['x_train'][:64], labels=d['y_train'][:64], num_classes=10)
 D.distill(load_denoiser(sys.argv[1]), ds, sys.argv[2], method=sys.argv[3], teacher_steps=2, student_steps=1, max_steps=3,
           batch_size=8, progress=False, ckpt_every=-1, sample_every=-1, train_kw=dict(amp='none'))   # fp32: bf16 sums depend on the split
 dist.destroy_process_group() if dist.is_initialized() else None

@@ -122,7 +122,7 @@ def test_missing_attention_resolution_is_a_clear_error():
     # a denoiser without a UNet config: the error comes at the first call, from the attention maps themselves
     class Bare(nn.Module):
         def __init__(self, den): super().__init__(); self.den = den; self.schedule = den.schedule
-        def forward(self, x, t, cond=None, return_attn=False): return self.den(x, t, cond, return_attn)
+        def forward(self, x, t, cond=None, return_attn=False): return self.den(x, t, cond, return_attn=return_attn)
     G = AttentionGuidedTeacher(Bare(T), resolution=4)
     with pytest.raises(ValueError, match='no attention block'):
         G(_x(), 1.)

@@ -51,6 +51,25 @@ def test_cd_semantic_conditional(tmp_path):
     x = D.student_sample(den, torch.randn(2, 3, 32, 32) * 80, 1, rec, cond=cond)
     assert torch.isfinite(x).all()
 
+@pytest.mark.parametrize('method', ['pd', 'cd'])
+def test_sgp_real_target_reading_regresses_phase1_onto_the_real_images(tmp_path, monkeypatch, method):
+    "sgp_target='real' (PDAE's Eq. 13): phase 1 of the SGP stage regresses onto the real x0, with no teacher solve; recorded and reloaded."
+    t, calls = _teacher(tmp_path), []
+    solve = D.teacher_solve
+    monkeypatch.setattr(D, 'teacher_solve', lambda *a, **k: calls.append(1) or solve(*a, **k))
+    kw = dict(max_steps=4, batch_size=4, progress=False, sample_every=-1, **(dict(N=4) if method == 'cd' else dict(teacher_steps=2)))
+    n = {}
+    for target in ('teacher', 'real'):
+        calls.clear()
+        dirs = D.distill(load_denoiser(t), _ds(), tmp_path / target, method=method, **kw,
+                         student_wrapper=S.sgp_student_wrapper(split=0.5, target=target, **SGP_KW))
+        n[target] = len(calls)
+        den, rec = D.load_student(dirs[-1])
+        assert den.target == target
+        assert json.loads((Path(dirs[-1]) / 'config.json').read_text())['sgp']['target'] == target
+    assert n['teacher'] - n['real'] == 2                     # split 0.5 of 4 steps: 2 steps on the real images
+    with pytest.raises(ValueError, match='--sgp-target must be one of'): S.sgp_student_wrapper(target='x0')
+
 class _Crash(Exception): pass
 
 def _run(tmp, t, resume=False):
@@ -80,7 +99,7 @@ from sferd_nb.train import setup_distributed
 from sferd_nb.data import ImageDataset, load_cifar10_subset
 setup_distributed("cpu")
 d = load_cifar10_subset()
-ds = ImageDataset(d['x_train'][:32], d['y_train'][:32], 10)
+ds = ImageDataset(d['x_train'][:32], labels=d['y_train'][:32], num_classes=10)
 kw = dict(teacher_steps=2, max_steps=2, batch_size=8, progress=False, ckpt_every=-1, sample_every=-1,
           train_kw=dict(amp='none'))                 # fp32: bf16 sums depend on how the batch is split
 if sys.argv[3] == 'pd+sgp':
