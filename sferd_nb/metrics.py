@@ -24,8 +24,8 @@ __all__ = ['INCEPTION_ENV', 'INCEPTION_NAME', 'FID_NETWORK_ENV', 'FID_HELPER_FIL
            'load_inception_state_dict', 'InceptionExtractor', 'load_classifier', 'tf1_resize_bilinear',
            'fid_helper_path', 'TorchScriptInceptionExtractor', 'load_extractor', 'gaussian_stats', 'frechet_distance',
            'inception_score', 'extract', 'extractor_id', 'stats_cache_dir', 'reference_stats', 'fid_against',
-           'load_model', 'nfe', 'generate', 'degenerate_flags', 'withhold', 'evaluate', 'denoising_l2',
-           'denoising_ability', 'format_row']
+           'load_model', 'nfe', 'generate', 'degenerate_flags', 'withhold', 'evaluate', 'degenerate_sets', 'fooled_by',
+           'denoising_l2', 'denoising_ability', 'format_row']
 
 # %% ../nbs/10_eval.ipynb #7a5d4216
 def _conv_bn(i: int, o: int) -> nn.Sequential:
@@ -411,6 +411,28 @@ def evaluate(den,                        # the denoiser to sample from (teacher,
                          extractor=extractor.name, reference=ref.get('reference'), n_reference=ref.get('n'),
                          degenerate=sorted({f for r, _ in per for f in r['degenerate']}), images=per[0][1]))
     return rows
+
+# %% ../nbs/10_eval.ipynb #1a2c6939
+def degenerate_sets(n: int, *, data: str = 'cifar10-subset', seed: int = 0) -> dict:
+    """Sets of n uint8 images that no generator should be credited for: 'one colour' (every image the data's mean colour),
+    'one image' (a real training image repeated), 'noise' (uniform random pixels) and 'textures' (real training images
+    with their 4x4 patches shuffled: local statistics, no objects)."""
+    x = get_dataset(data, split='train', flip=False).images
+    g = torch.Generator().manual_seed(seed)
+    real = x[torch.randperm(len(x), generator=g)[:n]]
+    B, C, H, W = real.shape; p = 4
+    patches = real.reshape(B, C, H // p, p, W // p, p).permute(0, 2, 4, 1, 3, 5).reshape(B, (H // p) * (W // p), C, p, p)
+    order = torch.argsort(torch.rand(B, patches.shape[1], generator=g), dim=1)
+    shuffled = patches[torch.arange(B)[:, None], order].reshape(B, H // p, W // p, C, p, p)
+    mean = x.double().mean((0, 2, 3)).round().to(torch.uint8)
+    return {'one colour': mean.view(1, C, 1, 1).expand(n, C, H, W).clone(),
+            'one image': real[:1].expand(n, C, H, W).clone(),
+            'noise': torch.randint(0, 256, (n, C, H, W), generator=g, dtype=torch.uint8),
+            'textures': shuffled.permute(0, 3, 1, 4, 2, 5).reshape(B, C, H, W).contiguous()}
+
+def fooled_by(fids: dict, degenerate: Sequence[str], models: Sequence[str]) -> list:
+    "The (degenerate set, model) pairs in which the degenerate set has the lower (better) FID: [] when the metric is not fooled."
+    return [(dg, m) for dg in degenerate for m in models if fids[dg] < fids[m]]
 
 # %% ../nbs/10_eval.ipynb #ff3a508a
 @torch.no_grad()
