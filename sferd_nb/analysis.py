@@ -428,9 +428,10 @@ def checkpoint_info(path) -> dict:
     return dict(path=str(p), kind='run', step=int(load_checkpoint(p)['step']))
 
 def claims_report(s: dict, *, name: str = 'teacher', weak: float = 0.1, grow: float = 0.05) -> str:
-    "The paper's three Fig. 3 claims checked against an analysis summary `s`, as sentences with the numbers."
+    """The paper's three Fig. 3 claims checked against an analysis summary `s`, as sentences with the numbers: AGREES,
+    DISAGREES, or TOO WEAK TO RANK when every correlation involved is below `weak` in size."""
     q, p, a = s['eq8_squared'], s['eq8_paper'], s['fig3a']
-    yes = lambda ok: 'AGREES' if ok else 'DISAGREES'
+    yes = lambda ok, measurable=True: ('AGREES' if ok else 'DISAGREES') if measurable else 'TOO WEAK TO RANK'
     L = [f"[{name}] {s['num_images']} images x {s['eps_draws']} noises = {s['num_samples']} (x0, eps) samples, {s['steps']} times"]
     L.append(f"  1. variance dominates bias (Eq. 8): {yes(q['variance_share'] > 0.5)} - squared: A = {q['A_variance']:.4f}, "
              f"B = {q['B_bias']:.4f}, A/(A+B) = {q['variance_share']:.2f} (A > B in {100 * q['fraction_samples_variance_gt_bias']:.0f}% "
@@ -438,18 +439,19 @@ def claims_report(s: dict, *, name: str = 'teacher', weak: float = 0.1, grow: fl
              f"fit = {p['fit']:.3f} <= A + B = {p['A_variance'] + p['B_bias']:.3f}")
     r = a['pearson']
     L.append(f"     Fig. 3a at sigma = {a['sigma']:.3g}: Pearson(fit error, variance) = "
-             + ('n/a' if r is None else f"{r:.2f} -> {yes(r > weak)} (positive correlation)"))
+             + ('n/a' if r is None else f"{r:.2f} -> {yes(r > weak, abs(r) >= weak)} (positive correlation)"))
     res = s['fig3c']['resolutions']
     if not res:
         L.append("  2./3. no attention maps: the network has no attention block at the requested place")
         return '\n'.join(L)
     g = {k: v['late'] > v['early'] + grow and v['late'] > weak for k, v in res.items()}
-    L.append(f"  2. attention/variance correlation grows as t -> 0: {yes(all(g.values()))} - " + '; '.join(
+    strong = any(max(abs(v['late']), abs(v['early'])) >= weak for v in res.values())
+    L.append(f"  2. attention/variance correlation grows as t -> 0: {yes(all(g.values()), strong)} - " + '; '.join(
         f"{k}x{k}: first third {v['early']:+.3f}, last third {v['late']:+.3f}, trend {v['trend'] if v['trend'] is None else round(v['trend'], 2)}"
         for k, v in res.items()))
     best = max(res, key=lambda k: res[k]['mean']); top = max(res, key=int)
     meaningful = max(abs(v['mean']) for v in res.values()) >= weak
-    L.append(f"  3. highest resolution ({top}x{top}) correlates most: {yes(best == top and meaningful)} - mean r over the "
+    L.append(f"  3. highest resolution ({top}x{top}) correlates most: {yes(best == top, meaningful)} - mean r over the "
              "trajectory " + ', '.join(f"{k}x{k}: {v['mean']:+.3f}" + (f" (95% CI over images {v['mean_ci95'][0]:+.3f}..{v['mean_ci95'][1]:+.3f})"
                                         if v.get('mean_ci95') else '') for k, v in res.items())
              + ('' if meaningful else f" (all |r| < {weak}: no correlation to rank)"))
