@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .data import asset_path, data_dir, get_dataset, save_image_grid, to_model_range
-from .metrics import denoising_ability, evaluate, load_extractor, load_model, reference_stats, withhold
+from .metrics import denoising_ability, evaluate, load_extractor, load_model, nfe_text, reference_stats, withhold
 from .distill import distill, get_method
 from .io import model_path
 from .runs import atomic_write, made_in, prepare_out, record_made, resolve_device, RUN_MARK
@@ -74,12 +74,12 @@ def format_table(rows: Sequence[dict]) -> str:
     lines = [head]
     for r in rows:
         if r.get('fid_mean') is None:                                   # degenerate samples: flagged, not a number
-            lines.append(f"| {METHOD_NAMES.get(r['name'], r['name'])} | {r['steps']} | {r['nfe']} | degenerate: "
+            lines.append(f"| {METHOD_NAMES.get(r['name'], r['name'])} | {r['steps']} | {nfe_text(r)} | degenerate: "
                          f"{', '.join(r.get('degenerate') or ['not scored'])} | n/a | {r['denoising_l2_mean']:.4f} | "
                          f"{r['distill_seconds']:.0f} | {r['eval_seconds']:.0f} |")
             continue
         fid = f"{r['fid_mean']:.2f}" + (f" (min {r['fid_min']:.2f})" if len(r['fid']) > 1 else '')
-        lines.append(f"| {METHOD_NAMES.get(r['name'], r['name'])} | {r['steps']} | {r['nfe']} | {fid} | {_na(r['is_mean'])} | "
+        lines.append(f"| {METHOD_NAMES.get(r['name'], r['name'])} | {r['steps']} | {nfe_text(r)} | {fid} | {_na(r['is_mean'])} | "
                      f"{r['denoising_l2_mean']:.4f} | {r['distill_seconds']:.0f} | {r['eval_seconds']:.0f} |")
     return '\n'.join(lines)
 

@@ -121,6 +121,10 @@ class WrappedStudent(nn.Module):
         "The Trainer's parameter groups (`lr_scale` per group: a number or piecewise `[[from_step, scale], ...]`); None: all parameters."
         return None
 
+    def condition_nfe(self) -> int:
+        "Evaluations of its own (smaller) networks per image to make a generation condition (SGP: the latent sampler); 0 here."
+        return 0
+
     def configure_loss(self, loss: DistillLoss, max_steps: int) -> None:
         "Set its stage's loss up before training (SGP: the real x0 as phase 1's target, `DistillLoss.real_x0_until`)."
         return None
@@ -584,6 +588,12 @@ class Model:
     def nfe(self) -> int:
         "Network evaluations per image at its default steps."
         return get_method(self.method).nfe(self.steps, self.recipe)
+
+    @property
+    def condition_nfe(self) -> int:
+        "Evaluations of another network per image before sampling starts (an SGP student's latent sampler of z_sem; else 0)."
+        d = unwrap(self.denoiser)
+        return d.condition_nfe() if isinstance(d, WrappedStudent) else 0
 
     @property
     def resolution(self) -> int:

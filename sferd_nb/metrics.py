@@ -25,7 +25,7 @@ __all__ = ['INCEPTION_ENV', 'INCEPTION_NAME', 'FID_NETWORK_ENV', 'FID_HELPER_FIL
            'fid_helper_path', 'TorchScriptInceptionExtractor', 'load_extractor', 'gaussian_stats', 'frechet_distance',
            'inception_score', 'extract', 'extractor_id', 'stats_cache_dir', 'reference_stats', 'fid_against',
            'load_model', 'nfe', 'generate', 'degenerate_flags', 'withhold', 'evaluate', 'degenerate_sets', 'fooled_by',
-           'denoising_l2', 'denoising_ability', 'format_row']
+           'denoising_l2', 'denoising_ability', 'nfe_text', 'format_row']
 
 # %% ../nbs/10_eval.ipynb #7a5d4216
 def _conv_bn(i: int, o: int) -> nn.Sequential:
@@ -405,6 +405,7 @@ def evaluate(den,                        # the denoiser to sample from (teacher,
             if progress: print(f"  steps={st} seed={s}: FID {r['fid']:.2f}  IS {_fmt(r['is_mean'])}  [{extractor.name}]", flush=True)
         fids = [r['fid'] for r, _ in per]
         rows.append(dict(method=(recipe or {}).get('method', 'teacher'), steps=st, nfe=nfe(recipe or {}, st, sampler),
+                         condition_nfe=model.condition_nfe,              # an SGP student's latent sampler (its MLP)
                          fid=fids, fid_mean=float(np.mean(fids)), fid_min=float(np.min(fids)),
                          is_mean=_mean_or_none([r['is_mean'] for r, _ in per]),
                          is_std=_mean_or_none([r['is_std'] for r, _ in per]), num_samples=num_samples, seeds=list(seeds),
@@ -478,10 +479,14 @@ def denoising_ability(den, recipe: Optional[dict], x0: Tensor, *, steps: int = 4
     return {float(t): float(v) for t, v in zip(ts, l2)}
 
 # %% ../nbs/10_eval.ipynb #2a00b7c3
+def nfe_text(r: dict) -> str:
+    "A row's NFE: the UNet's evaluations, plus the latent sampler's (another, smaller network) when the model has one."
+    return f"{r['nfe']}" + (f" + {r['condition_nfe']} latent" if r.get('condition_nfe') else '')
+
 def format_row(name: str, r: dict) -> str:
     "One human-readable result line, naming the extractor; a degenerate row says why instead of showing numbers."
     if r.get('degenerate') and r.get('fid_mean') is None:
-        return f"{name:<28} steps {r['steps']:>2} (NFE {r['nfe']:>2})  DEGENERATE samples ({', '.join(r['degenerate'])}): not scored"
-    return (f"{name:<28} steps {r['steps']:>2} (NFE {r['nfe']:>2})  FID {r['fid_mean']:7.2f} (min {r['fid_min']:7.2f})  "
+        return f"{name:<28} steps {r['steps']:>2} (NFE {nfe_text(r):>2})  DEGENERATE samples ({', '.join(r['degenerate'])}): not scored"
+    return (f"{name:<28} steps {r['steps']:>2} (NFE {nfe_text(r):>2})  FID {r['fid_mean']:7.2f} (min {r['fid_min']:7.2f})  "
             f"IS {_fmt(r['is_mean']):>5}  [{r['extractor']}; {r['num_samples']} samples x {len(r['seeds'])} seeds vs "
             f"{r['n_reference']} {r['reference']}]")

@@ -242,6 +242,11 @@ class SGPStudent(WrappedStudent):
         return [dict(params=list(self.student.parameters()), lr_scale=[[0, 0.], [k, self.joint_lr_ratio]]),
                 dict(params=sem, lr_scale=[[0, self.phase1_lr_scale], [k, self.joint_lr_ratio]])]
 
+    def condition_nfe(self) -> int:
+        "The latent sampler's evaluations per z_sem (its MLP, not the UNet): Heun 2 per step but the last, DDIM 1 per step."
+        if self.latent is None: return 0
+        return 2 * self.latent.sample_steps - 1 if self.latent.sampler == 'heun' else self.latent.sample_steps
+
     def configure_loss(self, loss, max_steps: int) -> None:
         "Phase 1's target: the method's (the teacher's x0, 'teacher') or the real image x0 (PDAE, 'real') until `split * max_steps`."
         if self.target == 'real': loss.real_x0_until = int(round(self.split * max_steps))
