@@ -30,9 +30,10 @@ docs_requirements = (cfg.get('docs_requirements') or '').split()
 timm_requirements = (cfg.get('timm_requirements') or '').split()
 
 ASSETS = ('README.md', 'cifar10_subset.npz', 'classifier', 'teachers')   # data/ as the course ships it (~26 MB)
+COURSE = ('results', 'images')                                          # nbs/ folders shipped as _assets/course/ (~2 MB)
 
 class build_py_with_assets(build_py):
-    "Also copy the course assets of the repository's data/ into the package as sferd_nb/_assets/ (found by data_dir())."
+    "Also copy the course assets of the repository's data/ into the package as sferd_nb/_assets/ (found by data_dir()), and the course runs' results and figures as _assets/course/."
     def run(self):
         super().run()
         if getattr(self, 'editable_mode', False): return      # an editable install reads the checkout's data/
@@ -45,6 +46,11 @@ class build_py_with_assets(build_py):
             if not os.path.exists(s): raise SystemExit(f'setup.py: {s} is missing; build from a checkout or an sdist')
             if os.path.isdir(s): shutil.copytree(s, os.path.join(dst, name), ignore=shutil.ignore_patterns('.*', '__pycache__'))
             else: shutil.copy2(s, dst)
+        nbs = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'nbs')   # the course runs' committed results and figures
+        for name in COURSE:                                                     # (found by data.course_dir() outside a checkout)
+            s = os.path.join(nbs, name)
+            if not os.path.isdir(s): raise SystemExit(f'setup.py: {s} is missing; build from a checkout or an sdist')
+            shutil.copytree(s, os.path.join(dst, 'course', name), ignore=shutil.ignore_patterns('.*'))
 
 package_data = dict()
 pkg_data = cfg.get('package_data', None)

@@ -16,11 +16,12 @@ from .runs import atomic_write, world_info
 
 # %% auto #0
 __all__ = ['CIFAR10_CLASSES', 'SUBSET_FILE', 'SUBSET_MD5', 'CIFAR10_URL', 'CIFAR10_MD5', 'CIFAR10_FILES',
-           'IMAGENET64_TRAIN_FILES', 'IMAGENET64_VAL_FILE', 'DATA_ENV', 'CACHE_ENV', 'DATA_KINDS', 'data_dir',
-           'asset_path', 'file_hash', 'md5sum', 'check_images', 'load_cifar10_subset', 'read_cifar_batch',
-           'download_cifar10', 'load_cifar10', 'load_imagenet64', 'cache_dir', 'imagenet64_memmap', 'to_model_range',
-           'to_uint8', 'ImageDataset', 'data_kind', 'get_dataset', 'make_loader', 'set_epoch', 'infinite_batches',
-           'image_grid', 'save_image_grid', 'write_cifar_batch', 'write_imagenet64_npz', 'summarize']
+           'IMAGENET64_TRAIN_FILES', 'IMAGENET64_VAL_FILE', 'DATA_ENV', 'CACHE_ENV', 'COURSE_OUT', 'DATA_KINDS',
+           'data_dir', 'course_dir', 'asset_path', 'file_hash', 'md5sum', 'check_images', 'load_cifar10_subset',
+           'read_cifar_batch', 'download_cifar10', 'load_cifar10', 'load_imagenet64', 'cache_dir', 'imagenet64_memmap',
+           'to_model_range', 'to_uint8', 'ImageDataset', 'data_kind', 'get_dataset', 'make_loader', 'set_epoch',
+           'infinite_batches', 'image_grid', 'save_image_grid', 'write_cifar_batch', 'write_imagenet64_npz',
+           'summarize']
 
 # %% ../nbs/00_data.ipynb #ae7b763f
 CIFAR10_CLASSES = ('airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck')
@@ -45,6 +46,24 @@ def data_dir() -> Path:
     if (pkg / '_assets').is_dir(): return pkg / '_assets'
     raise FileNotFoundError(f"no sferd_nb data folder (no {pkg.parent / 'data'} checkout, no {pkg / '_assets'}); set {DATA_ENV} "
                             "to a folder holding cifar10_subset.npz, teachers/ and classifier/, or reinstall sferd_nb from its wheel")
+
+COURSE_OUT = 'sferd_nb_course'   # where a course run saves its results outside a checkout (see `course_dir`)
+
+def course_dir(write: bool = False) -> Path:
+    """The folder of the course runs' committed results and figures (`results/`, `images/`): a checkout's `nbs/`; outside
+    a checkout (pip install, Colab) the copy shipped in the package (`sferd_nb/_assets/course/`) for reading, and with
+    `write=True` (a course run saving what it made) `./sferd_nb_course/` in the working folder, created, so that the
+    installed package is never written to."""
+    import sferd_nb
+    pkg = Path(sferd_nb.__file__).resolve().parent
+    if (pkg.parent / 'settings.ini').is_file() and (pkg.parent / 'nbs' / 'results').is_dir(): return pkg.parent / 'nbs'
+    if write:
+        out = Path(COURSE_OUT)
+        for sub in ('results', 'images'): (out / sub).mkdir(parents=True, exist_ok=True)
+        return out
+    if (pkg / '_assets' / 'course').is_dir(): return pkg / '_assets' / 'course'
+    raise FileNotFoundError(f"no course results (no {pkg.parent / 'nbs'} checkout, no {pkg / '_assets' / 'course'}); "
+                            "reinstall sferd_nb from its wheel or run the notebooks from a checkout")
 
 def asset_path(*parts) -> Path:
     "`data_dir()/parts` (a shipped asset: 'cifar10_subset.npz', 'teachers', 'classifier', ...), which must exist."

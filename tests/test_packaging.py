@@ -64,6 +64,11 @@ found = str(data_dir())
 os.environ['SFERD_NB_DATA'] = str(Path.cwd() / 'nowhere')
 try: load_cifar10_subset(); raise SystemExit('no error for a missing SFERD_NB_DATA')
 except FileNotFoundError as e: assert 'SFERD_NB_DATA' in str(e), e
+from sferd_nb.data import course_dir                                                # the course runs' results, shipped
+assert course_dir() == Path(sferd_nb.__file__).resolve().parent / '_assets' / 'course', course_dir()
+assert json.loads((course_dir() / 'results' / '08_course_run.json').read_text())['readings']
+assert (course_dir() / 'images' / '10_fooling.png').is_file()
+assert course_dir(write=True) == Path('sferd_nb_course') and (Path.cwd() / 'sferd_nb_course' / 'results').is_dir()   # never the package
 print(json.dumps(dict(data=found, params=sum(p.numel() for p in den.parameters()), extractor=ext.name)))
 '''
 
@@ -102,7 +107,8 @@ def test_wheel_and_sdist_install_and_find_the_assets(tmp_path):
     sdist, wheel = build_dists(tmp_path / 'dist')
     names = __import__('zipfile').ZipFile(wheel).namelist()
     for f in ('sferd_nb/_assets/cifar10_subset.npz', 'sferd_nb/_assets/README.md', 'sferd_nb/_assets/classifier/model.safetensors',
-              'sferd_nb/_assets/teachers/cifar10_uncond/model.safetensors', 'sferd_nb/_assets/teachers/cifar10_cond/config.json'):
+              'sferd_nb/_assets/teachers/cifar10_uncond/model.safetensors', 'sferd_nb/_assets/teachers/cifar10_cond/config.json',
+              'sferd_nb/_assets/course/results/08_course_run.json', 'sferd_nb/_assets/course/images/10_fooling.png'):
         assert f in names, f
     assert not [n for n in names if n.startswith('data/')]                      # nothing outside the package
     bin_wheel = make_venv(tmp_path / 'venv_wheel', wheel)
