@@ -133,3 +133,53 @@ def test_the_top_level_api_documents_every_parameter_the_nbdev_way():
             checked += 1
     assert checked >= 20, checked
     assert missing == [], f'parameters without a docment: {missing}'
+
+
+_REF_PATTERNS = (r"[Nn]otebook (?P<nb>\d\d[a-z]?)'s `(?P<name>\w+)`",              # "notebook 03's `select_attention`"
+                 r"`(?P<name>\w+)`[^`\n]{0,12}\((?:from |in |see )?notebook (?P<nb>\d\d[a-z]?)\)",   # "`run_demo` (notebook 11)"
+                 r"`(?P<name>\w+)` \(from `(?P<nb>\d\d[a-z]?)_\w+`\)")              # "`denoising_l2` (from `10_eval`)"
+
+
+def _defined_in() -> dict:
+    "{library name: notebooks defining it} from nbdev's index of exported symbols."
+    import ast, re
+    idx = ast.literal_eval((ROOT / 'sferd_nb' / '_modidx.py').read_text().split('d = ', 1)[1])
+    mod_nb = {}
+    for nb in (ROOT / 'nbs').glob('*.ipynb'):
+        m = re.search(r'#\|\s*default_exp\s+(\w+)', nb.read_text())
+        if m: mod_nb[m.group(1)] = nb.stem
+    out = {}
+    for syms in idx['syms'].values():
+        for full in syms:
+            parts = full.split('.')
+            if len(parts) == 3 and parts[1] in mod_nb: out.setdefault(parts[2], set()).add(mod_nb[parts[1]])
+    return out
+
+
+def wrong_references(text: str, defined: dict) -> list:
+    "(notebook number, name) for every prose reference to a library name placed in a notebook that does not define it."
+    import re
+    bad = []
+    for p in _REF_PATTERNS:
+        for m in re.finditer(p, text):
+            name, nb = m.group('name'), m.group('nb')
+            if name in defined and not any(d.startswith(nb + '_') for d in defined[name]): bad.append((nb, name))
+    return bad
+
+
+def test_prose_names_functions_in_the_notebooks_that_define_them():
+    "Issue 34: a notebook's markdown that credits a function to another notebook must name the one that exports it."
+    import json
+    defined, bad, seen = _defined_in(), [], 0
+    assert wrong_references("Notebook 06's `select_attention` picks one block", defined) == [('06', 'select_attention')]
+    assert wrong_references("`denoising_l2` (from `07_guidance`) computes", defined) == [('07', 'denoising_l2')]
+    assert wrong_references("Notebook 03's `select_attention` picks one block", defined) == []
+    import re
+    for nb in sorted((ROOT / 'nbs').glob('*.ipynb')):
+        for c in json.loads(nb.read_text())['cells']:
+            if c['cell_type'] != 'markdown': continue
+            text = ''.join(c['source'])
+            seen += sum(len(re.findall(p, text)) for p in _REF_PATTERNS)
+            bad += [(nb.stem, *b) for b in wrong_references(text, defined)]
+    assert seen >= 10, seen                                                   # the rule sees the course's references
+    assert bad == [], f'prose that credits a function to the wrong notebook (notebook, named notebook, name): {bad}'
