@@ -117,16 +117,21 @@ def test_colab_badges_adds_a_badge_once_and_check_mode_reports_it(tmp_path):
     assert len(json.loads(nb.read_text())['cells']) == 2
     assert run().returncode == 0 and run().returncode == 0       # twice: idempotent
     cells = json.loads(nb.read_text())['cells']
-    assert len(cells) == 3 and cells[0]['cell_type'] == 'markdown' and isinstance(cells[0]['source'], list)
+    assert len(cells) == 4 and cells[0]['cell_type'] == 'markdown' and isinstance(cells[0]['source'], list)
     text = ''.join(cells[0]['source'])
     cfg = cb.settings()
     assert f"colab.research.google.com/github/{cfg['user']}/{cfg['repo']}/blob/main/nbs/42_z.ipynb" in text
     assert 'pip install' in text
+    code = ''.join(cells[1]['source'])                           # the install cell: plain Python, runs where the package is
+    assert cells[1]['cell_type'] == 'code' and code.startswith(cb.INSTALL_MARK) and 'fastcore' in code
+    compile(code, 'install', 'exec'); exec(code, {})             # here the import succeeds and nothing is installed
     assert run('--check').returncode == 0
     cells[0]['source'] = ['[Open in Colab](https://colab.research.google.com/github/old/old/blob/main/nbs/x.ipynb)']
     nb.write_text(json.dumps(dict(nbformat=4, nbformat_minor=5, metadata={}, cells=cells)))
     assert run('--check').returncode == 1 and run().returncode == 0      # a stale badge is replaced, not added to
-    assert len(json.loads(nb.read_text())['cells']) == 3 and run('--check').returncode == 0
+    assert len(json.loads(nb.read_text())['cells']) == 4 and run('--check').returncode == 0
+    idx = _nb(tmp_path / 'index.ipynb', ['x = 1'])                    # the README's notebook: a badge, no code cell
+    assert subprocess.run(script + [str(idx)]).returncode == 0 and len(json.loads(idx.read_text())['cells']) == 2
 
 
 # the course notebooks that carry the badge (08_semantic, 09_sferd and 12_gdd get it when their authors run the script)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Put an "Open in Colab" badge and a one-line install hint at the top of notebooks (idempotent).
+"""Put an "Open in Colab" badge, a one-line install hint and an install cell at the top of notebooks (idempotent).
 
     python tools/colab_badges.py                      # every notebook of nbs/
     python tools/colab_badges.py nbs/04_train.ipynb   # only these
@@ -8,7 +8,9 @@
 The badge is the notebook's first cell, a markdown cell that links to
 `https://colab.research.google.com/github/<user>/<repo>/blob/<branch>/<nbs_path>/<notebook>` (settings.ini's `user`,
 `repo` (else `lib_name`), `branch`, `nbs_path`). A first cell that already links to Colab is replaced by the current
-text; otherwise the cell is inserted. The docs build (tools/make_docs.py) shows the badge image from
+text; otherwise the cell is inserted. Every lesson (not `index.ipynb`, the README) also gets, as its second cell, a code
+cell that installs the package when it is missing (Colab, a bare Jupyter) together with fastcore, which the lessons'
+test cells use; in a checkout it only imports the package. The docs build (tools/make_docs.py) shows the badge image from
 `docs/assets/colab-badge.svg`, since the site loads nothing from other hosts.
 """
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BADGE_IMG = 'https://colab.research.google.com/assets/colab-badge.svg'
 MARK = 'colab.research.google.com/github/'
+INSTALL_MARK = '# in Colab or a bare Jupyter'
 
 
 def settings(root: Path = ROOT) -> dict:
@@ -33,7 +36,15 @@ def badge_text(nb_name: str, cfg: dict) -> str:
     url = f'https://colab.research.google.com/github/{user}/{repo}/blob/{branch}/{nbs}/{nb_name}'
     git = f"git+https://github.com/{user}/{repo}"
     return (f'[![Open In Colab]({BADGE_IMG})]({url})\n\n'
-            f"*Install:* `pip install {cfg['lib_name']}` (in Colab: `!pip install {git}`).")
+            f"*Install:* `pip install {cfg['lib_name']}` (in Colab: `!pip install {git}`; a lesson's first code cell does it).")
+
+
+def install_text(cfg: dict) -> str:
+    "The install cell's code: import the package, else pip-install it from the repository (and fastcore, for the test cells)."
+    user, repo = cfg['user'], cfg.get('repo') or cfg['lib_name']
+    return (f"{INSTALL_MARK}: install the course's library first (a checkout's `make install` has it already)\n"
+            f"try: import {cfg['lib_name']}\n"
+            f"except ImportError: get_ipython().run_line_magic('pip', 'install -q git+https://github.com/{user}/{repo} fastcore')")
 
 
 def _src(c) -> str: return ''.join(c['source']) if isinstance(c['source'], list) else c['source']
@@ -44,15 +55,26 @@ def is_badge_cell(c) -> bool:
 
 
 def apply(nb: dict, nb_name: str, cfg: dict) -> bool:
-    "Give `nb` (nbformat dict) its badge cell; True if it changed."
+    "Give `nb` (nbformat dict) its badge cell and (a lesson) its install cell; True if it changed."
     text = badge_text(nb_name, cfg)
     cells = nb['cells']
+    changed = False
     if cells and is_badge_cell(cells[0]):
-        if _src(cells[0]) == text: return False
-        cells[0]['source'] = text.splitlines(keepends=True); return True
-    cid = hashlib.sha1(f'colab-badge {nb_name}'.encode()).hexdigest()[:8]       # stable: reruns give the same cell
-    cells.insert(0, dict(cell_type='markdown', id=cid, metadata={}, source=text.splitlines(keepends=True)))
-    return True
+        if _src(cells[0]) != text: cells[0]['source'] = text.splitlines(keepends=True); changed = True
+    else:
+        cid = hashlib.sha1(f'colab-badge {nb_name}'.encode()).hexdigest()[:8]       # stable: reruns give the same cell
+        cells.insert(0, dict(cell_type='markdown', id=cid, metadata={}, source=text.splitlines(keepends=True)))
+        changed = True
+    if nb_name == 'index.ipynb': return changed                                      # the README: no code
+    code = install_text(cfg)
+    if len(cells) > 1 and cells[1].get('cell_type') == 'code' and _src(cells[1]).startswith(INSTALL_MARK):
+        if _src(cells[1]) != code: cells[1]['source'] = code.splitlines(keepends=True); changed = True
+    else:
+        cid = hashlib.sha1(f'install {nb_name}'.encode()).hexdigest()[:8]
+        cells.insert(1, dict(cell_type='code', id=cid, metadata={}, execution_count=None, outputs=[],
+                             source=code.splitlines(keepends=True)))
+        changed = True
+    return changed
 
 
 def write(path: Path, nb: dict) -> None:
