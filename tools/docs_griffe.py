@@ -24,28 +24,22 @@ def docments(source: str) -> dict:
     import io, tokenize
     toks = list(tokenize.generate_tokens(io.StringIO(source).readline))
     toks = toks[next((i for i, t in enumerate(toks) if t.type == tokenize.NAME and t.string == 'def'), 0):]   # past decorators
-    out, depth, last, prev, started, doc_line = {}, 0, None, None, False, None
+    out, depth, last, prev, started, doc_line, end = {}, 0, None, None, False, None, None
     for j, tok in enumerate(toks):
         if not started:
             started = tok.type == tokenize.OP and tok.string == '(' and prev is not None and prev.type == tokenize.NAME
             depth = int(started); prev = tok; continue
-        if tok.type == tokenize.OP and tok.string in '([{': depth += 1
-        elif tok.type == tokenize.OP and tok.string in ')]}':
+        if end is not None and tok.start[0] > end + 1: break        # past the signature's last line and one more
+        if end is None and tok.type == tokenize.OP and tok.string in '([{': depth += 1
+        elif end is None and tok.type == tokenize.OP and tok.string in ')]}':
             depth -= 1
-            if depth == 0:                                  # `last: int = 0):  # its comment`
-                rest = toks[j + 1:]
-                c = [t for t in rest if t.start[0] == tok.start[0] and t.type == tokenize.COMMENT]
-                if c and last is not None and last[1] == tok.start[0] and last[0] not in out:
-                    out[last[0]] = c[0].string.lstrip('#').strip()
-                    more = [t for t in rest if t.start[0] == tok.start[0] + 1]          # a continuation line
-                    if more and more[0].type == tokenize.COMMENT: out[last[0]] += ' ' + more[0].string.lstrip('#').strip()
-                break
-        elif tok.type == tokenize.NAME and depth == 1 and prev.type == tokenize.OP and prev.string in ('(', ',', '*', '**'):
+            if depth == 0: end = tok.start[0]                        # `last: int = 0) -> T:  # its comment` still counts
+        elif end is None and tok.type == tokenize.NAME and depth == 1 and prev.type == tokenize.OP and prev.string in ('(', ',', '*', '**'):
             last = (tok.string, tok.start[0])
         elif tok.type == tokenize.COMMENT and last is not None:
             text = tok.string.lstrip('#').strip()
             if last[1] == tok.start[0] and last[0] not in out: out[last[0]], doc_line = text, tok.start[0]
-            elif doc_line == tok.start[0] - 1 and toks[j - 1].type == tokenize.NL and last[0] in out:   # a continuation line
+            elif doc_line == tok.start[0] - 1 and toks[j - 1].type in (tokenize.NL, tokenize.NEWLINE):   # a continuation line
                 out[last[0]] += ' ' + text; doc_line = tok.start[0]
         if tok.type not in (tokenize.NL, tokenize.COMMENT): prev = tok
     return out
