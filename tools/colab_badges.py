@@ -54,27 +54,27 @@ def is_badge_cell(c) -> bool:
     return c.get('cell_type') == 'markdown' and MARK in _src(c)
 
 
+def _ensure(cells: list, k: int, kind: str, text: str, ours, key: str) -> bool:
+    "Make cells[k] the `kind` cell holding `text`: refresh it if `ours(cell)` says it is the tool's cell, else insert one; True if it changed."
+    if len(cells) > k and ours(cells[k]):
+        if _src(cells[k]) == text: return False
+        cells[k]['source'] = text.splitlines(keepends=True); return True
+    cid = hashlib.sha1(key.encode()).hexdigest()[:8]                             # stable: reruns give the same cell
+    cell = dict(cell_type=kind, id=cid, metadata={}, source=text.splitlines(keepends=True))
+    cells.insert(k, dict(cell, execution_count=None, outputs=[]) if kind == 'code' else cell)
+    return True
+
+
+def is_install_cell(c) -> bool:
+    return c.get('cell_type') == 'code' and _src(c).startswith(INSTALL_MARK)
+
+
 def apply(nb: dict, nb_name: str, cfg: dict) -> bool:
     "Give `nb` (nbformat dict) its badge cell and (a lesson) its install cell; True if it changed."
-    text = badge_text(nb_name, cfg)
     cells = nb['cells']
-    changed = False
-    if cells and is_badge_cell(cells[0]):
-        if _src(cells[0]) != text: cells[0]['source'] = text.splitlines(keepends=True); changed = True
-    else:
-        cid = hashlib.sha1(f'colab-badge {nb_name}'.encode()).hexdigest()[:8]       # stable: reruns give the same cell
-        cells.insert(0, dict(cell_type='markdown', id=cid, metadata={}, source=text.splitlines(keepends=True)))
-        changed = True
+    changed = _ensure(cells, 0, 'markdown', badge_text(nb_name, cfg), is_badge_cell, f'colab-badge {nb_name}')
     if nb_name == 'index.ipynb': return changed                                      # the README: no code
-    code = install_text(cfg)
-    if len(cells) > 1 and cells[1].get('cell_type') == 'code' and _src(cells[1]).startswith(INSTALL_MARK):
-        if _src(cells[1]) != code: cells[1]['source'] = code.splitlines(keepends=True); changed = True
-    else:
-        cid = hashlib.sha1(f'install {nb_name}'.encode()).hexdigest()[:8]
-        cells.insert(1, dict(cell_type='code', id=cid, metadata={}, execution_count=None, outputs=[],
-                             source=code.splitlines(keepends=True)))
-        changed = True
-    return changed
+    return _ensure(cells, 1, 'code', install_text(cfg), is_install_cell, f'install {nb_name}') or changed
 
 
 def write(path: Path, nb: dict) -> None:
