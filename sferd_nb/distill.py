@@ -16,7 +16,7 @@ from torch import Tensor
 from .diffusion import (Cond, Denoiser, DenoiserLike, Prediction, TimeLike, q_sample, loss_weight, batch_times, compute_dtype,
                                 broadcast_batch)
 from .samplers import (ddim_step, ddim_update, euler_step, heun_step, karras_sigmas, prior_sample, sample, check_cond,
-                               select_cond, time_grid)
+                               select_cond, sampler_nfe, time_grid)
 from .train import Trainer, TrainConfig, MicroBatchCounter, draw_global, mix_seed, world_info, unwrap, CKPT_NAME
 from .io import export_denoiser, load_denoiser, load_student, denoiser_config, model_path, read_config
 from .data import to_uint8
@@ -515,7 +515,7 @@ TEACHER = register_method(DistillMethod(
     stages=lambda c: [], make_student=None, make_loss=None, train_config=lambda c: {},
     recipe=lambda n, c: dict(method='teacher'),
     grid=lambda sch, steps, r: time_grid(sch, steps),
-    sample=_teacher_sample, nfe=lambda steps, r: 2 * steps - 1 if r.get('sampler', 'heun') == 'heun' else steps,
+    sample=_teacher_sample, nfe=lambda steps, r: sampler_nfe(steps, r.get('sampler', 'heun')),
     step=_ddim_step))
 
 # %% ../nbs/05_distill.ipynb #7b82552c

@@ -15,8 +15,8 @@ from .diffusion import (Cond, DenoiserLike, TimeLike, Prediction, Schedule, as_t
 # %% auto #0
 __all__ = ['GRID_KINDS', 'SAMPLERS', 'GaussianDenoiser', 'GaussianMixtureDenoiser', 'default_grid', 'karras_sigmas', 'time_grid',
            'check_cond', 'select_cond', 'ddim_update', 'ddim_step', 'euler_step', 'heun_step', 'ddpm_step',
-           'prior_sample', 'ddim_sample', 'euler_sample', 'heun_sample', 'ddpm_sample', 'sample', 'inverse_ddim',
-           'convergence_order']
+           'prior_sample', 'ddim_sample', 'euler_sample', 'heun_sample', 'ddpm_sample', 'sample', 'sampler_nfe',
+           'inverse_ddim', 'convergence_order']
 
 # %% ../nbs/02_samplers.ipynb #0f6666da
 class GaussianDenoiser(nn.Module):
@@ -312,6 +312,11 @@ def sample(denoiser: DenoiserLike,                       # the model; its `sched
     if sampler == 'euler': return euler_sample(denoiser, x_T, ts, **kw)
     if sampler == 'heun': return heun_sample(denoiser, x_T, ts, **kw)
     return ddpm_sample(denoiser, x_T, ts, generator=generator, **kw)
+
+def sampler_nfe(steps: int, sampler: str) -> int:
+    "Network evaluations per image of `sample(..., steps, sampler=...)`: Heun 2 per step but the last (to clean data: 1), the others 1."
+    if sampler not in SAMPLERS: raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(map(repr, SAMPLERS))}")
+    return 2 * steps - 1 if sampler == 'heun' else steps
 
 # %% ../nbs/02_samplers.ipynb #a21d61f5
 @torch.no_grad()

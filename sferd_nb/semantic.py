@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from .diffusion import (Denoiser, DDPMSchedule, get_schedule, Prediction, batch_times, compute_dtype, q_sample, x0_to_eps,
                                 schedule_from_dict)
-from .samplers import prior_sample, sample
+from .samplers import prior_sample, sample, sampler_nfe
 from .unet import AttentionBlock, ResBlock, UNet, group_norm, timestep_embedding, zero_init
 from .train import Trainer, TrainConfig, MicroBatchCounter, draw_global, mix_seed, unwrap, world_info, CKPT_NAME
 from .io import denoiser_config, denoiser_from_config, register_export_type
@@ -245,7 +245,7 @@ class SGPStudent(WrappedStudent):
     def condition_nfe(self) -> int:
         "The latent sampler's evaluations per z_sem (its MLP, not the UNet): Heun 2 per step but the last, DDIM 1 per step."
         if self.latent is None: return 0
-        return 2 * self.latent.sample_steps - 1 if self.latent.sampler == 'heun' else self.latent.sample_steps
+        return sampler_nfe(self.latent.sample_steps, self.latent.sampler)   # notebook 02
 
     def configure_loss(self, loss, max_steps: int) -> None:
         "Phase 1's target: the method's (the teacher's x0, 'teacher') or the real image x0 (PDAE, 'real') until `split * max_steps`."
