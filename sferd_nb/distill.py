@@ -99,8 +99,10 @@ class DistillLoss:
     (a plain `__call__`, or `forward` for a loss that is an `nn.Module` and is checkpointed with the run).
     `on_step_end(student)` runs after every optimiser step (CD: the target network's EMA); the default does nothing.
     Before step `real_x0_until` the target is the real image x0 instead of R's (PDAE's objective, Eq. 13: notebook 08's
-    SGP phase 1 under the real-x0 reading, set through `WrappedStudent.configure_loss`); 0, the default: never."""
+    SGP phase 1 under the real-x0 reading, set through `WrappedStudent.configure_loss`); 0, the default: never. A loss
+    whose target step implements that sets `real_x0_target = True` (PD, CD); for any other it is refused, not ignored."""
     real_x0_until: int = 0
+    real_x0_target: bool = False
 
     def on_step_end(self, student: nn.Module) -> None: pass
 
@@ -152,6 +154,7 @@ def batch_condition(student, x0: Tensor, y) -> tuple:
 
 class ProgressiveDistillation(DistillLoss):
     "One PD stage as a trainer loss: the student learns in 1 step what `teacher` does in `ratio` steps (Eq. 5-7, R = T)."
+    real_x0_target = True                                   # honours `real_x0_until` (notebook 08's SGP phase 1)
     def __init__(self, teacher, student_steps: int, *, ratio: int = 2, solver: Union[str, Callable] = 'ddim',
                  grid: Optional[str] = None, weighting: str = 'trunc_snr', seed: int = 0, rho: float = 7.):
         if ratio < 1: raise ValueError(f"ratio must be >= 1 teacher steps per student step, got {ratio}")
@@ -207,6 +210,7 @@ def consistency_student(teacher: Denoiser) -> Denoiser:
 
 class ConsistencyDistillation(DistillLoss, nn.Module):
     "CD as a trainer loss (Eq. 5-7 with R = EMA student); holds the target network theta^- (checkpointed with the run)."
+    real_x0_target = True                                   # honours `real_x0_until` (notebook 08's SGP phase 1)
     def __init__(self, teacher, student, *, N: int = 18, solver: Union[str, Callable] = 'heun', mu: float = 0.95,
                  weighting: str = 'x0', seed: int = 0, rho: float = 7.):
         super().__init__()

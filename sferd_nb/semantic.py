@@ -249,7 +249,11 @@ class SGPStudent(WrappedStudent):
 
     def configure_loss(self, loss, max_steps: int) -> None:
         "Phase 1's target: the method's (the teacher's x0, 'teacher') or the real image x0 (PDAE, 'real') until `split * max_steps`."
-        if self.target == 'real': loss.real_x0_until = int(round(self.split * max_steps))
+        if self.target != 'real': return
+        if not getattr(loss, 'real_x0_target', False):
+            raise ValueError(f"sgp_target='real' needs a loss that regresses onto the real x0 in phase 1 (PD, CD); "
+                             f"{type(loss).__name__} does not: use sgp_target='teacher'")
+        loss.real_x0_until = int(round(self.split * max_steps))
 
     def export_config(self) -> dict:
         "What `sgp_from_config` rebuilds the student from (config.json of an 'sgp-student' export)."
