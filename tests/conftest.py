@@ -100,3 +100,13 @@ def one_line_error(r, cmd, contains=''):
     assert 'Traceback' not in r.stderr, r.stderr[-1500:]
     assert contains in err[-1], err[-1]
     return err[-1]
+
+
+def load_script(rel: str):
+    "A repository script (`tools/...py`, `benchmarks/...py`; not a package) imported from its path, as a module."
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / rel
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    return mod

@@ -1,10 +1,11 @@
 "The contracts of docs/architecture.md that the code itself can check: the module graph, and where defaults live."
-import importlib.util, subprocess, sys
+import subprocess, sys
 from pathlib import Path
 
+from conftest import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location('module_graph', ROOT / 'tools' / 'module_graph.py')
-mg = importlib.util.module_from_spec(_spec); _spec.loader.exec_module(mg)
+mg = load_script('tools/module_graph.py')
 
 
 def test_module_graph_has_no_loop_no_upward_import_and_no_library_import_of_cli():
@@ -114,11 +115,9 @@ def test_options_are_keyword_only_in_public_functions_with_more_than_three_param
 
 def test_the_top_level_api_documents_every_parameter_the_nbdev_way():
     "Each parameter of the curated top-level API has a docment (a comment after it), which the API pages show as its table."
-    import dataclasses, importlib.util, inspect, sferd_nb
-    spec = importlib.util.spec_from_file_location('docs_griffe', ROOT / 'tools' / 'docs_griffe.py')
-    dg = importlib.util.module_from_spec(spec)
-    try: spec.loader.exec_module(dg)
-    except ImportError: import pytest; pytest.skip('the docs extra: pip install -e .[docs]')
+    import dataclasses, inspect, pytest, sferd_nb
+    pytest.importorskip('griffe', reason='the docs extra: pip install -e .[docs]')
+    dg = load_script('tools/docs_griffe.py')
     missing, checked = [], 0
     for name in sferd_nb.__all__:
         obj = getattr(sferd_nb, name)

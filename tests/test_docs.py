@@ -14,20 +14,19 @@ and an API page go to the build folder's `screenshots/`.
 """
 from __future__ import annotations
 
-import base64, functools, http.server, importlib.util, json, os, re, shutil, socket, subprocess, tempfile, threading, time
+import base64, functools, http.server, importlib.util, json, os, re, shutil, subprocess, tempfile, threading, time
 import urllib.error, urllib.parse, urllib.request
 from pathlib import Path
 
 import pytest
 
+from conftest import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
 pytest.importorskip('nbdev', reason='the docs tools need the dev extras: pip install -e .[dev]')
 
 
-def _load_make_docs():
-    spec = importlib.util.spec_from_file_location('make_docs', ROOT / 'tools' / 'make_docs.py')
-    md = importlib.util.module_from_spec(spec); spec.loader.exec_module(md)
-    return md
+def _load_make_docs(): return load_script('tools/make_docs.py')
 
 
 md = _load_make_docs()

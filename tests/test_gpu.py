@@ -10,7 +10,7 @@ from sferd_nb.cli import main_demo, main_distill, main_eval, main_train_teacher
 from sferd_nb.data import ImageDataset, load_cifar10_subset
 from sferd_nb.diffusion import Denoiser, get_schedule
 from sferd_nb.distill import METHODS, distill, load_method_modules, student_sample
-from sferd_nb.io import export_denoiser, load_denoiser, load_student
+from sferd_nb.io import load_denoiser, load_student
 from sferd_nb.samplers import prior_sample, sample
 from sferd_nb.train import TrainConfig, Trainer, teacher_loss
 from sferd_nb.unet import build_unet

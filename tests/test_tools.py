@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
 # the tools run on nbdev (a dev dependency: `make install` has it; a bare GPU image may not)
 pytest.importorskip('nbdev', reason='the developer tools need the dev extras: pip install -e .[dev]')
@@ -51,9 +53,7 @@ def test_run_slow_missing_notebook_is_a_clear_error(tmp_path):
 
 
 def test_make_docs_executes_a_notebook_and_renders_its_outputs(tmp_path, monkeypatch):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('make_docs', ROOT / 'tools' / 'make_docs.py')
-    md = importlib.util.module_from_spec(spec); spec.loader.exec_module(md)
+    md = load_script('tools/make_docs.py')
     monkeypatch.setenv('MPLBACKEND', 'Agg')
     nb = _nb(tmp_path / '98_y.ipynb', [
         "#| hide\nsecret = 'hidden'", "x = 20", "#| slow\nx = 1000",
@@ -87,10 +87,8 @@ def test_api_reference_shows_every_trainer_method_and_the_docments():
 
 
 def test_docments_parser_reads_the_comment_of_each_parameter():
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('docs_griffe', ROOT / 'tools' / 'docs_griffe.py')
     pytest.importorskip('griffe', reason='the docs extra: pip install -e .[docs]')
-    dg = importlib.util.module_from_spec(spec); spec.loader.exec_module(dg)
+    dg = load_script('tools/docs_griffe.py')
     src = ("@torch.no_grad()\n"
            "def f(den,  # the denoiser\n"
            "      x: Tensor = torch.zeros(2, 3),   # a tensor (a, b)\n"
@@ -103,10 +101,7 @@ def test_docments_parser_reads_the_comment_of_each_parameter():
     assert dg.docments('def f(a, b):\n    pass  # no docments\n') == {}
 
 
-def _badges():
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('colab_badges', ROOT / 'tools' / 'colab_badges.py')
-    m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); return m
+def _badges(): return load_script('tools/colab_badges.py')
 
 
 def test_colab_badges_adds_a_badge_once_and_check_mode_reports_it(tmp_path):
@@ -145,9 +140,7 @@ def test_course_notebooks_have_their_colab_badge():
 
 
 def test_make_docs_serves_the_colab_badge_from_the_site(tmp_path):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('make_docs', ROOT / 'tools' / 'make_docs.py')
-    md = importlib.util.module_from_spec(spec); spec.loader.exec_module(md)
+    md = load_script('tools/make_docs.py')
     nb = _nb(tmp_path / '97_w.ipynb', ['x = 1'])
     d = json.loads(nb.read_text()); _badges().apply(d, nb.name, md.settings()); nb.write_text(json.dumps(d))
     page = md.render(nb, tmp_path / 'site').read_text()
@@ -156,9 +149,7 @@ def test_make_docs_serves_the_colab_badge_from_the_site(tmp_path):
 
 
 def test_make_docs_folds_code_fold_cells_and_shows_their_outputs(tmp_path):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('make_docs', ROOT / 'tools' / 'make_docs.py')
-    md = importlib.util.module_from_spec(spec); spec.loader.exec_module(md)
+    md = load_script('tools/make_docs.py')
     nb = _nb(tmp_path / '96_v.ipynb', ["#| code-fold: true\n#| code-summary: tests of q_sample\nn = 40\nprint('mean', n + 2)",
                                         "print('plain')"])
     page = md.render(nb, tmp_path / 'site', run=True).read_text()
@@ -168,9 +159,7 @@ def test_make_docs_folds_code_fold_cells_and_shows_their_outputs(tmp_path):
 
 def test_sgp_real_fid_finds_notebook_08s_helpers():
     "benchmarks/sgp_real_fid.py re-makes notebook 08's students with the notebook's own helper: the cell it reads must define it."
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('sgp_real_fid', ROOT / 'benchmarks' / 'sgp_real_fid.py')
-    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    mod = load_script('benchmarks/sgp_real_fid.py')
     ns = mod.notebook_helpers()
     assert all(callable(ns[k]) for k in ('sgp_comparison', 'summarize_sgp', 'fitting_error_per_t'))
 
@@ -206,9 +195,7 @@ def test_fullsize_smoke_script_end_to_end(tmp_path):
 
 def test_fullsize_smoke_standin_imagenet64_is_the_official_format(tmp_path):
     "The stand-in ImageNet-64 of the smoke runs is read by the library's own loader: 64 px uint8, labels 0..9 of 1000."
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('fullsize_smoke', ROOT / 'benchmarks' / 'fullsize_smoke.py')
-    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    mod = load_script('benchmarks/fullsize_smoke.py')
     from sferd_nb.data import get_dataset
     spec_str = mod.standin_imagenet64(tmp_path / 'in64')
     assert spec_str == f'imagenet64:{tmp_path / "in64"}' and len(list((tmp_path / 'in64').glob('*.npz'))) == 11
