@@ -369,3 +369,13 @@ def test_executed_site_in_browser(serve, request):
             for p, rep in check_site(site, serve(site), md.BUILD / 'screenshots', SHOTS).items()}
     assert figs['07_guidance/'] >= 3 and figs['05_distill/'] >= 3, figs          # executed figures are on the pages
     print(f'executed docs site: build {t_build:.0f} s, browser checks {time.time() - t0 - t_build:.0f} s')
+
+
+def test_page_title_skips_comments_in_code_blocks(tmp_path):
+    "A notebook's install cell opens with a `# ...` comment: the page title (and its nav label) is still the lesson's heading."
+    md = _load_make_docs()
+    p = tmp_path / 'x.md'
+    p.write_text("[badge](x)\n\n```python\n# in Colab or a bare Jupyter: install\ntry: import x\n```\n\n# Lesson: the real title\n\ntext\n")
+    assert md.page_title(p) == 'Lesson: the real title'
+    p.write_text("~~~\n# a comment\n~~~\n# Title two\n")
+    assert md.page_title(p) == 'Title two'

@@ -571,7 +571,9 @@ def write_api(pages: Path, mods: list, nb_of: dict, root: Path = ROOT, lib: str 
 # stage 4: the site
 
 def page_title(md_path: Path) -> str:
-    m = re.search(r'^# (.+)$', md_path.read_text(), re.M)
+    "The page's first level-1 heading; a `# ...` line inside a fenced code block (a comment) is not one."
+    text = re.sub(r'^(```|~~~).*?^\1', '', md_path.read_text(), flags=re.M | re.S)
+    m = re.search(r'^# (.+)$', text, re.M)
     return re.sub(r'[`*]', '', m.group(1)).strip() if m else md_path.stem
 
 def nav_label(stem: str, title: str) -> str:
