@@ -207,7 +207,7 @@ def write_report(out: Path, rows: Sequence[dict], p: dict, teacher, preset: str,
           f" '+ SGP' trains the semantic gradient predictor on the final student in one more stage inside the same budget"
           f" (z_sem of {p.get('latent_dim')} numbers, latent sampler {p.get('latent_steps')} steps); SFERD = both."
           + (" 'GDD (one step, GAN)' (notebook 12): the teacher's network as a one-step generator trained with a GAN loss only"
-             " (GDD-I freezing, ResNet discriminator with DiffAugment, lazy R1) for the same number of optimiser steps, each"
+             " (GDD-I freezing, GDD's projected discriminator on the teacher's encoder, lazy R1) for the same number of optimiser steps, each"
              " updating the generator and the discriminator; it samples with 1 step." if any(r['name'] == 'gdd' for r in rows) else ''),
           f"* Teacher row: DDIM with {p['teacher_steps']} steps (what PD distils). Denoising l2 (paper Fig. 7): mean RMS distance between "
           f"{p['denoise_images']} real test images and each model's one-shot x0 prediction at the same 4 noise levels"

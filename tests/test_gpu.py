@@ -111,7 +111,7 @@ def test_sgp_student_on_cuda(tmp_path):
     assert x.shape == (4, 3, 32, 32)
 
 
-@pytest.mark.parametrize('disc', ['resnet', 'teacher'])
+@pytest.mark.parametrize('disc', ['projected', 'resnet', 'teacher'])
 def test_gdd_with_r1_on_cuda(tmp_path, disc):
     "GDD (notebook 12) on CUDA with R1 at every step: R1's double backward through each discriminator (the teacher D has attention)."
     teacher = load_denoiser(_teacher_dir(tmp_path), CUDA)
