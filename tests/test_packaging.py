@@ -1,5 +1,5 @@
-"Issue 13, packaging: `python -m build` makes an sdist and a wheel that install in a fresh venv and find the course assets offline."
-import os, subprocess, sys, sysconfig, time
+"Issue 13, packaging: `python -m build` makes an sdist and a wheel that install in a fresh venv and find the course assets offline; the demo and the README run from the wheel."
+import os, subprocess, sys, sysconfig
 from pathlib import Path
 
 import pytest
@@ -82,44 +82,92 @@ def check_installed(bin_dir: Path, cwd: Path) -> str:
     return r.stdout
 
 
-def run_readme_examples(bin_dir: Path, cwd: Path) -> None:
-    "The README's quick-start commands and its Python snippet, as written, in an empty folder, with only the wheel installed."
+def readme_blocks() -> tuple:
+    "The README's quick-start commands and its Python snippet, as written."
     import re
     text = (REPO / 'README.md').read_text()
     quick = [b for b in re.findall(r'```bash\n(.*?)```', text, flags=re.S) if b.startswith('# quick start')]
     snippet = [b for b in re.findall(r'```python\n(.*?)```', text, flags=re.S) if 'sferd_nb.load(' in b]
     assert len(quick) == 1 and len(snippet) == 1
-    cwd.mkdir(parents=True)
-    env = _clean_env(PATH=f"{bin_dir}:{os.environ['PATH']}")
-    for line in quick[0].splitlines()[1:]:
-        _run(['bash', '-c', line], cwd=cwd, env=env)
-    from test_readme import README_CHECKS
-    _run([bin_dir / 'python', '-c', snippet[0] + README_CHECKS], cwd=cwd, env=env)     # the snippet, then what it must leave
-    assert (cwd / 'runs' / 'pd' / 'stage0_1steps' / 'model.safetensors').is_file()
-    assert (cwd / 'eval_stage0_1steps' / 'eval.json').is_file() and (cwd / 'runs' / 'pd_py' / 'samples.png').is_file()
-    site = bin_dir.parent / 'lib'
-    written = [p for p in site.rglob('*') if p.name in ('eval', 'eval.json', 'sferd_run.json')]
+    return quick[0].splitlines()[1:], snippet[0]
+
+
+def nothing_written_inside(bin_dir: Path) -> None:
+    written = [p for p in (bin_dir.parent / 'lib').rglob('*') if p.name in ('eval', 'eval.json', 'sferd_run.json', 'runs')]
     assert not written, written                                            # nothing inside the installed package
 
 
-def test_wheel_and_sdist_install_and_find_the_assets(tmp_path):
-    t0 = time.time()
-    sdist, wheel = build_dists(tmp_path / 'dist')
+# One wheel for the whole run (built once, under a lock: `python -m build` writes into the checkout) and one venv per
+# pytest worker, shared by the tests below, which pytest-xdist spreads over the cores.
+@pytest.fixture(scope='session')
+def dists(tmp_path_factory) -> tuple:
+    from filelock import FileLock
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get('PYTEST_XDIST_WORKER'): root = root.parent                 # the folder all workers share
+    out = root / 'sferd_nb_dists'
+    with FileLock(str(root / 'sferd_nb_dists.lock')):
+        if not (out / 'built').exists():
+            build_dists(out); (out / 'built').write_text('')
+    return sorted(out.glob('*.tar.gz'))[0], sorted(out.glob('*.whl'))[0]
+
+
+@pytest.fixture(scope='session')
+def wheel_bin(dists, tmp_path_factory) -> Path:
+    return make_venv(tmp_path_factory.mktemp('venv') / 'wheel', dists[1])
+
+
+def test_wheel_and_sdist_hold_the_assets_and_install(dists, wheel_bin, tmp_path):
+    sdist, wheel = dists
     names = __import__('zipfile').ZipFile(wheel).namelist()
     for f in ('sferd_nb/_assets/cifar10_subset.npz', 'sferd_nb/_assets/README.md', 'sferd_nb/_assets/classifier/model.safetensors',
               'sferd_nb/_assets/teachers/cifar10_uncond/model.safetensors', 'sferd_nb/_assets/teachers/cifar10_cond/config.json',
               'sferd_nb/_assets/course/results/08_course_run.json', 'sferd_nb/_assets/course/images/10_fooling.png'):
         assert f in names, f
     assert not [n for n in names if n.startswith('data/')]                      # nothing outside the package
-    bin_wheel = make_venv(tmp_path / 'venv_wheel', wheel)
-    out = check_installed(bin_wheel, tmp_path / 'empty1')
+    out = check_installed(wheel_bin, tmp_path / 'empty1')
     assert '_assets' in out and 'standin-cifar10-cnn' in out, out
-    # the issue's must-show: `pip install sferd_nb && sferd-demo --quick` in an empty directory (pd only, to keep CI short)
-    empty = tmp_path / 'empty3'; empty.mkdir()
-    r = _run([bin_wheel / 'sferd-demo', '--quick', '--methods', 'pd', '--out', 'demo', '--device', 'cpu', '--no-progress'],
-             cwd=empty, env=_clean_env())
-    assert (empty / 'demo' / 'report.md').is_file() and 'PD' in r.stdout and '_assets' in (empty / 'demo' / 'report.md').read_text(), r.stdout
-    run_readme_examples(bin_wheel, tmp_path / 'empty4')                          # issue 31: the README, verbatim, for a pip user
     out = check_installed(make_venv(tmp_path / 'venv_sdist', sdist), tmp_path / 'empty2')   # the sdist builds and installs
     assert '_assets' in out, out
-    print(f"build + 2 installs + checks: {time.time() - t0:.0f}s")
+
+
+def test_quick_demo_from_the_wheel(wheel_bin, tmp_path):
+    "The issue's must-show: `pip install sferd_nb && sferd-demo --quick` in an empty directory (pd only, to keep CI short)."
+    r = _run([wheel_bin / 'sferd-demo', '--quick', '--methods', 'pd', '--out', 'demo', '--device', 'cpu', '--no-progress'],
+             cwd=tmp_path, env=_clean_env())
+    assert (tmp_path / 'demo' / 'report.md').is_file() and 'PD' in r.stdout and '_assets' in (tmp_path / 'demo' / 'report.md').read_text(), r.stdout
+    nothing_written_inside(wheel_bin)
+
+
+def test_readme_quick_start_from_the_wheel(wheel_bin, tmp_path):
+    "Issue 31: the README's quick-start commands, verbatim, in an empty folder, for a pip user."
+    env = _clean_env(PATH=f"{wheel_bin}:{os.environ['PATH']}")
+    for line in readme_blocks()[0]:
+        _run(['bash', '-c', line], cwd=tmp_path, env=env)
+    assert (tmp_path / 'runs' / 'pd' / 'stage0_1steps' / 'model.safetensors').is_file()
+    assert (tmp_path / 'eval_stage0_1steps' / 'eval.json').is_file()
+    nothing_written_inside(wheel_bin)
+
+
+def test_readme_python_snippet_from_the_wheel(wheel_bin, tmp_path):
+    "The README's Python snippet as written, then what it must leave (test_readme.README_CHECKS), with only the wheel installed."
+    from test_readme import README_CHECKS
+    _run([wheel_bin / 'python', '-c', readme_blocks()[1] + README_CHECKS], cwd=tmp_path, env=_clean_env())
+    assert (tmp_path / 'runs' / 'pd_py' / 'samples.png').is_file()
+    nothing_written_inside(wheel_bin)
+
+
+NOTEBOOKS_FROM_THE_WHEEL = ('10_eval.ipynb', '11_demo.ipynb')   # both read committed course-run results (course_dir)
+
+
+def test_notebooks_run_alone_from_the_wheel(wheel_bin, tmp_path):
+    """Issue 34: two lesson notebooks copied alone into an empty folder (what Colab or a bare Jupyter has) run their default
+    cells with only the wheel installed; committed results come from the package (`data.course_dir`), not from a checkout."""
+    import shutil
+    for n in NOTEBOOKS_FROM_THE_WHEEL: shutil.copy(REPO / 'nbs' / n, tmp_path / n)
+    code = ("import sys; from pathlib import Path; import sferd_nb; from nbdev.test import test_nb\n"
+            "assert 'site-packages' in sferd_nb.__file__ and '/nbs/' not in sferd_nb.__file__, sferd_nb.__file__\n"
+            "ok = [test_nb(Path(f).resolve(), skip_flags=['slow', 'gpu'])[0] for f in sys.argv[1:]]\n"
+            "sys.exit(0 if all(ok) else 'a notebook failed')")
+    _run([wheel_bin / 'python', '-c', code, *NOTEBOOKS_FROM_THE_WHEEL], cwd=tmp_path, env=_clean_env())
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == '.ipynb') == sorted(NOTEBOOKS_FROM_THE_WHEEL)
+    nothing_written_inside(wheel_bin)

@@ -1,5 +1,5 @@
 """The README's Python section: teacher -> distill -> samples in at most 6 lines. It runs as written, in an empty folder
-with only the wheel installed, in tests/test_packaging.py (`run_readme_examples`), with the checks of `README_CHECKS`."""
+with only the wheel installed, in tests/test_packaging.py (`test_readme_python_snippet_from_the_wheel`), with the checks of `README_CHECKS`."""
 import re
 from pathlib import Path
 
