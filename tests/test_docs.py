@@ -3,8 +3,9 @@
 The browser tests build the site, serve it on 127.0.0.1 and load every page in headless Chromium (Debian's
 `chromium`, driven over the Chrome DevTools protocol with `websocket-client`): no console errors or failed loads, no
 request to another host, every image loaded (naturalWidth > 0), every formula rendered by KaTeX (no raw `$$`, no
-KaTeX error), every internal link and anchor resolves, the search index is there. Screenshots of index, 07_guidance
-and an API page go to the build folder's `screenshots/`.
+KaTeX error), no list merged into a paragraph (a `<p>` holding a '- ' or '2. ' line), every internal link and anchor
+resolves, the search index is there. Screenshots of index, 07_guidance and an API page go to the build folder's
+`screenshots/`.
 
 - `test_site_in_browser` (default suite, ~1 min): the site from the notebooks as committed (no outputs), in
   `build/docs-test/`;
@@ -93,7 +94,7 @@ def test_render_honours_directives_and_shows_course_run_results(tmp_path, monkey
     page = md.render(nb, tmp_path / 'pages', run=True, cfg={'git_url': 'https://example.org/r'}, root=tmp_path,
                      known_pages={'00_data', '42_demo'}).read_text()
     assert 'secret' not in page and '#|' not in page
-    assert '??? abstract "exported code: `f`"' in page
+    assert '???+ abstract "exported code: `f`"' in page                    # short: shown open
     assert '??? success "tests: 2 checks"' in page
     assert '!!! info "course run, not executed in the docs build"' in page and 'budget = 10_000' in page
     assert '```text\nvalue 20\n```' in page and page.count('noisy') == 1      # the warning only in the code shown
@@ -230,6 +231,17 @@ def site_pages(site: Path) -> list:
     return ['' if p == './' else p for p in pages]
 
 
+_MERGED = re.compile(r'\n\s*(?:[-*+]|\d+\.)\s+\S')   # '2020) applies' may wrap a line; '2. x' and '- x' are lists
+
+
+def merged_lists(site: Path, page: str) -> list:
+    "Paragraphs of a page's article that hold a list the markdown did not parse as one (a line starting '- ' or '2. ')."
+    f = site / page / 'index.html' if page else site / 'index.html'
+    art = re.search(r'<article\b.*?</article>', f.read_text(errors='replace'), re.S)
+    paras = re.findall(r'<p\b[^>]*>(.*?)</p>', art.group(0) if art else '', re.S)
+    return [re.sub(r'<[^>]+>', '', t)[:80].replace('\n', ' / ') for t in paras if _MERGED.search(re.sub(r'<[^>]+>', '', t))]
+
+
 def check_site(site: Path, base: str, shots: Path, shot_pages: dict, pages: list | None = None) -> dict:
     """Load every page (or `pages`); assert the browser checks of the module docstring; save screenshots of
     `shot_pages` ({page: name}); returns {page: report}."""
@@ -267,6 +279,7 @@ def check_site(site: Path, base: str, shots: Path, shot_pages: dict, pages: list
                     problems.append(f'{p}: a load failed ({prm.get("errorText")})')
             problems += [f'{p}: image did not load {i["src"]}' for i in rep['images'] if not i['ok']]
             problems += [f'{p}: raw $$ in "{t}"' for t in rep['raw_dollars']]
+            problems += [f'{p}: merged list in a paragraph "{t}"' for t in merged_lists(site, p)]
             problems += [f'{p}: KaTeX error {t}' for t in rep['katex_errors']]
             problems += [f'{p}: math not rendered "{t}"' for t in rep['unrendered']]
             if not rep['search_box']: problems.append(f'{p}: no search box')
@@ -331,10 +344,11 @@ def test_site_in_browser(serve):
         shutil.copytree(site, bad / 'site')
         page = bad / 'site' / 'index.html'
         page.write_text(page.read_text().replace('</article>', '<p>left raw: $$x^2$$</p><img src="missing.png">'
+                        '<p>a list the markdown missed:\n- one\n- two</p>'
                         '<a href="nope/">x</a><a href="07_guidance/#no-such-anchor">y</a>'
                         '<script>console.error("boom")</script><img src="https://cdn.example.org/x.png"></article>', 1))
         with pytest.raises(AssertionError) as e: check_site(bad / 'site', serve(bad / 'site'), bad / 'shots', {}, pages=[''])
-        for what in ('raw $$', 'image did not load', 'broken link', 'missing anchor', 'console.error boom',
+        for what in ('raw $$', 'merged list', 'image did not load', 'broken link', 'missing anchor', 'console.error boom',
                      'request to another host'):
             assert what in str(e.value), (what, str(e.value))
     finally:
@@ -379,3 +393,15 @@ def test_page_title_skips_comments_in_code_blocks(tmp_path):
     assert md.page_title(p) == 'Lesson: the real title'
     p.write_text("~~~\n# a comment\n~~~\n# Title two\n")
     assert md.page_title(p) == 'Title two'
+
+
+def test_course_run_json_is_shown_as_tables():
+    "Issue 34: a course run's JSON in the docs is tables (records of a list, other leaves as key | value), the file collapsed below."
+    obj = dict(preset='full', seconds=12.345678, settings=dict(seeds=[0, 1, 2], note='a|b'),
+               rows=[dict(name='pd', fid=[66.8, 65.5], fid_mean=66.15, extra=dict(x=1)), dict(name='cd', fid=[77.0, 77.9], fid_mean=77.45)],
+               fid=dict(standin={'100': {'noise': 76.6, 'teacher': 8.1}, '500': {'noise': 77.3, 'teacher': 5.4}}))
+    t = md.json_tables(obj)
+    assert '| `seconds` | 12.35 |' in t and '| `settings.seeds` | 0, 1, 2 |' in t and '| `settings.note` | a\\|b |' in t
+    assert '| name | fid_mean | fid |' in t and '| pd | 66.15 | 66.8, 65.5 |' in t and 'extra' not in t   # nested dicts left out
+    assert '**fid.standin**' in t and '| 500 | 77.3 | 5.4 |' in t
+    assert md.json_tables([]) == '(no table: see the whole file below)'

@@ -13,8 +13,9 @@ Stages, all under the build folder (`build/docs/` by default, gitignored):
    library, so a second build with nothing changed does not run it again. Notebooks run in parallel (`--jobs`).
 2. **render** each notebook to `build/docs/pages/NAME.md` (`render`), following these rules:
    - `#| hide` (and `exporthide`) cells are dropped; other `#|` directive lines are removed from the code shown;
-   - `#| export`/`exports`/`exporti` cells are folded into a collapsed "exported code" block naming what they define
-     (the API reference shows the same code with signatures);
+   - `#| export`/`exports`/`exporti` cells go into an "exported code" block naming what they define, open when the cell
+     is at most `OPEN_EXPORT_LINES` lines (a lesson's core function, e.g. `pd_target`), collapsed otherwise (the API
+     reference shows the same code with signatures);
    - `#| code-fold: true` (Quarto's directive; `show`: open) collapses a cell's code under a disclosure titled by
      `#| code-summary: ...` (default "code") and shows its outputs below it: checks with set-up, helper code;
    - **test cells** are collapsed under a "tests" disclosure. The rule (`is_test_cell`): a code cell that exports
@@ -28,7 +29,7 @@ Stages, all under the build folder (`build/docs/` by default, gitignored):
      them (else to the notebook's last slow cell, else to a section at the end of the page). A figure that the
      notebook's markdown already shows appears as a thumbnail linked to it (the markdown's own `images/...` links
      work in the site: the folder is copied); a result it does not show is rendered in the callout (PNG/JPG/SVG as
-     an image, CSV as a table, JSON/TXT as text);
+     an image, CSV as a table, JSON as tables (`json_tables`) with the whole file collapsed below, TXT as text);
    - outputs are cleaned (`clean_text`): ANSI escape codes, carriage-return redraws and tqdm bars, Python warnings
      (the `file:line: XWarning:` line and its source line), ipywidgets outputs and reprs (`VBox(children=...)`), and
      absolute paths (the repository root becomes a relative path, temporary folders `<tmp>`, site-packages
@@ -58,6 +59,7 @@ KATEX = DOCS / 'assets' / 'katex'
 RESULT_DIRS = ('images', 'results')                    # folders of nbs/ holding committed course-run results
 EXPORT_FLAGS = {'export', 'exports', 'exporti'}
 HIDE_FLAGS = {'hide', 'exporthide'}
+OPEN_EXPORT_LINES = 15                                 # exported cells this short are shown open (the lesson's core functions)
 COLAB_BADGE = 'https://colab.research.google.com/assets/colab-badge.svg'   # tools/colab_badges.py; docs/assets/colab-badge.svg
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -282,6 +284,46 @@ def fix_list_indent(md: str) -> str:
 def _indent_lines(body: str, indent: str) -> str:
     return '\n'.join(indent + l.strip() for l in body.split('\n'))
 
+def _cell(v) -> str:
+    "A JSON value in a markdown table cell: floats to 4 significant digits, lists of numbers shortened, '|' escaped."
+    if isinstance(v, float): t = f'{v:.4g}'
+    elif isinstance(v, list): t = ', '.join(_cell(x) for x in v[:6]) + (', ...' if len(v) > 6 else '')
+    else: t = str(v)
+    return t.replace('|', '\\|').replace('\n', ' ')
+
+def _scalarish(v) -> bool:
+    return v is None or isinstance(v, (int, float, str, bool)) or (isinstance(v, list) and all(isinstance(x, (int, float)) for x in v))
+
+_FIRST_COLS = ('name', 'method', 'steps', 'nfe', 'fid_mean', 'fid', 'is_mean', 'denoising_l2_mean', 'distill_seconds')
+
+def json_tables(obj, max_rows: int = 40) -> str:
+    """A course run's JSON as markdown tables a reader can scan: each list of records (e.g. `rows`) as a table of its
+    scalar fields, the other scalar leaves as a `key | value` table (dotted paths); nested records of records as tables too."""
+    tables, leaves = [], []
+    def records(title, recs):
+        cols = [c for c in dict.fromkeys(c for r in recs for c in r) if all(_scalarish(r.get(c)) for r in recs)]
+        first = [c for c in _FIRST_COLS if c in cols]
+        cols = (first + [c for c in cols if c not in first])[:9]
+        if not cols: return
+        head = ['| ' + ' | '.join(cols) + ' |', '|' + '---|' * len(cols)]
+        body = ['| ' + ' | '.join(_cell(r.get(c, '')) for c in cols) + ' |' for r in recs[:max_rows]]
+        tables.append(f'**{title}**\n\n' + '\n'.join(head + body))
+    def walk(path, v, depth=0):
+        if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+            flat = [x for x in v if all(not isinstance(y, dict) for y in x.values()) or 'rows' not in x]
+            if all('rows' in x for x in v):                      # a list of runs, each with its rows
+                for i, x in enumerate(v): walk(f'{path}[{i}]', x, depth + 1)
+            else: records(path or 'records', flat)
+        elif isinstance(v, dict) and v and all(isinstance(x, dict) for x in v.values()) and \
+                all(any(_scalarish(y) for y in x.values()) for x in v.values()) and len(v) > 1 and depth > 0:
+            records(path, [dict(name=k, **{kk: vv for kk, vv in x.items() if kk != 'name'}) for k, x in v.items()])
+        elif isinstance(v, dict):
+            for k, x in v.items(): walk(f'{path}.{k}' if path else str(k), x, depth + 1)
+        elif _scalarish(v) and path and len(leaves) < max_rows: leaves.append((path, v))
+    walk('', obj)
+    if leaves: tables.insert(0, '| key | value |\n|---|---|\n' + '\n'.join(f'| `{k}` | {_cell(v)} |' for k, v in leaves))
+    return '\n\n'.join(tables) or '(no table: see the whole file below)'
+
 class Renderer:
     "Render one notebook (an execnb notebook, executed or not) to a markdown page; see the module docstring."
     def __init__(self, nb_path: Path, out_dir: Path, cfg: dict | None = None, root: Path = ROOT,
@@ -345,6 +387,12 @@ class Renderer:
         return 'result-' + re.sub(r'[^\w-]+', '-', Path(result).stem).strip('-')
 
     # ---- outputs
+    def figure(self, f: Path) -> str:
+        "A notebook figure in the page, linked to itself: a click opens it at full size (`.fig-zoom`, docs/assets/extra.css)."
+        src = f'{self.img_dir.name}/{f.name}'
+        return f'[![figure {self.n_img} of {self.stem}]({src})]({src}){{ .fig-zoom target="_blank" }}'
+
+    # ---- outputs
     def outputs(self, cell) -> list:
         parts = []
         for o in cell.get('outputs', []) or []:
@@ -362,12 +410,12 @@ class Renderer:
                     self.img_dir.mkdir(parents=True, exist_ok=True); self.n_img += 1
                     f = self.img_dir / f'fig{self.n_img}.{ext}'
                     f.write_bytes(base64.b64decode(_src({'source': data[mime]})))
-                    parts.append(f'![figure {self.n_img} of {self.stem}]({self.img_dir.name}/{f.name})'); break
+                    parts.append(self.figure(f)); break
             else:
                 if 'image/svg+xml' in data:
                     self.img_dir.mkdir(parents=True, exist_ok=True); self.n_img += 1
                     f = self.img_dir / f'fig{self.n_img}.svg'; f.write_text(_src({'source': data['image/svg+xml']}))
-                    parts.append(f'![figure {self.n_img} of {self.stem}]({self.img_dir.name}/{f.name})')
+                    parts.append(self.figure(f))
                 elif 'text/markdown' in data:
                     parts.append(strip_paths(_src({'source': data['text/markdown']}), self.root))
                 elif 'text/html' in data and not re.search(r'<script', _src({'source': data['text/html']}), re.I):
@@ -412,13 +460,17 @@ class Renderer:
                     tab = ['| ' + ' | '.join(map(esc, rows[0])) + ' |', '|' + '---|' * len(rows[0])]
                     tab += ['| ' + ' | '.join(map(esc, r_)) + ' |' for r_ in rows[1:61]]
                     out.append(f'- `{name}`\n\n' + _indent('\n'.join(tab)) + '\n')
-            elif suf in ('.json', '.txt', '.md'):
+            elif suf == '.json':
+                try: obj = json.loads(f.read_text())
+                except ValueError: obj = None
+                if obj is None: out.append(f'- `{name}`'); continue
+                t = json.dumps(obj, indent=1)
+                raw = '??? note "the whole file"\n\n' + _indent(_fence(t if len(t) < 4000 else t[:4000] + '\n...', 'json'))
+                out.append(f'- `{name}`\n\n' + _indent(json_tables(obj) + '\n\n' + raw) + '\n')
+            elif suf in ('.txt', '.md'):
                 t = f.read_text()
-                if suf == '.json':
-                    try: t = json.dumps(json.loads(t), indent=1)
-                    except ValueError: pass
                 t = t if len(t) < 4000 else t[:4000] + '\n...'
-                out.append(f'- `{name}`\n\n' + _indent(_fence(t, 'json' if suf == '.json' else 'text')) + '\n')
+                out.append(f'- `{name}`\n\n' + _indent(_fence(t, 'text')) + '\n')
             else:
                 out.append(f'- `{name}`')
         return out
@@ -460,7 +512,8 @@ class Renderer:
                 what = ', '.join(f'`{n}`' for n in names[:6]) + (', ...' if len(names) > 6 else '') if names else 'imports and set-up'
                 label = 'exported code' + (' (internal)' if 'exporti' in d else '')
                 body = '\n\n'.join([_fence(code)] + outs)
-                parts.append(f'??? abstract "{label}: {what}"\n\n' + _indent(body)); continue
+                short = bool(names) and len(code.splitlines()) <= OPEN_EXPORT_LINES   # a short core function: shown open
+                parts.append(f'???{"+" if short else ""} abstract "{label}: {what}"\n\n' + _indent(body)); continue
             fold = d.get('code-fold:', ['false'])[0].lower()
             if fold in ('true', 'show') and code and echo:          # Quarto's code-fold: the code collapsed, outputs shown
                 summary = ' '.join(d.get('code-summary:', [])) or 'code'
