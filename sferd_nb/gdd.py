@@ -589,7 +589,7 @@ class GANTrainer(Trainer):
                      d_real=real_sum, d_fake=fake_sum, r1=r1_sum)
         if self.world > 1:
             keys = list(stats); v = torch.stack([stats[k] for k in keys]); dist.all_reduce(v)
-            stats = {k: (v[i] if 'grad_norm' in k else v[i] / self.world) for i, k in enumerate(keys)}
+            stats = {k: v[i] / self.world for i, k in enumerate(keys)}   # means over ranks (a grad norm is the same on every rank)
         return stats, {}
 
 # %% ../nbs/12_gdd.ipynb #5bc3b19b

@@ -306,7 +306,7 @@ class _Step:
         stats = dict(loss=loss_sum, grad_norm=gnorm.float().to(loss_sum.device))
         if self.world > 1:
             v = torch.stack([stats['loss'], stats['grad_norm']]); dist.all_reduce(v)
-            stats = dict(loss=v[0] / self.world, grad_norm=v[1])
+            stats = dict(loss=v[0] / self.world, grad_norm=v[1] / self.world)   # the norm is the same on every rank: the mean is it
         return stats, metrics
 
 # %% ../nbs/04_train.ipynb #74b92073
