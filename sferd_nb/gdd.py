@@ -25,13 +25,13 @@ from .io import denoiser_from_config, register_export_type
 
 # %% auto #0
 __all__ = ['GDD_I_RULE', 'FREEZE_RULES', 'AUGMENTS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'NFC', 'DISCRIMINATORS', 'R1_GAMMA',
-           'GDD_CIFAR10_BACKBONES', 'GDD_DEFAULTS', 'GDD', 'one_step_generator', 'prior_noise', 'generate_one_step',
-           'gdd_i_frozen', 'freeze_gdd_i', 'logit_heads', 'd_loss_ns', 'g_loss_ns', 'mean_logit', 'r1_penalty',
-           'parse_policy', 'diff_augment', 'DBlock', 'ResNetDiscriminator', 'TeacherEncoder',
-           'TeacherFeatureDiscriminator', 'load_state_dict_file', 'load_backbone_weights', 'timm_backbone',
-           'ImageNetFeatures', 'BackboneFeatureDiscriminator', 'GlobalBatchNorm2d', 'RandomProjection', 'PatchHead',
-           'feature_levels', 'ProjectedDiscriminator', 'GANLoss', 'GANTrainer', 'GDDSettings', 'make_discriminator',
-           'gdd_loss', 'generator_from_config', 'gdd_sample', 'activation_similarity']
+           'GDD_CIFAR10_BACKBONES', 'GDD_LEVEL_STRIDES', 'GDD_HEAD_SIZES', 'GDD_DEFAULTS', 'GDD', 'one_step_generator',
+           'prior_noise', 'generate_one_step', 'gdd_i_frozen', 'freeze_gdd_i', 'logit_heads', 'd_loss_ns', 'g_loss_ns',
+           'mean_logit', 'r1_penalty', 'parse_policy', 'diff_augment', 'DBlock', 'ResNetDiscriminator',
+           'TeacherEncoder', 'TeacherFeatureDiscriminator', 'load_state_dict_file', 'load_backbone_weights',
+           'timm_backbone', 'ImageNetFeatures', 'BackboneFeatureDiscriminator', 'GlobalBatchNorm2d', 'RandomProjection',
+           'PatchHead', 'feature_levels', 'ProjectedDiscriminator', 'GANLoss', 'GANTrainer', 'GDDSettings',
+           'make_discriminator', 'gdd_loss', 'generator_from_config', 'gdd_sample', 'activation_similarity']
 
 # %% ../nbs/12_gdd.ipynb #fd2af744
 def one_step_generator(teacher) -> Denoiser:
@@ -312,10 +312,12 @@ def timm_backbone(name: str, weights, device=None) -> nn.Module:
 
 class ImageNetFeatures:
     "A frozen ImageNet feature network (`backbone(x)` -> list of (B, C, H, W), e.g. `timm_backbone`) fed as GDD's code feeds it: x in [-1, 1] -> [0, 1] -> the backbone's mean/std -> bilinear `resize` pixels (224 in GDD's code; None: as is)."
-    def __init__(self, backbone: nn.Module, *, mean=IMAGENET_MEAN, std=IMAGENET_STD, resize: Optional[int] = None, in_channels: int = 3):
+    def __init__(self, backbone: nn.Module, *, mean=IMAGENET_MEAN, std=IMAGENET_STD, resize: Optional[int] = None, in_channels: int = 3,
+                 strides: Optional[Sequence[int]] = None, head_sizes: Optional[Sequence[int]] = None):
         if in_channels != len(mean): raise ValueError(f"the backbone expects {len(mean)}-channel images, the data has {in_channels}")
         if resize is not None and resize < 8: raise ValueError(f"disc_resize must be at least 8 pixels, got {resize}")
         self.backbone, self.resize = backbone.requires_grad_(False).eval(), resize
+        self.strides, self.head_sizes = strides, head_sizes      # a projected D's levels and head table (None: from the maps)
         p = next(backbone.parameters())
         self.mean = torch.tensor(mean, dtype=torch.float32, device=p.device).view(1, -1, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32, device=p.device).view(1, -1, 1, 1)
@@ -426,10 +428,14 @@ class PatchHead(nn.Module):
             o = (o * self.embed(cond.long()).view(o.shape[0], -1, 1, 1)).sum(1, keepdim=True) / math.sqrt(self.cmap)
         return o.flatten(1)
 
-def feature_levels(feats: Sequence[Tensor], levels: int = 4) -> list:
-    "Indices of the maps a projected D reads: the last map at each resolution, then the coarsest `levels` of those (finest first)."
+def feature_levels(feats: Sequence[Tensor], *, levels: int = 4, strides: Optional[Sequence[int]] = None, size: Optional[int] = None) -> list:
+    "Indices of the maps a projected D reads: the last map at each resolution, then the coarsest `levels` of those (finest first); with `strides`, the last map at each of those strides of an input of `size` pixels."
     last = [i for i, f in enumerate(feats) if i + 1 == len(feats) or feats[i + 1].shape[-1] != f.shape[-1]]
-    return last[-levels:]
+    if strides is None: return last[-levels:]
+    by_size = {feats[i].shape[-1]: i for i in last}
+    missing = [s for s in strides if size // s not in by_size]
+    if missing: raise ValueError(f"the feature network has no map at stride(s) {missing} of a {size}-pixel input (maps: {sorted(by_size, reverse=True)})")
+    return [by_size[size // s] for s in strides]
 
 class ProjectedDiscriminator(nn.Module):
     "GDD's discriminator (see above): per frozen feature network, its levels -> fixed `RandomProjection` -> one trained `PatchHead` per level. Returns the list of per-head patch logits; the losses are taken per head and summed."
@@ -440,10 +446,11 @@ class ProjectedDiscriminator(nn.Module):
         self.nets, self.levels = list(feature_nets), []           # plain objects: frozen, not trained, not checkpointed
         probes = [n.probe(resolution, in_channels) for n in self.nets]   # shapes only: no random numbers drawn
         proj, heads = [], []
-        for feats in probes:
-            idx = feature_levels(feats, levels); self.levels.append(idx)
+        for net, feats in zip(self.nets, probes):
+            strides = getattr(net, 'strides', None)
+            idx = feature_levels(feats, levels=levels, strides=strides, size=getattr(net, 'resize', None) or resolution); self.levels.append(idx)
             p = RandomProjection([feats[i].shape[1] for i in idx], cout)
-            sizes = [2 * feats[i].shape[-1] for i in idx]                # cross-scale mixing doubles each level's size
+            sizes = list(getattr(net, 'head_sizes', None) or [2 * feats[i].shape[-1] for i in idx])   # x2: cross-scale mixing
             end = 8 if min(sizes) >= 8 else min(sizes)
             proj.append(p)
             heads.append(nn.ModuleList(PatchHead(c, s, end=end, width=width, num_classes=num_classes) for c, s in zip(p.channels, sizes)))
@@ -596,6 +603,8 @@ class GANTrainer(Trainer):
 DISCRIMINATORS = ('projected', 'resnet', 'teacher', 'timm')
 R1_GAMMA = {'projected': 1e-4, 'resnet': 1e-2, 'teacher': 1e-4, 'timm': 1e-4}   # default R1 weights (GDD's code: 1e-4)
 GDD_CIFAR10_BACKBONES = 'vgg16_bn,tf_efficientnet_lite0'   # the feature networks of GDD's CIFAR-10 runs (--backbone=1)
+GDD_LEVEL_STRIDES = {'vgg16_bn': (2, 4, 8, 16)}             # where GDD's code splits a network (default: 4, 8, 16, 32)
+GDD_HEAD_SIZES = (128, 64, 32, 16)                          # the sizes GDD's code builds the heads of an ImageNet network for
 @dataclass(frozen=True)
 class GDDSettings(Settings):
     "GDD's settings: `distill(method='gdd', ...)` keywords and `sferd-distill --method gdd` flags."
@@ -643,10 +652,11 @@ def _gamma(c: dict) -> float:
         raise ValueError(f"--{', --'.join(k.replace('_', '-') for k in timm_args)} only apply to --disc timm or projected, not --disc {c['disc']}")
     return float(c['gamma']) if c.get('gamma') is not None else R1_GAMMA[c['disc']]
 
-def _imagenet_features(name: str, weights, device, resize: Optional[int], in_channels: int) -> ImageNetFeatures:
+def _imagenet_features(name: str, weights, device, resize: Optional[int], in_channels: int, projected: bool = False) -> ImageNetFeatures:
     bb = timm_backbone(name, weights, device)
     pc = getattr(bb, 'pretrained_cfg', None) or {}
-    return ImageNetFeatures(bb, mean=pc.get('mean', IMAGENET_MEAN), std=pc.get('std', IMAGENET_STD), resize=resize, in_channels=in_channels)
+    ref = dict(strides=GDD_LEVEL_STRIDES.get(name, (4, 8, 16, 32)), head_sizes=GDD_HEAD_SIZES) if projected else {}
+    return ImageNetFeatures(bb, mean=pc.get('mean', IMAGENET_MEAN), std=pc.get('std', IMAGENET_STD), resize=resize, in_channels=in_channels, **ref)
 
 def make_discriminator(kind: str, teacher, *, channels: Optional[int] = None, feat_sigma: float = 0.5, backbone=None,
                        weights=None, resize: Optional[int] = None) -> nn.Module:
@@ -662,7 +672,7 @@ def make_discriminator(kind: str, teacher, *, channels: Optional[int] = None, fe
     names, files = _names(backbone), _names(weights)
     if kind == 'projected':
         if len(names) != len(files): raise ValueError(f"{len(names)} backbone names and {len(files)} weights files: give one file per name")
-        nets = ([_imagenet_features(n, w, dev, resize or 224, cin) for n, w in zip(names, files)] if names else
+        nets = ([_imagenet_features(n, w, dev, resize or 224, cin, projected=True) for n, w in zip(names, files)] if names else
                 [TeacherEncoder(den, sigma=feat_sigma)])
         return ProjectedDiscriminator(nets, resolution=res, in_channels=cin, width=(channels or 64) / 64, num_classes=ncls)
     ch = channels or cfg['model_channels']
