@@ -201,6 +201,25 @@ class _Head(nn.Module):
                                  nn.Conv2d(ch, ch, 3, stride=2 if res > 4 else 1, padding=1), nn.LeakyReLU(0.2))
     def forward(self, f: Tensor) -> Tensor: return self.net(f).mean((2, 3))
 
+class _HeadsOnFeatures(nn.Module):
+    "Small trained heads on a frozen feature network `self.net` (`TeacherEncoder` or `ImageNetFeatures`, held outside the module tree): one head per feature map, a list of per-head logits (B,), plus a class projection when conditional."
+    def _add_heads(self, feats: list, channels: int, num_classes: Optional[int], device) -> None:
+        self.heads = nn.ModuleList(_Head(f.shape[1], channels, f.shape[-1]) for f in feats)
+        self.out = nn.ModuleList(nn.Linear(channels, 1) for _ in feats)
+        self.embed = nn.ModuleList(nn.Embedding(num_classes, channels) for _ in feats) if num_classes else None
+        self.to(device)
+
+    def features(self, x: Tensor, cond: Optional[Tensor] = None) -> list: return self.net(x, cond)
+
+    def forward(self, x: Tensor, cond: Optional[Tensor] = None) -> list:
+        out = []
+        for k, f in enumerate(self.features(x, cond)):
+            h = self.heads[k](f)
+            o = self.out[k](h).squeeze(1)
+            if self.embed is not None: o = o + (self.embed[k](cond.long()) * h).sum(1)
+            out.append(o)
+        return out
+
 class TeacherEncoder:
     "The frozen teacher's encoder as a feature network: `enc(x, cond)` -> its features (`UNet.encoder_features`) of x + sigma eps at the fixed level sigma, in the teacher's own preconditioning. The offline stand-in for an ImageNet network."
     def __init__(self, teacher, *, sigma: float = 0.5):
@@ -209,6 +228,8 @@ class TeacherEncoder:
             raise ValueError("the 'teacher' discriminator needs a Denoiser around a sferd_nb UNet; use disc='resnet'")
         if sigma <= 0: raise ValueError(f"the feature noise level sigma must be > 0, got {sigma}")
         self.teacher, self.sigma, self.classes = den.requires_grad_(False), float(sigma), den.net.num_classes
+
+    strides = head_sizes = resize = None                          # a projected D reads its maps as they come (see ImageNetFeatures)
 
     def probe(self, resolution: Optional[int] = None, in_channels: Optional[int] = None) -> list:
         "The features of one zero image (default: the teacher's size) without noise: shapes only, no random numbers are drawn."
@@ -231,27 +252,12 @@ class TeacherEncoder:
             inp, label = sch.alpha_sigma(t, torch.float64)[0] * y, sch.noise_label(t)
         return den.net.encoder_features(inp.to(x.dtype), label, cond if self.classes else None)
 
-class TeacherFeatureDiscriminator(nn.Module):
+class TeacherFeatureDiscriminator(_HeadsOnFeatures):
     "Projected-GAN-style D (Sauer et al. 2021) on the frozen teacher's encoder (`TeacherEncoder`): features at noise level `sigma`, one trained head per scale; a list of per-head logits (B,)."
     def __init__(self, teacher, *, sigma: float = 0.5, channels: int = 64, num_classes: Optional[int] = None):
         super().__init__()
-        self.encoder = TeacherEncoder(teacher, sigma=sigma)       # a plain object: the teacher is not trained, not checkpointed
-        feats = self.encoder.probe()
-        self.heads = nn.ModuleList(_Head(f.shape[1], channels, f.shape[-1]) for f in feats)
-        self.out = nn.ModuleList(nn.Linear(channels, 1) for _ in feats)
-        self.embed = nn.ModuleList(nn.Embedding(num_classes, channels) for _ in feats) if num_classes else None
-        self.to(next(self.encoder.teacher.parameters()).device)
-
-    def features(self, x: Tensor, cond: Optional[Tensor] = None, noise: bool = True) -> list: return self.encoder(x, cond, noise)
-
-    def forward(self, x: Tensor, cond: Optional[Tensor] = None) -> list:
-        out = []
-        for k, f in enumerate(self.features(x, cond)):
-            h = self.heads[k](f)
-            o = self.out[k](h).squeeze(1)
-            if self.embed is not None: o = o + (self.embed[k](cond.long()) * h).sum(1)
-            out.append(o)
-        return out
+        self.net = TeacherEncoder(teacher, sigma=sigma)           # a plain object: the teacher is not trained, not checkpointed
+        self._add_heads(self.net.probe(), channels, num_classes, next(self.net.teacher.parameters()).device)
 
 # %% ../nbs/12_gdd.ipynb #e27c1c26
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -330,31 +336,16 @@ class ImageNetFeatures:
         if self.resize and x.shape[-1] != self.resize: x = F.interpolate(x, size=(self.resize, self.resize), mode='bilinear', align_corners=False)
         return list(self.backbone((x - self.mean.to(x.dtype)) / self.std.to(x.dtype)))
 
-class BackboneFeatureDiscriminator(nn.Module):
+class BackboneFeatureDiscriminator(_HeadsOnFeatures):
     "Projected-GAN-style D on a frozen feature network (`ImageNetFeatures` of `backbone`, e.g. `timm_backbone`): one trained head per scale; a list of per-head logits (B,)."
     def __init__(self, backbone: nn.Module, *, channels: int = 64, num_classes: Optional[int] = None, mean=IMAGENET_MEAN,
                  std=IMAGENET_STD, resize: Optional[int] = None, resolution: int = 32, in_channels: int = 3):
         super().__init__()
         self.net = ImageNetFeatures(backbone, mean=mean, std=std, resize=resize, in_channels=in_channels)   # not a submodule:
-        feats = self.net.probe(resolution, in_channels)                                                       # not trained or checkpointed
-        self.heads = nn.ModuleList(_Head(f.shape[1], channels, f.shape[-1]) for f in feats)
-        self.out = nn.ModuleList(nn.Linear(channels, 1) for _ in feats)
-        self.embed = nn.ModuleList(nn.Embedding(num_classes, channels) for _ in feats) if num_classes else None
-        self.to(self.net.mean.device)
+        self._add_heads(self.net.probe(resolution, in_channels), channels, num_classes, self.net.mean.device)   # not trained or checkpointed
 
     @property
     def backbone(self) -> nn.Module: return self.net.backbone
-
-    def features(self, x: Tensor) -> list: return self.net(x)
-
-    def forward(self, x: Tensor, cond: Optional[Tensor] = None) -> list:
-        out = []
-        for k, f in enumerate(self.features(x)):
-            h = self.heads[k](f)
-            o = self.out[k](h).squeeze(1)
-            if self.embed is not None: o = o + (self.embed[k](cond.long()) * h).sum(1)
-            out.append(o)
-        return out
 
 # %% ../nbs/12_gdd.ipynb #260ad38c
 NFC = {1: 2048, 2: 1024, 4: 512, 8: 512, 16: 256, 32: 128, 64: 64, 128: 64, 256: 32, 512: 16, 1024: 8}   # head widths by resolution (Projected GAN)
@@ -438,7 +429,7 @@ def feature_levels(feats: Sequence[Tensor], *, levels: int = 4, strides: Optiona
     return [by_size[size // s] for s in strides]
 
 class ProjectedDiscriminator(nn.Module):
-    "GDD's discriminator (see above): per frozen feature network, its levels -> fixed `RandomProjection` -> one trained `PatchHead` per level. Returns the list of per-head patch logits; the losses are taken per head and summed."
+    "GDD's discriminator (see above): per frozen feature network (`TeacherEncoder` or `ImageNetFeatures`: `probe`, a call, `strides`, `head_sizes`, `resize`), its levels -> fixed `RandomProjection` -> one trained `PatchHead` per level. Returns the list of per-head patch logits; the losses are taken per head and summed."
     def __init__(self, feature_nets: Sequence[Callable], *, resolution: int = 32, in_channels: int = 3, cout: int = 64,
                  width: float = 1., num_classes: Optional[int] = None, levels: int = 4):
         super().__init__()
@@ -447,10 +438,9 @@ class ProjectedDiscriminator(nn.Module):
         probes = [n.probe(resolution, in_channels) for n in self.nets]   # shapes only: no random numbers drawn
         proj, heads = [], []
         for net, feats in zip(self.nets, probes):
-            strides = getattr(net, 'strides', None)
-            idx = feature_levels(feats, levels=levels, strides=strides, size=getattr(net, 'resize', None) or resolution); self.levels.append(idx)
+            idx = feature_levels(feats, levels=levels, strides=net.strides, size=net.resize or resolution); self.levels.append(idx)
             p = RandomProjection([feats[i].shape[1] for i in idx], cout)
-            sizes = list(getattr(net, 'head_sizes', None) or [2 * feats[i].shape[-1] for i in idx])   # x2: cross-scale mixing
+            sizes = list(net.head_sizes or [2 * feats[i].shape[-1] for i in idx])   # x2: cross-scale mixing
             end = 8 if min(sizes) >= 8 else min(sizes)
             proj.append(p)
             heads.append(nn.ModuleList(PatchHead(c, s, end=end, width=width, num_classes=num_classes) for c, s in zip(p.channels, sizes)))
@@ -652,11 +642,10 @@ def _gamma(c: dict) -> float:
         raise ValueError(f"--{', --'.join(k.replace('_', '-') for k in timm_args)} only apply to --disc timm or projected, not --disc {c['disc']}")
     return float(c['gamma']) if c.get('gamma') is not None else R1_GAMMA[c['disc']]
 
-def _imagenet_features(name: str, weights, device, resize: Optional[int], in_channels: int, projected: bool = False) -> ImageNetFeatures:
-    bb = timm_backbone(name, weights, device)
+def _timm_norm(bb: nn.Module) -> dict:
+    "The mean / std a timm network was trained with (its `pretrained_cfg`; ImageNet's if it has none)."
     pc = getattr(bb, 'pretrained_cfg', None) or {}
-    ref = dict(strides=GDD_LEVEL_STRIDES.get(name, (4, 8, 16, 32)), head_sizes=GDD_HEAD_SIZES) if projected else {}
-    return ImageNetFeatures(bb, mean=pc.get('mean', IMAGENET_MEAN), std=pc.get('std', IMAGENET_STD), resize=resize, in_channels=in_channels, **ref)
+    return dict(mean=pc.get('mean', IMAGENET_MEAN), std=pc.get('std', IMAGENET_STD))
 
 def make_discriminator(kind: str, teacher, *, channels: Optional[int] = None, feat_sigma: float = 0.5, backbone=None,
                        weights=None, resize: Optional[int] = None) -> nn.Module:
@@ -672,16 +661,18 @@ def make_discriminator(kind: str, teacher, *, channels: Optional[int] = None, fe
     names, files = _names(backbone), _names(weights)
     if kind == 'projected':
         if len(names) != len(files): raise ValueError(f"{len(names)} backbone names and {len(files)} weights files: give one file per name")
-        nets = ([_imagenet_features(n, w, dev, resize or 224, cin, projected=True) for n, w in zip(names, files)] if names else
-                [TeacherEncoder(den, sigma=feat_sigma)])
+        def imagenet(n, w):                                      # as GDD's code reads it: its levels, its head table, 224 px
+            bb = timm_backbone(n, w, dev)
+            return ImageNetFeatures(bb, **_timm_norm(bb), resize=resize or 224, in_channels=cin,
+                                    strides=GDD_LEVEL_STRIDES.get(n, (4, 8, 16, 32)), head_sizes=GDD_HEAD_SIZES)
+        nets = [imagenet(n, w) for n, w in zip(names, files)] if names else [TeacherEncoder(den, sigma=feat_sigma)]
         return ProjectedDiscriminator(nets, resolution=res, in_channels=cin, width=(channels or 64) / 64, num_classes=ncls)
     ch = channels or cfg['model_channels']
     if kind == 'teacher': return TeacherFeatureDiscriminator(den, sigma=feat_sigma, channels=ch, num_classes=ncls)
     if kind == 'timm':
         if not (len(names) == 1 and len(files) == 1): raise ValueError("the 'timm' discriminator needs one backbone name and one local weights file")
-        f = _imagenet_features(names[0], files[0], dev, resize, cin)
-        return BackboneFeatureDiscriminator(f.backbone, channels=ch, num_classes=ncls, mean=f.mean.flatten().tolist(), std=f.std.flatten().tolist(),
-                                            resize=resize, resolution=res, in_channels=cin)
+        bb = timm_backbone(names[0], files[0], dev)
+        return BackboneFeatureDiscriminator(bb, channels=ch, num_classes=ncls, **_timm_norm(bb), resize=resize, resolution=res, in_channels=cin)
     return ResNetDiscriminator(resolution=res, in_channels=cin, channels=ch, num_classes=ncls).to(dev)
 
 def gdd_loss(teacher, generator, c: dict) -> GANLoss:

@@ -310,10 +310,9 @@ def json_tables(obj, max_rows: int = 40) -> str:
         tables.append(f'**{title}**\n\n' + '\n'.join(head + body))
     def walk(path, v, depth=0):
         if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
-            flat = [x for x in v if all(not isinstance(y, dict) for y in x.values()) or 'rows' not in x]
             if all('rows' in x for x in v):                      # a list of runs, each with its rows
                 for i, x in enumerate(v): walk(f'{path}[{i}]', x, depth + 1)
-            else: records(path or 'records', flat)
+            else: records(path or 'records', v)
         elif isinstance(v, dict) and v and all(isinstance(x, dict) for x in v.values()) and \
                 all(any(_scalarish(y) for y in x.values()) for x in v.values()) and len(v) > 1 and depth > 0:
             records(path, [dict(name=k, **{kk: vv for kk, vv in x.items() if kk != 'name'}) for k, x in v.items()])
@@ -456,9 +455,8 @@ class Renderer:
             elif suf == '.csv':
                 rows = list(csv.reader(io.StringIO(f.read_text())))
                 if rows:
-                    esc = lambda v: v.replace('|', '\\|')
-                    tab = ['| ' + ' | '.join(map(esc, rows[0])) + ' |', '|' + '---|' * len(rows[0])]
-                    tab += ['| ' + ' | '.join(map(esc, r_)) + ' |' for r_ in rows[1:61]]
+                    tab = ['| ' + ' | '.join(map(_cell, rows[0])) + ' |', '|' + '---|' * len(rows[0])]
+                    tab += ['| ' + ' | '.join(map(_cell, r_)) + ' |' for r_ in rows[1:61]]
                     out.append(f'- `{name}`\n\n' + _indent('\n'.join(tab)) + '\n')
             elif suf == '.json':
                 try: obj = json.loads(f.read_text())
