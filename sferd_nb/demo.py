@@ -24,10 +24,10 @@ __all__ = ['PRESETS', 'ABLATION', 'BEYOND', 'METHOD_NAMES', 'default_teacher', '
 # %% ../nbs/11_demo.ipynb #1d86cba4
 PRESETS = {
     'full': dict(teacher_steps=4, final_steps=2, steps_per_stage=80, batch_size=16, num_samples=500, seeds=(0,),
-                 ref_images=None, denoise_images=200, latent_dim=128, latent_steps=300,
+                 ref_images=None, denoise_images=200, latent_dim=128, latent_steps=300, amp='none',
                  methods=('pd', 'sferd-pd', 'cd', 'sferd-cd')),
     'quick': dict(teacher_steps=2, final_steps=1, steps_per_stage=2, batch_size=4, num_samples=16, seeds=(0,),
-                  ref_images=200, denoise_images=16, latent_dim=16, latent_steps=4, methods=('pd', 'pd+ag', 'cd', 'cd+ag')),
+                  ref_images=200, denoise_images=16, latent_dim=16, latent_steps=4, amp='none', methods=('pd', 'pd+ag', 'cd', 'cd+ag')),
 }
 ABLATION = ('pd', 'pd+ag', 'pd+sgp', 'sferd-pd', 'cd', 'cd+ag', 'cd+sgp', 'sferd-cd')   # the paper's ablation (--ablation)
 BEYOND = ('gdd',)                                       # beyond the paper (notebook 12): --gdd adds it as one more row
@@ -156,7 +156,7 @@ def run_demo(out='runs/demo', *, teacher=None, preset: str = 'full', methods: Op
     def score(name, den, recipe, steps, dsec, budget):
         t0 = time.time()
         r = withhold(evaluate(den, recipe, [steps], ext, ref, num_samples=p['num_samples'], seeds=p['seeds'], batch_size=100, sampler='ddim',
-                              progress=progress)[0])                   # degenerate samples: flagged, never a number
+                              progress=progress, amp=p['amp'])[0])   # degenerate samples: flagged, never a number
         dl = denoising_ability(den, None, x0, steps=4, seed=seed, labels=y0)   # the same 4 noise levels for every model; SGP: z_sem sampled
         r.update(name=name, denoising_l2=dl, denoising_l2_mean=float(np.mean(list(dl.values()))), distill_seconds=dsec,
                  budget_steps=budget, batch_size=p['batch_size'], eval_seconds=time.time() - t0)
@@ -201,6 +201,7 @@ def write_report(out: Path, rows: Sequence[dict], p: dict, teacher, preset: str,
           " on this machine and are *not* comparable with the paper's Table 1." if not ext.startswith('inception') else ''),
           f"* FID: {r0['num_samples']} samples per seed, seeds {r0['seeds']}, against the statistics of {r0['n_reference']} "
           f"images of {r0['reference']} (the published protocol: 50,000 samples x 3 seeds vs the 50,000 training images).",
+          f"* Sampling precision: {'bf16 autocast (--amp; fp32 and bf16 sampling FIDs compared in benchmarks/RESULTS.md)' if r0.get('amp') == 'bf16' else 'fp32'}.",
           f"* Distillation: equal budgets of {rows[-1].get('budget_steps', 0)} optimiser steps at batch {p['batch_size']} for"
           f" every method; PD halves {p['teacher_steps']} -> {p['final_steps']} steps, CD samples with {p['final_steps']} steps;"
           " '+ attention guidance' wraps the teacher in AttentionGuidedTeacher (psi 1, w 0.3, blur sigma 3);"

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from .data import cache_dir as data_cache_dir, data_dir, file_hash, get_dataset, load_cifar10_subset, save_image_grid, to_model_range, to_uint8
 from .diffusion import q_sample
 from .samplers import select_cond
+from .unet import autocast_dtype
 from .runs import atomic_write
 
 # %% auto #0
@@ -347,10 +348,11 @@ def _classes(den) -> int:
     return int(getattr(getattr(den, 'net', None), 'num_classes', 0) or 0)
 
 def generate(den, n: int, steps: int, *, recipe: Optional[dict] = None, seed: int = 0, batch_size: int = 250,
-             sampler: str = 'heun', progress: bool = False) -> Tensor:
-    "n uint8 samples (n, 3, H, W) of a teacher (`sampler`, `steps`) or a student (its own recipe) from seed `seed`: `Model.sample` (notebook 05) with the teacher's sampler filled in."
+             sampler: str = 'heun', progress: bool = False, amp: str = 'none') -> Tensor:
+    "n uint8 samples (n, 3, H, W) of a teacher (`sampler`, `steps`) or a student (its own recipe) from seed `seed`: `Model.sample` (notebook 05) with the teacher's sampler filled in; `amp` as there ('none': fp32)."
     from sferd_nb.distill import Model
-    return Model(den, _recipe(recipe, sampler)).sample(n, steps, seed=seed, batch_size=batch_size, uint8=True, progress=progress)
+    return Model(den, _recipe(recipe, sampler)).sample(n, steps, seed=seed, batch_size=batch_size, uint8=True, progress=progress,
+                                                        amp=amp)
 
 # %% ../nbs/10_eval.ipynb #f069b90f
 def _mean_or_none(v: list): return None if any(x is None for x in v) else float(np.mean(v))
@@ -388,6 +390,7 @@ def evaluate(den,                        # the denoiser to sample from (teacher,
              batch_size: int = 250,      # images per network and extractor call
              sampler: str = 'heun',      # a teacher's sampler ('heun', 'ddim', 'euler', 'ddpm'); students: their own
              progress: bool = False,     # print a line per batch and per seed
+             amp: str = 'none',          # the network's precision while sampling (`Model.sample`): 'none' fp32, 'bf16', 'auto'
             ) -> list:
     "One row per step count: fid per seed, fid_mean, fid_min, is_mean, is_std, nfe, extractor, `degenerate` flags, ... (+ 'images' of seed 0)."
     from sferd_nb.distill import Model
@@ -396,7 +399,8 @@ def evaluate(den,                        # the denoiser to sample from (teacher,
         per = []
         for s in seeds:
             t0 = time.time()
-            x = model.sample(num_samples, st, seed=s, batch_size=batch_size, uint8=True, progress=progress)   # = generate(...)
+            x = model.sample(num_samples, st, seed=s, batch_size=batch_size, uint8=True, progress=progress,
+                             amp=amp)                                    # = generate(...)
             r = fid_against(extractor, x, ref, batch_size=batch_size)
             m0 = min(batch_size, num_samples)                          # the first batch and the noise it started from
             r['degenerate'] = degenerate_flags(x[:m0], model.batch_inputs(0, m0, s)[0])
@@ -410,6 +414,7 @@ def evaluate(den,                        # the denoiser to sample from (teacher,
                          is_mean=_mean_or_none([r['is_mean'] for r, _ in per]),
                          is_std=_mean_or_none([r['is_std'] for r, _ in per]), num_samples=num_samples, seeds=list(seeds),
                          extractor=extractor.name, reference=ref.get('reference'), n_reference=ref.get('n'),
+                         amp='bf16' if autocast_dtype(amp, next(den.parameters()).device) else 'fp32',
                          degenerate=sorted({f for r, _ in per for f in r['degenerate']}), images=per[0][1]))
     return rows
 

@@ -18,7 +18,7 @@ from torch.optim.swa_utils import AveragedModel
 from .data import infinite_batches, make_loader, save_image_grid
 from .diffusion import LOSS_WEIGHTS, diffusion_loss
 from .samplers import SAMPLERS, prior_sample, sample
-from .unet import cpu_settings
+from .unet import autocast_dtype, cpu_settings
 from .runs import atomic_write, world_info
 
 # %% auto #0
@@ -233,7 +233,7 @@ class _Setup:
         self.device = p.device if p is not None else torch.device('cpu')
         cuda, cpu = self.device.type == 'cuda', self.device.type == 'cpu'
         fast = cpu_settings(config.num_workers) if cpu else {}                # notebook 03: what this CPU runs fastest
-        self.amp = torch.bfloat16 if (config.amp == 'bf16' or (config.amp == 'auto' and (cuda or fast.get('amp') == 'bf16'))) else None
+        self.amp = autocast_dtype(config.amp, self.device)              # 'auto': bf16 on CUDA and on CPUs with native bf16
         cl = config.channels_last
         self.channels_last = (cuda or fast.get('channels_last', False)) if cl == 'auto' else bool(cl)
         if cpu and fast['threads'] < torch.get_num_threads(): torch.set_num_threads(fast['threads'])   # no oversubscription

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_unet.ipynb #6c92161e
 from __future__ import annotations
-import functools, inspect, math, os
+import contextlib, functools, inspect, math, os
 from dataclasses import dataclass
 from typing import Optional, Sequence, Union
 
@@ -13,9 +13,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 # %% auto #0
-__all__ = ['UNET_CONFIGS', 'ATTENTION_PLACES', 'timestep_embedding', 'num_groups', 'group_norm', 'zero_init', 'Downsample',
-           'Upsample', 'ResBlock', 'AttentionMap', 'AttentionBlock', 'UNetLayer', 'UNet', 'build_unet', 'count_params',
-           'native_bf16', 'cpu_cores', 'cpu_settings', 'select_attention', 'attention_received']
+__all__ = ['UNET_CONFIGS', 'AMP_CHOICES', 'ATTENTION_PLACES', 'timestep_embedding', 'num_groups', 'group_norm', 'zero_init',
+           'Downsample', 'Upsample', 'ResBlock', 'AttentionMap', 'AttentionBlock', 'UNetLayer', 'UNet', 'build_unet',
+           'count_params', 'native_bf16', 'cpu_cores', 'cpu_settings', 'autocast_dtype', 'autocast_for',
+           'select_attention', 'attention_received']
 
 # %% ../nbs/03_unet.ipynb #168d87dd
 def timestep_embedding(t: Tensor, dim: int, max_period: float = 10000.) -> Tensor:
@@ -334,6 +335,20 @@ def cpu_settings(num_workers: int = 0, train: bool = True) -> dict:
     isa = native_bf16()
     threads = max(1, min(torch.get_num_threads(), cpu_cores() - max(0, num_workers)))
     return dict(amp='bf16' if isa else 'none', channels_last=not train, threads=threads, bf16_isa=isa or 'none')
+
+AMP_CHOICES = ('auto', 'bf16', 'none')
+
+def autocast_dtype(amp: str, device) -> Optional[torch.dtype]:
+    "The autocast dtype of the setting `amp` on `device`: 'bf16' -> bfloat16, 'none' -> None (fp32), 'auto' -> bfloat16 on CUDA and on CPUs with native bf16 (`cpu_settings`), else None."
+    if amp not in AMP_CHOICES: raise ValueError(f"amp must be one of {', '.join(map(repr, AMP_CHOICES))}, got {amp!r}")
+    kind = torch.device(device).type
+    if amp == 'bf16' or (amp == 'auto' and (kind == 'cuda' or (kind == 'cpu' and native_bf16()))): return torch.bfloat16
+    return None
+
+def autocast_for(amp: str, device):
+    "A context manager: `torch.autocast` with `autocast_dtype(amp, device)`, or nothing (fp32)."
+    dtype = autocast_dtype(amp, device)
+    return torch.autocast(torch.device(device).type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
 
 # %% ../nbs/03_unet.ipynb #d594f19a
 ATTENTION_PLACES = ('encoder', 'middle', 'decoder')
