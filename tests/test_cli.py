@@ -9,6 +9,8 @@ from sferd_nb.diffusion import Denoiser, get_schedule
 from sferd_nb.io import export_denoiser
 from sferd_nb.unet import build_unet
 
+from conftest import run_script
+
 BIN = Path(sys.executable).parent
 COMMANDS = ['sferd-data', 'sferd-train-teacher', 'sferd-distill', 'sferd-analyze', 'sferd-eval', 'sferd-demo']
 ENV = dict(os.environ, OMP_NUM_THREADS='1', MPLBACKEND='Agg')
@@ -50,7 +52,7 @@ def test_distill_then_eval_exit_zero_and_print_no_python_objects(tmp_path, metho
     if method == 'sferd-pd':                  # an SGP student needs its own z_sem: not a teacher, not for Eq. 8's analysis
         for cmd, args in (('sferd-analyze', ['--checkpoint', str(student), '--out', str(tmp_path / 'an')]),
                           ('sferd-distill', ['--teacher', str(student), '--out', str(tmp_path / 'd2'), '--no-progress'])):
-            r = _run(cmd, *args)
+            r = run_script(cmd, *args)                                 # in this process: the error path only
             assert r.returncode != 0 and 'Traceback' not in r.stderr, r.stderr[-2000:]
             assert r.stderr.strip().splitlines()[-1].startswith(f'{cmd}: error:') and 'SGP student' in r.stderr, r.stderr
 
