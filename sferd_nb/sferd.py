@@ -5,14 +5,14 @@
 # %% ../nbs/09_sferd.ipynb #1c971b4e
 from __future__ import annotations
 import dataclasses
-from typing import Callable
+from typing import Callable, Sequence
 
 from .distill import PD, CD, DistillMethod, combine_settings, register_method, settings_defaults
 from .guidance import GuidanceSettings, guided_teacher_wrapper
 from .semantic import SGPSettings, sgp_student_wrapper
 
 # %% auto #0
-__all__ = ['SFERD_DEFAULTS', 'SFERD_PD', 'SFERD_CD', 'sferd_method', 'seed_spread', 'fid_verdict']
+__all__ = ['SFERD_DEFAULTS', 'SFERD_PD', 'SFERD_CD', 'sferd_method', 'seed_spread', 'fid_verdict', 'training_seed_verdict']
 
 # %% ../nbs/09_sferd.ipynb #9a791765
 SFERD_DEFAULTS = {**settings_defaults(GuidanceSettings),     # Eq. 9-11 (notebook 07): psi, w, blur_sigma, attn_resolution
@@ -48,3 +48,13 @@ def fid_verdict(a: dict, b: dict, spread: float) -> str:
     "Row `a` against row `b` (each with 'fid_mean'): 'lower' or 'higher' when the means differ by more than `spread`, else 'not significant'."
     d = a['fid_mean'] - b['fid_mean']
     return 'lower' if -d > spread else 'higher' if d > spread else 'not significant'
+
+# %% ../nbs/09_sferd.ipynb #9d4b27a9
+def training_seed_verdict(a: Sequence[float], b: Sequence[float]) -> str:
+    "FIDs of row `a` against row `b`, one per training seed (pair k: both trained with seed k): 'lower' / 'higher' when every paired difference has that sign and their mean exceeds the larger range of the two rows over training seeds, else 'not significant'."
+    if len(a) != len(b) or len(a) < 2: raise ValueError(f"need the same >= 2 training seeds for both rows, got {len(a)} and {len(b)}")
+    d = [x - y for x, y in zip(a, b)]
+    m, spread = sum(d) / len(d), max(max(a) - min(a), max(b) - min(b))
+    if all(v < 0 for v in d) and -m > spread: return 'lower'
+    if all(v > 0 for v in d) and m > spread: return 'higher'
+    return 'not significant'

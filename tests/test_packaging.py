@@ -156,11 +156,11 @@ def test_readme_python_snippet_from_the_wheel(wheel_bin, tmp_path):
     nothing_written_inside(wheel_bin)
 
 
-NOTEBOOKS_FROM_THE_WHEEL = ('11_demo.ipynb',)   # reads a committed course run (course_dir); nbtest runs every notebook from the checkout
+NOTEBOOKS_FROM_THE_WHEEL = ('00_data.ipynb', '11_demo.ipynb')   # course_dir's lesson and a reader of a committed course run (the cheapest two)
 
 
 def test_notebooks_run_alone_from_the_wheel(wheel_bin, tmp_path):
-    """Issue 34: a lesson notebook copied alone into an empty folder (what Colab or a bare Jupyter has) run their default
+    """Issue 34: two lesson notebooks copied alone into an empty folder (what Colab or a bare Jupyter has) run their default
     cells with only the wheel installed; committed results come from the package (`data.course_dir`), not from a checkout."""
     import shutil
     for n in NOTEBOOKS_FROM_THE_WHEEL: shutil.copy(REPO / 'nbs' / n, tmp_path / n)
