@@ -530,7 +530,7 @@ def main_demo(argv=None) -> list:
     ap.add_argument('--extractor', choices=EXTRACTORS, help='default: auto on a GPU, the stand-in on a CPU')
     ap.add_argument('--inception-weights')
     ap.add_argument('--amp', choices=AMP_CHOICES, help="the network's precision while sampling: 'none' (default) fp32, 'bf16' "
-                    "autocast, 'auto' bf16 on CUDA and on CPUs with native bf16 (~1.3x faster on the project's CPU; FIDs shift by ~1 seed sd)")
+                    "autocast, 'auto' bf16 where native (~1.3x faster on the project's CPU; FIDs shift by up to ~1 seed sd)")
     ap.add_argument('--no-progress', action='store_true')
     a = ap.parse_args(argv)
     ov = {k: v for k, v in dict(steps_per_stage=a.steps_per_stage, num_samples=a.num_samples, amp=a.amp).items() if v is not None}

@@ -15,6 +15,7 @@ from .data import asset_path, data_dir, get_dataset, save_image_grid, to_model_r
 from .metrics import denoising_ability, evaluate, load_extractor, load_model, nfe_text, reference_stats, withhold
 from .distill import distill, get_method
 from .io import model_path
+from .unet import autocast_dtype
 from .runs import atomic_write, made_in, prepare_out, record_made, resolve_device, RUN_MARK
 
 # %% auto #0
@@ -129,6 +130,7 @@ def run_demo(out='runs/demo', *, teacher=None, preset: str = 'full', methods: Op
     twice = sorted({m for m in methods if methods.count(m) > 1})
     if twice: raise ValueError(f"method(s) {', '.join(twice)} given more than once; list each once")
     if p['num_samples'] < 2: raise ValueError(f"num_samples must be >= 2 (FID needs the covariance of the samples), got {p['num_samples']}")
+    autocast_dtype(p['amp'], 'cpu')                                  # a bad amp fails before anything is removed
     out, t_start = Path(out), time.time()
     device = resolve_device(device or 'auto')
     teacher_path = model_path(teacher) if teacher is not None else asset_path('teachers', 'cifar10_uncond')
@@ -201,7 +203,8 @@ def write_report(out: Path, rows: Sequence[dict], p: dict, teacher, preset: str,
           " on this machine and are *not* comparable with the paper's Table 1." if not ext.startswith('inception') else ''),
           f"* FID: {r0['num_samples']} samples per seed, seeds {r0['seeds']}, against the statistics of {r0['n_reference']} "
           f"images of {r0['reference']} (the published protocol: 50,000 samples x 3 seeds vs the 50,000 training images).",
-          f"* Sampling precision: {'bf16 autocast (--amp; fp32 and bf16 sampling FIDs compared in benchmarks/RESULTS.md)' if r0.get('amp') == 'bf16' else 'fp32'}.",
+          f"* Precision: distillation in {'bf16 autocast' if autocast_dtype('auto', device or 'cpu') else 'fp32'} (the Trainer's amp='auto'), sampling in "
+          f"{'bf16 autocast (--amp; fp32 and bf16 sampling FIDs compared in benchmarks/RESULTS.md)' if r0.get('sampling_amp') == 'bf16' else 'fp32'}.",
           f"* Distillation: equal budgets of {rows[-1].get('budget_steps', 0)} optimiser steps at batch {p['batch_size']} for"
           f" every method; PD halves {p['teacher_steps']} -> {p['final_steps']} steps, CD samples with {p['final_steps']} steps;"
           " '+ attention guidance' wraps the teacher in AttentionGuidedTeacher (psi 1, w 0.3, blur sigma 3);"

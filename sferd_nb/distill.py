@@ -623,7 +623,7 @@ class Model:
                batch_size: int = 250,        # images per network call
                uint8: bool = False,          # uint8 images in [0, 255] (as saved and scored) instead of floats in [-1, 1]
                progress: bool = False,       # print a line per batch
-               amp: str = 'none',            # 'none': fp32 (a checkpoint's samples do not depend on the machine); 'bf16': bf16 autocast; 'auto': bf16 on CUDA and on CPUs with native bf16 (notebook 03: ~1.7x faster there)
+               amp: str = 'none',            # 'none': fp32 (a checkpoint's samples do not depend on the machine); 'bf16': bf16 autocast; 'auto': bf16 where native (notebook 03; ~1.3x faster on the project's CPU)
               ) -> Tensor:
         """`n` images drawn with the model's own sampler.
 

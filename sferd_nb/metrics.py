@@ -414,7 +414,7 @@ def evaluate(den,                        # the denoiser to sample from (teacher,
                          is_mean=_mean_or_none([r['is_mean'] for r, _ in per]),
                          is_std=_mean_or_none([r['is_std'] for r, _ in per]), num_samples=num_samples, seeds=list(seeds),
                          extractor=extractor.name, reference=ref.get('reference'), n_reference=ref.get('n'),
-                         amp='bf16' if autocast_dtype(amp, next(den.parameters()).device) else 'fp32',
+                         sampling_amp='bf16' if autocast_dtype(amp, next(den.parameters()).device) else 'fp32',
                          degenerate=sorted({f for r, _ in per for f in r['degenerate']}), images=per[0][1]))
     return rows
 

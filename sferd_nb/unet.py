@@ -338,11 +338,17 @@ def cpu_settings(num_workers: int = 0, train: bool = True) -> dict:
 
 AMP_CHOICES = ('auto', 'bf16', 'none')
 
+def _cuda_bf16(device) -> bool:
+    "Whether the CUDA GPU computes bf16 natively (Ampere and newer; not a T4, where torch would emulate it)."
+    try: return torch.cuda.is_bf16_supported(including_emulation=False)
+    except TypeError: return torch.cuda.is_bf16_supported()              # torch < 2.4: no emulation to exclude
+
 def autocast_dtype(amp: str, device) -> Optional[torch.dtype]:
-    "The autocast dtype of the setting `amp` on `device`: 'bf16' -> bfloat16, 'none' -> None (fp32), 'auto' -> bfloat16 on CUDA and on CPUs with native bf16 (`cpu_settings`), else None."
+    "The autocast dtype of the setting `amp` on `device`: 'bf16' -> bfloat16, 'none' -> None (fp32), 'auto' -> bfloat16 on CUDA GPUs and CPUs with native bf16 (`cpu_settings`), else None."
     if amp not in AMP_CHOICES: raise ValueError(f"amp must be one of {', '.join(map(repr, AMP_CHOICES))}, got {amp!r}")
     kind = torch.device(device).type
-    if amp == 'bf16' or (amp == 'auto' and (kind == 'cuda' or (kind == 'cpu' and native_bf16()))): return torch.bfloat16
+    if amp == 'bf16': return torch.bfloat16
+    if amp == 'auto' and ((kind == 'cuda' and _cuda_bf16(device)) or (kind == 'cpu' and native_bf16())): return torch.bfloat16
     return None
 
 def autocast_for(amp: str, device):

@@ -97,12 +97,18 @@ def run_script(*args, cwd=None, process: bool = False):
     (~2 s) per call. `process=True`: the installed console script in its own process (tests/test_cli.py runs every
     command that way too)."""
     import contextlib, io, subprocess, sys, traceback
+    from pathlib import Path
     argv = [str(a) for a in args[1:]]
     if process:
         return subprocess.run([str(BIN / args[0]), *argv], capture_output=True, text=True, env=SCRIPT_ENV, cwd=cwd, timeout=600)
-    from sferd_nb import cli
+    from sferd_nb import cli, runs, train
     main = getattr(cli, COMMAND_MAINS[args[0]])
     out, err, here, code = io.StringIO(), io.StringIO(), os.getcwd(), 0
+    # what a fresh process would not inherit: held folder locks, the once-per-process settings line, threads, the RNG
+    held, announced = set(runs._HELD), set(train._ANNOUNCED)
+    threads, rng = torch.get_num_threads(), torch.get_rng_state()
+    env = {k: os.environ.get(k) for k in ('OMP_NUM_THREADS', 'MPLBACKEND')}
+    train._ANNOUNCED.clear(); os.environ.update(OMP_NUM_THREADS='1', MPLBACKEND='Agg')
     try:
         if cwd is not None: os.chdir(cwd)
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -114,6 +120,13 @@ def run_script(*args, cwd=None, process: bool = False):
                 traceback.print_exc(); code = 1
     finally:
         os.chdir(here)
+        for key in runs._HELD - held:                                  # the locks a process releases when it exits
+            runs._release(Path(key) / runs.LOCK_NAME, os.getpid()); runs._HELD.discard(key)
+        train._ANNOUNCED.clear(); train._ANNOUNCED.update(announced)
+        torch.set_num_threads(threads); torch.set_rng_state(rng)
+        for k, v in env.items():
+            if v is None: os.environ.pop(k, None)
+            else: os.environ[k] = v
     return subprocess.CompletedProcess([args[0], *argv], code, out.getvalue(), err.getvalue())
 
 

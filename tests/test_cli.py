@@ -23,10 +23,15 @@ def _run(*args, cwd=None):
 
 
 @pytest.mark.parametrize('cmd', COMMANDS)
-def test_help_exits_zero(cmd):
-    r = _run(cmd, '--help')
-    assert r.returncode == 0, r.stderr
-    assert 'usage:' in r.stdout
+def test_help_exits_zero(cmd, monkeypatch, capsys):
+    "Each console script is installed, its entry point is the `cli` function of that name, and `--help` exits 0 (in this process: the commands' own processes are run below)."
+    import importlib.metadata
+    assert (BIN / cmd).exists(), f"{BIN / cmd} is not installed: run `make install` (pip install -e .)"
+    ep = next(e for e in importlib.metadata.entry_points(group='console_scripts') if e.name == cmd)
+    assert ep.value == f"sferd_nb.cli:{cmd.replace('-', '_')}", ep.value
+    monkeypatch.setattr(sys, 'argv', [cmd, '--help'])
+    with pytest.raises(SystemExit) as e: ep.load()()                       # what the installed script calls
+    assert e.value.code == 0 and 'usage:' in capsys.readouterr().out
 
 
 @pytest.mark.parametrize('method', ['pd', 'sferd-pd', 'gdd'])

@@ -14,7 +14,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / 'tests'))
-from test_packaging import _clean_env, build_dists, make_venv   # noqa: E402  (the test's own wheel and venv helpers)
+from test_packaging import _clean_env, build_dists, make_venv, nothing_written_inside   # noqa: E402  (the test's own helpers)
 
 RUN = ("import sys; from pathlib import Path; import sferd_nb; from nbdev.test import test_nb\n"
        "assert 'site-packages' in sferd_nb.__file__, sferd_nb.__file__\n"
@@ -24,6 +24,7 @@ RUN = ("import sys; from pathlib import Path; import sferd_nb; from nbdev.test i
 
 def main(names) -> int:
     nbs = sorted(p for p in (ROOT / 'nbs').glob('[0-9]*.ipynb') if not names or any(p.stem.startswith(n) for n in names))
+    if not nbs: print(f"no notebook in nbs/ starts with {', '.join(names)}", file=sys.stderr); return 2
     work = Path(tempfile.mkdtemp(prefix='sferd_nb_wheel_'))
     try:
         _, wheel = build_dists(work / 'dist')
@@ -33,10 +34,13 @@ def main(names) -> int:
             folder = work / 'run' / nb.stem; folder.mkdir(parents=True)
             shutil.copy(nb, folder / nb.name)
             t0 = time.time()
-            r = subprocess.run([str(bin_dir / 'python'), '-c', RUN, nb.name], cwd=folder, env=_clean_env(), capture_output=True,
-                               text=True, timeout=1800)
+            try: r = subprocess.run([str(bin_dir / 'python'), '-c', RUN, nb.name], cwd=folder, env=_clean_env(),
+                                    capture_output=True, text=True, timeout=1800)
+            except subprocess.TimeoutExpired as e:
+                r = subprocess.CompletedProcess(e.cmd, 1, str(e.stdout or ''), f'timed out after {e.timeout} s')
             print(f"{nb.name:24s} {'ok' if r.returncode == 0 else 'FAILED'}  ({time.time() - t0:.0f} s)", flush=True)
             if r.returncode: failed.append(nb.name); print((r.stdout + r.stderr)[-3000:], flush=True)
+            nothing_written_inside(bin_dir)                                # the package is never written to
         print(f"{len(nbs) - len(failed)} of {len(nbs)} notebooks ran from the wheel" + (f"; failed: {', '.join(failed)}" if failed else ''))
         return 1 if failed else 0
     finally:
