@@ -535,7 +535,7 @@ def main_demo(argv=None) -> list:
     a = ap.parse_args(argv)
     ov = {k: v for k, v in dict(steps_per_stage=a.steps_per_stage, num_samples=a.num_samples, amp=a.amp).items() if v is not None}
     with user_errors('sferd-demo', a.debug):
-        check_positive(**{k: v for k, v in ov.items() if k != 'amp'})
+        check_positive(steps_per_stage=a.steps_per_stage, num_samples=a.num_samples)
         if a.ablation and a.methods: raise ValueError("give --ablation or --methods, not both")
         if a.methods is not None and not [m for m in a.methods.split(',') if m.strip()]:
             raise ValueError(f"--methods {a.methods!r} names no method; name at least one method, e.g. --methods pd,cd")

@@ -338,8 +338,8 @@ def cpu_settings(num_workers: int = 0, train: bool = True) -> dict:
 
 AMP_CHOICES = ('auto', 'bf16', 'none')
 
-def _cuda_bf16(device) -> bool:
-    "Whether the CUDA GPU computes bf16 natively (Ampere and newer; not a T4, where torch would emulate it)."
+def _cuda_bf16() -> bool:
+    "Whether this process's CUDA GPU computes bf16 natively (Ampere and newer; not a T4, where torch would emulate it)."
     try: return torch.cuda.is_bf16_supported(including_emulation=False)
     except TypeError: return torch.cuda.is_bf16_supported()              # torch < 2.4: no emulation to exclude
 
@@ -348,7 +348,7 @@ def autocast_dtype(amp: str, device) -> Optional[torch.dtype]:
     if amp not in AMP_CHOICES: raise ValueError(f"amp must be one of {', '.join(map(repr, AMP_CHOICES))}, got {amp!r}")
     kind = torch.device(device).type
     if amp == 'bf16': return torch.bfloat16
-    if amp == 'auto' and ((kind == 'cuda' and _cuda_bf16(device)) or (kind == 'cpu' and native_bf16())): return torch.bfloat16
+    if amp == 'auto' and ((kind == 'cuda' and _cuda_bf16()) or (kind == 'cpu' and native_bf16())): return torch.bfloat16
     return None
 
 def autocast_for(amp: str, device):

@@ -85,24 +85,17 @@ BIN = __import__('pathlib').Path(__import__('sys').executable).parent
 SCRIPT_ENV = dict(os.environ, OMP_NUM_THREADS='1', MPLBACKEND='Agg')
 
 
-COMMAND_MAINS = {'sferd-data': 'main_data', 'sferd-train-teacher': 'main_train_teacher', 'sferd-distill': 'main_distill',
-                 'sferd-analyze': 'main_analyze', 'sferd-eval': 'main_eval', 'sferd-demo': 'main_demo'}
-
-
-def run_script(*args, cwd=None, process: bool = False):
-    """Run console script args[0] with the other args (as strings) like a user, stdout and stderr captured; returns a
-    `subprocess.CompletedProcess`. By default in this process: the command's `cli.main_*` with the arguments as argv, in
-    `cwd`, its `SystemExit` turned into an exit status as Python's interpreter does (a message goes to stderr with status
-    1) and any other exception into a traceback on stderr with status 1; this saves a fresh interpreter and `import torch`
-    (~2 s) per call. `process=True`: the installed console script in its own process (tests/test_cli.py runs every
-    command that way too)."""
+def run_script(*args, cwd=None):
+    """Run console script args[0] (`sferd-distill`, ...) with the other args (as strings) like a user, stdout and stderr
+    captured; returns a `subprocess.CompletedProcess`. In this process, to save a fresh interpreter and `import torch`
+    (~2 s) per call: the command's `cli.COMMANDS` entry with the arguments as argv, in `cwd`, its `SystemExit` turned into
+    an exit status as Python's interpreter does (a message goes to stderr with status 1) and any other exception into a
+    traceback on stderr with status 1. tests/test_cli.py runs the installed console scripts in their own processes."""
     import contextlib, io, subprocess, sys, traceback
     from pathlib import Path
     argv = [str(a) for a in args[1:]]
-    if process:
-        return subprocess.run([str(BIN / args[0]), *argv], capture_output=True, text=True, env=SCRIPT_ENV, cwd=cwd, timeout=600)
     from sferd_nb import cli, runs, train
-    main = getattr(cli, COMMAND_MAINS[args[0]])
+    main = cli.COMMANDS[args[0].removeprefix('sferd-')]
     out, err, here, code = io.StringIO(), io.StringIO(), os.getcwd(), 0
     # what a fresh process would not inherit: held folder locks, the once-per-process settings line, threads, the RNG
     held, announced = set(runs._HELD), set(train._ANNOUNCED)

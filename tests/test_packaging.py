@@ -156,6 +156,12 @@ def test_readme_python_snippet_from_the_wheel(wheel_bin, tmp_path):
     nothing_written_inside(wheel_bin)
 
 
+# the notebooks named in argv run their default cells with the installed package (`python -c RUN_NOTEBOOKS NB...`; also
+# tools/notebooks_from_wheel.py); exit status 1 if one fails
+RUN_NOTEBOOKS = ("import sys; from pathlib import Path; import sferd_nb; from nbdev.test import test_nb\n"
+                 "assert 'site-packages' in sferd_nb.__file__ and '/nbs/' not in sferd_nb.__file__, sferd_nb.__file__\n"
+                 "ok = [test_nb(Path(f).resolve(), skip_flags=['slow', 'gpu'])[0] for f in sys.argv[1:]]\n"
+                 "sys.exit(0 if all(ok) else 'a notebook failed')")
 NOTEBOOKS_FROM_THE_WHEEL = ('00_data.ipynb', '11_demo.ipynb')   # course_dir's lesson and a reader of a committed course run (the cheapest two)
 
 
@@ -164,10 +170,6 @@ def test_notebooks_run_alone_from_the_wheel(wheel_bin, tmp_path):
     cells with only the wheel installed; committed results come from the package (`data.course_dir`), not from a checkout."""
     import shutil
     for n in NOTEBOOKS_FROM_THE_WHEEL: shutil.copy(REPO / 'nbs' / n, tmp_path / n)
-    code = ("import sys; from pathlib import Path; import sferd_nb; from nbdev.test import test_nb\n"
-            "assert 'site-packages' in sferd_nb.__file__ and '/nbs/' not in sferd_nb.__file__, sferd_nb.__file__\n"
-            "ok = [test_nb(Path(f).resolve(), skip_flags=['slow', 'gpu'])[0] for f in sys.argv[1:]]\n"
-            "sys.exit(0 if all(ok) else 'a notebook failed')")
-    _run([wheel_bin / 'python', '-c', code, *NOTEBOOKS_FROM_THE_WHEEL], cwd=tmp_path, env=_clean_env())
+    _run([wheel_bin / 'python', '-c', RUN_NOTEBOOKS, *NOTEBOOKS_FROM_THE_WHEEL], cwd=tmp_path, env=_clean_env())
     assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == '.ipynb') == sorted(NOTEBOOKS_FROM_THE_WHEEL)
     nothing_written_inside(wheel_bin)

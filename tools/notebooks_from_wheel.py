@@ -14,12 +14,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / 'tests'))
-from test_packaging import _clean_env, build_dists, make_venv, nothing_written_inside   # noqa: E402  (the test's own helpers)
-
-RUN = ("import sys; from pathlib import Path; import sferd_nb; from nbdev.test import test_nb\n"
-       "assert 'site-packages' in sferd_nb.__file__, sferd_nb.__file__\n"
-       "ok, secs = test_nb(Path(sys.argv[1]).resolve(), skip_flags=['slow', 'gpu'])\n"
-       "sys.exit(0 if ok else 'failed')")
+from test_packaging import RUN_NOTEBOOKS, _clean_env, build_dists, make_venv, nothing_written_inside   # noqa: E402  (the test's own helpers)
 
 
 def main(names) -> int:
@@ -34,7 +29,7 @@ def main(names) -> int:
             folder = work / 'run' / nb.stem; folder.mkdir(parents=True)
             shutil.copy(nb, folder / nb.name)
             t0 = time.time()
-            try: r = subprocess.run([str(bin_dir / 'python'), '-c', RUN, nb.name], cwd=folder, env=_clean_env(),
+            try: r = subprocess.run([str(bin_dir / 'python'), '-c', RUN_NOTEBOOKS, nb.name], cwd=folder, env=_clean_env(),
                                     capture_output=True, text=True, timeout=1800)
             except subprocess.TimeoutExpired as e:
                 r = subprocess.CompletedProcess(e.cmd, 1, str(e.stdout or ''), f'timed out after {e.timeout} s')
