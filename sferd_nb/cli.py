@@ -520,8 +520,11 @@ def main_demo(argv=None) -> list:
                         "(FID / IS with the named extractor, denoising l2) and report.")
     ap.add_argument('--out', default='runs/demo')
     ap.add_argument('--teacher', help=f'teacher dir (default: the course teacher, {default_teacher()})')
-    ap.add_argument('--quick', action='store_true', help='tiny budgets (seconds; for tests)')
-    ap.add_argument('--methods', help=f"comma-separated subset of {','.join(ABLATION + BEYOND)} (default: {','.join(PRESETS['full']['methods'])})")
+    ap.add_argument('--preset', choices=list(PRESETS), help="budgets: 'demo' (default, what `make demo` runs; under "
+                    "5 minutes on 2 CPU cores), 'full' (the course protocol of notebooks 09 and 12: twice the optimiser steps), "
+                    "'quick' (seconds; for tests)")
+    ap.add_argument('--quick', action='store_true', help='the same as --preset quick')
+    ap.add_argument('--methods', help=f"comma-separated subset of {','.join(ABLATION + BEYOND)} (default: {','.join(PRESETS['demo']['methods'])})")
     ap.add_argument('--ablation', action='store_true', help='all eight: PD / CD with attention guidance, SGP, both (SFERD)')
     ap.add_argument('--gdd', action='store_true', help="add GDD (one step, GAN; notebook 12) as one more row, e.g. the ninth of --ablation")
     ap.add_argument('--steps-per-stage', type=int, help='override the optimiser steps per PD stage (CD: x stages)')
@@ -536,15 +539,17 @@ def main_demo(argv=None) -> list:
     ov = {k: v for k, v in dict(steps_per_stage=a.steps_per_stage, num_samples=a.num_samples, amp=a.amp).items() if v is not None}
     with user_errors('sferd-demo', a.debug):
         check_positive(steps_per_stage=a.steps_per_stage, num_samples=a.num_samples)
+        if a.quick and a.preset not in (None, 'quick'): raise ValueError(f"--quick means --preset quick; drop one of --quick and --preset {a.preset}")
+        preset = 'quick' if a.quick else a.preset or 'demo'
         if a.ablation and a.methods: raise ValueError("give --ablation or --methods, not both")
         if a.methods is not None and not [m for m in a.methods.split(',') if m.strip()]:
             raise ValueError(f"--methods {a.methods!r} names no method; name at least one method, e.g. --methods pd,cd")
         methods = list(ABLATION) if a.ablation else [m.strip() for m in a.methods.split(',') if m.strip()] if a.methods else None
         if a.gdd:
-            methods = list(methods or PRESETS['quick' if a.quick else 'full']['methods'])
+            methods = list(methods or PRESETS[preset]['methods'])
             if 'gdd' in methods: raise ValueError("--gdd adds 'gdd'; it is already in --methods, drop one of them")
             methods.append('gdd')
-        rows = run_demo(a.out, teacher=a.teacher, preset='quick' if a.quick else 'full', methods=methods,
+        rows = run_demo(a.out, teacher=a.teacher, preset=preset, methods=methods,
                         seed=a.seed, extractor=a.extractor, inception_weights=a.inception_weights, progress=not a.no_progress, device=a.device, **ov)
     print(format_table(rows))
     return rows

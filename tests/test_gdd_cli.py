@@ -101,6 +101,16 @@ def test_demo_gdd_row_has_the_same_budget_and_one_step(tmp_path):
     assert (out / r['gdd']['grid']).exists()
 
 
+def test_demo_presets():
+    "`make demo`'s preset is the course protocol (`full`, notebooks 09 and 12) at half its budget: the same training, sampling and FID settings."
+    from sferd_nb.demo import PRESETS, run_demo
+    import inspect
+    assert inspect.signature(run_demo).parameters['preset'].default == 'demo'
+    halved = ('steps_per_stage', 'denoise_images')
+    assert {k: v for k, v in PRESETS['demo'].items() if k not in halved} == {k: v for k, v in PRESETS['full'].items() if k not in halved}
+    assert all(2 * PRESETS['demo'][k] == PRESETS['full'][k] for k in halved)
+
+
 def test_demo_gdd_flag(tmp_path, monkeypatch):
     "--ablation --gdd: the paper's eight rows and GDD as the ninth; ABLATION itself stays the paper's eight; bad input is one line."
     from sferd_nb import cli
@@ -112,8 +122,11 @@ def test_demo_gdd_flag(tmp_path, monkeypatch):
     cli.main_demo(['--ablation', '--gdd', '--out', str(tmp_path / 'a')])
     cli.main_demo(['--quick', '--gdd', '--out', str(tmp_path / 'b')])
     cli.main_demo(['--methods', 'cd,gdd', '--out', str(tmp_path / 'c')])
-    assert seen == [('full', list(ABLATION) + ['gdd']), ('quick', list(PRESETS['quick']['methods']) + ['gdd']),
-                    ('full', ['cd', 'gdd'])]
+    cli.main_demo(['--preset', 'full', '--gdd', '--out', str(tmp_path / 'e')])
+    assert seen == [('demo', list(ABLATION) + ['gdd']), ('quick', list(PRESETS['quick']['methods']) + ['gdd']),
+                    ('demo', ['cd', 'gdd']), ('full', list(PRESETS['full']['methods']) + ['gdd'])]
+    with pytest.raises(SystemExit, match="--quick means --preset quick"):
+        cli.main_demo(['--quick', '--preset', 'full', '--out', str(tmp_path / 'f')])
     with pytest.raises(SystemExit, match="already in --methods"):
         cli.main_demo(['--methods', 'gdd', '--gdd', '--out', str(tmp_path / 'd')])
 
