@@ -6,7 +6,7 @@
 #      --method sferd-pd | sferd-cd | gdd` for SMOKE_STEPS steps per stage, then `sferd-eval` of each student):
 #      `imagenet64` (296 M parameters, class-conditional; a stand-in ImageNet-64 in the official npz format) at batch
 #      SMOKE_BATCH_IN64, then `cifar10` (35.7 M) at batch 128 — the cost of the recipes, not their quality;
-#   3. `sferd-demo --device cuda` (teacher, PD, SFERD-PD, CD, SFERD-CD), timed;
+#   3. `sferd-demo --preset full --device cuda` (teacher, PD, SFERD-PD, CD, SFERD-CD; the preset of the recorded GPU timings), timed;
 #   4. the distillation step at the `cifar10` config, plain and SFERD-wrapped (guided teacher + SGP student), same process;
 #   5. notebook 04's `#| gpu` cell (nbdev_test --flags gpu), where nbdev imports;
 #   6. the default suite with the GPU visible.
@@ -38,7 +38,7 @@ for cfg in imagenet64 cifar10; do
     --batch $batch --eval-samples 64 --out "$RUNS/smoke"
   cp "$RUNS/smoke/$cfg/smoke.json" "$OUT/smoke_$cfg.json" 2>/dev/null
 done
-step demo 150 python3 -m sferd_nb demo --out "$RUNS/demo" --device cuda --no-progress
+step demo 150 python3 -m sferd_nb demo --preset full --out "$RUNS/demo" --device cuda --no-progress
 cp "$RUNS/demo/report.md" "$OUT/demo_report.md" 2>/dev/null
 step distill_step 90 python3 benchmarks/distill_step.py --configs cifar10 --batch 128 --methods pd cd --device cuda --steps 10 --warmup 3 --guided --sgp --compare
 python3 -c "import nbdev" 2>/dev/null && step nb04_gpu 60 nbdev_test --flags gpu --path nbs/04_train.ipynb

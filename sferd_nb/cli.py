@@ -520,8 +520,8 @@ def main_demo(argv=None) -> list:
                         "(FID / IS with the named extractor, denoising l2) and report.")
     ap.add_argument('--out', default='runs/demo')
     ap.add_argument('--teacher', help=f'teacher dir (default: the course teacher, {default_teacher()})')
-    ap.add_argument('--preset', choices=list(PRESETS), help="budgets: 'demo' (default, what `make demo` runs; under "
-                    "5 minutes on 2 CPU cores), 'full' (the course protocol of notebooks 09 and 12: twice the optimiser steps), "
+    ap.add_argument('--preset', choices=list(PRESETS), help="budgets: 'demo' (default, what `make demo` runs; about "
+                    "4 minutes on 2 CPU cores with native bf16), 'full' (the course protocol of notebooks 09 and 12: twice the optimiser steps), "
                     "'quick' (seconds; for tests)")
     ap.add_argument('--quick', action='store_true', help='the same as --preset quick')
     ap.add_argument('--methods', help=f"comma-separated subset of {','.join(ABLATION + BEYOND)} (default: {','.join(PRESETS['demo']['methods'])})")
