@@ -25,10 +25,11 @@ __all__ = ['PRESETS', 'ABLATION', 'BEYOND', 'METHOD_NAMES', 'default_teacher', '
 # %% ../nbs/11_demo.ipynb #1d86cba4
 PRESETS = {
     'full': dict(teacher_steps=4, final_steps=2, steps_per_stage=80, batch_size=16, num_samples=500, seeds=(0,),
-                 ref_images=None, denoise_images=200, latent_dim=128, latent_steps=300, amp='none',
+                 ref_images=None, denoise_images=200, latent_dim=128, latent_steps=300, amp='none', sgp_budget='shared',
                  methods=('pd', 'sferd-pd', 'cd', 'sferd-cd')),
     'quick': dict(teacher_steps=2, final_steps=1, steps_per_stage=2, batch_size=4, num_samples=16, seeds=(0,),
-                  ref_images=200, denoise_images=16, latent_dim=16, latent_steps=4, amp='none', methods=('pd', 'pd+ag', 'cd', 'cd+ag')),
+                  ref_images=200, denoise_images=16, latent_dim=16, latent_steps=4, amp='none', sgp_budget='shared',
+                  methods=('pd', 'pd+ag', 'cd', 'cd+ag')),
 }
 PRESETS = {'demo': dict(PRESETS['full'], steps_per_stage=40, denoise_images=100), **PRESETS}   # `make demo`: `full` at half the budget
 ABLATION = ('pd', 'pd+ag', 'pd+sgp', 'sferd-pd', 'cd', 'cd+ag', 'cd+sgp', 'sferd-cd')   # the paper's ablation (--ablation)
@@ -57,8 +58,11 @@ def distill_method(teacher, dataset, method: str, out_dir, p: dict, *, seed: int
                     sample_every=0, ckpt_every=10 ** 9)
     n_stages = len(get_method('pd').stages(dict(settings, ratio=2)))
     budget = p['steps_per_stage'] * n_stages                                        # equal total optimiser steps
-    runs = len(m.stages(dict(settings, ratio=2))) + (student_wrapper is not None or m.student_wrapper is not None)
-    per_stage = budget // runs                                  # PD: per stage (+ the SGP stage); CD, GDD (one G+D step each): all
+    sgp = student_wrapper is not None or m.student_wrapper is not None
+    runs = len(m.stages(dict(settings, ratio=2))) + sgp
+    if sgp and p['sgp_budget'] == 'extra':                      # equal base steps: the SGP stage comes on top of the base budget
+        per_stage = budget // (runs - 1); budget = per_stage * runs
+    else: per_stage = budget // runs                            # equal total steps. PD: per stage (+ the SGP stage); CD, GDD: all
     t0 = time.time()
     dirs = distill(teacher, dataset, out_dir, method=base, max_steps=per_stage, log_every=max(1, budget // 10),
                    progress=progress, teacher_wrapper=teacher_wrapper, student_wrapper=student_wrapper,
@@ -132,6 +136,8 @@ def run_demo(out='runs/demo', *, teacher=None, preset: str = 'demo', methods: Op
     if twice: raise ValueError(f"method(s) {', '.join(twice)} given more than once; list each once")
     if p['num_samples'] < 2: raise ValueError(f"num_samples must be >= 2 (FID needs the covariance of the samples), got {p['num_samples']}")
     autocast_dtype(p['amp'], 'cpu')                                  # a bad amp fails before anything is removed
+    if p['sgp_budget'] not in ('shared', 'extra'):
+        raise ValueError(f"sgp_budget must be 'shared' (the SGP stage inside the budget: equal total steps) or 'extra' (on top: equal base steps), got {p['sgp_budget']!r}")
     out, t_start = Path(out), time.time()
     device = resolve_device(device or 'auto')
     teacher_path = model_path(teacher) if teacher is not None else asset_path('teachers', 'cifar10_uncond')
@@ -196,6 +202,7 @@ def write_report(out: Path, rows: Sequence[dict], p: dict, teacher, preset: str,
     import platform
     ext = rows[0]['extractor']
     r0 = rows[0]
+    sgp_where = "on top of the base method's budget (equal base steps)" if p.get('sgp_budget') == 'extra' else 'inside the same budget'
     md = [f"# sferd_nb demo ({preset})", "",
           f"Teacher `{teacher}`; seed {seed}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
           f"{_device_name(device)}, torch {torch.__version__}; total {seconds:.0f}s.", "",
@@ -206,10 +213,11 @@ def write_report(out: Path, rows: Sequence[dict], p: dict, teacher, preset: str,
           f"images of {r0['reference']} (the published protocol: 50,000 samples x 3 seeds vs the 50,000 training images).",
           f"* Precision: distillation in {'bf16 autocast' if autocast_dtype('auto', device or 'cpu') else 'fp32'} (the Trainer's amp='auto'), sampling in "
           f"{'bf16 autocast (--amp; fp32 and bf16 sampling FIDs compared in benchmarks/RESULTS.md)' if r0.get('sampling_amp') == 'bf16' else 'fp32'}.",
-          f"* Distillation: equal budgets of {rows[-1].get('budget_steps', 0)} optimiser steps at batch {p['batch_size']} for"
+          f"* Distillation: equal budgets of {min([r.get('budget_steps', 0) for r in rows[1:]] or [0])} optimiser steps at batch {p['batch_size']} for"
           f" every method; PD halves {p['teacher_steps']} -> {p['final_steps']} steps, CD samples with {p['final_steps']} steps;"
           " '+ attention guidance' wraps the teacher in AttentionGuidedTeacher (psi 1, w 0.3, blur sigma 3);"
-          f" '+ SGP' trains the semantic gradient predictor on the final student in one more stage inside the same budget"
+          f" '+ SGP' trains the semantic gradient predictor on the final student in one more stage "
+          f"{sgp_where}"
           f" (z_sem of {p.get('latent_dim')} numbers, latent sampler {p.get('latent_steps')} steps); SFERD = both."
           + (" 'GDD (one step, GAN)' (notebook 12): the teacher's network as a one-step generator trained with a GAN loss only"
              " (GDD-I freezing, GDD's projected discriminator on the teacher's encoder, lazy R1) for the same number of optimiser steps, each"

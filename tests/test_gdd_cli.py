@@ -111,6 +111,24 @@ def test_demo_presets():
     assert all(2 * PRESETS['demo'][k] == PRESETS['full'][k] for k in halved)
 
 
+def test_demo_sgp_budget(tmp_path, monkeypatch):
+    "sgp_budget: 'shared' (the SGP stage inside the base method's budget: equal total steps) or 'extra' (on top: equal base steps)."
+    from sferd_nb import demo
+    seen = {}
+    monkeypatch.setattr(demo, 'distill', lambda teacher, ds, out, *, method, max_steps, **k: seen.update({out.name: max_steps}) or [out])
+    got = {}
+    for m in ('pd', 'sferd-pd', 'cd', 'sferd-cd'):
+        for mode in ('shared', 'extra'):
+            budget = demo.distill_method(None, None, m, tmp_path / f'{m}_{mode}', dict(demo.PRESETS['full'], sgp_budget=mode))[2]
+            got[m, mode] = (seen[f'{m}_{mode}'], budget)                  # (steps per stage, total optimiser steps)
+    assert got == {('pd', 'shared'): (80, 80), ('pd', 'extra'): (80, 80), ('cd', 'shared'): (80, 80), ('cd', 'extra'): (80, 80),
+                   ('sferd-pd', 'shared'): (40, 80), ('sferd-pd', 'extra'): (80, 160),
+                   ('sferd-cd', 'shared'): (40, 80), ('sferd-cd', 'extra'): (80, 160)}, got
+    with pytest.raises(ValueError, match="sgp_budget must be 'shared'"):
+        demo.run_demo(tmp_path / 'out', sgp_budget='both', progress=False)
+    assert not (tmp_path / 'out').exists()
+
+
 def test_demo_gdd_flag(tmp_path, monkeypatch):
     "--ablation --gdd: the paper's eight rows and GDD as the ninth; ABLATION itself stays the paper's eight; bad input is one line."
     from sferd_nb import cli
@@ -140,8 +158,9 @@ from sferd_nb.data import ImageDataset, load_cifar10_subset
 setup_distributed("cpu")                      # gloo on the CPU, also where a GPU is visible
 d = load_cifar10_subset()
 ds = ImageDataset(d['x_train'][:64], labels=d['y_train'][:64], num_classes=10)
-D.distill(load_denoiser(sys.argv[1]), ds, sys.argv[2], method='gdd', disc=sys.argv[3], d_channels=16, r1_every=2, max_steps=3, batch_size=8,
-          progress=False, ckpt_every=0, sample_every=-1, train_kw=dict(amp='none'))   # fp32 (bf16 sums depend on the split); ckpt 0: the final checkpoint (G, EMA, D, D's Adam) is kept
+for disc in sys.argv[3].split(','):           # one launch for every discriminator (each run seeds itself)
+    D.distill(load_denoiser(sys.argv[1]), ds, f'{sys.argv[2]}/{disc}', method='gdd', disc=disc, d_channels=16, r1_every=2, max_steps=3,
+              batch_size=8, progress=False, ckpt_every=0, sample_every=-1, train_kw=dict(amp='none'))   # fp32 (bf16 sums depend on the split); ckpt 0: the final checkpoint (G, EMA, D, D's Adam) is kept
 dist.destroy_process_group() if dist.is_initialized() else None
 '''
 
@@ -152,13 +171,22 @@ def _pre_bn_bias(name) -> bool:
     return bool(m) and int(m.group(1)) % 3 == 0
 
 
-@pytest.mark.parametrize('disc', ['projected', 'resnet', 'teacher'])
-def test_gdd_ddp_equals_single_process(tmp_path, disc):
-    """2 gloo processes x 4 = 1 process x 8: G (and its EMA), D and D's Adam agree to float tolerance. Latents, DiffAugment and
-    the teacher-feature D's noise are drawn for the global batch (each rank its [rank::world] share) and the projected D's
-    BatchNorm takes global-batch statistics, so the runs see the same numbers; only the order of float additions differs (per-rank means averaged by all_reduce vs one mean of 8), hence not bit-exact."""
+DISCS = ('projected', 'resnet', 'teacher')
+
+
+def test_gdd_ddp_equals_single_process(tmp_path):
+    """For every discriminator, 2 gloo processes x 4 = 1 process x 8: G (and its EMA), D and D's Adam agree to float tolerance.
+    Latents, DiffAugment and the teacher-feature D's noise are drawn for the global batch (each rank its [rank::world] share)
+    and the projected D's BatchNorm takes global-batch statistics, so the runs see the same numbers; only the order of float
+    additions differs (per-rank means averaged by all_reduce vs one mean of 8), hence not bit-exact. One launch of each kind
+    runs the three discriminators in turn (three interpreters instead of nine)."""
     t = _teacher(tmp_path)
-    one, two = _one_and_two_processes(_WORKER, tmp_path, t, disc)
+    one, two = _one_and_two_processes(_WORKER, tmp_path, t, ','.join(DISCS))
+    for disc in DISCS: _check_gdd_ddp(one / disc, two / disc, t, disc)
+
+
+def _check_gdd_ddp(one, two, t, disc):
+    "The checkpoints of the 1-process and the 2-process GDD runs with discriminator `disc` agree (see the test above)."
     # the projected D's BatchNorm sums the statistics over ranks where one process calls torch's kernel: they round apart by
     # ~1e-7, and Adam's first steps (update ~ lr * sign(g)) amplify a sign flip of a near-zero gradient up to lr = 1e-4;
     # GlobalBatchNorm2d itself is exact (float64, test_global_batch_norm_is_one_process_batch_norm)
@@ -173,9 +201,9 @@ def test_gdd_ddp_equals_single_process(tmp_path, disc):
     # (1 / sqrt(var + eps)): D's last gradients then agree to ~1e-3 relative, not 1e-5. One D step from the same weights agrees
     # to 1e-4 (test_projected_d_gradients_are_one_process_gradients).
     a, b = load_checkpoint(one / 'gdd'), load_checkpoint(two / 'gdd')
-    assert a['step'] == b['step'] == 3
+    assert a['step'] == b['step'] == 3, disc
     ta = {f'net.{k}': v for k, v in load_denoiser(t).net.state_dict().items()}
-    assert any(k in ta and not torch.equal(v, ta[k]) for k, v in a['model'].items()), 'G did not train'
+    assert any(k in ta and not torch.equal(v, ta[k]) for k, v in a['model'].items()), f'G did not train ({disc})'
     pairs = [('G', a['model'], b['model']), ('EMA', a['ema'], b['ema']), ('D', a['extra'], b['extra'])]
     ka = a['extra']['_extra_state']['d_opt']['state']; kb = b['extra']['_extra_state']['d_opt']['state']
     assert ka and ka.keys() == kb.keys()
@@ -185,12 +213,12 @@ def test_gdd_ddp_equals_single_process(tmp_path, disc):
     assert len(d_names) == len(ka), (len(d_names), len(ka))
     for what, u, v in pairs:
         ts = [k for k in u if isinstance(u[k], torch.Tensor)]
-        assert ts and sorted(ts) == sorted(k for k in v if isinstance(v[k], torch.Tensor)), what
+        assert ts and sorted(ts) == sorted(k for k in v if isinstance(v[k], torch.Tensor)), (disc, what)
         if disc == 'projected' and what.startswith('D Adam'):   # the last gradients (beta1 = 0): relative, see below
             if _pre_bn_bias(d_names[int(what.split()[2].split('.')[0])]): continue
             bad = {k: d for k in ts if (d := ((u[k] - v[k]).abs().max() / u[k].abs().max().clamp_min(1e-6)).item()) > 2e-2}
         else: bad = {k: d for k in ts if (d := (u[k].float() - v[k].float()).abs().max().item()) > lim(k)}
-        assert not bad, (what, bad)
+        assert not bad, (disc, what, bad)
 
 
 def _timm_importable() -> bool:
