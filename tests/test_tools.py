@@ -205,3 +205,22 @@ def test_fullsize_smoke_standin_imagenet64_is_the_official_format(tmp_path):
     assert int(tr.labels.max()) == 9 and (tr.images[:, :, ::2, ::2] == sub.images).all()
     (tmp_path / 'log').write_text('step 1\nstudents: /a/stage0_1steps, /a/sgp\n')
     assert mod.students(tmp_path / 'log') == [Path('/a/stage0_1steps'), Path('/a/sgp')]
+
+
+def test_time_estimates_are_the_stated_times_and_are_written_where_missing(tmp_path, capsys):
+    "Issue 34, item 6: every lesson's time line is the estimate of tools/time_estimates.py (reading pace + default run)."
+    te = load_script('tools/time_estimates.py')
+    assert te.main(['--check']) == 0, capsys.readouterr().err
+    md = lambda s: dict(cell_type='markdown', source=s, metadata={})
+    code = lambda s: dict(cell_type='code', source=s, metadata={}, outputs=[], execution_count=None)
+    nb = dict(nbformat=4, nbformat_minor=5, metadata={}, cells=[
+        md('**What you will learn**\n\n- one thing\n- another\n  on two lines\n\nMore text.'),
+        md(' '.join(['word'] * 600)), code('x = 1\n' * 100), code('#| hide\n' + 'y = 2\n' * 500)])
+    e = te.estimate(nb, 'lesson')
+    assert (e['words'], e['code_lines'], e['minutes']) == (612, 100, 10), e     # 612 / 150 + 100 / 20 = 9.1 -> 10
+    (tmp_path / 'lesson.ipynb').write_text(json.dumps(nb))
+    assert te.main(['--check', '--nbs', str(tmp_path)]) == 1                     # no time line yet
+    assert te.main(['--write', '--nbs', str(tmp_path)]) == 0 and te.main(['--check', '--nbs', str(tmp_path)]) == 0
+    first = ''.join(json.loads((tmp_path / 'lesson.ipynb').read_text())['cells'][0]['source'])
+    assert first == ('**What you will learn**\n\n- one thing\n- another\n  on two lines\n\n'
+                     '*Time: ~10 minutes (reading + default run).*\n\nMore text.'), first
