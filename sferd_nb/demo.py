@@ -60,7 +60,7 @@ def distill_method(teacher, dataset, method: str, out_dir, p: dict, *, seed: int
     budget = p['steps_per_stage'] * n_stages                                        # equal total optimiser steps
     sgp = student_wrapper is not None or m.student_wrapper is not None
     runs = len(m.stages(dict(settings, ratio=2))) + sgp
-    if sgp and p['sgp_budget'] == 'extra':                      # equal base steps: the SGP stage comes on top of the base budget
+    if sgp and p.get('sgp_budget', 'shared') == 'extra':        # equal base steps: the SGP stage comes on top of the base budget
         per_stage = budget // (runs - 1); budget = per_stage * runs
     else: per_stage = budget // runs                            # equal total steps. PD: per stage (+ the SGP stage); CD, GDD: all
     t0 = time.time()
@@ -202,7 +202,8 @@ def write_report(out: Path, rows: Sequence[dict], p: dict, teacher, preset: str,
     import platform
     ext = rows[0]['extractor']
     r0 = rows[0]
-    sgp_where = "on top of the base method's budget (equal base steps)" if p.get('sgp_budget') == 'extra' else 'inside the same budget'
+    sgp_where = ("on top of the base method's budget (equal base steps: one more stage of the base method's per-stage steps)"
+                 if p.get('sgp_budget') == 'extra' else 'inside the same budget')
     md = [f"# sferd_nb demo ({preset})", "",
           f"Teacher `{teacher}`; seed {seed}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
           f"{_device_name(device)}, torch {torch.__version__}; total {seconds:.0f}s.", "",
@@ -213,7 +214,7 @@ def write_report(out: Path, rows: Sequence[dict], p: dict, teacher, preset: str,
           f"images of {r0['reference']} (the published protocol: 50,000 samples x 3 seeds vs the 50,000 training images).",
           f"* Precision: distillation in {'bf16 autocast' if autocast_dtype('auto', device or 'cpu') else 'fp32'} (the Trainer's amp='auto'), sampling in "
           f"{'bf16 autocast (--amp; fp32 and bf16 sampling FIDs compared in benchmarks/RESULTS.md)' if r0.get('sampling_amp') == 'bf16' else 'fp32'}.",
-          f"* Distillation: equal budgets of {min([r.get('budget_steps', 0) for r in rows[1:]] or [0])} optimiser steps at batch {p['batch_size']} for"
+          f"* Distillation: equal {'base ' if p.get('sgp_budget') == 'extra' else ''}budgets of {min([r.get('budget_steps', 0) for r in rows[1:]] or [0])} optimiser steps at batch {p['batch_size']} for"
           f" every method; PD halves {p['teacher_steps']} -> {p['final_steps']} steps, CD samples with {p['final_steps']} steps;"
           " '+ attention guidance' wraps the teacher in AttentionGuidedTeacher (psi 1, w 0.3, blur sigma 3);"
           f" '+ SGP' trains the semantic gradient predictor on the final student in one more stage "

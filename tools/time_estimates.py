@@ -73,6 +73,8 @@ def main(argv=None) -> int:
     bad = []
     for p in sorted(a.nbs.glob('*.ipynb')):
         nb = json.loads(p.read_text()); e = estimate(nb, p.stem); s = stated(nb)
+        lines = sum(len(LINE.findall(_src(c))) for c in nb['cells'])
+        if lines > 1: bad.append(f"{p.name}: {lines} time lines; keep one")
         print(f"{p.stem:14s} {e['words']:6d} words {e['code_lines']:5d} code lines {e['run_s']:4d} s run -> ~{e['minutes']:3d} min; stated {s}")
         if a.write and write(nb, e['minutes']):
             p.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
