@@ -130,6 +130,7 @@ def run_demo(out='runs/demo', *, teacher=None, preset: str = 'demo', methods: Op
     if preset not in PRESETS: raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     p = dict(PRESETS[preset], **overrides)
     methods = list(methods or p['methods'])
+    p['methods'] = tuple(methods)                                   # results.json records what ran
     bad = [m for m in methods if m not in METHOD_NAMES or m == 'teacher']
     if bad: raise ValueError(f"unknown demo method(s) {bad}; choose from {', '.join(ABLATION + BEYOND)}")
     twice = sorted({m for m in methods if methods.count(m) > 1})
