@@ -111,9 +111,9 @@ def test_eval_of_a_real_model_is_not_flagged():
     from sferd_nb.metrics import degenerate_flags
     t = sferd_nb.load('cifar10_uncond', 'cpu')
     for steps in (1, 2, 4):                                          # the course teacher, even where its samples are poor
-        assert degenerate_flags(t.sample(64, steps, uint8=True), t.batch_inputs(0, 64)[0]) == [], steps
-    x = t.sample(64, 4, uint8=True)
-    assert degenerate_flags(x[:1].repeat(64, 1, 1, 1)) == ['collapsed']        # one image 64 times
+        x = t.sample(64, steps, uint8=True)
+        assert degenerate_flags(x, t.batch_inputs(0, 64)[0]) == [], steps
+    assert degenerate_flags(x[:1].repeat(64, 1, 1, 1)) == ['collapsed']        # one 4-step image 64 times
 
 
 # --- 4, 6: one job per folder; temporary files follow no link ---------------------------------------------------------
