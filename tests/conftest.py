@@ -12,7 +12,23 @@ def pytest_configure(config):
     config.addinivalue_line('markers', 'slow: longer than a minute; run with `-m slow`')
 
 
+# The longest tests (`pytest --durations`, two workers beside the notebooks, 2026-12-06), run first: with `--dist worksteal`
+# the workers then finish together instead of one core waiting on a long test that happened to be collected last.
+LONGEST_FIRST = ('test_docs.py::test_site_in_browser', 'test_packaging.py::test_readme_python_snippet_from_the_wheel',
+                 'test_packaging.py::test_readme_quick_start_from_the_wheel', 'test_tools.py::test_fullsize_smoke_script_end_to_end',
+                 'test_gdd_cli.py::test_gdd_ddp_equals_single_process', 'test_semantic.py::test_ddp_equals_single_process',
+                 'test_train.py::test_overfit_one_batch', 'test_trust_runs.py::test_eval_of_a_real_model_is_not_flagged',
+                 'test_packaging.py::test_notebooks_run_alone_from_the_wheel', 'test_train.py::test_big_configs_one_step',
+                 'test_cli.py::test_distill_then_eval', 'test_gdd_cli.py::test_gdd_cli_resume_is_exact_and_samples',
+                 'test_distill.py::test_ddp_equals_single_process', 'test_semantic.py::test_cli_semantic_pd_exports_and_generates')
+
+
+def _longest_first(item) -> int:
+    return next((i for i, k in enumerate(LONGEST_FIRST) if k in item.nodeid), len(LONGEST_FIRST))
+
+
 def pytest_collection_modifyitems(config, items):
+    items.sort(key=_longest_first)                                   # stable: the rest keep their order
     if torch.cuda.is_available() or os.environ.get('SFERD_GPU_TEST_DEVICE') == 'cpu': return   # 'cpu': the suite's dry run
     skip = pytest.mark.skip(reason='no CUDA GPU visible (the gpu suite runs with `make test-gpu` on a GPU machine)')
     for item in items:
