@@ -66,6 +66,23 @@ def export_tiny_teacher(path, *, cond: bool = False, model_channels: int = 16, n
     return export_denoiser(Denoiser(net, get_schedule('edm'), parameterization=param), path, config=dict(data='cifar10-subset'))
 
 
+@pytest.fixture(scope='session')
+def teacher(tmp_path_factory):
+    "The default `export_tiny_teacher` export, made once per test session (worker): the commands only read it."
+    return export_tiny_teacher(tmp_path_factory.mktemp('t') / 'teacher')
+
+
+def write_nb(path, cells: list):
+    "A notebook at `path` from `cells`: a string is a code cell, ('md', text) a markdown cell; returns the path."
+    import json
+    from pathlib import Path
+    def cell(c):
+        if isinstance(c, tuple): return dict(cell_type='markdown', source=c[1], metadata={})
+        return dict(cell_type='code', source=c, metadata={}, outputs=[], execution_count=None)
+    Path(path).write_text(json.dumps(dict(nbformat=4, nbformat_minor=5, metadata={}, cells=[cell(c) for c in cells])))
+    return Path(path)
+
+
 def small_dataset(n: int = 64):
     "The first `n` training images of the embedded CIFAR-10 subset, as an ImageDataset."
     from sferd_nb.data import ImageDataset, load_cifar10_subset
@@ -94,6 +111,42 @@ def one_and_two_processes(worker: str, tmp_path, *args) -> tuple:
     outs = [p.communicate(timeout=300) for p in ps]
     assert all(p.returncode == 0 for p in ps), [o[1][-2000:] for o in outs]
     return tmp_path / 'one', tmp_path / 'two'
+
+
+# One distillation worker for the DDP equality tests (PD / CD, PD + SGP / SFERD-PD, GDD): argv = teacher, out folder, and a
+# JSON {run name: distill() keywords}; each run goes to out/<name>, on the first `n_images` training images (default 64),
+# in fp32 (bf16 sums depend on how the batch is split). `sgp_wrapper`: keywords of `semantic.sgp_student_wrapper`.
+DISTILL_WORKER = r'''
+import json, sys, torch.distributed as dist
+from sferd_nb import distill as D
+from sferd_nb.data import ImageDataset, load_cifar10_subset
+from sferd_nb.io import load_denoiser
+from sferd_nb.train import setup_distributed
+setup_distributed("cpu")                      # gloo on the CPU, also where a GPU is visible
+D.load_method_modules()                       # sferd-pd, sferd-cd, gdd
+d = load_cifar10_subset()
+for name, kw in json.loads(sys.argv[3]).items():     # one launch for every run (each run seeds itself)
+    n = kw.pop('n_images', 64)
+    if 'sgp_wrapper' in kw:
+        from sferd_nb import semantic as S
+        kw['student_wrapper'] = S.sgp_student_wrapper(**kw.pop('sgp_wrapper'))
+    kw = dict(dict(progress=False, ckpt_every=-1, sample_every=-1, train_kw=dict(amp='none')), **kw)
+    D.distill(load_denoiser(sys.argv[1]), ImageDataset(d['x_train'][:n], labels=d['y_train'][:n], num_classes=10),
+              f'{sys.argv[2]}/{name}', **kw)
+dist.destroy_process_group() if dist.is_initialized() else None
+'''
+
+
+def distill_in_one_and_two_processes(tmp_path, teacher, runs: dict) -> tuple:
+    "`DISTILL_WORKER` with `runs` ({name: distill() keywords}) in 1 process and in 2 gloo processes; returns the two out folders."
+    import json
+    return one_and_two_processes(DISTILL_WORKER, tmp_path, teacher, json.dumps(runs))
+
+
+def max_weight_diff(a: dict, b: dict) -> float:
+    "The largest absolute difference between two state dicts with the same keys."
+    assert sorted(a) == sorted(b)
+    return max((a[k].float() - b[k].float()).abs().max().item() for k in a)
 
 
 # the installed console scripts, run as a user runs them (tests/test_trust.py, tests/test_trust_runs.py)

@@ -9,7 +9,7 @@ from sferd_nb.cli import main_distill
 from sferd_nb.io import load_denoiser
 from sferd_nb import distill as D
 
-from conftest import export_tiny_teacher, one_and_two_processes as _one_and_two_processes, small_dataset as _small_ds
+from conftest import distill_in_one_and_two_processes, export_tiny_teacher, max_weight_diff, small_dataset as _small_ds
 
 def _teacher(tmp_path, cond=False):
     return export_tiny_teacher(tmp_path / ('teacher_c' if cond else 'teacher'), cond=cond)
@@ -86,27 +86,12 @@ def test_bad_input(tmp_path):
     with pytest.raises(ValueError, match="unknown distillation method 'gd'; choose one of pd, cd"):
         D.distill(load_denoiser(t), _small_ds(), tmp_path / 'x', method='gd')
 
-_WORKER = r'''
-import sys, torch, torch.distributed as dist
-from sferd_nb import distill as D
-from sferd_nb.io import load_denoiser
-from sferd_nb.train import setup_distributed
-from sferd_nb.data import ImageDataset, load_cifar10_subset
-setup_distributed("cpu")                      # gloo on the CPU, also where a GPU is visible
-d = load_cifar10_subset()
-ds = ImageDataset(d['x_train'][:64], labels=d['y_train'][:64], num_classes=10)
-for method in sys.argv[3].split(','):               # one launch for every method (each run seeds itself)
-    D.distill(load_denoiser(sys.argv[1]), ds, f'{sys.argv[2]}/{method}', method=method, teacher_steps=2, student_steps=1, max_steps=3,
-              batch_size=8, progress=False, ckpt_every=-1, sample_every=-1, train_kw=dict(amp='none'))   # fp32: bf16 sums depend on the split
-dist.destroy_process_group() if dist.is_initialized() else None
-'''
-
 def test_ddp_equals_single_process(tmp_path):
     "PD and CD: 2 gloo processes give the 1-process weights (one launch of each kind runs both methods)."
-    one, two = _one_and_two_processes(_WORKER, tmp_path, _teacher(tmp_path), 'pd,cd')
+    kw = dict(teacher_steps=2, student_steps=1, max_steps=3, batch_size=8)
+    one, two = distill_in_one_and_two_processes(tmp_path, _teacher(tmp_path), {m: dict(kw, method=m) for m in ('pd', 'cd')})
     for method, sub in (('pd', 'stage0_1steps'), ('cd', 'cd')):
-        a, b = _weights(one / method / sub), _weights(two / method / sub)
-        diff = max((a[k].float() - b[k].float()).abs().max().item() for k in a)
+        diff = max_weight_diff(_weights(one / method / sub), _weights(two / method / sub))
         assert diff <= 1e-5, (method, diff)
 
 def test_cli_attention_guidance_pd(tmp_path):

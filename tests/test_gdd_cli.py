@@ -12,7 +12,7 @@ from sferd_nb.io import load_denoiser, load_student
 from sferd_nb.train import load_checkpoint
 from sferd_nb import gdd
 from sferd_nb.distill import student_sample
-from conftest import export_tiny_teacher, one_and_two_processes as _one_and_two_processes   # shared with the PD/CD and SGP tests
+from conftest import distill_in_one_and_two_processes, export_tiny_teacher, one_and_two_processes as _one_and_two_processes   # shared with the PD/CD and SGP tests
 
 
 def _teacher(tmp_path):                                          # no zero-initialised layers: every GDD-I tensor gets gradients
@@ -149,20 +149,6 @@ def test_demo_gdd_flag(tmp_path, monkeypatch):
         cli.main_demo(['--methods', 'gdd', '--gdd', '--out', str(tmp_path / 'd')])
 
 
-_WORKER = r'''
-import sys, torch, torch.distributed as dist
-from sferd_nb import distill as D
-from sferd_nb.io import load_denoiser
-from sferd_nb.train import setup_distributed
-from sferd_nb.data import ImageDataset, load_cifar10_subset
-setup_distributed("cpu")                      # gloo on the CPU, also where a GPU is visible
-d = load_cifar10_subset()
-ds = ImageDataset(d['x_train'][:64], labels=d['y_train'][:64], num_classes=10)
-for disc in sys.argv[3].split(','):           # one launch for every discriminator (each run seeds itself)
-    D.distill(load_denoiser(sys.argv[1]), ds, f'{sys.argv[2]}/{disc}', method='gdd', disc=disc, d_channels=16, r1_every=2, max_steps=3,
-              batch_size=8, progress=False, ckpt_every=0, sample_every=-1, train_kw=dict(amp='none'))   # fp32 (bf16 sums depend on the split); ckpt 0: the final checkpoint (G, EMA, D, D's Adam) is kept
-dist.destroy_process_group() if dist.is_initialized() else None
-'''
 
 
 def _pre_bn_bias(name) -> bool:
@@ -181,7 +167,8 @@ def test_gdd_ddp_equals_single_process(tmp_path):
     additions differs (per-rank means averaged by all_reduce vs one mean of 8), hence not bit-exact. One launch of each kind
     runs the three discriminators in turn (three interpreters instead of nine)."""
     t = _teacher(tmp_path)
-    one, two = _one_and_two_processes(_WORKER, tmp_path, t, ','.join(DISCS))
+    one, two = distill_in_one_and_two_processes(tmp_path, t, {d: dict(method='gdd', disc=d, d_channels=16, r1_every=2, max_steps=3, batch_size=8,
+                                                                   ckpt_every=0) for d in DISCS})   # ckpt 0: the final checkpoint (G, EMA, D, D's Adam) is kept
     for disc in DISCS: _check_gdd_ddp(one / disc, two / disc, t, disc)
 
 

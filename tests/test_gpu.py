@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from sferd_nb.cli import main_demo, main_distill, main_eval, main_train_teacher
-from sferd_nb.data import ImageDataset, load_cifar10_subset
 from sferd_nb.diffusion import Denoiser, get_schedule
 from sferd_nb.distill import METHODS, distill, load_method_modules, student_sample
 from sferd_nb.io import load_denoiser, load_student
@@ -21,9 +20,7 @@ DEV = str(CUDA)
 load_method_modules()                                  # sferd-pd, sferd-cd, gdd: registered by notebooks 09 and 12
 
 
-def _ds(n=64):
-    d = load_cifar10_subset()
-    return ImageDataset(d['x_train'][:n], labels=d['y_train'][:n], num_classes=10)
+from conftest import small_dataset as _ds
 
 
 def _teacher_dir(tmp_path):

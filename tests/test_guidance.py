@@ -11,7 +11,6 @@ from sferd_nb.diffusion import Denoiser, Prediction, get_schedule
 from sferd_nb.unet import build_unet
 from sferd_nb.samplers import sample, time_grid, prior_sample
 from sferd_nb.io import export_denoiser, load_denoiser
-from sferd_nb.data import ImageDataset, load_cifar10_subset
 from sferd_nb import distill as D
 from sferd_nb.metrics import denoising_l2
 from sferd_nb.guidance import (AttentionGuidedTeacher, attention_guidance, gaussian_blur,
@@ -145,8 +144,8 @@ def test_risky_mask_default_block_and_threshold_scale():
 
 
 def _ds(n=32):
-    d = load_cifar10_subset()
-    return ImageDataset(d['x_train'][:n], labels=d['y_train'][:n], num_classes=10)
+    from conftest import small_dataset
+    return small_dataset(n)
 
 
 def _run(tmp, method, wrapper, teacher_dir):

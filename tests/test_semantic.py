@@ -10,7 +10,7 @@ from sferd_nb.io import load_denoiser
 from sferd_nb import distill as D
 from sferd_nb import semantic as S
 from sferd_nb.metrics import generate
-from conftest import one_and_two_processes as _one_and_two_processes, small_dataset as _small_ds   # shared with the PD/CD tests
+from conftest import distill_in_one_and_two_processes, max_weight_diff, small_dataset as _small_ds   # shared with the PD/CD tests
 from test_distill import _teacher                                  # the same tiny teacher as the PD/CD tests
 
 def _ds(n=32): return _small_ds(n)
@@ -91,35 +91,15 @@ def test_resume_across_the_phase_boundary_is_exact(tmp_path, monkeypatch):
     a, b = load_denoiser(straight).state_dict(), load_denoiser(resumed).state_dict()
     assert sorted(a) == sorted(b) and all(torch.equal(a[k], b[k]) for k in a), 'resumed SGP student differs'
 
-_WORKER = r'''
-import sys, torch, torch.distributed as dist
-from sferd_nb import distill as D, semantic as S
-from sferd_nb.io import load_denoiser
-from sferd_nb.train import setup_distributed
-from sferd_nb.data import ImageDataset, load_cifar10_subset
-setup_distributed("cpu")
-d = load_cifar10_subset()
-ds = ImageDataset(d['x_train'][:32], labels=d['y_train'][:32], num_classes=10)
-kw = dict(teacher_steps=2, max_steps=2, batch_size=8, progress=False, ckpt_every=-1, sample_every=-1,
-          train_kw=dict(amp='none'))                 # fp32: bf16 sums depend on how the batch is split
-for method in sys.argv[3].split(','):               # one launch for every method (each run seeds itself)
-    out = f'{sys.argv[2]}/{method}'
-    if method == 'pd+sgp':
-        D.distill(load_denoiser(sys.argv[1]), ds, out, method='pd', **kw, student_wrapper=S.sgp_student_wrapper(
-                  latent_dim=16, encoder_channels=(16, 32, 32), split=0.5, latent=dict(width=32, depth=2, max_steps=2, batch_size=16)))
-    else:                                            # the registered SFERD method: guided teacher + SGP student
-        import sferd_nb.sferd
-        D.distill(load_denoiser(sys.argv[1]), ds, out, method=method, **kw, latent_dim=16, latent_steps=2)
-dist.destroy_process_group() if dist.is_initialized() else None
-'''
-
 def test_ddp_equals_single_process(tmp_path):
     "PD + SGP and SFERD-PD: 2 gloo processes give the 1-process weights (one launch of each kind runs both methods)."
-    methods = ('pd+sgp', 'sferd-pd')
-    one, two = _one_and_two_processes(_WORKER, tmp_path, _teacher(tmp_path), ','.join(methods))
-    for method in methods:
-        a, b = load_denoiser(one / method / 'sgp').state_dict(), load_denoiser(two / method / 'sgp').state_dict()
-        diff = max((a[k].float() - b[k].float()).abs().max().item() for k in a)
+    kw = dict(n_images=32, teacher_steps=2, max_steps=2, batch_size=8)
+    runs = {'pd+sgp': dict(kw, method='pd', sgp_wrapper=dict(latent_dim=16, encoder_channels=(16, 32, 32), split=0.5,
+                                                             latent=dict(width=32, depth=2, max_steps=2, batch_size=16))),
+            'sferd-pd': dict(kw, method='sferd-pd', latent_dim=16, latent_steps=2)}   # the registered SFERD method: guided teacher + SGP student
+    one, two = distill_in_one_and_two_processes(tmp_path, _teacher(tmp_path), runs)
+    for method in runs:
+        diff = max_weight_diff(load_denoiser(one / method / 'sgp').state_dict(), load_denoiser(two / method / 'sgp').state_dict())
         assert diff <= 1e-5, (method, diff)
 
 def test_demo_ablation_flags(tmp_path):

@@ -11,10 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 pytest.importorskip('nbdev', reason='the developer tools need the dev extras: pip install -e .[dev]')
 
 
-def _nb(path: Path, cells: list) -> Path:
-    nb = dict(nbformat=4, nbformat_minor=5, metadata={},
-              cells=[dict(cell_type='code', source=src, metadata={}, outputs=[], execution_count=None) for src in cells])
-    path.write_text(json.dumps(nb)); return path
+from conftest import write_nb as _nb
 
 
 def test_run_slow_runs_slow_cells_skips_eval_false_and_saves_figures(tmp_path):

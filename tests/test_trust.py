@@ -14,12 +14,6 @@ TEACHER_ARGS = ['--model-channels', '16', '--num-blocks', '1', '--sample-steps',
                 '--batch-size', '8']
 
 
-@pytest.fixture(scope='module')
-def teacher(tmp_path_factory):
-    from conftest import export_tiny_teacher
-    return export_tiny_teacher(tmp_path_factory.mktemp('t') / 'teacher')
-
-
 def test_demo_never_deletes_a_folder_it_did_not_make(tmp_path):
     runs = tmp_path / 'runs'; runs.mkdir(); (runs / 'NOTES.txt').write_text('notes')
     r = run('sferd-demo', '--quick', '--teacher', tmp_path / 'nope', '--out', runs)

@@ -21,11 +21,6 @@ def _export(path, res=32, zero=False, param='edm'):
 
 
 @pytest.fixture(scope='module')
-def teacher(tmp_path_factory):
-    return _export(tmp_path_factory.mktemp('t') / 'teacher')
-
-
-@pytest.fixture(scope='module')
 def demo_run(tmp_path_factory, teacher):
     "One quick demo (PD only) into a folder; each test works on its own copy (`shutil.copytree` keeps the run mark)."
     out = tmp_path_factory.mktemp('demo') / 'demo'
