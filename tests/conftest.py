@@ -12,8 +12,10 @@ def pytest_configure(config):
     config.addinivalue_line('markers', 'slow: longer than a minute; run with `-m slow`')
 
 
-# The longest tests (`pytest --durations`, two workers beside the notebooks, 2026-12-06), run first: with `--dist worksteal`
-# the workers then finish together instead of one core waiting on a long test that happened to be collected last.
+# The longest tests (`pytest --durations`, two workers beside the notebooks, 2026-12-06) start first on both workers:
+# `--dist worksteal` gives the first worker the first half of the list and the second worker the rest, and a worker that
+# runs out steals from the tail of the other's queue; so every other long test goes to the head of each half, and no
+# long test is left for the end, when one core may be waiting on it.
 LONGEST_FIRST = ('test_docs.py::test_site_in_browser', 'test_packaging.py::test_readme_python_snippet_from_the_wheel',
                  'test_packaging.py::test_readme_quick_start_from_the_wheel', 'test_tools.py::test_fullsize_smoke_script_end_to_end',
                  'test_gdd_cli.py::test_gdd_ddp_equals_single_process', 'test_semantic.py::test_ddp_equals_single_process',
@@ -28,7 +30,11 @@ def _longest_first(item) -> int:
 
 
 def pytest_collection_modifyitems(config, items):
-    items.sort(key=_longest_first)                                   # stable: the rest keep their order
+    ranked = sorted(items, key=_longest_first)                       # stable: the rest keep their order
+    n_long = sum(_longest_first(it) < len(LONGEST_FIRST) for it in items)
+    long, rest, half = ranked[:n_long], ranked[n_long:], len(items) // 2
+    first = long[0::2] + rest[:max(0, half - len(long[0::2]))]
+    items[:] = first + long[1::2] + rest[len(first) - len(long[0::2]):]
     if torch.cuda.is_available() or os.environ.get('SFERD_GPU_TEST_DEVICE') == 'cpu': return   # 'cpu': the suite's dry run
     skip = pytest.mark.skip(reason='no CUDA GPU visible (the gpu suite runs with `make test-gpu` on a GPU machine)')
     for item in items:

@@ -27,10 +27,12 @@ def test_demo_never_deletes_a_folder_it_did_not_make(tmp_path):
 
 
 def test_train_teacher_never_overwrites_an_export(tmp_path, teacher):
+    files = sorted(p.name for p in teacher.iterdir())                # the session's shared teacher: nothing may be added
     before = (teacher / 'model.safetensors').read_bytes(), (teacher / 'config.json').read_text()
     r = run('sferd-train-teacher', '--out', teacher, '--config', 'tiny', '--max-steps', '1', *TEACHER_ARGS)
     one_line_error(r, 'sferd-train-teacher', 'not made by sferd-train-teacher')
     assert ((teacher / 'model.safetensors').read_bytes(), (teacher / 'config.json').read_text()) == before
+    assert sorted(p.name for p in teacher.iterdir()) == files
 
 
 def test_diverged_training_exports_nothing_and_eval_refuses_nan(tmp_path, teacher):
