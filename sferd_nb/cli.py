@@ -247,7 +247,7 @@ def add_settings(p, cls: type, title: Optional[str] = None):
 # the settings dataclasses behind sferd-distill's flags, in the order of its help
 DISTILL_FLAG_SETTINGS = {'consistency distillation (notebook 05)': CDSettings,
                          'attention guidance (SFERD teacher, notebook 07)': GuidanceSettings,
-                         'semantic gradient predictor (SFERD student, notebook 08): one more stage on the final student': SGPSettings,
+                         'semantic gradient predictor (SFERD student, notebook 08b): one more stage on the final student': SGPSettings,
                          'GDD: one-step generator trained with a GAN loss only (notebook 12)': GDDSettings}
 
 def distill_parser() -> argparse.ArgumentParser:
@@ -324,7 +324,7 @@ def main_distill(argv=None, teacher_wrapper: Optional[Callable] = None) -> list:
                 teacher_wrapper, meta['attention_guidance'] = guided_teacher_wrapper(**guidance), guidance
             student_wrapper = None
             if args.semantic:
-                from sferd_nb.semantic import sgp_student_wrapper                   # notebook 08
+                from sferd_nb.semantic import sgp_student_wrapper                   # notebook 08b
                 s = SGPSettings(**sgp)
                 student_wrapper = sgp_student_wrapper(latent_dim=s.latent_dim, split=s.sgp_split, lr=s.sgp_lr,
                                                       joint_lr_ratio=s.sgp_joint_ratio, seed=c.seed,
@@ -395,7 +395,7 @@ def _analyze(a, argv) -> dict:
     check_positive(num_images=a.num_images, eps_draws=a.eps_draws, steps=a.steps, batch_size=a.batch_size, window=a.window)
     device = resolve_device(a.device)
     den = load_denoiser(ck, device)
-    if isinstance(den, WrappedStudent):                                        # an SGP student (notebook 08)
+    if isinstance(den, WrappedStudent):                                        # an SGP student (notebook 08b)
         raise ValueError(f"{ck} is a SFERD/SGP student, which predicts only with the z_sem of a real image; analyse its "
                          "teacher or a PD/CD student")
     out = prepare_out(a.out, 'sferd-analyze', argv)                            # before the analysis: a bad --out fails at once

@@ -99,7 +99,7 @@ class DistillLoss:
     """Base of a distillation loss, the `Trainer`'s `loss_fn`: called as `loss(model, batch, step) -> (loss, metrics)`
     (a plain `__call__`, or `forward` for a loss that is an `nn.Module` and is checkpointed with the run).
     `on_step_end(student)` runs after every optimiser step (CD: the target network's EMA); the default does nothing.
-    Before step `real_x0_until` the target is the real image x0 instead of R's (PDAE's objective, Eq. 13: notebook 08's
+    Before step `real_x0_until` the target is the real image x0 instead of R's (PDAE's objective, Eq. 13: notebook 08b's
     SGP phase 1 under the real-x0 reading, set through `WrappedStudent.configure_loss`); 0, the default: never. A loss
     whose target step implements that sets `real_x0_target = True` (PD, CD); for any other it is refused, not ignored."""
     real_x0_until: int = 0
@@ -108,7 +108,7 @@ class DistillLoss:
     def on_step_end(self, student: nn.Module) -> None: pass
 
 class WrappedStudent(nn.Module):
-    """Base of a student that wraps a trained student and makes its own condition (notebook 08's semantic gradient
+    """Base of a student that wraps a trained student and makes its own condition (notebook 08b's semantic gradient
     predictor): the hooks `distill`, the samplers and the metrics call, with the defaults of a plain student."""
     export_type: Optional[str] = None            # the export type of its config.json (None: the method's)
 
@@ -144,7 +144,7 @@ def _cond_of(den, y):
 
 def batch_condition(student, x0: Tensor, y) -> tuple:
     """`(student's condition, teacher's condition)` for a training batch (x0, y): a student with `condition(x0, y)` makes its
-    own (SGP: the real image behind z_sem, notebook 08) and says what the teacher gets (`.teacher_cond`); else class labels
+    own (SGP: the real image behind z_sem, notebook 08b) and says what the teacher gets (`.teacher_cond`); else class labels
     when the network is class-conditional, None otherwise (then both get the same)."""
     d = unwrap(student)
     if isinstance(d, WrappedStudent):

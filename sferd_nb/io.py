@@ -31,7 +31,7 @@ EXPORT_TYPES = {
     'teacher': 'sferd_nb.io:denoiser_from_config',
     'pd-student': 'sferd_nb.io:denoiser_from_config',
     'cd-student': 'sferd_nb.io:denoiser_from_config',
-    'sgp-student': 'sferd_nb.semantic:sgp_from_config',      # notebook 08 (the SFERD student: encoder + SGP)
+    'sgp-student': 'sferd_nb.semantic:sgp_from_config',      # notebook 08b (the SFERD student: encoder + SGP)
     'gdd-generator': 'sferd_nb.gdd:generator_from_config',   # notebook 12 (importing it also registers the method)
 }
 

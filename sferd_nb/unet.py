@@ -77,7 +77,7 @@ class ResBlock(nn.Module):
         return x
 
     def forward(self, x: Tensor, emb: Tensor, mod: Optional[Tensor] = None) -> Tensor:
-        "`mod` (B, 2*cout), optional: a second scale-shift after the norm, h = (1 + scale) h + shift (PDAE's z_sem modulation, notebook 08)."
+        "`mod` (B, 2*cout), optional: a second scale-shift after the norm, h = (1 + scale) h + shift (PDAE's z_sem modulation, notebook 08b)."
         h = self._resample(F.silu(self.norm0(x)))
         x = self._resample(x)
         h = self.conv0(h)

@@ -140,18 +140,16 @@ _REF_PATTERNS = (r"[Nn]otebook (?P<nb>\d\d[a-z]?)'s `(?P<name>\w+)`",           
 
 
 def _defined_in() -> dict:
-    "{library name: notebooks defining it} from nbdev's index of exported symbols."
+    "{library name: notebooks defining it}, from the `# %% ../nbs/NB.ipynb` cell markers of the exported modules (a module may span two notebooks)."
     import ast, re
-    idx = ast.literal_eval((ROOT / 'sferd_nb' / '_modidx.py').read_text().split('d = ', 1)[1])
-    mod_nb = {}
-    for nb in (ROOT / 'nbs').glob('*.ipynb'):
-        m = re.search(r'#\|\s*default_exp\s+(\w+)', nb.read_text())
-        if m: mod_nb[m.group(1)] = nb.stem
     out = {}
-    for syms in idx['syms'].values():
-        for full in syms:
-            parts = full.split('.')
-            if len(parts) == 3 and parts[1] in mod_nb: out.setdefault(parts[2], set()).add(mod_nb[parts[1]])
+    for mod in (ROOT / 'sferd_nb').glob('*.py'):
+        parts = re.split(r'^# %% \.\./nbs/(\S+)\.ipynb.*$', mod.read_text(), flags=re.M)
+        for nb, chunk in zip(parts[1::2], parts[2::2]):
+            for node in ast.parse(chunk).body:
+                names = [node.name] if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) else \
+                        [t.id for t in getattr(node, 'targets', [getattr(node, 'target', None)]) if isinstance(t, ast.Name)]
+                for n in names: out.setdefault(n, set()).add(nb)
     return out
 
 
@@ -173,6 +171,8 @@ def test_prose_names_functions_in_the_notebooks_that_define_them():
     assert wrong_references("Notebook 06's `select_attention` picks one block", defined) == [('06', 'select_attention')]
     assert wrong_references("`denoising_l2` (from `07_guidance`) computes", defined) == [('07', 'denoising_l2')]
     assert wrong_references("Notebook 03's `select_attention` picks one block", defined) == []
+    assert wrong_references("Notebook 08's `SGPStudent` wraps", defined) == [('08', 'SGPStudent')]   # 08b continues 08's module
+    assert wrong_references("Notebook 08b's `SGPStudent` wraps and notebook 08's `tweedie_shift`", defined) == []
     import re
     for nb in sorted((ROOT / 'nbs').glob('*.ipynb')):
         for c in json.loads(nb.read_text())['cells']:

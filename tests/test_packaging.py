@@ -66,7 +66,7 @@ try: load_cifar10_subset(); raise SystemExit('no error for a missing SFERD_NB_DA
 except FileNotFoundError as e: assert 'SFERD_NB_DATA' in str(e), e
 from sferd_nb.data import course_dir                                                # the course runs' results, shipped
 assert course_dir() == Path(sferd_nb.__file__).resolve().parent / '_assets' / 'course', course_dir()
-assert json.loads((course_dir() / 'results' / '08_course_run.json').read_text())['readings']
+assert json.loads((course_dir() / 'results' / '08b_course_run.json').read_text())['readings']
 assert (course_dir() / 'images' / '10_fooling.png').is_file()
 assert course_dir(write=True) == Path('sferd_nb_course') and (Path.cwd() / 'sferd_nb_course' / 'results').is_dir()   # never the package
 print(json.dumps(dict(data=found, params=sum(p.numel() for p in den.parameters()), extractor=ext.name)))
@@ -121,7 +121,7 @@ def test_wheel_and_sdist_hold_the_assets_and_install(dists, wheel_bin, tmp_path)
     names = __import__('zipfile').ZipFile(wheel).namelist()
     for f in ('sferd_nb/_assets/cifar10_subset.npz', 'sferd_nb/_assets/README.md', 'sferd_nb/_assets/classifier/model.safetensors',
               'sferd_nb/_assets/teachers/cifar10_uncond/model.safetensors', 'sferd_nb/_assets/teachers/cifar10_cond/config.json',
-              'sferd_nb/_assets/course/results/08_course_run.json', 'sferd_nb/_assets/course/images/10_fooling.png'):
+              'sferd_nb/_assets/course/results/08b_course_run.json', 'sferd_nb/_assets/course/images/10_fooling.png'):
         assert f in names, f
     assert not [n for n in names if n.startswith('data/')]                      # nothing outside the package
     out = check_installed(wheel_bin, tmp_path / 'empty1')

@@ -126,7 +126,7 @@ def test_colab_badges_adds_a_badge_once_and_check_mode_reports_it(tmp_path):
     assert subprocess.run(script + [str(idx)]).returncode == 0 and len(json.loads(idx.read_text())['cells']) == 2
 
 
-# the course notebooks that carry the badge (08_semantic, 09_sferd and 12_gdd get it when their authors run the script)
+# notebooks left without the Colab badge (none: every notebook carries it; tools/colab_badges.py adds or refreshes it)
 BADGE_EXCLUDED = set()
 
 
@@ -154,8 +154,8 @@ def test_make_docs_folds_code_fold_cells_and_shows_their_outputs(tmp_path):
     assert page.index('mean 42') > page.index('??? note') and '\n```text\nmean 42\n```' in page     # output outside the fold
 
 
-def test_sgp_real_fid_finds_notebook_08s_helpers():
-    "benchmarks/sgp_real_fid.py re-makes notebook 08's students with the notebook's own helper: the cell it reads must define it."
+def test_sgp_real_fid_finds_notebook_08bs_helpers():
+    "benchmarks/sgp_real_fid.py re-makes notebook 08b's students with the notebook's own helper: the cell it reads must define it."
     mod = load_script('benchmarks/sgp_real_fid.py')
     ns = mod.notebook_helpers()
     assert all(callable(ns[k]) for k in ('sgp_comparison', 'summarize_sgp', 'fitting_error_per_t'))

@@ -573,11 +573,16 @@ def modules(root: Path = ROOT, lib: str = 'sferd_nb') -> list:
     return sorted(names)
 
 def module_notebooks(nbs: list) -> dict:
-    "{module name: notebook stem} from each notebook's `#| default_exp`."
+    "{module name: [notebook stems]}: the notebook whose `#| default_exp` makes it, then any that append to it (`#| export name`)."
     out = {}
     for p in nbs:
         m = re.search(r'#\|\s*default_exp\s+([\w.]+)', p.read_text())
-        if m: out[m.group(1)] = p.stem
+        if m: out.setdefault(m.group(1), []).insert(0, p.stem)
+    for p in nbs:
+        cells = json.loads(p.read_text())['cells']
+        code = [''.join(c['source']) for c in cells if c['cell_type'] == 'code']
+        for mod in sorted({m for s in code for m in re.findall(r'^#\|[ \t]*export[ \t]+([\w.]+)[ \t]*$', s, flags=re.M)}):
+            if p.stem not in out.setdefault(mod, []): out[mod].append(p.stem)
     return out
 
 def top_level_api(root: Path = ROOT, lib: str = 'sferd_nb') -> dict:
@@ -602,11 +607,11 @@ def write_api(pages: Path, mods: list, nb_of: dict, root: Path = ROOT, lib: str 
     nav, rows = [], []
     for m in mods:
         short = m.split('.', 1)[1]
-        nb = nb_of.get(short)
-        src = f'Exported from the notebook [{nb}](../{nb}.md). ' if nb else ''
+        links = ', '.join(f'[{nb}](../{nb}.md)' for nb in nb_of.get(short, []))
+        src = f"Exported from the notebook{'s' if ', ' in links else ''} {links}. " if links else ''
         (api / f'{short}.md').write_text(f'# `{m}`\n\n{src}\n\n::: {m}\n')
         nav.append({short: f'api/{short}.md'})
-        rows.append(f'| [`{m}`]({short}.md) | ' + (f'[{nb}](../{nb}.md)' if nb else '') + f' | {module_doc(root, m)} |')
+        rows.append(f'| [`{m}`]({short}.md) | {links} | {module_doc(root, m)} |')
     top = top_level_api(root, lib)
     idx = [f'# API reference\n\nOne page per module of `{lib}`, generated from the docstrings and signatures of the '
            f'code the notebooks export. Each module is taught by the notebook beside it.\n',
