@@ -7,7 +7,7 @@
 Prints one markdown row per (config, method): seconds per optimiser step and images/s. PD = 2 teacher DDIM steps
 (2 teacher forwards) per student step; CD = 1 Heun step (2 teacher forwards) + 1 target-network forward.
 Optionally `--guided` wraps the teacher in attention guidance (notebook 07) and `--sgp` wraps the student in the semantic
-gradient predictor (notebook 08: encoder + z-modulated decoder copy) to measure their cost; `--compare` runs each row
+gradient predictor (notebook 08b: encoder + z-modulated decoder copy) to measure their cost; `--compare` runs each row
 plain and wrapped in the same process (the peer).
 """
 import argparse, contextlib, time

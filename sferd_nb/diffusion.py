@@ -332,7 +332,7 @@ Cond = Any                          # a condition: class labels (B,), a model's 
 @runtime_checkable
 class DenoiserLike(Protocol):
     """The denoiser contract every sampler, distiller and metric takes: `den(x_t, t, cond=None, **kw) -> Prediction`, with
-    the `schedule` it works on. `Denoiser`, the attention-guided teacher (notebook 07) and the SGP student (08) satisfy it."""
+    the `schedule` it works on. `Denoiser`, the attention-guided teacher (notebook 07) and the SGP student (08b) satisfy it."""
     schedule: Any
     def __call__(self, x_t: Tensor, t: TimeLike, cond: Cond = None, **kw) -> Prediction: ...
 

@@ -155,7 +155,7 @@ def batch_condition(student, x0: Tensor, y) -> tuple:
 
 class ProgressiveDistillation(DistillLoss):
     "One PD stage as a trainer loss: the student learns in 1 step what `teacher` does in `ratio` steps (Eq. 5-7, R = T)."
-    real_x0_target = True                                   # honours `real_x0_until` (notebook 08's SGP phase 1)
+    real_x0_target = True                                   # honours `real_x0_until` (notebook 08b's SGP phase 1)
     def __init__(self, teacher, student_steps: int, *, ratio: int = 2, solver: Union[str, Callable] = 'ddim',
                  grid: Optional[str] = None, weighting: str = 'trunc_snr', seed: int = 0, rho: float = 7.):
         if ratio < 1: raise ValueError(f"ratio must be >= 1 teacher steps per student step, got {ratio}")
@@ -194,7 +194,7 @@ class ProgressiveDistillation(DistillLoss):
         t = self.ts_teacher.to(x0.device)[i * self.ratio]
         cond, cond_T = batch_condition(model, x0, y)
         x_t, _ = q_sample(x0, t, self.schedule, noise=noise.to(x0.dtype))                   # Eq. 1
-        if step < self.real_x0_until: tgt = x0                 # the real image (PDAE's Eq. 13: SGP phase 1, notebook 08)
+        if step < self.real_x0_until: tgt = x0                 # the real image (PDAE's Eq. 13: SGP phase 1, notebook 08b)
         else: tgt = self.target(x_t, i, cond_T)
         loss = student_loss(model, x_t, t, tgt, cond=cond, weighting=self.weighting)                       # Step 3, Eq. 7
         return loss.mean(), {}
@@ -211,7 +211,7 @@ def consistency_student(teacher: Denoiser) -> Denoiser:
 
 class ConsistencyDistillation(DistillLoss, nn.Module):
     "CD as a trainer loss (Eq. 5-7 with R = EMA student); holds the target network theta^- (checkpointed with the run)."
-    real_x0_target = True                                   # honours `real_x0_until` (notebook 08's SGP phase 1)
+    real_x0_target = True                                   # honours `real_x0_until` (notebook 08b's SGP phase 1)
     def __init__(self, teacher, student, *, N: int = 18, solver: Union[str, Callable] = 'heun', mu: float = 0.95,
                  weighting: str = 'x0', seed: int = 0, rho: float = 7.):
         super().__init__()
@@ -251,7 +251,7 @@ class ConsistencyDistillation(DistillLoss, nn.Module):
         t_hi, t_lo = ts[idx + 1], ts[idx]
         cond, cond_T = batch_condition(model, x0, y)
         x_hi, _ = q_sample(x0, t_hi, self.schedule, noise=noise.to(x0.dtype))               # x at sigma_{n+1}
-        if step < self.real_x0_until: tgt = x0                 # the real image (PDAE's Eq. 13: SGP phase 1, notebook 08)
+        if step < self.real_x0_until: tgt = x0                 # the real image (PDAE's Eq. 13: SGP phase 1, notebook 08b)
         else:
             with torch.no_grad():
                 x_lo = teacher_solve(self.teacher, x_hi, [t_hi, t_lo], cond=cond_T, solver=self.solver)  # Step 1, Eq. 5
