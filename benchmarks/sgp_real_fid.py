@@ -18,14 +18,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def notebook_helpers(nb=ROOT / 'nbs' / '08b_sgp.ipynb') -> dict:
     "The namespace of notebook 08b's course-run helpers (`sgp_comparison`, `summarize_sgp`, ...), from the cell that defines them."
+    import math
     import numpy as np, torch
     import matplotlib; matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     from sferd_nb.diffusion import q_sample
     from sferd_nb.metrics import denoising_l2
-    from sferd_nb.semantic import sgp_student_wrapper
-    ns = dict(np=np, torch=torch, Tensor=torch.Tensor, plt=plt, Path=Path, q_sample=q_sample, denoising_l2=denoising_l2,
-              sgp_student_wrapper=sgp_student_wrapper, __name__='sgp_real_fid_helpers')
+    import sferd_nb.semantic as sem
+    ns = dict({k: getattr(sem, k) for k in sem.__all__}, math=math, np=np, torch=torch, Tensor=torch.Tensor, plt=plt, Path=Path,
+              q_sample=q_sample, denoising_l2=denoising_l2, __name__='sgp_real_fid_helpers')   # the module's names, as in the notebook
     cells = [''.join(c['source']) for c in json.loads(Path(nb).read_text())['cells'] if c['cell_type'] == 'code']
     src = next(s for s in cells if 'def sgp_comparison' in s)
     exec(compile(src, f'{nb}#sgp_comparison', 'exec'), ns)

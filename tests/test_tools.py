@@ -159,6 +159,17 @@ def test_sgp_real_fid_finds_notebook_08bs_helpers():
     mod = load_script('benchmarks/sgp_real_fid.py')
     ns = mod.notebook_helpers()
     assert all(callable(ns[k]) for k in ('sgp_comparison', 'summarize_sgp', 'fitting_error_per_t'))
+    # every global name the cell reads is in the namespace it runs in (a missing one fails only deep inside a 15-minute run)
+    import ast, builtins
+    src = next(''.join(c['source']) for c in json.loads((ROOT / 'nbs' / '08b_sgp.ipynb').read_text())['cells']
+               if c['cell_type'] == 'code' and 'def sgp_comparison' in ''.join(c['source']))
+    tree, bound = ast.parse(src), set(dir(builtins)) | set(ns)
+    for n in ast.walk(tree):
+        if isinstance(n, (ast.FunctionDef, ast.ClassDef)): bound.add(n.name)
+        elif isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store): bound.add(n.id)
+        elif isinstance(n, ast.arg): bound.add(n.arg)
+        elif isinstance(n, (ast.Import, ast.ImportFrom)): bound |= {(a.asname or a.name).split('.')[0] for a in n.names}
+    assert {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)} <= bound
 
 
 def test_gpu_check_script_parses_and_skips(tmp_path):
