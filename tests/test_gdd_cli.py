@@ -149,8 +149,6 @@ def test_demo_gdd_flag(tmp_path, monkeypatch):
         cli.main_demo(['--methods', 'gdd', '--gdd', '--out', str(tmp_path / 'd')])
 
 
-
-
 def _pre_bn_bias(name) -> bool:
     "A projected-D head's conv bias right before a BatchNorm (main.0, main.3, ...: conv, BatchNorm, LeakyReLU per down block)."
     m = re.search(r'\.main\.(\d+)\.bias$', str(name))

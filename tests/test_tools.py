@@ -145,6 +145,18 @@ def test_make_docs_serves_the_colab_badge_from_the_site(tmp_path):
     assert (ROOT / 'docs' / 'assets' / 'colab-badge.svg').exists()
 
 
+def test_make_docs_lists_every_notebook_that_exports_a_module(tmp_path):
+    "A lesson continued in an NNb_ notebook (`#| export name`) is listed beside the notebook that makes the module (`#| default_exp`)."
+    md = load_script('tools/make_docs.py')
+    nbs = [_nb(tmp_path / '41_a.ipynb', ['#| default_exp x', '#| export\nA = 1']),
+           _nb(tmp_path / '41b_b.ipynb', ['#| export x\nB = 2', '#| export x\nC = 3', ('md', 'prose about `#| export y`')]),
+           _nb(tmp_path / '42_c.ipynb', ['#| default_exp y', '#| exporti\nD = 4'])]
+    assert md.module_notebooks(nbs) == {'x': ['41_a', '41b_b'], 'y': ['42_c']}
+    pages = tmp_path / 'pages'; md.write_api(pages, ['sferd_nb.x', 'sferd_nb.y'], md.module_notebooks(nbs), root=tmp_path)
+    assert 'Exported from the notebooks [41_a](../41_a.md), [41b_b](../41b_b.md).' in (pages / 'api' / 'x.md').read_text()
+    assert 'Exported from the notebook [42_c](../42_c.md).' in (pages / 'api' / 'y.md').read_text()
+
+
 def test_make_docs_folds_code_fold_cells_and_shows_their_outputs(tmp_path):
     md = load_script('tools/make_docs.py')
     nb = _nb(tmp_path / '96_v.ipynb', ["#| code-fold: true\n#| code-summary: tests of q_sample\nn = 40\nprint('mean', n + 2)",

@@ -574,15 +574,14 @@ def modules(root: Path = ROOT, lib: str = 'sferd_nb') -> list:
 
 def module_notebooks(nbs: list) -> dict:
     "{module name: [notebook stems]}: the notebook whose `#| default_exp` makes it, then any that append to it (`#| export name`)."
-    out = {}
+    made, added = {}, {}
     for p in nbs:
-        m = re.search(r'#\|\s*default_exp\s+([\w.]+)', p.read_text())
-        if m: out.setdefault(m.group(1), []).insert(0, p.stem)
-    for p in nbs:
-        cells = json.loads(p.read_text())['cells']
-        code = [''.join(c['source']) for c in cells if c['cell_type'] == 'code']
-        for mod in sorted({m for s in code for m in re.findall(r'^#\|[ \t]*export[ \t]+([\w.]+)[ \t]*$', s, flags=re.M)}):
-            if p.stem not in out.setdefault(mod, []): out[mod].append(p.stem)
+        code = [''.join(c['source']) for c in json.loads(p.read_text())['cells'] if c['cell_type'] == 'code']
+        for s in code:
+            for m in re.findall(r'^#\|[ \t]*default_exp[ \t]+([\w.]+)', s, flags=re.M): made[m] = p.stem
+            for m in re.findall(r'^#\|[ \t]*export[ \t]+([\w.]+)[ \t]*$', s, flags=re.M): added.setdefault(m, []).append(p.stem)
+    out = {m: [nb] for m, nb in made.items()}
+    for m, stems in added.items(): out[m] = list(dict.fromkeys(out.get(m, []) + stems))   # the maker first, each notebook once
     return out
 
 def top_level_api(root: Path = ROOT, lib: str = 'sferd_nb') -> dict:
