@@ -253,3 +253,21 @@ def test_time_estimates_are_the_stated_times_and_are_written_where_missing(tmp_p
     nb['cells'].append(md('*Time: ~10 minutes (reading + default run).*'))        # two time lines: refused
     (tmp_path / 'lesson.ipynb').write_text(json.dumps(nb))
     assert te.main(['--check', '--nbs', str(tmp_path)]) == 1 and 'time lines; keep one' in capsys.readouterr().err
+
+
+def test_the_only_texts_notebook_09_prints_each_pick_one_slow_cell():
+    "The `--only` texts of 09's headline runs (HEADLINE_ONLY, printed when a file is missing) each select exactly one slow cell."
+    import ast
+    sys.path.insert(0, str(ROOT / 'tools'))                              # run_slow imports make_docs from its folder
+    try: rs = load_script('tools/run_slow.py')
+    finally: sys.path.remove(str(ROOT / 'tools'))
+    nb = ROOT / 'nbs' / '09_sferd.ipynb'
+    src = next(''.join(c['source']) for c in json.loads(nb.read_text())['cells'] if 'HEADLINE_ONLY = ' in ''.join(c['source']))
+    only = next(ast.literal_eval(n.value) for n in ast.parse(src).body
+                if isinstance(n, ast.Assign) and getattr(n.targets[0], 'id', '') == 'HEADLINE_ONLY')
+    every = {i for i, _ in rs.cells(nb)}
+    default = {i for i, _ in rs.cells(nb, only='\0')}                     # no slow cell contains a NUL
+    for k, texts in only.items():
+        picked = [{i for i, _ in rs.cells(nb, only=t)} - default for t in texts]
+        assert all(len(p) == 1 for p in picked) and picked[0] != picked[1], (k, texts)
+    assert len(every - default) >= 2 * len(only)
