@@ -163,7 +163,7 @@ def run_demo(out='runs/demo', *, teacher=None, preset: str = 'demo', methods: Op
     test = get_dataset('cifar10-subset', split='test', flip=False)
     x0, y0 = test.images[:p['denoise_images']], test.labels[:p['denoise_images']]
     rows = []
-    def score(name, den, recipe, steps, dsec, budget):
+    def score(name, den, recipe, steps, dsec, budget, student=None):
         t0 = time.time()
         r = withhold(evaluate(den, recipe, [steps], ext, ref, num_samples=p['num_samples'], seeds=p['seeds'], batch_size=100, sampler='ddim',
                               progress=progress, amp=p['amp'])[0])   # degenerate samples: flagged, never a number
@@ -174,6 +174,7 @@ def run_demo(out='runs/demo', *, teacher=None, preset: str = 'demo', methods: Op
         record_made(out, grid.name)
         save_image_grid(to_model_range(r.pop('images')[:64]), grid)
         r['grid'] = grid.name
+        r['student'] = None if student is None else Path(os.path.relpath(student, out)).as_posix()   # the exported model, inside `out`
         rows.append(r)
         say(f"{METHOD_NAMES[name]}: FID {_na(r['fid_mean'])}{' (degenerate: ' + ', '.join(r['degenerate']) + ')' if r['degenerate'] else ''}  "
             f"IS {_na(r['is_mean'])}  l2 {r['denoising_l2_mean']:.4f}  "
@@ -185,7 +186,7 @@ def run_demo(out='runs/demo', *, teacher=None, preset: str = 'demo', methods: Op
         sdir, dsec, budget = distill_method(tden, ds, m, folders[m], p, seed=seed, progress=progress)
         den, recipe = load_model(sdir, device)
         say(f"{METHOD_NAMES[m]}: {budget} optimiser steps in {dsec:.0f}s -> {sdir}")
-        score(m, den, recipe, recipe.get('steps', p['final_steps']), dsec, budget)
+        score(m, den, recipe, recipe.get('steps', p['final_steps']), dsec, budget, Path(sdir))
     write_report(out, rows, p, teacher_path, preset, seed, time.time() - t_start, device=device)
     say(f"done in {time.time() - t_start:.0f}s: {out / 'report.md'}")
     return rows

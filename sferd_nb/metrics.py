@@ -26,7 +26,7 @@ __all__ = ['INCEPTION_ENV', 'INCEPTION_NAME', 'FID_NETWORK_ENV', 'FID_HELPER_FIL
            'fid_helper_path', 'TorchScriptInceptionExtractor', 'load_extractor', 'gaussian_stats', 'frechet_distance',
            'inception_score', 'extract', 'extractor_id', 'stats_cache_dir', 'reference_stats', 'fid_against',
            'load_model', 'nfe', 'generate', 'degenerate_flags', 'withhold', 'evaluate', 'degenerate_sets', 'fooled_by',
-           'denoising_l2', 'denoising_ability', 'nfe_text', 'format_row']
+           'denoising_l2', 'denoising_ability', 'FIDScorer', 'nfe_text', 'format_row']
 
 # %% ../nbs/10_eval.ipynb #7a5d4216
 def _conv_bn(i: int, o: int) -> nn.Sequential:
@@ -482,6 +482,40 @@ def denoising_ability(den, recipe: Optional[dict], x0: Tensor, *, steps: int = 4
     x0 = _as_float(x0).to(next(den.parameters()).device)
     l2 = denoising_l2(den, x0, [t.item() if hasattr(t, 'item') else t for t in ts], cond=cond, seed=seed)
     return {float(t): float(v) for t, v in zip(ts, l2)}
+
+# %% ../nbs/10_eval.ipynb #b9502e8e
+class FIDScorer:
+    """FID of a model's samples by the stand-in and, optionally, a second network on the same images.
+
+    Args:
+        num_samples: samples per model (sampling seed 0: the same noise and labels for every model).
+        second: a second extractor for `load_extractor` ('fid-helper': the real FID network), or None.
+
+    Calling it with (denoiser, recipe, steps) returns a dict: `fid` (the stand-in against the training split), `nfe`,
+    `condition_nfe`, `degenerate` (flags; then every FID is None) and, with a second network, `fid_second` (against
+    the test split)."""
+    def __init__(self, num_samples: int = 500, second: Optional[str] = None):
+        self.n, self.ext = num_samples, load_extractor('standin')
+        self.ref = reference_stats(self.ext, data='cifar10-subset', split='train')
+        self.second = load_extractor(second) if second else None
+        self.ref2 = reference_stats(self.second, data='cifar10-subset', split='test') if second else None
+    def __call__(self, den, recipe: Optional[dict], steps: int, second: bool = True) -> dict:
+        r = withhold(evaluate(den, recipe, [steps], self.ext, self.ref, num_samples=self.n, seeds=(0,), batch_size=100,
+                              sampler='ddim')[0])                       # degenerate samples: flagged, never a number
+        out = dict(fid=r['fid_mean'], nfe=r['nfe'], condition_nfe=r.get('condition_nfe', 0), degenerate=r['degenerate'])
+        if self.second is not None:
+            out['fid_second'] = None if r['degenerate'] or not second else fid_against(self.second, r['images'], self.ref2)['fid']
+        return out
+    def floors(self) -> dict:
+        "Real images at the same sample size: test images by the stand-in (its reference: the training split), training images by the second network (its reference: the test split)."
+        out = dict(fid=fid_against(self.ext, get_dataset('cifar10-subset', split='test', flip=False).images[:self.n], self.ref)['fid'])
+        if self.second is not None:
+            out['fid_second'] = fid_against(self.second, get_dataset('cifar10-subset', split='train', flip=False).images[:self.n],
+                                            self.ref2)['fid']
+        return out
+    def info(self) -> dict:
+        "What a result file records about the scoring: sample count and the two networks' names."
+        return dict(num_samples=self.n, extractor=self.ext.name, second_extractor=self.second.name.split(';')[0] if self.second is not None else None)
 
 # %% ../nbs/10_eval.ipynb #2a00b7c3
 def nfe_text(r: dict) -> str:

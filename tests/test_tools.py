@@ -256,7 +256,7 @@ def test_time_estimates_are_the_stated_times_and_are_written_where_missing(tmp_p
 
 
 def test_the_only_texts_notebook_09_prints_each_pick_one_slow_cell():
-    "The `--only` texts of 09's headline runs (HEADLINE_ONLY, printed when a file is missing) each select exactly one slow cell."
+    "The `--only` texts of 09's headline and enhancement runs (HEADLINE_ONLY, ENHANCEMENT_ONLY: printed when a file is missing) each select exactly one slow cell."
     import ast
     sys.path.insert(0, str(ROOT / 'tools'))                              # run_slow imports make_docs from its folder
     try: rs = load_script('tools/run_slow.py')
@@ -265,6 +265,9 @@ def test_the_only_texts_notebook_09_prints_each_pick_one_slow_cell():
     src = next(''.join(c['source']) for c in json.loads(nb.read_text())['cells'] if 'HEADLINE_ONLY = ' in ''.join(c['source']))
     only = next(ast.literal_eval(n.value) for n in ast.parse(src).body
                 if isinstance(n, ast.Assign) and getattr(n.targets[0], 'id', '') == 'HEADLINE_ONLY')
+    src = next(''.join(c['source']) for c in json.loads(nb.read_text())['cells'] if 'ENHANCEMENT_ONLY = ' in ''.join(c['source']))
+    only['enhancements'] = next(ast.literal_eval(n.value) for n in ast.parse(src).body
+                                if isinstance(n, ast.Assign) and getattr(n.targets[0], 'id', '') == 'ENHANCEMENT_ONLY')
     every = {i for i, _ in rs.cells(nb)}
     default = {i for i, _ in rs.cells(nb, only='\0')}                     # no slow cell contains a NUL
     for k, texts in only.items():
