@@ -483,7 +483,7 @@ def denoising_ability(den, recipe: Optional[dict], x0: Tensor, *, steps: int = 4
     l2 = denoising_l2(den, x0, [t.item() if hasattr(t, 'item') else t for t in ts], cond=cond, seed=seed)
     return {float(t): float(v) for t, v in zip(ts, l2)}
 
-# %% ../nbs/10_eval.ipynb #b9502e8e
+# %% ../nbs/10_eval.ipynb #dc860f83
 class FIDScorer:
     """FID of a model's samples by the stand-in and, optionally, a second network on the same images.
 
