@@ -491,7 +491,7 @@ class FIDScorer:
         num_samples: samples per model (sampling seed 0: the same noise and labels for every model).
         second: a second extractor for `load_extractor` ('fid-helper': the real FID network), or None.
 
-    Calling it with (denoiser, recipe, steps) returns a dict: `fid` (the stand-in against the training split), `nfe`,
+    Calling it with (denoiser, recipe, steps; `second=False` skips the second network) returns a dict: `fid` (the stand-in against the training split), `nfe`,
     `condition_nfe`, `degenerate` (flags; then every FID is None) and, with a second network, `fid_second` (against
     the test split)."""
     def __init__(self, num_samples: int = 500, second: Optional[str] = None):

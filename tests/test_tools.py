@@ -255,22 +255,25 @@ def test_time_estimates_are_the_stated_times_and_are_written_where_missing(tmp_p
     assert te.main(['--check', '--nbs', str(tmp_path)]) == 1 and 'time lines; keep one' in capsys.readouterr().err
 
 
-def test_the_only_texts_notebook_09_prints_each_pick_one_slow_cell():
-    "The `--only` texts of 09's headline and enhancement runs (HEADLINE_ONLY, ENHANCEMENT_ONLY: printed when a file is missing) each select exactly one slow cell."
+def _literal(nb: Path, name: str):
+    "The literal value assigned to `name` in the code cell of `nb` that assigns it."
     import ast
+    src = next(''.join(c['source']) for c in json.loads(nb.read_text())['cells'] if f'{name} = ' in ''.join(c['source']))
+    return next(ast.literal_eval(n.value) for n in ast.parse(src).body if isinstance(n, ast.Assign) and getattr(n.targets[0], 'id', '') == name)
+
+
+def test_the_only_texts_the_notebooks_print_pick_the_slow_cell_that_writes_the_file():
+    "The `--only` texts 09 and 12 print when a result file is missing each select exactly one slow cell: the one writing that file."
     sys.path.insert(0, str(ROOT / 'tools'))                              # run_slow imports make_docs from its folder
     try: rs = load_script('tools/run_slow.py')
     finally: sys.path.remove(str(ROOT / 'tools'))
-    nb = ROOT / 'nbs' / '09_sferd.ipynb'
-    src = next(''.join(c['source']) for c in json.loads(nb.read_text())['cells'] if 'HEADLINE_ONLY = ' in ''.join(c['source']))
-    only = next(ast.literal_eval(n.value) for n in ast.parse(src).body
-                if isinstance(n, ast.Assign) and getattr(n.targets[0], 'id', '') == 'HEADLINE_ONLY')
-    src = next(''.join(c['source']) for c in json.loads(nb.read_text())['cells'] if 'ENHANCEMENT_ONLY = ' in ''.join(c['source']))
-    only['enhancements'] = next(ast.literal_eval(n.value) for n in ast.parse(src).body
-                                if isinstance(n, ast.Assign) and getattr(n.targets[0], 'id', '') == 'ENHANCEMENT_ONLY')
-    every = {i for i, _ in rs.cells(nb)}
-    default = {i for i, _ in rs.cells(nb, only='\0')}                     # no slow cell contains a NUL
-    for k, texts in only.items():
-        picked = [{i for i, _ in rs.cells(nb, only=t)} - default for t in texts]
-        assert all(len(p) == 1 for p in picked) and picked[0] != picked[1], (k, texts)
-    assert len(every - default) >= 2 * len(only)
+    nb9, nb12 = ROOT / 'nbs' / '09_sferd.ipynb', ROOT / 'nbs' / '12_gdd.ipynb'
+    only, files = _literal(nb9, 'HEADLINE_ONLY'), _literal(nb9, 'HEADLINE_FILES')
+    pairs = [(nb9, t, f) for k in only for t, f in zip(only[k], files[k])]
+    pairs += [(nb9, t, f) for t, f in zip(_literal(nb9, 'ENHANCEMENT_ONLY'), _literal(nb9, 'ENHANCEMENT_FILES'))]
+    pairs += [(nb12, 'GDD at one step by both networks', '12_gdd_by_both.json')]
+    for nb, text, file in pairs:
+        default = {i for i, _ in rs.cells(nb, only='\0')}                 # no slow cell contains a NUL
+        picked = [src for i, src in rs.cells(nb, only=text) if i not in default]
+        assert len(picked) == 1 and f"'{file}'" in picked[0], (nb.name, text, file)
+    assert f'--only "GDD at one step by both networks"' in nb12.read_text().replace('\\"', '"')
