@@ -499,7 +499,7 @@ class FIDScorer:
         self.ref = reference_stats(self.ext, data='cifar10-subset', split='train')
         self.second = load_extractor(second) if second else None
         self.ref2 = reference_stats(self.second, data='cifar10-subset', split='test') if second else None
-    def __call__(self, den, recipe: Optional[dict], steps: int, second: bool = True) -> dict:
+    def __call__(self, den, recipe: Optional[dict], steps: int, *, second: bool = True) -> dict:
         r = withhold(evaluate(den, recipe, [steps], self.ext, self.ref, num_samples=self.n, seeds=(0,), batch_size=100,
                               sampler='ddim')[0])                       # degenerate samples: flagged, never a number
         out = dict(fid=r['fid_mean'], nfe=r['nfe'], condition_nfe=r.get('condition_nfe', 0), degenerate=r['degenerate'])
