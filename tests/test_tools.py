@@ -62,6 +62,17 @@ def test_make_docs_executes_a_notebook_and_renders_its_outputs(tmp_path, monkeyp
     assert 'answer 42' not in md.render(nb, tmp_path / 'site2').read_text()      # without --execute: stored outputs only
 
 
+def test_make_docs_lists_a_result_file_under_the_slow_cell_that_names_it(tmp_path):
+    "A committed result goes into the callout of the course-run cell that writes it (names it), not of the last one."
+    md = load_script('tools/make_docs.py')
+    (tmp_path / 'results').mkdir()
+    for n in ('97_first.json', '97_second.json'): (tmp_path / 'results' / n).write_text('{"fid": 1.5}')
+    nb = _nb(tmp_path / '97_z.ipynb', ["#| slow\nsave('97_first.json')", ('md', 'between'), "#| slow\nsave('97_second.json')"])
+    page = md.render(nb, tmp_path / 'site').read_text()
+    first, second = page.index("save('97_first.json')"), page.index("save('97_second.json')")
+    assert first < page.index('`97_first.json`') < second < page.index('`97_second.json`'), page
+
+
 def test_api_reference_shows_every_trainer_method_and_the_docments():
     """Trainer combines its parts (one small class per notebook cell) by inheritance: the API page lists their methods
     under Trainer (mkdocstrings' inherited_members), and parameters documented nbdev's way (a comment after each one)

@@ -489,6 +489,7 @@ class Renderer:
         per_cell = {}
         for r in self._results:
             o = owner.get(r)
+            if o is None: o = next((i for i in slow_ids if f"'{Path(r).name}'" in _src(cells[i])), None)   # the cell that names it
             if o is None: o = slow_ids[-1] if slow_ids and r in unshown else (slow_ids[0] if slow_ids else None)
             per_cell.setdefault(o, []).append(r)
         parts, used = [], set()
