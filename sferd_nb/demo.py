@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_demo.ipynb #069d612f
 from __future__ import annotations
-import json, os, shutil, time
+import json, os, shutil, tempfile, time
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from .data import asset_path, data_dir, get_dataset, save_image_grid, to_model_range
-from .metrics import _fmt, denoising_ability, evaluate, load_extractor, load_model, nfe_text, reference_stats, withhold
+from .metrics import _fmt, denoising_ability, evaluate, FIDScorer, load_extractor, load_model, nfe_text, reference_stats, withhold
+from .sferd import claim_word, training_seed_verdict
 from .distill import distill, get_method
 from .io import model_path
 from .unet import autocast_dtype
@@ -20,7 +21,7 @@ from .runs import atomic_write, made_in, prepare_out, record_made, resolve_devic
 
 # %% auto #0
 __all__ = ['PRESETS', 'ABLATION', 'BEYOND', 'METHOD_NAMES', 'default_teacher', 'distill_method', 'format_table', 'run_demo',
-           'write_report']
+           'write_report', 'demo_by_both', 'by_both_table']
 
 # %% ../nbs/11_demo.ipynb #1d86cba4
 PRESETS = {
@@ -237,3 +238,101 @@ def write_report(out: Path, rows: Sequence[dict], p: dict, teacher, preset: str,
                                                   for k, v in p.items()}, seconds=seconds, device=_device_name(device),
                                                   rows=clean), indent=1, default=str, allow_nan=False))
     return out / 'report.md'
+
+# %% ../nbs/11_demo.ipynb #aab6c45e
+def demo_by_both(scorer: FIDScorer, seeds: Sequence[int] = (0, 1, 2), *, preset: str = 'full', methods: Optional[Sequence[str]] = None,
+                 teacher=None, teacher_rows: bool = True, **overrides) -> dict:
+    """`run_demo` once per training seed, every student it exported then scored by `scorer` (both networks, same samples).
+
+    Args:
+        scorer: a `FIDScorer` (notebook 10); its sample count and networks are recorded in the result.
+        seeds: the training seeds (`run_demo`'s `seed`), each run in its own temporary folder.
+        preset: a key of `PRESETS`; `overrides` change its entries as in `run_demo`.
+        methods: the demo methods to distil (the preset's when None).
+        teacher: the teacher folder (the course teacher when None).
+        teacher_rows: also score the teacher (DDIM at the preset's `teacher_steps`) and the real-image floors.
+
+    Returns a dict: `preset`, `overrides`, `methods`, the scorer's `info()`, `rows` (one per method and seed: `name`,
+    `train_seed`, `demo_fid` (run_demo's own stand-in FID of that student) and the scorer's keys), `teacher` and `floor`
+    with `teacher_rows`, and `seconds`."""
+    t_all, p = time.time(), dict(PRESETS[preset], **overrides)
+    methods = list(methods or p['methods'])
+    res = dict(preset=preset, overrides=overrides, methods=methods, **scorer.info(), rows=[])
+    if teacher_rows:
+        tpath = model_path(teacher) if teacher is not None else asset_path('teachers', 'cifar10_uncond')
+        res.update(teacher=scorer(load_model(tpath)[0], None, p['teacher_steps']), floor=scorer.floors())
+    for s in seeds:
+        with tempfile.TemporaryDirectory() as d:
+            demo_rows = {r['name']: r for r in run_demo(Path(d) / 'demo', teacher=teacher, preset=preset, methods=methods, seed=s,
+                                                            progress=False, extractor='standin', **overrides)}
+            for m in methods:
+                den, rec = load_model(Path(d) / 'demo' / demo_rows[m]['student'])   # the row names its exported student
+                res['rows'].append(dict(name=m, train_seed=s, demo_fid=demo_rows[m]['fid_mean'],
+                                        **scorer(den, rec, rec.get('steps', p['final_steps']))))
+                r = res['rows'][-1]
+                print(f"training seed {s}, {m}: FID [stand-in] {_na(r['fid'])}, [second] {_na(r.get('fid_second'))} "
+                      f"({time.time() - t_all:.0f} s)", flush=True)
+    res['seconds'] = time.time() - t_all
+    return res
+
+def by_both_table(runs: Sequence[dict], committed: dict, claims: Sequence[tuple], *, source: str) -> tuple:
+    """Runs of `demo_by_both` at one step count side by side, by both networks per training seed, and the claims read.
+
+    Args:
+        runs: results of `demo_by_both`; the first with `teacher` gives the teacher and floor lines and the step count.
+            Row names must be unique per training seed across the runs.
+        committed: {(method, training seed): stand-in FID} that committed runs gave the same students: the largest
+            difference is returned (a re-made student should match to the last digit).
+        claims: pairs (a, b): "a has a lower FID than b", each read by both networks.
+        source: where the claims come from, for the text (e.g. 'Table 1').
+
+    Returns (text, largest difference from `committed`, {(a, b, 'fid' or 'fid_second'): verdict}). A verdict is
+    `training_seed_verdict`'s over the seeds both rows have; with one shared seed, 'lower' / 'higher' only when the
+    difference exceeds the largest training-seed range of any row with several seeds (by the same network); 'degenerate'
+    when either row's samples were withheld."""
+    rows = [r for run in runs for r in run['rows']]
+    seeds = sorted({r['train_seed'] for r in rows})
+    by = {(r['name'], r['train_seed']): r for r in rows}
+    if len(by) < len(rows): raise ValueError('a method appears twice for one training seed: give the runs distinct row names')
+    checked = sorted(committed.keys() & by.keys())                            # the students a committed run also made
+    same = max((abs(by[key]['fid'] - committed[key]) for key in checked), default=float('nan'))
+    demo = max((abs(r['fid'] - r['demo_fid']) for r in rows if r['fid'] is not None), default=0.)
+    first = next(run for run in runs if 'teacher' in run)                    # the run that scored the teacher and floors
+    methods = list(dict.fromkeys(r['name'] for r in rows))
+    p = dict(PRESETS[first['preset']], **first.get('overrides', {}))
+    k, n = p['final_steps'], f"{p['final_steps']} step{'s' * (p['final_steps'] > 1)}"
+    w = max(10, *map(len, methods))
+    cell = lambda m, s, key: _na(by[m, s][key]) if (m, s) in by else '-'
+    out = [f"{k}-step students of the `{first['preset']}` preset, {first['num_samples']} samples (sampling seed 0); stand-in and real FID on the same samples:",
+           f"{'method':{w}s} " + ' '.join(f'{f"stand-in s{s}":>12s}' for s in seeds) + ' ' + ' '.join(f'{f"real s{s}":>9s}' for s in seeds) + f"{'real mean':>11s}"]
+    for m in methods:
+        re_ = [by[m, s]['fid_second'] for s in seeds if (m, s) in by]
+        out.append(f"{m:{w}s} " + ' '.join(f'{cell(m, s, "fid"):>12s}' for s in seeds) + ' ' + ' '.join(f'{cell(m, s, "fid_second"):>9s}' for s in seeds)
+                   + f"{_na(None if None in re_ else np.mean(re_)):>11s}")
+    out.append(f"teacher (DDIM, {p['teacher_steps']} steps): stand-in {first['teacher']['fid']:.2f}, real {first['teacher']['fid_second']:.2f}; floor (real images, "
+               f"{first['num_samples']}): stand-in {first['floor']['fid']:.2f}, real {first['floor']['fid_second']:.2f}")
+    out.append(f"[{first['extractor'].split(' ')[0]} / {first['second_extractor']}]")
+    if checked:
+        out.append(f"checked against committed runs ({', '.join(f'{m} s{s}' for m, s in checked)}): stand-in FIDs differ by at most "
+                   f"{same:.1e} (every row against run_demo's own: at most {demo:.1e})")
+    def widest(key):                                                          # the largest training-seed range of a several-seed row
+        vals = [[by[m, s][key] for s in seeds if (m, s) in by] for m in methods]
+        return max((max(v) - min(v) for v in vals if len(v) > 1 and None not in v), default=float('nan'))
+    verdicts = {}
+    for a, b in claims:
+        shared = [s for s in seeds if (a, s) in by and (b, s) in by]
+        for lab, key in (('stand-in', 'fid'), ('real FID', 'fid_second')):
+            x, y = [by[a, s][key] for s in shared], [by[b, s][key] for s in shared]
+            if None in x + y:                                                 # a degenerate student: flagged, never a number
+                verdicts[a, b, key] = 'degenerate'
+                out.append(f"claim ({source}, {n}): {a} vs {b}, by the {lab}: no verdict (degenerate samples)"); continue
+            diffs = ', '.join(f'{u - v:+.2f}' for u, v in zip(x, y))
+            if len(shared) > 1:
+                verdicts[a, b, key] = training_seed_verdict(x, y)
+                why = f"paired differences {diffs}"
+            else:
+                d, r = x[0] - y[0], widest(key)
+                verdicts[a, b, key] = 'lower' if d < -r else 'higher' if d > r else 'not significant'
+                why = f"one training seed: difference {diffs} against the largest training-seed range {r:.2f}"
+            out.append(f"claim ({source}, {n}): {a} has a lower FID than {b}, by the {lab}: {claim_word(verdicts[a, b, key])} ({why})")
+    return '\n'.join(out), same, verdicts

@@ -12,7 +12,8 @@ from .guidance import GuidanceSettings, guided_teacher_wrapper
 from .semantic import SGPSettings, sgp_student_wrapper
 
 # %% auto #0
-__all__ = ['SFERD_DEFAULTS', 'SFERD_PD', 'SFERD_CD', 'sferd_method', 'seed_spread', 'fid_verdict', 'training_seed_verdict']
+__all__ = ['SFERD_DEFAULTS', 'SFERD_PD', 'SFERD_CD', 'sferd_method', 'seed_spread', 'fid_verdict', 'claim_word',
+           'training_seed_verdict']
 
 # %% ../nbs/09_sferd.ipynb #9a791765
 SFERD_DEFAULTS = {**settings_defaults(GuidanceSettings),     # Eq. 9-11 (notebook 07): psi, w, blur_sigma, attn_resolution
@@ -48,6 +49,10 @@ def fid_verdict(a: dict, b: dict, spread: float) -> str:
     "Row `a` against row `b` (each with 'fid_mean'): 'lower' or 'higher' when the means differ by more than `spread`, else 'not significant'."
     d = a['fid_mean'] - b['fid_mean']
     return 'lower' if -d > spread else 'higher' if d > spread else 'not significant'
+
+def claim_word(v: str) -> str:
+    "A verdict ('lower' / 'higher' / 'not significant') on a claim that the first row has the lower FID: AGREES / DISAGREES / NOT SIGNIFICANT."
+    return {'lower': 'AGREES', 'higher': 'DISAGREES'}.get(v, 'NOT SIGNIFICANT')
 
 # %% ../nbs/09_sferd.ipynb #9d4b27a9
 def training_seed_verdict(a: Sequence[float], b: Sequence[float]) -> str:
