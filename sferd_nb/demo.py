@@ -13,7 +13,6 @@ import torch
 
 from .data import asset_path, data_dir, get_dataset, save_image_grid, to_model_range
 from .metrics import _fmt, denoising_ability, evaluate, FIDScorer, load_extractor, load_model, nfe_text, reference_stats, withhold
-from .sferd import claim_word, training_seed_verdict
 from .distill import distill, get_method
 from .io import model_path
 from .unet import autocast_dtype
@@ -239,7 +238,7 @@ def write_report(out: Path, rows: Sequence[dict], p: dict, teacher, preset: str,
                                                   rows=clean), indent=1, default=str, allow_nan=False))
     return out / 'report.md'
 
-# %% ../nbs/11_demo.ipynb #aab6c45e
+# %% ../nbs/11_demo.ipynb #191355c1
 def demo_by_both(scorer: FIDScorer, seeds: Sequence[int] = (0, 1, 2), *, preset: str = 'full', methods: Optional[Sequence[str]] = None,
                  teacher=None, teacher_rows: bool = True, **overrides) -> dict:
     """`run_demo` once per training seed, every student it exported then scored by `scorer` (both networks, same samples).
@@ -290,6 +289,7 @@ def by_both_table(runs: Sequence[dict], committed: dict, claims: Sequence[tuple]
     `training_seed_verdict`'s over the seeds both rows have; with one shared seed, 'lower' / 'higher' only when the
     difference exceeds the largest training-seed range of any row with several seeds (by the same network); 'degenerate'
     when either row's samples were withheld."""
+    from sferd_nb.sferd import claim_word, training_seed_verdict              # on first use: sferd pulls in guidance and semantic
     rows = [r for run in runs for r in run['rows']]
     seeds = sorted({r['train_seed'] for r in rows})
     by = {(r['name'], r['train_seed']): r for r in rows}
@@ -321,6 +321,7 @@ def by_both_table(runs: Sequence[dict], committed: dict, claims: Sequence[tuple]
     verdicts = {}
     for a, b in claims:
         shared = [s for s in seeds if (a, s) in by and (b, s) in by]
+        if not shared: raise ValueError(f"claim ({a}, {b}): the two rows share no training seed; add runs of the same seeds")
         for lab, key in (('stand-in', 'fid'), ('real FID', 'fid_second')):
             x, y = [by[a, s][key] for s in shared], [by[b, s][key] for s in shared]
             if None in x + y:                                                 # a degenerate student: flagged, never a number
