@@ -313,7 +313,8 @@ def by_both_table(runs: Sequence[dict], committed: dict, claims: Sequence[tuple]
                f"{first['num_samples']}): stand-in {first['floor']['fid']:.2f}, real {first['floor']['fid_second']:.2f}")
     out.append(f"[{first['extractor'].split(' ')[0]} / {first['second_extractor']}]")
     if checked:
-        out.append(f"checked against committed runs ({', '.join(f'{m} s{s}' for m, s in checked)}): stand-in FIDs differ by at most "
+        groups = {m: [s for mm, s in checked if mm == m] for m in dict.fromkeys(m for m, _ in checked)}
+        out.append(f"checked against committed runs ({'; '.join(f'{m} s' + ','.join(map(str, ss)) for m, ss in groups.items())}): stand-in FIDs differ by at most "
                    f"{same:.1e} (every row against run_demo's own: at most {demo:.1e})")
     def widest(key):                                                          # the largest training-seed range of a several-seed row
         vals = [[by[m, s][key] for s in seeds if (m, s) in by] for m in methods]
