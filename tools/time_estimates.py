@@ -16,8 +16,8 @@ from pathlib import Path
 NBS = Path(__file__).resolve().parents[1] / 'nbs'
 WORDS_PER_MIN, CODE_LINES_PER_MIN = 150, 20
 DEFAULT_RUN_S = {'00_data': 9, '00_runs': 8, '01_diffusion': 8, '02_samplers': 20, '03_unet': 7, '04_train': 22, '04b_io': 5,
-                 '05_distill': 35, '06_analysis': 22, '07_guidance': 21, '08_semantic': 27, '08b_sgp': 38, '09_sferd': 54, '10_eval': 13,
-                 '11_demo': 9, '12_gdd': 27, '13_cli': 10, 'index': 0}
+                 '05_distill': 35, '06_analysis': 22, '07_guidance': 21, '08_semantic': 27, '08b_sgp': 38, '09_sferd': 36, '10_eval': 13,
+                 '11_demo': 22, '12_gdd': 27, '13_cli': 10, 'index': 0}
 LINE = re.compile(r'(\*Time: ~|\*\*Time:\*\* ~)(\d+)( minutes \(reading \+ default run)')   # '*Time: ~N ...*' or '**Time:** ~N ...'
 
 
