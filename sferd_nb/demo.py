@@ -239,7 +239,7 @@ def write_report(out: Path, rows: Sequence[dict], p: dict, teacher, preset: str,
     return out / 'report.md'
 
 # %% ../nbs/11_demo.ipynb #191355c1
-def demo_by_both(scorer: FIDScorer, seeds: Sequence[int] = (0, 1, 2), *, preset: str = 'full', methods: Optional[Sequence[str]] = None,
+def demo_by_both(scorer: FIDScorer, *, seeds: Sequence[int] = (0, 1, 2), preset: str = 'full', methods: Optional[Sequence[str]] = None,
                  teacher=None, teacher_rows: bool = True, **overrides) -> dict:
     """`run_demo` once per training seed, every student it exported then scored by `scorer` (both networks, same samples).
 
