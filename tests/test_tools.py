@@ -281,7 +281,6 @@ def test_the_only_texts_the_notebooks_print_pick_the_slow_cell_that_writes_the_f
     nb9, nb12 = ROOT / 'nbs' / '09_sferd.ipynb', ROOT / 'nbs' / '12_gdd.ipynb'
     only, files = _literal(nb9, 'HEADLINE_ONLY'), _literal(nb9, 'HEADLINE_FILES')
     pairs = [(nb9, t, f) for k in only for t, f in zip(only[k], files[k])]
-    pairs += [(nb9, t, f) for t, f in zip(_literal(nb9, 'ENHANCEMENT_ONLY'), _literal(nb9, 'ENHANCEMENT_FILES'))]
     pairs += [(nb12, 'GDD at one step by both networks', '12_gdd_by_both.json')]
     named = [f for fs in _literal(nb9, 'ENHANCEMENT_FILES_AT').values() for f in fs] + list(_literal(nb9, 'CONFOUND_REAL_FILES'))
     pairs += [(nb9, Path(f).stem, f) for f in named]                      # `_missing` prints the file's stem as the --only text

@@ -3,7 +3,7 @@ from the notebook instead of guessed (issue 34, item 6).
 
 A learner's pace, stated once here: prose (markdown, equations included) at 150 words a minute, the code a lesson
 shows (hidden cells and folded test cells left out) at 20 lines a minute, plus the notebook's default run (its cells
-without `slow` / `gpu`, on 2 CPU cores: `nbdev_test --timing`, session 17 (08b, 10, 12: wall time of `nbdev_test --path`, session 21), one thread per notebook, ~5 s of start-up
+without `slow` / `gpu`, on 2 CPU cores: `nbdev_test --timing`, session 17 (08b, 09, 10, 11, 12: wall time of `nbdev_test --path` alone, sessions 21-22), one thread per notebook, ~5 s of start-up
 added). The sum is rounded up to 5 minutes.
 
     python tools/time_estimates.py            # print the estimate and the stated time of every notebook
