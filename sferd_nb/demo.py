@@ -20,7 +20,7 @@ from .runs import atomic_write, made_in, prepare_out, record_made, resolve_devic
 
 # %% auto #0
 __all__ = ['PRESETS', 'ABLATION', 'BEYOND', 'METHOD_NAMES', 'default_teacher', 'distill_method', 'format_table', 'run_demo',
-           'write_report', 'demo_by_both', 'by_both_table']
+           'write_report', 'demo_by_both', 'by_both_table', 'committed_fids']
 
 # %% ../nbs/11_demo.ipynb #1d86cba4
 PRESETS = {
@@ -338,3 +338,13 @@ def by_both_table(runs: Sequence[dict], committed: dict, claims: Sequence[tuple]
                 why = f"one training seed: difference {diffs} against the largest training-seed range {r:.2f}"
             out.append(f"claim ({source}, {n}): {a} has a lower FID than {b}, by the {lab}: {claim_word(verdicts[a, b, key])} ({why})")
     return '\n'.join(out), same, verdicts
+
+def committed_fids(runs: dict, names: Optional[dict] = None) -> dict:
+    """The `committed` argument of `by_both_table` from committed `run_demo` results: {(method, training seed): stand-in
+    FID at sampling seed 0}.
+
+    Args:
+        runs: {training seed: a `run_demo` results dict (its `results.json`)}.
+        names: {row name: method name}: only those rows, renamed; every student's row (not the teacher's) without it."""
+    return {(names[r['name']] if names else r['name'], int(s)): r['fid'][r['seeds'].index(0)] for s, run in runs.items()
+            for r in run['rows'] if r['name'] != 'teacher' and (names is None or r['name'] in names)}
