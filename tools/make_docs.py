@@ -25,8 +25,9 @@ Stages, all under the build folder (`build/docs/` by default, gitignored):
      non-blank, non-comment lines;
    - `#| slow` cells (and `#| gpu` cells) are shown, not run, in a callout "course run, not executed in the docs
      build"; beside it the notebook's committed course-run results: files in `nbs/images/` or `nbs/results/` whose
-     name starts with the notebook's number (`07_...`), attached to the last slow cell before the markdown that shows
-     them (else to the notebook's last slow cell, else to a section at the end of the page). A figure that the
+     name starts with the notebook's number (`07_...`), attached to the slow cell that names it (`Renderer.names`: its
+     file name, or for a figure the file it is written beside), else to the last slow cell before the markdown that
+     shows it (else to the notebook's last slow cell, else to a section at the end of the page). A figure that the
      notebook's markdown already shows appears as a thumbnail linked to it (the markdown's own `images/...` links
      work in the site: the folder is copied); a result it does not show is rendered in the callout (PNG/JPG/SVG as
      an image, CSV as a table, JSON as tables (`json_tables`) with the whole file collapsed below, TXT as text);
@@ -294,7 +295,8 @@ def _cell(v) -> str:
 def _scalarish(v) -> bool:
     return v is None or isinstance(v, (int, float, str, bool)) or (isinstance(v, list) and all(isinstance(x, (int, float)) for x in v))
 
-_FIRST_COLS = ('name', 'method', 'steps', 'nfe', 'fid_mean', 'fid', 'is_mean', 'denoising_l2_mean', 'distill_seconds')
+_FIRST_COLS = ('name', 'method', 'steps', 'nfe', 'fid_mean', 'fid', 'fid_real', 'fid_second', 'is_mean', 'denoising_l2_mean',
+               'distill_seconds')
 
 def json_tables(obj, max_rows: int = 40) -> str:
     """A course run's JSON as markdown tables a reader can scan: each list of records (e.g. `rows`) as a table of its
@@ -381,6 +383,16 @@ class Renderer:
             seg = re.sub(r'(?<!!)\[([^\]]*)\]\(([^)\s]+)\)', lambda m: f'[{m.group(1)}]({self.link(m.group(2))})', seg)
             parts[i] = seg
         return fix_display_math(fix_list_indent(''.join(parts)))
+
+    @staticmethod
+    def names(code: str, result: str) -> float:
+        """How closely a slow cell's `code` names `result`: inf for its file name in quotes; for a figure, the length of the
+        longest quoted file stem that begins its own (`'12_x_seed1.json'` names `12_x_seed1_samples.png`, written beside
+        it); 0 for neither."""
+        if f"'{Path(result).name}'" in code: return float('inf')
+        if Path(result).suffix.lower() not in ('.png', '.jpg', '.jpeg', '.svg'): return 0
+        stem = Path(result).stem
+        return max((len(q) for q in (Path(f).stem for f in re.findall(r"'([\w.-]+\.\w+)'", code)) if stem.startswith(q + '_')), default=0)
 
     def anchor(self, result: str) -> str:
         return 'result-' + re.sub(r'[^\w-]+', '-', Path(result).stem).strip('-')
@@ -488,8 +500,8 @@ class Renderer:
         unshown = [r for r in self._results if r not in shown]
         per_cell = {}
         for r in self._results:
-            o = owner.get(r)
-            if o is None: o = next((i for i in slow_ids if f"'{Path(r).name}'" in _src(cells[i])), None)   # the cell that names it
+            score, o = max(((self.names(_src(cells[i]), r), i) for i in slow_ids), default=(0, None))   # the cell that writes it
+            if not score: o = owner.get(r)
             if o is None: o = slow_ids[-1] if slow_ids and r in unshown else (slow_ids[0] if slow_ids else None)
             per_cell.setdefault(o, []).append(r)
         parts, used = [], set()
