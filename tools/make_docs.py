@@ -386,11 +386,11 @@ class Renderer:
 
     @staticmethod
     def names(code: str, result: str) -> float:
-        """How closely a slow cell's `code` names `result`: inf for its file name in quotes; for a figure, the length of the
-        longest quoted file stem that begins its own (`'12_x_seed1.json'` names `12_x_seed1_samples.png`, written beside
-        it); 0 for neither."""
+        """How closely a slow cell's `code` names `result`: inf for its file name in single quotes; for a figure, the length
+        of the longest single-quoted file stem that begins its own (`'12_x_seed1.json'` names `12_x_seed1_samples.png`,
+        written beside it); 0 for neither (a name built in an f-string is not seen: the position rule places it)."""
         if f"'{Path(result).name}'" in code: return float('inf')
-        if Path(result).suffix.lower() not in ('.png', '.jpg', '.jpeg', '.svg'): return 0
+        if Path(result).suffix.lower() not in ('.png', '.jpg', '.jpeg', '.svg', '.gif', '.webp'): return 0
         stem = Path(result).stem
         return max((len(q) for q in (Path(f).stem for f in re.findall(r"'([\w.-]+\.\w+)'", code)) if stem.startswith(q + '_')), default=0)
 
@@ -500,8 +500,8 @@ class Renderer:
         unshown = [r for r in self._results if r not in shown]
         per_cell = {}
         for r in self._results:
-            score, o = max(((self.names(_src(cells[i]), r), i) for i in slow_ids), default=(0, None))   # the cell that writes it
-            if not score: o = owner.get(r)
+            score, o = max(((self.names(_src(cells[i]), r), -i) for i in slow_ids), default=(0, None))   # the cell naming it
+            o = -o if score else owner.get(r)                                # (the first of equals), else by position
             if o is None: o = slow_ids[-1] if slow_ids and r in unshown else (slow_ids[0] if slow_ids else None)
             per_cell.setdefault(o, []).append(r)
         parts, used = [], set()
