@@ -316,7 +316,7 @@ def json_tables(obj, max_rows: int = 40) -> str:
                 for i, x in enumerate(v): walk(f'{path}[{i}]', x, depth + 1)
             else: records(path or 'records', v)
         elif isinstance(v, dict) and v and all(isinstance(x, dict) for x in v.values()) and \
-                all(any(_scalarish(y) for y in x.values()) for x in v.values()) and len(v) > 1 and depth > 0:
+                all(any(_scalarish(y) for y in x.values()) for x in v.values()) and (len(v) > 1 or depth > 1) and depth > 0:
             records(path, [dict(name=k, **{kk: vv for kk, vv in x.items() if kk != 'name'}) for k, x in v.items()])
         elif isinstance(v, dict):
             for k, x in v.items(): walk(f'{path}.{k}' if path else str(k), x, depth + 1)
