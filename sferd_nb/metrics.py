@@ -26,7 +26,8 @@ __all__ = ['INCEPTION_ENV', 'INCEPTION_NAME', 'FID_NETWORK_ENV', 'FID_HELPER_FIL
            'fid_helper_path', 'TorchScriptInceptionExtractor', 'load_extractor', 'gaussian_stats', 'frechet_distance',
            'inception_score', 'extract', 'extractor_id', 'stats_cache_dir', 'reference_stats', 'fid_against',
            'load_model', 'nfe', 'generate', 'degenerate_flags', 'withhold', 'evaluate', 'degenerate_sets', 'fooled_by',
-           'denoising_l2', 'denoising_ability', 'FIDScorer', 'nfe_text', 'format_row']
+           'knn_radii', 'in_manifold', 'precision_recall', 'reference_features', 'denoising_l2', 'denoising_ability',
+           'FIDScorer', 'nfe_text', 'format_row']
 
 # %% ../nbs/10_eval.ipynb #7a5d4216
 def _conv_bn(i: int, o: int) -> nn.Sequential:
@@ -439,6 +440,60 @@ def degenerate_sets(n: int, *, data: str = 'cifar10-subset', seed: int = 0) -> d
 def fooled_by(fids: dict, degenerate: Sequence[str], models: Sequence[str]) -> list:
     "The (degenerate set, model) pairs in which the degenerate set has the lower (better) FID: [] when the metric is not fooled."
     return [(dg, m) for dg in degenerate for m in models if fids[dg] < fids[m]]
+
+# %% ../nbs/10_eval.ipynb #bcc6c273
+def _distances(a: Tensor, b: Tensor, rows: int = 1024):
+    "(rows, N) blocks of the exact Euclidean distances from `a`'s features to `b`'s, in float64 (a duplicate is at exactly 0)."
+    b = b.double()
+    for i in range(0, len(a), rows): yield torch.cdist(a[i:i + rows].double(), b, compute_mode='donot_use_mm_for_euclid_dist')
+
+def knn_radii(feats: Tensor,              # (N, D) features of one set
+              k: int = 3,                 # which neighbour: the paper's k
+             ) -> Tensor:
+    "Each feature's distance to its k-th nearest neighbour in the same set, itself not counted: the radius of its ball, (N,)."
+    if feats.ndim != 2 or not 1 <= k < len(feats):
+        raise ValueError(f"need (N, D) features and 1 <= k < N, got {tuple(feats.shape)} and k={k}")
+    return torch.cat([d.kthvalue(k + 1, dim=1).values for d in _distances(feats, feats)])   # the first is the feature itself, at 0
+
+def in_manifold(feats: Tensor,            # (M, D) features to test
+                centres: Tensor,          # (N, D) the set whose manifold is estimated
+                radii: Tensor,            # (N,) its balls' radii (`knn_radii`)
+               ) -> Tensor:
+    "f(phi, Phi) for each of `feats`: True where it lies in at least one ball of the manifold estimate, (M,)."
+    return torch.cat([(d <= radii.double()[None]).any(1) for d in _distances(feats, centres)])
+
+def precision_recall(real: Tensor,        # (N_r, D) features of real images
+                     fake: Tensor,        # (N_g, D) features of generated images, by the same network
+                     *,
+                     k: int = 3,          # the neighbour that sets each ball's radius
+                    ) -> dict:
+    """Improved precision and recall (Kynkäänniemi et al. 2019): {precision: the share of `fake` inside the real manifold,
+    recall: the share of `real` inside the generated manifold, k, n_real, n_fake}."""
+    if not (torch.isfinite(real).all() and torch.isfinite(fake).all()): raise ValueError("non-finite features: are the images finite?")
+    precision = in_manifold(fake, real, knn_radii(real, k)).double().mean()
+    recall = in_manifold(real, fake, knn_radii(fake, k)).double().mean()
+    return dict(precision=float(precision), recall=float(recall), k=k, n_real=len(real), n_fake=len(fake))
+
+def reference_features(extractor: nn.Module,          # the network that scores the generated images too
+                       *,
+                       data: str = 'cifar10-subset',   # the dataset (`get_dataset`)
+                       split: str = 'test',            # its split
+                       n: int = 500,                   # the first n images: the real set
+                       cache: bool = True,             # read and write the cache (`stats_cache_dir`)
+                       batch_size: int = 250,          # images per extractor call
+                       progress: bool = False,         # say what is computed (minutes with the Inception network on a CPU)
+                      ) -> Tensor:
+    "(n, D) float64 features of the first `n` images of a data split, cached per extractor and data: the real set of `precision_recall`."
+    f = stats_cache_dir() / f"{data.replace(':', '_').replace('/', '_')}_{split}_first{n}_{extractor_id(extractor)}_features.npy"
+    if cache and f.exists(): return torch.from_numpy(np.load(f))
+    x = get_dataset(data, split=split, flip=False).images
+    if not 1 <= n <= len(x): raise ValueError(f"{data}[{split}] has {len(x)} images: ask for 1 <= n <= {len(x)}")
+    if progress: print(f"computing the features of the first {n} images of {data}[{split}] with {extractor.name} (once: cached in {f})", flush=True)
+    feats, _ = extract(extractor, x[:n], batch_size=batch_size, progress=progress, desc='reference features')
+    if cache:
+        f.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(f, lambda fh: np.save(fh, feats.numpy()))
+    return feats
 
 # %% ../nbs/10_eval.ipynb #ff3a508a
 @torch.no_grad()

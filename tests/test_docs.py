@@ -414,5 +414,7 @@ def test_course_run_json_is_shown_as_tables():
     assert '| name | fid_mean | fid |' in t and '| pd | 66.15 | 66.8, 65.5 |' in t and 'extra' not in t   # nested dicts left out
     assert '**fid.standin**' in t and '| 500 | 77.3 | 5.4 |' in t
     assert md.json_tables([]) == '(no table: see the whole file below)'
-    one = md.json_tables(dict(runs={'0': {'variant a': dict(fid_mean=1.5, fid_real=9.)}, '1': {'variant a': dict(fid_mean=2.5, fid_real=8.)}}))
-    assert '**runs.1**' in one and '| name | fid_mean | fid_real |' in one and '| variant a | 2.5 | 8 |' in one   # one record: a table too
+    one = md.json_tables(dict(runs={'0': {'variant a': dict(wall_s=3., recall=.5, fid_mean=1.5, fid_real=9.)},
+                                    '1': {'variant a': dict(wall_s=4., recall=.25, fid_mean=2.5, fid_real=8.)}}))
+    assert '**runs.1**' in one and '| name | fid_mean | fid_real | recall | wall_s |' in one   # one record: a table too; FID and recall first
+    assert '| variant a | 2.5 | 8 | 0.25 | 4 |' in one

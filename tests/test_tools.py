@@ -295,6 +295,7 @@ def test_the_only_texts_the_notebooks_print_pick_the_slow_cell_that_writes_the_f
     named = [f for fs in _literal(nb9, 'ENHANCEMENT_FILES_AT').values() for f in fs] + list(_literal(nb9, 'CONFOUND_REAL_FILES'))
     pairs += [(nb9, Path(f).stem, f) for f in named]                      # `_missing` prints the file's stem as the --only text
     pairs += [(nb12, Path(f).stem, f) for f in _literal(nb12, 'VARIANT_FILES')]           # 12's variants: the same rule
+    pairs += [(nb12, '12_recall_controls', '12_recall_controls.json')]
     for nb, text, file in pairs:
         default = {i for i, _ in rs.cells(nb, only='\0')}                 # no slow cell contains a NUL
         picked = [src for i, src in rs.cells(nb, only=text) if i not in default]

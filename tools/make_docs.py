@@ -295,8 +295,8 @@ def _cell(v) -> str:
 def _scalarish(v) -> bool:
     return v is None or isinstance(v, (int, float, str, bool)) or (isinstance(v, list) and all(isinstance(x, (int, float)) for x in v))
 
-_FIRST_COLS = ('name', 'method', 'steps', 'nfe', 'fid_mean', 'fid', 'fid_real', 'fid_second', 'is_mean', 'denoising_l2_mean',
-               'distill_seconds')
+_FIRST_COLS = ('name', 'method', 'steps', 'nfe', 'fid_mean', 'fid', 'fid_real', 'fid_second', 'recall', 'recall_real', 'is_mean',
+               'denoising_l2_mean', 'distill_seconds')
 
 def json_tables(obj, max_rows: int = 40) -> str:
     """A course run's JSON as markdown tables a reader can scan: each list of records (e.g. `rows`) as a table of its
