@@ -24,10 +24,10 @@ __all__ = ['INCEPTION_ENV', 'INCEPTION_NAME', 'FID_NETWORK_ENV', 'FID_HELPER_FIL
            'TORCH_FIDELITY_FILES', 'EXTRACTORS', 'DEGENERATE_LIMITS', 'StandInClassifier', 'ClassifierExtractor',
            'load_inception_state_dict', 'InceptionExtractor', 'load_classifier', 'tf1_resize_bilinear',
            'fid_helper_path', 'TorchScriptInceptionExtractor', 'load_extractor', 'gaussian_stats', 'frechet_distance',
-           'inception_score', 'extract', 'extractor_id', 'stats_cache_dir', 'reference_stats', 'fid_against',
-           'load_model', 'nfe', 'generate', 'degenerate_flags', 'withhold', 'evaluate', 'degenerate_sets', 'fooled_by',
-           'knn_radii', 'in_manifold', 'precision_recall', 'reference_features', 'denoising_l2', 'denoising_ability',
-           'FIDScorer', 'nfe_text', 'format_row']
+           'inception_score', 'extract', 'extractor_id', 'stats_cache_dir', 'reference_stats', 'fid_of_features',
+           'fid_against', 'load_model', 'nfe', 'generate', 'degenerate_flags', 'withhold', 'evaluate',
+           'degenerate_sets', 'fooled_by', 'knn_radii', 'in_manifold', 'precision_recall', 'reference_features',
+           'denoising_l2', 'denoising_ability', 'FIDScorer', 'nfe_text', 'format_row']
 
 # %% ../nbs/10_eval.ipynb #7a5d4216
 def _conv_bn(i: int, o: int) -> nn.Sequential:
@@ -297,11 +297,14 @@ def stats_cache_dir() -> Path:
     "Where reference statistics are cached: `data.cache_dir()/fid_stats` ($SFERD_CACHE or ~/.cache/sferd_nb)."
     return data_cache_dir() / 'fid_stats'
 
+def _reference_file(extractor: nn.Module, data: str, split: str, which: str, suffix: str) -> Path:
+    "The cache file of what `extractor` makes of the images `which` of `data`[`split`] (`reference_stats`, `reference_features`)."
+    return stats_cache_dir() / f"{data.replace(':', '_').replace('/', '_')}_{split}_{which}_{extractor_id(extractor)}{suffix}"
+
 def reference_stats(extractor: nn.Module, *, data: str = 'cifar10-subset', split: str = 'train', max_images: Optional[int] = None,
                     cache: bool = True, batch_size: int = 250, progress: bool = False) -> dict:
     "Real-image statistics {mu, sigma, n, extractor, reference} of a data split (cached per extractor and data)."
-    key = f"{data.replace(':', '_').replace('/', '_')}_{split}_{max_images or 'all'}_{extractor_id(extractor)}"
-    f = stats_cache_dir() / f"{key}.npz"
+    f = _reference_file(extractor, data, split, max_images or 'all', '.npz')
     if cache and f.exists():
         z = np.load(f)
         return dict(mu=torch.from_numpy(z['mu']), sigma=torch.from_numpy(z['sigma']), n=int(z['n']),
@@ -318,10 +321,14 @@ def reference_stats(extractor: nn.Module, *, data: str = 'cifar10-subset', split
         atomic_write(f, lambda fh: np.savez(fh, mu=mu.numpy(), sigma=sigma.numpy(), n=len(x)))
     return dict(mu=mu, sigma=sigma, n=len(x), extractor=extractor.name, reference=f"{data}[{split}]")
 
+def fid_of_features(feats: Tensor, ref: dict) -> float:
+    "FID of (N, D) features (`extract`) against reference statistics `ref` (`reference_stats`): images already seen by the network."
+    return frechet_distance(*gaussian_stats(feats), ref['mu'], ref['sigma'])
+
 def fid_against(extractor: nn.Module, images: Tensor, ref: dict, *, batch_size: int = 250) -> dict:
     "FID (and IS: 10 splits when N >= 20, at least 2 images per split; None when the extractor has no logits) of `images` against reference stats; the extractor's name travels with it."
     feats, logits = extract(extractor, images, batch_size=batch_size)
-    fid = frechet_distance(*gaussian_stats(feats), ref['mu'], ref['sigma'])
+    fid = fid_of_features(feats, ref)
     is_mean, is_std = inception_score(logits, splits=min(10, max(1, len(images) // 2))) if logits is not None else (None, None)
     return dict(fid=fid, is_mean=is_mean, is_std=is_std, n=len(images), extractor=extractor.name,
                 reference=ref.get('reference', '?'), n_reference=ref.get('n'))
@@ -484,7 +491,7 @@ def reference_features(extractor: nn.Module,          # the network that scores 
                        progress: bool = False,         # say what is computed (minutes with the Inception network on a CPU)
                       ) -> Tensor:
     "(n, D) float64 features of the first `n` images of a data split, cached per extractor and data: the real set of `precision_recall`."
-    f = stats_cache_dir() / f"{data.replace(':', '_').replace('/', '_')}_{split}_first{n}_{extractor_id(extractor)}_features.npy"
+    f = _reference_file(extractor, data, split, f'first{n}', '_features.npy')
     if cache and f.exists(): return torch.from_numpy(np.load(f))
     x = get_dataset(data, split=split, flip=False).images
     if not 1 <= n <= len(x): raise ValueError(f"{data}[{split}] has {len(x)} images: ask for 1 <= n <= {len(x)}")
