@@ -4,8 +4,12 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 
 PYTHON ?= python3
+# the oldest Python `make` sets up with: the docs tools it installs (mkdocs-material 9.8) need 3.11; the library alone
+# needs settings.ini's min_python, which `make test-oldest` checks
+MIN_PYTHON ?= 3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
+EXTRAS ?= dev,docs
 # torch==2.13.0 resolves to a CPU build on the project's machines; override with your own build, e.g.
 #   make test TORCH="torch==2.5.1 --index-url https://download.pytorch.org/whl/cu124"
 TORCH ?= torch==2.13.0
@@ -15,15 +19,16 @@ NBDEV_TEST_FLAGS ?= --n_workers $(JOBS)
 PYTEST_FLAGS ?= -n $(JOBS) --dist worksteal
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-gpu demo install sync-check readme nbtest pytest pytest-only docs docs-check browser clean export
+.PHONY: test test-oldest test-gpu demo install sync-check readme nbtest pytest pytest-only docs docs-check browser clean export
 
 $(BIN)/python:
+	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] >= tuple(map(int, "$(MIN_PYTHON)".split("."))) else f"make: {sys.executable} is Python {sys.version.split()[0]}, and the course tools need Python $(MIN_PYTHON) or newer: install one and name it: make PYTHON=python$(MIN_PYTHON) ... (make test-oldest: OLDEST_PYTHON_BIN=...)")'
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): $(BIN)/python setup.py settings.ini
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH)
-	$(BIN)/python -m pip install -q -e '.[dev,docs]'
+	$(BIN)/python -m pip install -q -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -51,6 +56,18 @@ pytest: install browser pytest-only
 
 pytest-only:
 	OMP_NUM_THREADS=1 MPLBACKEND=Agg $(BIN)/python -m pytest -q $(PYTEST_FLAGS) tests/
+
+## the oldest versions the package declares (settings.ini: min_python and the torch floor of `requirements`): the whole
+## suite in .venv-oldest with that Python (OLDEST_PYTHON_BIN, default python3.10) and the newest patch of that torch,
+## without the docs tools (they need Python 3.11; the tests that build the site are skipped). TORCH_INDEX picks a build, e.g.
+## TORCH_INDEX="--index-url https://download.pytorch.org/whl/cpu"
+OLDEST_PYTHON := $(shell sed -n 's/^min_python *= *//p' settings.ini)
+OLDEST_TORCH := $(shell sed -n 's/^requirements *=.*torch>=\([0-9.]*\).*/\1/p' settings.ini)
+OLDEST_PYTHON_BIN ?= python$(OLDEST_PYTHON)
+TORCH_INDEX ?=
+test-oldest:
+	$(MAKE) --no-print-directory test VENV=.venv-oldest PYTHON=$(OLDEST_PYTHON_BIN) MIN_PYTHON=$(OLDEST_PYTHON) \
+	  TORCH='torch==$(OLDEST_TORCH).* $(TORCH_INDEX)' EXTRAS=dev
 
 ## the GPU suite (needs a CUDA GPU and a CUDA build of torch, e.g. TORCH="torch --index-url .../cu124"): the `gpu`
 ## pytest marker, then every notebook with its `#| gpu` cells; the default suite runs unchanged with CUDA visible

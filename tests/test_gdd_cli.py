@@ -172,19 +172,23 @@ def test_gdd_ddp_equals_single_process(tmp_path):
 
 def _check_gdd_ddp(one, two, t, disc):
     "The checkpoints of the 1-process and the 2-process GDD runs with discriminator `disc` agree (see the test above)."
-    # the projected D's BatchNorm sums the statistics over ranks where one process calls torch's kernel: they round apart by
-    # ~1e-7, and Adam's first steps (update ~ lr * sign(g)) amplify a sign flip of a near-zero gradient up to lr = 1e-4;
-    # GlobalBatchNorm2d itself is exact (float64, test_global_batch_norm_is_one_process_batch_norm)
-    tol = 1e-4 if disc == 'projected' else 1e-5
+    # The projected D's BatchNorm sums the statistics over ranks where one process calls torch's kernel, so the two runs round
+    # apart by ~1e-7 (GlobalBatchNorm2d itself is exact: float64, test_global_batch_norm_is_one_process_batch_norm). Adam with
+    # beta1 = 0 moves an element by ~lr * sign(g) in its first steps, so where a gradient is near zero that rounding can flip
+    # the sign and move the element up to 2 * lr per step; after a flip the later gradients differ too. Whether any element
+    # flips in 3 steps depends on the torch build's rounding (none of G's 345,587 elements with torch 2.13; 44 with torch
+    # 2.3.1), so the projected runs are compared by how many elements moved apart, not by the largest difference: at most
+    # 0.1 % of the elements of G, its EMA and D may differ by more than lr / 2 and none by more than 2 * 3 steps * lr, and
+    # D's Adam states (the last gradients and their squares) agree to 10 % relative (L2). Measured with rank-local BatchNorm
+    # statistics in place of GlobalBatchNorm2d (a wrong DDP reduction): 4.3 % of G's and 13 % of D's elements differ by more
+    # than lr / 2 and the Adam states by up to 55 %; with the right ones at most 0.013 % and 3.2 % (torch 2.3.1 and 2.13).
+    # The other discriminators agree to 1e-5 in every element.
+    lr, steps = 1e-4, 3                                          # GDD's default lr (G's, and D's as d_lr is unset); max_steps
     # a conv bias right before BatchNorm has a gradient that is 0 in exact arithmetic: Adam moves it by ~lr per step on rounding
     # noise, so such biases (and the BatchNorm running means that follow them) are not compared: any two runs may differ
     # there by the most 3 Adam steps can move a weight. The check that their gradients are ~0 is in
-    # test_projected_d_gradients_are_one_process_gradients.
+    # test_projected_d_gradients_are_one_process_gradients, where one D step from the same weights agrees to 1e-4.
     skip = lambda k: disc == 'projected' and (_pre_bn_bias(k) or re.search(r'\.main\.\d+\.running_mean$', str(k)))
-    lim = lambda k: float('inf') if skip(k) else tol
-    # Those bias differences (~1e-4) cancel in BatchNorm only up to rounding, which a nearly constant feature channel amplifies
-    # (1 / sqrt(var + eps)): D's last gradients then agree to ~1e-3 relative, not 1e-5. One D step from the same weights agrees
-    # to 1e-4 (test_projected_d_gradients_are_one_process_gradients).
     a, b = load_checkpoint(one / 'gdd'), load_checkpoint(two / 'gdd')
     assert a['step'] == b['step'] == 3, disc
     ta = {f'net.{k}': v for k, v in load_denoiser(t).net.state_dict().items()}
@@ -199,10 +203,15 @@ def _check_gdd_ddp(one, two, t, disc):
     for what, u, v in pairs:
         ts = [k for k in u if isinstance(u[k], torch.Tensor)]
         assert ts and sorted(ts) == sorted(k for k in v if isinstance(v[k], torch.Tensor)), (disc, what)
-        if disc == 'projected' and what.startswith('D Adam'):   # the last gradients (beta1 = 0): relative, see below
+        if disc != 'projected':
+            bad = {k: d for k in ts if (d := (u[k].float() - v[k].float()).abs().max().item()) > 1e-5}
+        elif what.startswith('D Adam'):                          # the last gradients (beta1 = 0) and their squares: relative
             if _pre_bn_bias(d_names[int(what.split()[2].split('.')[0])]): continue
-            bad = {k: d for k in ts if (d := ((u[k] - v[k]).abs().max() / u[k].abs().max().clamp_min(1e-6)).item()) > 2e-2}
-        else: bad = {k: d for k in ts if (d := (u[k].float() - v[k].float()).abs().max().item()) > lim(k)}
+            bad = {k: d for k in ts if (d := ((u[k] - v[k]).norm() / u[k].norm().clamp_min(1e-12)).item()) > 0.1}
+        else:                                                    # G, EMA, D: the share of elements that moved apart
+            d = torch.cat([(u[k].float() - v[k].float()).abs().flatten() for k in ts if not skip(k)])
+            share, top = (d > lr / 2).double().mean().item(), d.max().item()
+            bad = {} if share <= 1e-3 and top <= 2 * steps * lr else {'share above lr/2': share, 'largest': top}
         assert not bad, (disc, what, bad)
 
 

@@ -173,3 +173,43 @@ def test_notebooks_run_alone_from_the_wheel(wheel_bin, tmp_path):
     _run([wheel_bin / 'python', '-c', RUN_NOTEBOOKS, *NOTEBOOKS_FROM_THE_WHEEL], cwd=tmp_path, env=_clean_env())
     assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == '.ipynb') == sorted(NOTEBOOKS_FROM_THE_WHEEL)
     nothing_written_inside(wheel_bin)
+
+
+def _settings() -> dict:
+    import configparser
+    cp = configparser.ConfigParser(delimiters=['=']); cp.read(REPO / 'settings.ini', encoding='utf-8')
+    return dict(cp['DEFAULT'])
+
+
+needs_make = pytest.mark.skipif(not __import__('shutil').which('make'), reason='no make on this machine')
+
+
+def _make(*args, **kw):
+    "`make ARGS` in the checkout as a user types it: no variables inherited from a `make` this suite may run under."
+    env = {k: v for k, v in os.environ.items() if k not in ('MAKEFLAGS', 'MFLAGS', 'MAKELEVEL', 'MAKEOVERRIDES')}
+    return subprocess.run(['make', '--no-print-directory', *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=120, **kw)
+
+
+@needs_make
+def test_make_refuses_a_python_older_than_it_needs(tmp_path):
+    """`make` on a Python older than the tools it installs need says so in one line and creates no venv (instead of pip's
+    page of unsatisfiable versions): played here with this interpreter against MIN_PYTHON=99.0."""
+    venv = tmp_path / 'venv'
+    r = _make('install', f'PYTHON={sys.executable}', f'VENV={venv}', 'MIN_PYTHON=99.0')
+    assert r.returncode != 0 and not venv.exists(), (r.stdout, r.stderr)
+    msg = [l for l in r.stderr.splitlines() if l.startswith('make: ') and 'Error' not in l]
+    assert len(msg) == 1 and 'need Python 99.0 or newer' in msg[0] and sys.version.split()[0] in msg[0], r.stderr
+
+
+@needs_make
+def test_make_test_oldest_runs_on_the_declared_floors():
+    """`make test-oldest` takes its Python and torch from settings.ini (`min_python`, the `torch>=` of `requirements`), so the
+    floors the package declares are the ones it tests; setup.py's python_requires is the same min_python."""
+    import re
+    cfg = _settings()
+    torch_floor = re.search(r'torch>=([\d.]+)', cfg['requirements']).group(1)
+    r = _make('-n', 'test-oldest')
+    assert r.returncode == 0, r.stderr
+    assert f"PYTHON=python{cfg['min_python']} MIN_PYTHON={cfg['min_python']}" in r.stdout, r.stdout[:2000]
+    assert f"torch=={torch_floor}.*" in r.stdout and 'EXTRAS=dev' in r.stdout and 'VENV=.venv-oldest' in r.stdout, r.stdout[:2000]
+    assert "python_requires  = '>=' + cfg['min_python']" in (REPO / 'setup.py').read_text()
