@@ -19,7 +19,7 @@ NBDEV_TEST_FLAGS ?= --n_workers $(JOBS)
 PYTEST_FLAGS ?= -n $(JOBS) --dist worksteal
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-oldest test-gpu demo install sync-check readme nbtest pytest pytest-only docs docs-check browser clean export
+.PHONY: test test-oldest oldest-python test-gpu demo install sync-check readme nbtest pytest pytest-only docs docs-check browser clean export
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] >= tuple(map(int, "$(MIN_PYTHON)".split("."))) else f"make: {sys.executable} is Python {sys.version.split()[0]}, and the course tools need Python $(MIN_PYTHON) or newer: install one and name it: make PYTHON=python$(MIN_PYTHON) ... (make test-oldest: OLDEST_PYTHON_BIN=...)")'
@@ -65,9 +65,12 @@ OLDEST_PYTHON := $(shell sed -n 's/^min_python *= *//p' settings.ini)
 OLDEST_TORCH := $(shell sed -n 's/^requirements *=.*torch>=\([0-9.]*\).*/\1/p' settings.ini)
 OLDEST_PYTHON_BIN ?= python$(OLDEST_PYTHON)
 TORCH_INDEX ?=
-test-oldest:
+oldest-python:
+	$(OLDEST_PYTHON_BIN) -c 'import sys; v = "%d.%d" % sys.version_info[:2]; sys.exit(0 if v == "$(OLDEST_PYTHON)" else f"make test-oldest: {sys.executable} is Python {v}, not the declared floor $(OLDEST_PYTHON): name one with OLDEST_PYTHON_BIN=...")'
+
+test-oldest: oldest-python
 	$(MAKE) --no-print-directory test VENV=.venv-oldest PYTHON=$(OLDEST_PYTHON_BIN) MIN_PYTHON=$(OLDEST_PYTHON) \
-	  TORCH='torch==$(OLDEST_TORCH).* $(TORCH_INDEX)' EXTRAS=dev
+	  TORCH='torch~=$(OLDEST_TORCH).0 $(TORCH_INDEX)' EXTRAS=dev
 
 ## the GPU suite (needs a CUDA GPU and a CUDA build of torch, e.g. TORCH="torch --index-url .../cu124"): the `gpu`
 ## pytest marker, then every notebook with its `#| gpu` cells; the default suite runs unchanged with CUDA visible

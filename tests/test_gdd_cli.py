@@ -178,10 +178,12 @@ def _check_gdd_ddp(one, two, t, disc):
     # the sign and move the element up to 2 * lr per step; after a flip the later gradients differ too. Whether any element
     # flips in 3 steps depends on the torch build's rounding (none of G's 345,587 elements with torch 2.13; 44 with torch
     # 2.3.1), so the projected runs are compared by how many elements moved apart, not by the largest difference: at most
-    # 0.1 % of the elements of G, its EMA and D may differ by more than lr / 2 and none by more than 2 * 3 steps * lr, and
-    # D's Adam states (the last gradients and their squares) agree to 10 % relative (L2). Measured with rank-local BatchNorm
-    # statistics in place of GlobalBatchNorm2d (a wrong DDP reduction): 4.3 % of G's and 13 % of D's elements differ by more
-    # than lr / 2 and the Adam states by up to 55 %; with the right ones at most 0.013 % and 3.2 % (torch 2.3.1 and 2.13).
+    # 0.1 % of the elements of G, its EMA and D's trained weights, and at most 15 % of any one tensor, may differ by more
+    # than lr / 2, none by more than 2 * 3 steps * lr, and G's and D's Adam states (the last gradients and their squares)
+    # agree to 10 % relative (L2) per tensor. Measured with rank-local BatchNorm statistics in place of GlobalBatchNorm2d (a
+    # wrong DDP reduction): 4.3 % of G's and 14 % of D's elements differ by more than lr / 2, up to 44 % of one tensor, and
+    # the Adam states by up to 33 % (G) and 55 % (D); with the right ones at most 0.013 %, 0.005 %, 3.1 % (one element of
+    # 32), 4.7 % and 3.2 % with torch 2.3.1, and 0 %, 0 %, 0 %, 0.7 % and 0.7 % with torch 2.13.
     # The other discriminators agree to 1e-5 in every element.
     lr, steps = 1e-4, 3                                          # GDD's default lr (G's, and D's as d_lr is unset); max_steps
     # a conv bias right before BatchNorm has a gradient that is 0 in exact arithmetic: Adam moves it by ~lr per step on rounding
@@ -200,18 +202,27 @@ def _check_gdd_ddp(one, two, t, disc):
     d_names = [k for k in a['extra'] if k.startswith('D.') and isinstance(a['extra'][k], torch.Tensor) and not   # D's trained
                re.search(r'(running_\w+|num_batches_tracked|_u|_v|^D\.proj\..*)$', k)]                       # parameters, in order
     assert len(d_names) == len(ka), (len(d_names), len(ka))
+    if disc == 'projected':                                      # G's Adam states too, as its weights are compared by share
+        ga, gb = a['optimizer']['state'], b['optimizer']['state']
+        assert ga and ga.keys() == gb.keys()
+        pairs += [(f'G Adam {i}.{n}', {0: ga[i][n]}, {0: gb[i][n]}) for i in ga for n in ('exp_avg', 'exp_avg_sq')]
     for what, u, v in pairs:
         ts = [k for k in u if isinstance(u[k], torch.Tensor)]
         assert ts and sorted(ts) == sorted(k for k in v if isinstance(v[k], torch.Tensor)), (disc, what)
         if disc != 'projected':
             bad = {k: d for k in ts if (d := (u[k].float() - v[k].float()).abs().max().item()) > 1e-5}
-        elif what.startswith('D Adam'):                          # the last gradients (beta1 = 0) and their squares: relative
-            if _pre_bn_bias(d_names[int(what.split()[2].split('.')[0])]): continue
+        elif ' Adam ' in what:                                   # the last gradients (beta1 = 0) and their squares: relative
+            if what.startswith('D') and _pre_bn_bias(d_names[int(what.split()[2].split('.')[0])]): continue
             bad = {k: d for k in ts if (d := ((u[k] - v[k]).norm() / u[k].norm().clamp_min(1e-12)).item()) > 0.1}
-        else:                                                    # G, EMA, D: the share of elements that moved apart
-            d = torch.cat([(u[k].float() - v[k].float()).abs().flatten() for k in ts if not skip(k)])
-            share, top = (d > lr / 2).double().mean().item(), d.max().item()
-            bad = {} if share <= 1e-3 and top <= 2 * steps * lr else {'share above lr/2': share, 'largest': top}
+        else:                                                    # G, EMA, D: how many elements moved apart
+            ts = [k for k in ts if not skip(k)]
+            diff = {k: (u[k].float() - v[k].float()).abs() for k in ts}
+            counted = [k for k in ts if what != 'D' or k in d_names]   # D: its trained weights (not the frozen projections,
+            moved = {k: (diff[k] > lr / 2).double().mean().item() for k in counted}   # spectral-norm vectors or statistics)
+            share = sum(moved[k] * diff[k].numel() for k in counted) / sum(diff[k].numel() for k in counted)
+            top = max(d.max().item() for d in diff.values())
+            bad = {k: m for k, m in moved.items() if m > 0.15}   # per tensor: a small one wrong whole would hide in the share
+            if share > 1e-3 or top > 2 * steps * lr: bad.update({'share above lr/2': share, 'largest': top})
         assert not bad, (disc, what, bad)
 
 
