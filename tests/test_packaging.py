@@ -211,7 +211,7 @@ def test_make_test_oldest_runs_on_the_declared_floors():
     import re
     cfg = _settings()
     torch_floor = re.search(r'torch>=([\d.]+)', cfg['requirements']).group(1)
-    r = _make('-n', 'test-oldest')
+    r = _make('-n', '-B', 'test-oldest')          # -B: as on a fresh checkout, whatever venvs exist here
     assert r.returncode == 0, r.stderr
     py = cfg['min_python']
     # `make -n` runs the inner `make test` too (as `-n`): its own commands show what it would do
