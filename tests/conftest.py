@@ -97,8 +97,19 @@ def small_dataset(n: int = 64):
 
 
 def free_port() -> int:
-    import socket
-    with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+    """A MASTER_PORT for a gloo launch. Two launches on one port at once make one rank 0 fail to bind, its rank 1 join the
+    other launch's store and both launches hang until their timeouts (seen with `pytest -n 2`: two DDP tests at once,
+    after the kernel gave the port that one test had just checked to another's socket). So each pytest-xdist worker
+    draws from a range of its own, below the kernel's ephemeral ports (Linux: 32768 and up) that gloo's connections and
+    a bind to port 0 take: another worker's launch, or any socket it opens, cannot be given the same port."""
+    import random, socket
+    worker = int(os.environ.get('PYTEST_XDIST_WORKER', 'gw0')[2:] or 0)
+    lo = 20000 + 500 * (worker % 24)                             # 20000-31999
+    for port in random.sample(range(lo, lo + 500), 500):
+        with socket.socket() as s:
+            try: s.bind(('127.0.0.1', port)); return port
+            except OSError: continue
+    raise RuntimeError(f'no free port in {lo}-{lo + 499}')
 
 
 def one_and_two_processes(worker: str, tmp_path, *args) -> tuple:
@@ -114,7 +125,9 @@ def one_and_two_processes(worker: str, tmp_path, *args) -> tuple:
     ps = [subprocess.Popen([sys.executable, str(script), *head, str(tmp_path / 'two'), *tail],
                            env=dict(env, RANK=str(k), LOCAL_RANK=str(k)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            text=True) for k in range(2)]
-    outs = [p.communicate(timeout=300) for p in ps]
+    try: outs = [p.communicate(timeout=300) for p in ps]
+    finally:                                                      # a hung launch leaves no processes behind
+        for p in ps: p.kill() if p.poll() is None else None
     assert all(p.returncode == 0 for p in ps), [o[1][-2000:] for o in outs]
     return tmp_path / 'one', tmp_path / 'two'
 

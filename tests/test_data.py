@@ -1,11 +1,12 @@
 "Bad input and distributed sharding for sferd_nb.data (issue 2)."
-import os, pickle, socket, subprocess, sys, zipfile
+import os, pickle, subprocess, sys, zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from conftest import free_port
 from sferd_nb import data as D
 
 RNG = np.random.default_rng(0)
@@ -250,15 +251,14 @@ if dist.get_rank() == 0: print(json.dumps(out))
 dist.destroy_process_group()
 '''
 
-def _free_port():
-    with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
-
 def test_loader_shards_without_overlap_under_gloo(tmp_path):
     script = tmp_path / 'w.py'; script.write_text(_WORKER)
-    env = dict(os.environ, MASTER_ADDR='127.0.0.1', MASTER_PORT=str(_free_port()), WORLD_SIZE='2', OMP_NUM_THREADS='1')
+    env = dict(os.environ, MASTER_ADDR='127.0.0.1', MASTER_PORT=str(free_port()), WORLD_SIZE='2', OMP_NUM_THREADS='1')
     procs = [subprocess.Popen([sys.executable, str(script)], env=dict(env, RANK=str(r), LOCAL_RANK=str(r)),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in range(2)]
-    outs = [p.communicate(timeout=120) for p in procs]
+    try: outs = [p.communicate(timeout=120) for p in procs]
+    finally:                                                      # a hung launch leaves no processes behind
+        for p in procs: p.kill() if p.poll() is None else None
     assert all(p.returncode == 0 for p in procs), outs
     import json
     a, b = json.loads(outs[0][0].strip().splitlines()[-1])
