@@ -327,7 +327,7 @@ def test_one_step_generator_is_a_prepared_student():
 _BN_WORKER = r'''
 import sys, torch, torch.distributed as dist
 from pathlib import Path
-from sferd_nb.train import setup_distributed
+from sferd_nb.train import cleanup_distributed, setup_distributed
 from sferd_nb.gdd import GlobalBatchNorm2d
 setup_distributed("cpu")
 rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
@@ -343,7 +343,7 @@ gx.square().sum().backward()
 out = Path(sys.argv[1]); out.mkdir(parents=True, exist_ok=True)
 torch.save(dict(y=y.detach(), gx=gx.detach(), gw=bn.weight.grad, rm=bn.running_mean, rv=bn.running_var),
            out / f'rank{rank}.pt')
-dist.destroy_process_group() if dist.is_initialized() else None
+cleanup_distributed()                         # barrier, pause, destroy: no hang at exit with torch 2.3
 '''
 
 
@@ -360,7 +360,7 @@ def test_global_batch_norm_is_one_process_batch_norm(tmp_path):
 _DGRAD_WORKER = r'''
 import sys, torch, torch.distributed as dist
 from pathlib import Path
-from sferd_nb.train import setup_distributed
+from sferd_nb.train import cleanup_distributed, setup_distributed
 from sferd_nb.gdd import make_discriminator, d_loss_ns, r1_penalty
 from sferd_nb.io import load_denoiser
 setup_distributed("cpu")
@@ -380,7 +380,7 @@ for what in ('d_loss', 'r1'):
     for v in grads.values():
         if world > 1: dist.all_reduce(v); v /= world
     if rank == 0: torch.save(grads, out / f'{what}.pt')
-dist.destroy_process_group() if dist.is_initialized() else None
+cleanup_distributed()                         # barrier, pause, destroy: no hang at exit with torch 2.3
 '''
 
 

@@ -226,3 +226,24 @@ def test_cpu_defaults_follow_the_cpu(ds, tmp_path, monkeypatch, capsys, flags, w
         assert forced.settings['amp'] == ('fp32' if want == 'bf16' else 'bf16') and forced.channels_last
     finally:
         torch.set_num_threads(threads)
+
+
+def test_cleanup_distributed_meets_at_a_barrier_only_on_a_normal_exit(monkeypatch):
+    """`cleanup_distributed` (the CLI's `finally`): on a normal exit a barrier, a pause (gloo) and destroy, so that torch 2.3's
+    gloo teardown does not hang (benchmarks/RESULTS.md); while an exception propagates, destroy only: a barrier would wait
+    for ranks that may never come. Played with a recording stand-in for torch.distributed."""
+    import torch.distributed as dist
+    from sferd_nb import train as T
+    calls = []
+    monkeypatch.setattr(dist, 'is_initialized', lambda: True)
+    monkeypatch.setattr(dist, 'get_backend', lambda *a: 'gloo')
+    monkeypatch.setattr(dist, 'barrier', lambda **kw: calls.append('barrier'))
+    monkeypatch.setattr(dist, 'destroy_process_group', lambda *a: calls.append('destroy'))
+    monkeypatch.setattr(T.time, 'sleep', lambda s: calls.append(f'sleep {s}'))
+    T.cleanup_distributed()
+    assert calls == ['barrier', 'sleep 0.1', 'destroy'], calls
+    calls.clear()
+    with pytest.raises(ValueError):
+        try: raise ValueError('a rank failed')
+        finally: T.cleanup_distributed()
+    assert calls == ['destroy'], calls
