@@ -225,8 +225,10 @@ def main_train_teacher(argv=None) -> Path:
                                 fp16=args.fp16_export, overwrite=True)
                 print(f"done: step {tr.step}; checkpoint {out / CKPT_NAME}, teacher {out / 'model.safetensors'}")
             return out
+        except BaseException:
+            cleanup_distributed(barrier=False); raise                       # the other ranks may never reach a barrier
         finally:
-            cleanup_distributed()
+            cleanup_distributed()                                           # a normal exit: barrier, pause (gloo), destroy
 
 def sferd_train_teacher() -> None:
     "The `sferd-train-teacher` command."
@@ -357,8 +359,10 @@ def main_distill(argv=None, teacher_wrapper: Optional[Callable] = None) -> list:
                            **given)
             if world_info()[1] == 0: print('students: ' + ', '.join(map(str, dirs)))
             return dirs
+        except BaseException:
+            cleanup_distributed(barrier=False); raise                       # the other ranks may never reach a barrier
         finally:
-            cleanup_distributed()
+            cleanup_distributed()                                           # a normal exit: barrier, pause (gloo), destroy
 
 def sferd_distill() -> None:
     "The `sferd-distill` command."

@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_train.ipynb #c3d09fd6
 from __future__ import annotations
-import contextlib, inspect, json, math, os, random, sys, time
+import contextlib, inspect, json, math, os, random, time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Optional, Union
@@ -106,17 +106,17 @@ def setup_distributed(device=None) -> torch.device:
         dist.init_process_group('nccl' if device.type == 'cuda' else 'gloo')
     return device
 
-def cleanup_distributed() -> None:
-    """Leave the process group (if any). On a normal exit the ranks first meet at a barrier, and a gloo rank sleeps 0.1 s
-    with the GIL free: torch 2.3's gloo destructor joins its worker threads while holding the GIL that a thread may still
-    need to free a tensor, a hang at exit (6 runs in 20 of a 2-rank script with torch 2.3.1; 0 in 30 with the barrier and
-    the pause; `benchmarks/RESULTS.md`). While an exception propagates, no barrier: the other ranks may never come."""
+def cleanup_distributed(*, barrier: bool = True) -> None:
+    """Leave the process group (if any). With gloo and `barrier` (a normal exit; the CLI passes False while an exception
+    propagates, when the other ranks may never come), the ranks first meet at a barrier and pause 0.1 s with the GIL free:
+    torch 2.3's gloo destructor joins its worker threads while holding the GIL that one of them may still need to free a
+    tensor, a hang at exit (`benchmarks/gloo_teardown.py`). A barrier that fails (a rank is gone) is passed over; the group
+    is destroyed in every case."""
     if not (dist.is_available() and dist.is_initialized()): return
-    if sys.exc_info()[0] is None:
-        nccl = dist.get_backend() == 'nccl'
-        dist.barrier(**(dict(device_ids=[torch.cuda.current_device()]) if nccl else {}))
-        if not nccl: time.sleep(0.1)
-    dist.destroy_process_group()
+    try:
+        if barrier and dist.get_backend() == 'gloo': dist.barrier(); time.sleep(0.1)
+    except RuntimeError: pass                                   # a rank is gone: nothing left to wait for
+    finally: dist.destroy_process_group()
 
 class DDP(nn.parallel.DistributedDataParallel):
     "DistributedDataParallel whose unknown attributes fall through to the wrapped module (e.g. `.schedule`)."

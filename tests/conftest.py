@@ -104,12 +104,12 @@ def free_port() -> int:
     a bind to port 0 take: another worker's launch, or any socket it opens, cannot be given the same port."""
     import random, socket
     worker = int(os.environ.get('PYTEST_XDIST_WORKER', 'gw0')[2:] or 0)
-    lo = 20000 + 500 * (worker % 24)                             # 20000-31999
-    for port in random.sample(range(lo, lo + 500), 500):
+    lo = 20000 + 250 * (worker % 48)                             # 20000-31999: 48 workers, 250 ports each
+    for port in random.sample(range(lo, lo + 250), 250):
         with socket.socket() as s:
             try: s.bind(('127.0.0.1', port)); return port
             except OSError: continue
-    raise RuntimeError(f'no free port in {lo}-{lo + 499}')
+    raise RuntimeError(f'no free port in {lo}-{lo + 249}')
 
 
 def one_and_two_processes(worker: str, tmp_path, *args) -> tuple:
