@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import load_script
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -175,12 +177,6 @@ def test_notebooks_run_alone_from_the_wheel(wheel_bin, tmp_path):
     nothing_written_inside(wheel_bin)
 
 
-def _settings() -> dict:
-    import configparser
-    cp = configparser.ConfigParser(delimiters=['=']); cp.read(REPO / 'settings.ini', encoding='utf-8')
-    return dict(cp['DEFAULT'])
-
-
 needs_make = pytest.mark.skipif(not __import__('shutil').which('make'), reason='no make on this machine')
 
 
@@ -209,7 +205,7 @@ def test_make_test_oldest_runs_on_the_declared_floors():
     """`make test-oldest` takes its Python and torch from settings.ini (`min_python`, the `torch>=` of `requirements`), so the
     floors the package declares are the ones it tests; setup.py's python_requires is the same min_python."""
     import re
-    cfg = _settings()
+    cfg = load_script('tools/make_docs.py').settings(REPO)                 # settings.ini, read as the docs build reads it
     torch_floor = re.search(r'torch>=([\d.]+)', cfg['requirements']).group(1)
     r = _make('-n', '-B', 'test-oldest')          # -B: as on a fresh checkout, whatever venvs exist here
     assert r.returncode == 0, r.stderr
