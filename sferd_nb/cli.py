@@ -19,7 +19,7 @@ from .diffusion import LOSS_WEIGHTS, PARAMETERIZATIONS, Denoiser, get_schedule
 from .samplers import SAMPLERS
 from .unet import AMP_CHOICES, ATTENTION_PLACES, UNET_CONFIGS, build_unet, count_params
 from .train import (TEACHER_DEFAULTS, CKPT_NAME, load_checkpoint, Trainer, TrainConfig, teacher_loss, teacher_sample_fn,
-                            setup_distributed, cleanup_distributed)
+                            distributed)
 from .io import denoiser_config, export_denoiser, load_denoiser, model_path, read_config
 from .distill import (METHODS, CDSettings, DistillSettings, Model, WrappedStudent, distill, get_method, load_method_modules,
                               settings_defaults)
@@ -178,8 +178,7 @@ def main_train_teacher(argv=None) -> Path:
             raise ValueError(f"--ema-halflife-kimg must be > 0, got {args.ema_halflife_kimg} (--ema-decay 0 turns the EMA off)")
         if args.ema_decay is not None and not 0 <= args.ema_decay < 1: raise ValueError(f"--ema-decay must be in [0, 1), got {args.ema_decay}")
         device = resolve_device(args.device)
-        setup_distributed(device)
-        try:
+        with distributed(device):                          # the process group, left with a barrier on a normal exit only
             out = Path(args.out)
             if not args.resume and (out / CKPT_NAME).exists():
                 raise FileExistsError(f"{out / CKPT_NAME} exists; pass --resume to continue it or choose a new --out")
@@ -225,10 +224,6 @@ def main_train_teacher(argv=None) -> Path:
                                 fp16=args.fp16_export, overwrite=True)
                 print(f"done: step {tr.step}; checkpoint {out / CKPT_NAME}, teacher {out / 'model.safetensors'}")
             return out
-        except BaseException:
-            cleanup_distributed(barrier=False); raise                       # the other ranks may never reach a barrier
-        finally:
-            cleanup_distributed()                                           # a normal exit: barrier, pause (gloo), destroy
 
 def sferd_train_teacher() -> None:
     "The `sferd-train-teacher` command."
@@ -315,8 +310,7 @@ def main_distill(argv=None, teacher_wrapper: Optional[Callable] = None) -> list:
         if args.resume and not (Path(args.out).is_dir() and any(Path(args.out).iterdir())):
             raise FileNotFoundError(f"--resume given but {args.out} holds no run; drop --resume to start a new run")
         device = resolve_device(args.device)
-        setup_distributed(device)
-        try:
+        with distributed(device):                          # the process group, left with a barrier on a normal exit only
             meta = dict(teacher=str(args.teacher))
             if args.attention_guidance:
                 if teacher_wrapper is not None: raise ValueError("--attention-guidance and a teacher_wrapper cannot be combined")
@@ -359,10 +353,6 @@ def main_distill(argv=None, teacher_wrapper: Optional[Callable] = None) -> list:
                            **given)
             if world_info()[1] == 0: print('students: ' + ', '.join(map(str, dirs)))
             return dirs
-        except BaseException:
-            cleanup_distributed(barrier=False); raise                       # the other ranks may never reach a barrier
-        finally:
-            cleanup_distributed()                                           # a normal exit: barrier, pause (gloo), destroy
 
 def sferd_distill() -> None:
     "The `sferd-distill` command."

@@ -23,9 +23,9 @@ from .runs import atomic_write, world_info
 
 # %% auto #0
 __all__ = ['OPTIMIZERS', 'CKPT_NAME', 'CKPT_FORMAT', 'RESUME_KEYS', 'TEACHER_DEFAULTS', 'TrainConfig', 'lr_at', 'lr_scale_at',
-           'ema_beta', 'setup_distributed', 'cleanup_distributed', 'DDP', 'unwrap', 'mix_seed', 'MicroBatchCounter',
-           'draw_global', 'announce_settings', 'json_normalize', 'atomic_save', 'load_checkpoint', 'Trainer',
-           'teacher_loss', 'teacher_sample_fn']
+           'ema_beta', 'setup_distributed', 'cleanup_distributed', 'distributed', 'DDP', 'unwrap', 'mix_seed',
+           'MicroBatchCounter', 'draw_global', 'announce_settings', 'json_normalize', 'atomic_save', 'load_checkpoint',
+           'Trainer', 'teacher_loss', 'teacher_sample_fn']
 
 # %% ../nbs/04_train.ipynb #a2326cd8
 OPTIMIZERS = ('adam', 'adamw', 'radam')
@@ -107,16 +107,26 @@ def setup_distributed(device=None) -> torch.device:
     return device
 
 def cleanup_distributed(*, barrier: bool = True) -> None:
-    """Leave the process group (if any). With gloo and `barrier` (a normal exit; the CLI passes False while an exception
-    propagates, when the other ranks may never come), the ranks first meet at a barrier and pause 0.1 s with the GIL free:
-    torch 2.3's gloo destructor joins its worker threads while holding the GIL that one of them may still need to free a
-    tensor, a hang at exit (`benchmarks/gloo_teardown.py`). A barrier that fails (a rank is gone) is passed over; the group
-    is destroyed in every case."""
+    """Leave the process group (if any). With gloo and `barrier` (a normal exit; `distributed` passes False while an
+    exception propagates, when the other ranks may never come), the ranks first meet at a barrier and pause 0.1 s with the
+    GIL free: torch 2.3's gloo destructor joins its worker threads while holding the GIL that one of them may still need to
+    free a tensor, a hang at exit (`benchmarks/gloo_teardown.py`). A barrier that fails (a rank is gone) is passed over;
+    the group is destroyed in every case."""
     if not (dist.is_available() and dist.is_initialized()): return
     try:
         if barrier and dist.get_backend() == 'gloo': dist.barrier(); time.sleep(0.1)
     except RuntimeError: pass                                   # a rank is gone: nothing left to wait for
     finally: dist.destroy_process_group()
+
+@contextlib.contextmanager
+def distributed(device=None):
+    """`with distributed(device) as device:` a run inside the torchrun process group (if any): `setup_distributed` on the way
+    in; on the way out `cleanup_distributed()` (the barrier) after a normal exit, `cleanup_distributed(barrier=False)` while
+    an exception propagates (the other ranks may never reach a barrier)."""
+    device = setup_distributed(device)
+    try: yield device
+    except BaseException: cleanup_distributed(barrier=False); raise
+    cleanup_distributed()
 
 class DDP(nn.parallel.DistributedDataParallel):
     "DistributedDataParallel whose unknown attributes fall through to the wrapped module (e.g. `.schedule`)."

@@ -252,15 +252,26 @@ def test_cleanup_distributed_meets_at_a_barrier_only_on_a_normal_gloo_exit(monke
         assert calls == want, (b, kw, calls)
 
 
-def test_the_cli_skips_the_barrier_while_an_exception_propagates(tmp_path, monkeypatch):
-    "`sferd-train-teacher` failing inside its run (here: a checkpoint without --resume) leaves with `barrier=False` first."
-    import sferd_nb.cli as C
+def test_distributed_leaves_with_a_barrier_only_on_a_normal_exit(monkeypatch):
+    """`with distributed(device):` (the CLI's runs) calls `cleanup_distributed()` once after a normal exit or a `return`,
+    and `cleanup_distributed(barrier=False)` once while an exception propagates (the other ranks may never come)."""
+    from sferd_nb import train as T
     seen = []
-    monkeypatch.setattr(C, 'cleanup_distributed', lambda **kw: seen.append(kw))
+    monkeypatch.setattr(T, 'cleanup_distributed', lambda **kw: seen.append(kw))
+    with T.distributed('cpu') as device: assert device == torch.device('cpu')
+    def early():
+        with T.distributed('cpu'): return 1
+    assert early() == 1
+    with pytest.raises(KeyboardInterrupt):
+        with T.distributed('cpu'): raise KeyboardInterrupt
+    assert seen == [{}, {}, dict(barrier=False)], seen
+
+
+def test_the_cli_skips_the_barrier_while_an_exception_propagates(tmp_path, monkeypatch):
+    "`sferd-train-teacher` failing inside its run (here: a checkpoint without --resume) leaves the process group without a barrier."
+    from sferd_nb import train as T
+    seen = []
+    monkeypatch.setattr(T, 'cleanup_distributed', lambda **kw: seen.append(kw))
     (tmp_path / CKPT_NAME).write_bytes(b'')
     with pytest.raises(SystemExit, match='exists; pass --resume'): main_train_teacher(['--out', str(tmp_path), '--device', 'cpu'])
-    assert seen[:1] == [dict(barrier=False)], seen
-    seen.clear()
-    main_train_teacher(['--out', str(tmp_path / 'ok'), '--device', 'cpu', '--max-steps', '1', '--batch-size', '4',
-                        '--sample-every', '0', '--ckpt-every', '0', '--no-progress'])
-    assert seen == [{}], seen                                               # a normal exit: the barrier (under gloo)
+    assert seen == [dict(barrier=False)], seen                                               # a normal exit: the barrier (under gloo)

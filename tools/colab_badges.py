@@ -15,7 +15,7 @@ test cells use; in a checkout it only imports the package. The docs build (tools
 """
 from __future__ import annotations
 
-import argparse, configparser, hashlib, json, sys
+import argparse, hashlib, json, sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,8 +25,9 @@ INSTALL_MARK = '# in Colab or a bare Jupyter'
 
 
 def settings(root: Path = ROOT) -> dict:
-    cp = configparser.ConfigParser(delimiters=['=']); cp.read(root / 'settings.ini', encoding='utf-8')
-    return dict(cp['DEFAULT'])
+    "settings.ini as nbdev reads it (`nbdev.config.get_config`), as tools/make_docs.py reads it."
+    from nbdev.config import get_config
+    return dict(get_config(path=Path(root).resolve()).d)
 
 
 def badge_text(nb_name: str, cfg: dict) -> str:

@@ -49,7 +49,7 @@ Stages, all under the build folder (`build/docs/` by default, gitignored):
 """
 from __future__ import annotations
 
-import argparse, ast, base64, configparser, csv, hashlib, io, json, os, re, shutil, subprocess, sys, time
+import argparse, ast, base64, csv, hashlib, io, json, os, re, shutil, subprocess, sys, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -566,8 +566,9 @@ def with_outputs(nb_path: Path, executed: Path):
 # stage 3: API reference
 
 def settings(root: Path = ROOT) -> dict:
-    cp = configparser.ConfigParser(delimiters=['=']); cp.read(root / 'settings.ini', encoding='utf-8')
-    return dict(cp['DEFAULT'])
+    "settings.ini as nbdev reads it (`nbdev.config.get_config`: the same keys and values, nbdev's defaults filled in)."
+    from nbdev.config import get_config
+    return dict(get_config(path=Path(root).resolve()).d)
 
 def site_url(cfg: dict) -> str:
     "settings.ini's `doc_host` + `doc_baseurl`, e.g. https://sferd-nb.github.io/sferd_nb/."
