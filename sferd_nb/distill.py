@@ -7,13 +7,13 @@ from __future__ import annotations
 import builtins, copy, json, math, os, sys, types
 from dataclasses import dataclass, field, fields, make_dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence, Union
+from typing import Callable, Optional, Protocol, Sequence, Union
 
 import torch
 import torch.nn as nn
 from torch import Tensor
 
-from .diffusion import (Cond, Denoiser, DenoiserLike, Prediction, TimeLike, q_sample, loss_weight, batch_times, compute_dtype,
+from .diffusion import (Cond, Denoiser, DenoiserLike, Prediction, Schedule, TimeLike, q_sample, loss_weight, batch_times, compute_dtype,
                                 broadcast_batch)
 from .samplers import (ddim_step, ddim_update, euler_step, heun_step, karras_sigmas, prior_sample, sample, check_cond,
                                select_cond, sampler_nfe, time_grid)
@@ -25,12 +25,12 @@ from .unet import autocast_for
 
 # %% auto #0
 __all__ = ['DISTILL_GRIDS', 'SOLVERS', 'positive', 'at_least_1', 'non_negative', 'StagesFn', 'MakeStudentFn', 'MakeLossFn',
-           'TrainConfigFn', 'RecipeFn', 'GridFn', 'SampleFn', 'NfeFn', 'StepFn', 'METHODS', 'METHOD_MODULES', 'PD',
-           'CD', 'TEACHER', 'TEACHER_SAMPLE_STEPS', 'DISTILL_DEFAULTS', 'distill_grid', 'distinct_times', 'get_solver',
-           'teacher_solve', 'pd_target', 'student_loss', 'DistillLoss', 'WrappedStudent', 'batch_condition',
-           'ProgressiveDistillation', 'consistency_student', 'ConsistencyDistillation', 'consistency_grid',
-           'consistency_sample', 'setting', 'Settings', 'settings_defaults', 'combine_settings', 'DistillSettings',
-           'CDSettings', 'prepare_student', 'pd_stages', 'StudentWrapper', 'DistillMethod', 'load_method_modules',
+           'TrainConfigFn', 'RecipeFn', 'NfeFn', 'METHODS', 'METHOD_MODULES', 'PD', 'CD', 'TEACHER',
+           'TEACHER_SAMPLE_STEPS', 'DISTILL_DEFAULTS', 'distill_grid', 'distinct_times', 'get_solver', 'teacher_solve',
+           'pd_target', 'student_loss', 'DistillLoss', 'WrappedStudent', 'batch_condition', 'ProgressiveDistillation',
+           'consistency_student', 'ConsistencyDistillation', 'consistency_grid', 'consistency_sample', 'setting',
+           'Settings', 'settings_defaults', 'combine_settings', 'DistillSettings', 'CDSettings', 'prepare_student',
+           'pd_stages', 'StudentWrapper', 'GridFn', 'SampleFn', 'StepFn', 'DistillMethod', 'load_method_modules',
            'register_method', 'get_method', 'consistency_step', 'student_grid', 'student_sample', 'sampling_condition',
            'Model', 'load', 'Distilled', 'distill', 'prediction_gaps']
 
@@ -397,10 +397,21 @@ MakeStudentFn = Callable[[nn.Module, Settings], nn.Module]              # (curre
 MakeLossFn = Callable[[nn.Module, nn.Module, int, int, Settings], DistillLoss]   # (teacher, student, n_student, stage k, c) -> loss
 TrainConfigFn = Callable[[Settings], dict]                              # c -> TrainConfig fields of a stage
 RecipeFn = Callable[[int, Settings], dict]                              # (n_student, c) -> the 'distill' entry of config.json
-GridFn = Callable[..., Tensor]                                          # (schedule, steps, recipe) -> the times it samples at
-SampleFn = Callable[..., Tensor]              # (den, x_T, *, steps, recipe, cond, generator, return_trajectory) -> images
 NfeFn = Callable[[int, dict], int]                                      # (steps, recipe) -> network evaluations per image
-StepFn = Callable[..., Tensor]                # (den, x_t, t, s, prediction at x_t, generator) -> x_s: one step of its sampler
+
+class GridFn(Protocol):
+    "The times a method's student samples at, for `steps` steps and the recipe in its config.json."
+    def __call__(self, schedule: Schedule, steps: int, recipe: dict) -> Tensor: ...
+
+class SampleFn(Protocol):
+    "A method's student sampler: images from `x_T` in `steps` steps (with the trajectory if `return_trajectory`)."
+    def __call__(self, den: DenoiserLike, x_T: Tensor, *, steps: int, recipe: dict, cond: Cond = None,
+                 generator: Optional[torch.Generator] = None, return_trajectory: bool = False) -> Tensor: ...
+
+class StepFn(Protocol):
+    "One step of a method's sampler, x_t -> x_s, from the prediction at (x_t, t); a random re-noising draws from `generator`."
+    def __call__(self, den: DenoiserLike, x: Tensor, t: TimeLike, s: TimeLike, pred: Prediction, *,
+                 generator: Optional[torch.Generator] = None) -> Tensor: ...
 
 @dataclass(frozen=True)
 class DistillMethod:
@@ -479,13 +490,14 @@ def _ddim_on_grid(den, x_T, *, steps, recipe, cond=None, generator=None, return_
 def _consistency(den, x_T, *, steps, recipe, cond=None, generator=None, return_trajectory=False):
     return consistency_sample(den, x_T, consistency_grid(den.schedule, steps), cond=cond, generator=generator, return_trajectory=return_trajectory)
 
-def consistency_step(den, x, t, s, pred, *, generator=None):
+def consistency_step(den: DenoiserLike, x: Tensor, t: TimeLike, s: TimeLike, pred: Prediction, *,
+                     generator: Optional[torch.Generator] = None) -> Tensor:
     "Multistep consistency sampling's move to time s: re-noise the prediction x0 to noise level s (in y = x / alpha)."
     a, g = den.schedule.alpha_sigma_like(s, x)
     z = torch.randn(x.shape, generator=generator).to(x) if generator is not None else torch.randn_like(x)
     return (a * (pred.x0 + ((g / a) ** 2 - den.schedule.sigma_ve_min ** 2).clamp(min=0).sqrt() * z)).to(x.dtype)
 
-def _ddim_step(den, x, t, s, pred, generator=None): return ddim_update(den.schedule, x, pred, t, s)   # Eq. 3
+def _ddim_step(den, x, t, s, pred, *, generator=None): return ddim_update(den.schedule, x, pred, t, s)   # Eq. 3
 
 def _teacher_sample(den, x_T, *, steps, recipe, cond=None, generator=None, return_trajectory=False):
     return sample(den, x_T, steps, sampler=recipe.get('sampler', 'heun'), cond=cond, generator=generator,
@@ -801,7 +813,7 @@ def prediction_gaps(teacher, students: dict, x_T: Tensor, teacher_steps: int, *,
             b.append((p_s.x0 - p_t.x0).pow(2).flatten(1).mean(1).sqrt().mean().item())   # Fig. 2b
             c.append((p_s.x0 - x_ref).pow(2).flatten(1).mean(1).sqrt().mean().item())   # Fig. 2c
             if k + 1 == len(ts): break
-            x = m.step(den, x, t, ts[k + 1], p_s, torch.Generator().manual_seed(k))         # the student's own sampler
+            x = m.step(den, x, t, ts[k + 1], p_s, generator=torch.Generator().manual_seed(k))   # its own sampler
         rows[name] = dict(u=u, teacher_l2=b, final_l2=c)
     return rows
 

@@ -155,6 +155,10 @@ def load_denoiser(path,         # export folder or its model.safetensors, run fo
                   device=None,  # device to put it on (a torch.device or its name); None: the CPU
                  ) -> nn.Module:
     "A denoiser (eval mode, float32) from an export dir / model.safetensors (rebuilt by its `type`), or a training run dir / ckpt.pt (EMA weights)."
+    return _load(path, device)[0]
+
+def _load(path, device=None) -> tuple:
+    "(denoiser, its config): config.json's contents for an export, the checkpoint's meta for a training run."
     path = _resolve(Path(path))
     if path.suffix == '.safetensors':
         from safetensors.torch import load_file
@@ -180,14 +184,12 @@ def load_denoiser(path,         # export folder or its model.safetensors, run fo
     bad = [k for k, v in sd.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad: raise ValueError(f"{path} holds non-finite weights ({bad[0]}); the model diverged, train it again")
     # channels_last weights: ~1.5x faster inference on CPU (oneDNN) and the fast layout on CUDA; same numbers
-    return den.to(device or 'cpu').to(memory_format=torch.channels_last).eval()
+    return den.to(device or 'cpu').to(memory_format=torch.channels_last).eval(), (cfg if path.suffix == '.safetensors' else ck['meta'])
 
 def load_student(path,         # as for `load_denoiser`: an export or run folder, a model file, or a course teacher's name
                  device=None,  # device to put the denoiser on; None: the CPU
                 ) -> tuple:
-    "(denoiser, recipe) of an export: recipe = config.json's 'distill' entry (method, steps, grid); teachers: {'method': 'teacher'}."
-    path = model_path(path)
-    den = load_denoiser(path, device)
-    p = path if path.is_dir() else path.parent
-    cfg = read_config(p / 'config.json') if (p / 'config.json').exists() else {}
+    """(denoiser, recipe): recipe = the 'distill' entry (method, steps, grid) of the export's config.json, or of a training
+    run's checkpoint (a distillation stage still training samples as its method does); teachers: {'method': 'teacher'}."""
+    den, cfg = _load(path, device)
     return den, check_recipe(cfg) or dict(method='teacher')

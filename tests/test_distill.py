@@ -38,6 +38,11 @@ def test_cli_pd_runs_resumes_and_samples(tmp_path):
     den, rec = D.load_student(dirs[-1])
     x = D.student_sample(den, torch.randn(2, 3, 32, 32) * 80, rec['steps'], rec['method'])
     assert x.shape == (2, 3, 32, 32) and torch.isfinite(x).all()
+    # a stage still training (its checkpoint, no export yet) loads with its method's recipe, not as a teacher
+    live = tmp_path / 'in_training'; live.mkdir()
+    (live / 'ckpt.pt').write_bytes((Path(dirs[-1]) / 'ckpt.pt').read_bytes())
+    assert D.load(live, 'cpu').recipe == D.load(dirs[-1], 'cpu').recipe == rec and rec['method'] == 'pd'
+    assert D.load_student(live / 'ckpt.pt')[1] == rec
 
 def _run_pd(tmp, t, steps, resume=False, method='pd'):
     return D.distill(load_denoiser(t), _small_ds(), tmp, method=method, teacher_steps=2, student_steps=1, max_steps=steps,
