@@ -114,7 +114,7 @@ def _clear_own(out: Path, folders: dict) -> None:
     for m, d in folders.items():
         if d.is_symlink() or (d.exists() and d.name not in own):
             raise ValueError(f"{d} was not made by sferd-demo ({'a symbolic link' if d.is_symlink() else 'not in its run mark'}) "
-                             f"and the {m} row would be written there; move it away or choose another --out (nothing was changed)")
+                             f"and the {m} row would be written there; move it away or choose another out folder (--out; nothing was changed)")
     for name in own:
         p = out / name
         if p.is_dir(): shutil.rmtree(p)
@@ -143,7 +143,7 @@ def run_demo(out='runs/demo', *, teacher=None, preset: str = 'demo', methods: Op
     device = resolve_device(device or 'auto')
     teacher_path = model_path(teacher) if teacher is not None else asset_path('teachers', 'cifar10_uncond')
     if not teacher_path.exists():
-        raise FileNotFoundError(f"teacher {teacher_path} does not exist; pass another teacher folder (sferd-demo --teacher DIR), or set SFERD_NB_DATA to a folder "
+        raise FileNotFoundError(f"teacher {teacher_path} does not exist; pass another teacher folder (teacher=DIR; sferd-demo --teacher DIR), or set SFERD_NB_DATA to a folder "
                                 "holding teachers/cifar10_uncond")
     def say(msg):
         if progress: print(f"[demo {time.time() - t_start:6.1f}s] {msg}", flush=True)

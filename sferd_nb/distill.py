@@ -206,7 +206,7 @@ def consistency_student(teacher: Denoiser) -> Denoiser:
     if not isinstance(t, Denoiser): raise ValueError("CD needs a Denoiser teacher (a network with a schedule)")
     if t.parameterization not in ('edm', 'cm'):   # 'cm' feeds the network EDM's c_in x and c_noise: other nets would start far off
         raise ValueError(f"the consistency student reuses the teacher's network with EDM preconditioning, but this teacher is "
-                         f"{t.parameterization!r}-parameterised; distill a teacher trained with --param edm")
+                         f"{t.parameterization!r}-parameterised; distill a teacher with parameterization='edm' (sferd-train-teacher --param edm)")
     return Denoiser(copy.deepcopy(t.net), t.schedule, parameterization='cm', sigma_data=t.sigma_data)
 
 class ConsistencyDistillation(DistillLoss, nn.Module):
@@ -377,7 +377,7 @@ def pd_stages(teacher_steps: int, student_steps: int = 1, ratio: int = 2) -> lis
     if ratio != 2: raise ValueError("PD uses ratio 2 (halving) or 1 (fine-tuning mode)")
     if student_steps < 1 or teacher_steps <= student_steps or teacher_steps % student_steps or \
        (teacher_steps // student_steps) & (teacher_steps // student_steps - 1):
-        raise ValueError(f"--teacher-steps / --student-steps must be a power of two > 1, got {teacher_steps} / {student_steps}")
+        raise ValueError(f"teacher_steps / student_steps (--teacher-steps / --student-steps) must be a power of two > 1, got {teacher_steps} / {student_steps}")
     out, n = [], teacher_steps
     while n > student_steps: n //= 2; out.append(n)
     return out
@@ -701,7 +701,7 @@ def _check_same_run(sdir: Path, want: dict) -> None:
     want = json.loads(json.dumps(want))
     diff = sorted(k for k in want if have.get(k) != want[k])
     if diff: raise ValueError(f"{sdir} was distilled with different {', '.join(diff)}; resume with the original settings "
-                              "or distil into a new --out")
+                              "or distil into a new out_dir (--out)")
 
 # %% ../nbs/05_distill.ipynb #e94f1457
 def distill(teacher,                # the teacher: a denoiser, or a `Model` (as `load` returns it)
@@ -733,12 +733,12 @@ def distill(teacher,                # the teacher: a denoiser, or a `Model` (as 
     if wrap_s is not None:                       # a student wrapper (SGP) is one more stage, fine-tuning the final student
         stages, sdirs = stages + stages[-1:], sdirs + [out_dir / wrap_s.stage_name]
     if not resume and any((d / CKPT_NAME).exists() or (d / 'DONE').exists() for d in sdirs):
-        raise FileExistsError(f"{out_dir} already holds a run; pass resume=True (--resume) to continue it or choose a new out dir")
+        raise FileExistsError(f"{out_dir} already holds a run; pass resume=True (--resume) to continue it or choose a new out_dir (--out)")
     other = sorted(d.name for d in (out_dir.iterdir() if out_dir.is_dir() else []) if d.is_dir() and d not in sdirs and
                    any((d / f).exists() for f in (CKPT_NAME, 'DONE', 'model.safetensors')))
     if other:                                    # another method or step plan distilled here: never mixed into one folder
         raise FileExistsError(f"{out_dir} holds another distillation ({', '.join(other)}; this one makes "
-                              f"{', '.join(d.name for d in sdirs)}): another --method or number of steps; choose a new out dir")
+                              f"{', '.join(d.name for d in sdirs)}): another method (--method) or number of steps; choose a new out_dir (--out)")
     done, models, cur = [], [], unwrap(teacher).eval().requires_grad_(False)
     prev = cur                                   # the teacher of the current stage (PD: the previous stage's student)
     for k, (n_student, sdir) in enumerate(zip(stages, sdirs)):
@@ -749,8 +749,8 @@ def distill(teacher,                # the teacher: a denoiser, or a `Model` (as 
             _check_same_run(sdir, dict(distill=recipe, **(extra_meta or {})))
             ran = json.loads((sdir / 'DONE').read_text() or '{}').get('step')
             if ran is not None and ran != c['max_steps'] and world_info()[1] == 0:
-                print(f"sferd-distill: note: {sdir} finished at step {ran}; it is reused as it is (a new --max-steps "
-                      f"{c['max_steps']} does not extend a finished stage: distil into a new --out for that)", file=sys.stderr)
+                print(f"note: {sdir} finished at step {ran}; it is reused as it is (a new max_steps (--max-steps) "
+                      f"{c['max_steps']} does not extend a finished stage: distil into a new out_dir (--out) for that)", file=sys.stderr)
             cur = load_denoiser(sdir, next(cur.parameters()).device).requires_grad_(False); done.append(sdir)
             models.append(Model(cur, json.loads(json.dumps(recipe)), sdir)); continue
         T = wrap_t(prev)

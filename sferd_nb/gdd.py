@@ -294,8 +294,8 @@ def load_backbone_weights(backbone: nn.Module, state: dict) -> dict:
         elif hit[1].shape != v.shape: bad.append(f"{k} {tuple(hit[1].shape)} != {tuple(v.shape)}")
         else: new[k] = hit[1].to(v.dtype)
     if missing: raise ValueError(f"the weights file lacks {len(missing)} of the backbone's {len(own)} tensors (first: {missing[0]}); "
-                                 "are they the weights of this --disc-backbone?")
-    if bad: raise ValueError(f"{len(bad)} weight shapes do not fit the backbone (first: {bad[0]}); are they the weights of this --disc-backbone?")
+                                 "are they the weights of this disc_backbone (--disc-backbone)?")
+    if bad: raise ValueError(f"{len(bad)} weight shapes do not fit the backbone (first: {bad[0]}); are they the weights of this disc_backbone (--disc-backbone)?")
     backbone.load_state_dict(new)
     return dict(loaded=len(new), ignored=len(state) - len(new))
 
@@ -305,7 +305,7 @@ def timm_backbone(name: str, weights, device=None) -> nn.Module:
     try: import timm
     except ModuleNotFoundError as e:
         if e.name != 'timm': raise ValueError(f"timm cannot be imported: {e}; install it with pip install 'sferd_nb[timm]'") from None
-        raise ModuleNotFoundError("--disc timm needs the timm package: pip install 'sferd_nb[timm]'") from None
+        raise ModuleNotFoundError("disc='timm' (--disc timm) needs the timm package: pip install 'sferd_nb[timm]'") from None
     except Exception as e:                                     # e.g. a torchvision built for another torch
         raise ValueError(f"timm cannot be imported ({type(e).__name__}: {str(e).strip().splitlines()[0][:120]}); "
                          "install a torchvision built for your torch") from None
@@ -632,14 +632,15 @@ def _gamma(c: dict) -> float:
     timm_args = [k for k in ('disc_backbone', 'disc_weights', 'disc_resize') if c.get(k) is not None]
     names, files = _names(c.get('disc_backbone')), _names(c.get('disc_weights'))
     if c['disc'] == 'timm' and not (len(names) == 1 and len(files) == 1):
-        raise ValueError("--disc timm needs --disc-backbone NAME (e.g. efficientnet_lite0) and --disc-weights PATH (a local "
-                         ".safetensors or .pth state dict; nothing is downloaded)")
+        raise ValueError("disc='timm' needs disc_backbone=NAME (e.g. efficientnet_lite0) and disc_weights=PATH (a local "
+                         ".safetensors or .pth state dict; nothing is downloaded; flags --disc-backbone, --disc-weights)")
     if c['disc'] == 'projected' and timm_args and not (names and len(names) == len(files)):
-        raise ValueError(f"--disc projected with ImageNet networks needs --disc-backbone NAME[,NAME] (GDD's CIFAR-10 pair: "
-                         f"{GDD_CIFAR10_BACKBONES}) and --disc-weights FILE[,FILE], one local file per name; without the three "
-                         "flags it uses the teacher's encoder, offline")
+        raise ValueError(f"disc='projected' with ImageNet networks needs disc_backbone=NAME[,NAME] (GDD's CIFAR-10 pair: "
+                         f"{GDD_CIFAR10_BACKBONES}) and disc_weights=FILE[,FILE] (--disc-backbone, --disc-weights), one local file "
+                         "per name; without the three settings it uses the teacher's encoder, offline")
     if c['disc'] not in ('timm', 'projected') and timm_args:
-        raise ValueError(f"--{', --'.join(k.replace('_', '-') for k in timm_args)} only apply to --disc timm or projected, not --disc {c['disc']}")
+        raise ValueError(f"{', '.join(timm_args)} (--{', --'.join(k.replace('_', '-') for k in timm_args)}) only apply to "
+                         f"disc='timm' or 'projected', not {c['disc']!r}")
     return float(c['gamma']) if c.get('gamma') is not None else R1_GAMMA[c['disc']]
 
 def _timm_norm(bb: nn.Module) -> dict:

