@@ -230,15 +230,17 @@ def sferd_train_teacher() -> None:
     main_train_teacher()
 
 # %% ../nbs/13_cli.ipynb #e0097b41
-def add_settings(p, cls: type, title: Optional[str] = None):
+def add_settings(p, cls: type, title: Optional[str] = None, per_method: Optional[dict] = None):
     """One flag per field of the settings dataclass `cls` (`--max-steps` for `max_steps`) with its help, choices and type.
     The flag's own default is None: only what the user types is passed on, so the dataclass default applies (the help
-    shows it) and the method's settings stay the one source of defaults."""
+    shows it) and the method's settings stay the one source of defaults. `per_method`: {field: {method: its default}},
+    for settings whose None means the method's own (`DistillMethod.lr`, `.solver`)."""
     g = p.add_argument_group(title) if title else p
     for f in fields(cls):
-        m = f.metadata
+        m, own = f.metadata, (per_method or {}).get(f.name)
         g.add_argument('--' + f.name.replace('_', '-'), dest=f.name, type=m['type'], choices=m['choices'], default=None,
-                       help=m['help'] + ('' if f.default is None else f' (default: {f.default})'))
+                       help=m['help'] + ('' if f.default is None else f' (default: {f.default})') +
+                            (f" ({', '.join(f'{k} {v}' for k, v in own.items())})" if own else ''))
     return g
 
 # the settings dataclasses behind sferd-distill's flags, in the order of its help
@@ -263,7 +265,8 @@ def distill_parser() -> argparse.ArgumentParser:
     p.add_argument('--compile', action='store_true')
     p.add_argument('--workers', type=int, default=TrainConfig.num_workers, help='data loader workers per process')
     p.add_argument('--no-progress', action='store_true')
-    add_settings(p, DistillSettings, 'distillation (every method; notebook 05)')
+    own = {k: {n: getattr(METHODS[n], k) for n in methods if getattr(METHODS[n], k) is not None} for k in ('lr', 'solver')}
+    add_settings(p, DistillSettings, 'distillation (every method; notebook 05)', per_method=own)
     for title, cls in DISTILL_FLAG_SETTINGS.items():
         g = add_settings(p, cls, title)
         if cls is GuidanceSettings:
@@ -306,7 +309,7 @@ def main_distill(argv=None, teacher_wrapper: Optional[Callable] = None) -> list:
             hint = ('; add --attention-guidance or drop them' if set(bad) <= set(settings_defaults(GuidanceSettings)) else
                     '; add --semantic or drop them' if set(bad) <= set(settings_defaults(SGPSettings)) else '; drop them')
             raise ValueError(f"{flags} only apply to other methods, not --method {args.method}{hint}")
-        c = m.settings(**given)                                                 # the run's settings, resolved
+        c = m.run_settings(**given)                                             # the run's settings, resolved
         if args.resume and not (Path(args.out).is_dir() and any(Path(args.out).iterdir())):
             raise FileNotFoundError(f"--resume given but {args.out} holds no run; drop --resume to start a new run")
         device = resolve_device(args.device)

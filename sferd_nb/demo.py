@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .data import asset_path, data_dir, get_dataset, save_image_grid, to_model_range
-from .metrics import _fmt, denoising_ability, evaluate, FIDScorer, load_extractor, load_model, nfe_text, reference_stats, withhold
+from .metrics import number_text, denoising_ability, evaluate, FIDScorer, load_extractor, load_model, nfe_text, reference_stats, withhold
 from .distill import distill, get_method
 from .io import model_path
 from .unet import autocast_dtype
@@ -70,7 +70,7 @@ def distill_method(teacher, dataset, method: str, out_dir, p: dict, *, seed: int
     return dirs[-1], time.time() - t0, budget
 
 # %% ../nbs/11_demo.ipynb #52eb9deb
-_na = _fmt                                                          # metrics' 'n/a' for a withheld (None) number
+_na = number_text                                                   # metrics' 'n/a' for a withheld (None) number
 
 def format_table(rows: Sequence[dict]) -> str:
     "A markdown table: method, steps, NFE, FID (mean/min over seeds), IS, denoising l2, distillation and eval wall time."

@@ -5,6 +5,7 @@
 # %% ../nbs/05_distill.ipynb #0bfaf4f7
 from __future__ import annotations
 import builtins, copy, json, math, os, sys, types
+import dataclasses
 from dataclasses import dataclass, field, fields, make_dataclass
 from pathlib import Path
 from typing import Callable, Optional, Protocol, Sequence, Union
@@ -343,9 +344,9 @@ class DistillSettings(Settings):
     ratio: int = setting(2, 'PD: teacher steps per student step (1 = fine-tuning)', choices=(1, 2))
     max_steps: int = setting(1000, 'optimiser steps per stage', **at_least_1)
     batch_size: int = setting(64, 'global batch size', **at_least_1)
-    lr: Optional[float] = setting(None, "learning rate (None: the method's, PD 5e-5 decaying linearly to 0 in each stage; CD 4e-4)", type=float,
+    lr: Optional[float] = setting(None, "learning rate (None: the method's own, `DistillMethod.lr`)", type=float,
                                    **positive)
-    solver: Optional[str] = setting(None, "teacher solver (None: PD 'ddim', CD 'heun')", choices=SOLVERS, type=str)
+    solver: Optional[str] = setting(None, "teacher solver (None: the method's own, `DistillMethod.solver`)", choices=SOLVERS, type=str)
     grid: Optional[str] = setting(None, 'PD time grid (None: karras for EDM, uniform (evenly spaced) for VP and discrete DDPM schedules)',
                                   choices=DISTILL_GRIDS, type=str)
     seed: int = setting(0, 'seed of the run (stage k of PD: seed + k)')
@@ -391,7 +392,8 @@ class StudentWrapper:
     settings: dict = field(default_factory=dict)
     def __call__(self, student: nn.Module) -> WrappedStudent: return self.wrap(student)
 
-# the calling conventions of a method's functions (c: the run's settings, an instance of the method's `settings`)
+# the calling conventions of a method's functions (c: the run's settings, `DistillMethod.run_settings`: an instance of the
+# method's `settings` with `lr` and `solver` filled in)
 StagesFn = Callable[[Settings], list]                                   # c -> student step counts, one Trainer run per stage
 MakeStudentFn = Callable[[nn.Module, Settings], nn.Module]              # (current model, c) -> the trainable student
 MakeLossFn = Callable[[nn.Module, nn.Module, int, int, Settings], DistillLoss]   # (teacher, student, n_student, stage k, c) -> loss
@@ -427,6 +429,7 @@ class DistillMethod:
         teacher_wrapper, student_wrapper: `c -> teacher -> denoiser` (attention guidance), `c -> StudentWrapper` (the SGP).
         staged: stage-numbered run folders (`stage{k}_{n}steps`) and per-stage seeds, as PD's halvings.
         trainer: `c ->` a Trainer subclass or factory with the Trainer's signature (GDD's `GANTrainer`); None: `Trainer`.
+        lr, solver: its learning rate and teacher solver where the settings leave `lr` / `solver` None (`run_settings`).
     """
     name: str
     description: str
@@ -446,11 +449,21 @@ class DistillMethod:
     student_wrapper: Optional[Callable[[Settings], StudentWrapper]] = None
     staged: bool = False
     trainer: Optional[Callable[[Settings], Callable[..., Trainer]]] = None
+    lr: Optional[float] = None
+    solver: Optional[str] = None
 
     @property
     def defaults(self) -> dict:
         "The defaults of its own settings, beyond `DistillSettings`'s."
         return {k: v for k, v in settings_defaults(self.settings).items() if k not in DISTILL_DEFAULTS}
+
+    def run_settings(self, **kw) -> Settings:
+        "A run's settings: its `settings` dataclass with `kw` (unknown keys: ValueError), `lr` and `solver` left None made its own."
+        bad = sorted(set(kw) - set(settings_defaults(self.settings)))
+        if bad: raise ValueError(f"unknown distillation setting(s) {bad}; known: {', '.join(sorted(settings_defaults(self.settings)))}")
+        c = self.settings(**kw)
+        own = {k: getattr(self, k) for k in ('lr', 'solver') if getattr(c, k) is None and getattr(self, k) is not None}
+        return dataclasses.replace(c, **own) if own else c
 
 # %% ../nbs/05_distill.ipynb #f71d0f25
 METHODS: dict = {}
@@ -477,10 +490,10 @@ def get_method(name: str) -> DistillMethod:
 
 # %% ../nbs/05_distill.ipynb #699d3184
 def _pd_config(c: dict) -> dict:
-    return dict(lr=5e-5 if c['lr'] is None else c['lr'], lr_decay='linear', ema_decay=0., ema_halflife_kimg=None, ema_rampup=None)
+    return dict(lr=c['lr'], lr_decay='linear', ema_decay=0., ema_halflife_kimg=None, ema_rampup=None)
 
 def _cd_config(c: dict) -> dict:
-    return dict(lr=4e-4 if c['lr'] is None else c['lr'], optimizer='radam', ema_decay=0.9999 if c['max_steps'] > 10000 else 0.99,
+    return dict(lr=c['lr'], optimizer='radam', ema_decay=0.9999 if c['max_steps'] > 10000 else 0.99,
                 ema_halflife_kimg=None, ema_rampup=None)
 
 def _ddim_on_grid(den, x_T, *, steps, recipe, cond=None, generator=None, return_trajectory=False):
@@ -507,25 +520,26 @@ PD = register_method(DistillMethod(
     'pd', 'progressive distillation (Salimans & Ho 2022): halve the steps stage by stage',
     stages=lambda c: pd_stages(c['teacher_steps'], c['student_steps'], c['ratio']),
     make_student=lambda cur, c: prepare_student(copy.deepcopy(cur)),
-    make_loss=lambda T, student, n, k, c: ProgressiveDistillation(T, n, ratio=c['ratio'], solver=c['solver'] or 'ddim', grid=c['grid'],
+    make_loss=lambda T, student, n, k, c: ProgressiveDistillation(T, n, ratio=c['ratio'], solver=c['solver'], grid=c['grid'],
                                                                   seed=c['seed'] + k),
     train_config=_pd_config,
     recipe=lambda n, c: dict(method='pd', steps=n, grid=c['grid'], teacher_steps=n * c['ratio'], ratio=c['ratio'],
-                             solver=c['solver'] or 'ddim'),
+                             solver=c['solver']),
     grid=lambda sch, steps, r: distill_grid(sch, steps, kind=r.get('grid')),
-    sample=_ddim_on_grid, nfe=lambda steps, r: steps, step=_ddim_step, export_type='pd-student', staged=True))
+    sample=_ddim_on_grid, nfe=lambda steps, r: steps, step=_ddim_step, export_type='pd-student', staged=True,
+    lr=5e-5, solver='ddim'))                                            # lr decays linearly to 0 in each stage
 
 CD = register_method(DistillMethod(
     'cd', 'consistency distillation (Song et al. 2023): one run to a consistency function',
     stages=lambda c: [c['student_steps']],
     make_student=lambda cur, c: prepare_student(consistency_student(cur)),
-    make_loss=lambda T, student, n, k, c: ConsistencyDistillation(T, student, N=c['N'], solver=c['solver'] or 'heun', mu=c['mu'],
+    make_loss=lambda T, student, n, k, c: ConsistencyDistillation(T, student, N=c['N'], solver=c['solver'], mu=c['mu'],
                                                                   seed=c['seed']),
     train_config=_cd_config,
-    recipe=lambda n, c: dict(method='cd', steps=n, N=c['N'], mu=c['mu'], solver=c['solver'] or 'heun'),
+    recipe=lambda n, c: dict(method='cd', steps=n, N=c['N'], mu=c['mu'], solver=c['solver']),
     grid=lambda sch, steps, r: consistency_grid(sch, steps),
     sample=_consistency, nfe=lambda steps, r: steps, step=consistency_step, export_type='cd-student', export_ema=True,
-    settings=combine_settings('CDMethodSettings', DistillSettings, CDSettings)))
+    settings=combine_settings('CDMethodSettings', DistillSettings, CDSettings), lr=4e-4, solver='heun'))
 
 TEACHER = register_method(DistillMethod(
     'teacher', 'the undistilled teacher, sampled with its ODE solver (Heun: 2 NFE per step, the last one 1)',
@@ -688,13 +702,6 @@ class Distilled(list):
 # %% ../nbs/05_distill.ipynb #d7544fb2
 DISTILL_DEFAULTS = settings_defaults(DistillSettings)   # what every method shares (derived: the dataclass is the source)
 
-def _settings(method: str, kw: dict) -> Settings:
-    "The method's settings dataclass with the caller's settings; unknown keys are an error."
-    cls = get_method(method).settings
-    bad = sorted(set(kw) - set(settings_defaults(cls)))
-    if bad: raise ValueError(f"unknown distillation setting(s) {bad}; known: {', '.join(sorted(settings_defaults(cls)))}")
-    return cls(**kw)
-
 def _check_same_run(sdir: Path, want: dict) -> None:
     "ValueError naming the differing keys if a finished stage was made with other settings (teacher, guidance, recipe)."
     have = read_config(sdir / 'config.json')
@@ -722,7 +729,7 @@ def distill(teacher,                # the teacher: a denoiser, or a `Model` (as 
     names = [k for k, v in load_method_modules().items() if v.make_student]    # 'teacher' is registered, not distillable
     if method not in names: raise ValueError(f"unknown distillation method {method!r}; choose one of {', '.join(names)}")
     m = METHODS[method]
-    c = _settings(method, settings)
+    c = m.run_settings(**settings)
     out_dir = Path(out_dir)
     res, ncls = dataset.resolution, getattr(unwrap(teacher).net, 'num_classes', None)
     wrap_t = teacher_wrapper or (m.teacher_wrapper(c) if m.teacher_wrapper else (lambda d: d))

@@ -602,7 +602,8 @@ class GDDSettings(Settings):
                         "a patch head per level and a loss per head; the ImageNet networks of disc_backbone / disc_weights, else "
                         "the teacher's encoder), 'resnet' (from scratch), 'teacher' (small heads on the teacher's encoder) or "
                         "'timm' (small heads on one timm backbone)", choices=DISCRIMINATORS)
-    gamma: Optional[float] = setting(None, 'R1 weight (None: 1e-4; 0.01 for resnet)', type=float, **non_negative)
+    gamma: Optional[float] = setting(None, f"R1 weight (None: {', '.join(f'{k} {v:g}' for k, v in R1_GAMMA.items())})", type=float,
+                                     **non_negative)
     r1_every: int = setting(16, 'lazy R1 interval in steps', **at_least_1)
     d_lr: Optional[float] = setting(None, "discriminator learning rate (None: the generator's)", type=float, **positive)
     augment: str = setting('none', "DiffAugment policy, e.g. 'color,translation,cutout' ('none': off, as GDD's code; R1 always "
@@ -686,7 +687,7 @@ def gdd_loss(teacher, generator, c: dict) -> GANLoss:
                                weights=c.get('disc_weights'), resize=c.get('disc_resize'))
     ncls = getattr(unwrap(teacher).net, 'num_classes', None)
     return GANLoss(D, generate=generate_one_step, conditional=bool(ncls), gamma=_gamma(c), r1_every=c['r1_every'],
-                   lr=next(v for v in (c.get('d_lr'), c.get('lr'), 1e-4) if v is not None), betas=(0., 0.99), augment=c['augment'], seed=c['seed'])
+                   lr=c['d_lr'] if c.get('d_lr') is not None else c['lr'], betas=(0., 0.99), augment=c['augment'], seed=c['seed'])
 
 def generator_from_config(cfg: dict) -> Denoiser:
     "Build an (untrained) GDD generator from its export's config.json (export type 'gdd-generator')."
@@ -695,7 +696,7 @@ def generator_from_config(cfg: dict) -> Denoiser:
     return den
 
 def _gdd_config(c: dict) -> dict:
-    return dict(lr=1e-4 if c['lr'] is None else c['lr'], betas=(0., 0.99), grad_clip=0., ema_decay=None, ema_halflife_kimg=500., ema_rampup=0.05)
+    return dict(lr=c['lr'], betas=(0., 0.99), grad_clip=0., ema_decay=None, ema_halflife_kimg=500., ema_rampup=0.05)
 
 def gdd_sample(den, x_T: Tensor, *, steps: int = 1, recipe: Optional[dict] = None, cond=None, generator=None,
                return_trajectory: bool = False):
@@ -717,7 +718,7 @@ GDD = register_method(DistillMethod(
     grid=lambda sch, steps, r: consistency_grid(sch, steps),
     sample=gdd_sample, nfe=lambda steps, r: steps, step=consistency_step,
     export_type='gdd-generator', export_ema=True, settings=combine_settings('GDD_SETTINGS', DistillSettings, GDDSettings),
-    trainer=lambda c: functools.partial(GANTrainer, freeze=c['freeze'])))
+    trainer=lambda c: functools.partial(GANTrainer, freeze=c['freeze']), lr=1e-4))
 
 register_export_type('gdd-generator', 'sferd_nb.gdd:generator_from_config')
 

@@ -25,7 +25,7 @@ __all__ = ['INCEPTION_ENV', 'INCEPTION_NAME', 'FID_NETWORK_ENV', 'FID_HELPER_FIL
            'load_inception_state_dict', 'InceptionExtractor', 'load_classifier', 'tf1_resize_bilinear',
            'fid_helper_path', 'TorchScriptInceptionExtractor', 'load_extractor', 'gaussian_stats', 'frechet_distance',
            'inception_score', 'extract', 'extractor_id', 'stats_cache_dir', 'reference_stats', 'fid_of_features',
-           'fid_against', 'load_model', 'nfe', 'generate', 'degenerate_flags', 'withhold', 'evaluate',
+           'fid_against', 'load_model', 'nfe', 'generate', 'number_text', 'degenerate_flags', 'withhold', 'evaluate',
            'degenerate_sets', 'fooled_by', 'knn_radii', 'in_manifold', 'precision_recall', 'reference_features',
            'denoising_l2', 'denoising_ability', 'FIDScorer', 'nfe_text', 'format_row']
 
@@ -364,7 +364,9 @@ def generate(den, n: int, steps: int, *, recipe: Optional[dict] = None, seed: in
 
 # %% ../nbs/10_eval.ipynb #f069b90f
 def _mean_or_none(v: list): return None if any(x is None for x in v) else float(np.mean(v))
-def _fmt(v) -> str: return 'n/a' if v is None else f'{v:.2f}'
+def number_text(v) -> str:
+    "A reported number with 2 decimals, or 'n/a' where it is withheld (None: a degenerate or non-finite result)."
+    return 'n/a' if v is None else f'{v:.2f}'
 
 DEGENERATE_LIMITS = dict(image_std=2.0, input_corr=0.7, across_std=2.0)   # uint8 units; correlation
 
@@ -414,7 +416,7 @@ def evaluate(den,                        # the denoiser to sample from (teacher,
             r['degenerate'] = degenerate_flags(x[:m0], model.batch_inputs(0, m0, s)[0])
             r['sample_seconds'] = time.time() - t0
             per.append((r, x))
-            if progress: print(f"  steps={st} seed={s}: FID {r['fid']:.2f}  IS {_fmt(r['is_mean'])}  [{extractor.name}]", flush=True)
+            if progress: print(f"  steps={st} seed={s}: FID {r['fid']:.2f}  IS {number_text(r['is_mean'])}  [{extractor.name}]", flush=True)
         fids = [r['fid'] for r, _ in per]
         rows.append(dict(method=(recipe or {}).get('method', 'teacher'), steps=st, nfe=nfe(recipe or {}, st, sampler),
                          condition_nfe=model.condition_nfe,              # an SGP student's latent sampler (its MLP)
@@ -589,5 +591,5 @@ def format_row(name: str, r: dict) -> str:
     if r.get('degenerate') and r.get('fid_mean') is None:
         return f"{name:<28} steps {r['steps']:>2} (NFE {nfe_text(r):>2})  DEGENERATE samples ({', '.join(r['degenerate'])}): not scored"
     return (f"{name:<28} steps {r['steps']:>2} (NFE {nfe_text(r):>2})  FID {r['fid_mean']:7.2f} (min {r['fid_min']:7.2f})  "
-            f"IS {_fmt(r['is_mean']):>5}  [{r['extractor']}; {r['num_samples']} samples x {len(r['seeds'])} seeds vs "
+            f"IS {number_text(r['is_mean']):>5}  [{r['extractor']}; {r['num_samples']} samples x {len(r['seeds'])} seeds vs "
             f"{r['n_reference']} {r['reference']}]")

@@ -82,6 +82,8 @@ def test_cli_flags_and_defaults_are_generated_from_the_settings_dataclasses(monk
             assert a.option_strings == ['--' + f.name.replace('_', '-')], (name, f.name)
             assert a.default is None and a.type is f.metadata['type'] and a.choices == f.metadata['choices'], (name, f.name)
             assert (f.default is None and 'default:' not in a.help) or a.help.endswith(f'(default: {f.default})'), (name, f.name)
+        for k in ('lr', 'solver'):                                     # None: the method's own, which the help lists
+            assert getattr(m.run_settings(), k) == getattr(m, k) and (getattr(m, k) is None or f'{name} {getattr(m, k)}' in acts[k].help), (name, k)
     seen = []
     monkeypatch.setattr(cli, 'distill', lambda *a, **kw: seen.append(kw) or [])
     teacher = str(asset_path('teachers', 'cifar10_uncond'))
