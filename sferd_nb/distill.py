@@ -798,7 +798,9 @@ class _CallableModule(types.ModuleType):
     submodule on import, so the front door `sferd_nb.distill(teacher, ...)` works only if the module is callable."""
     def __call__(self, *args, **kwargs): return distill(*args, **kwargs)
 
-if __name__.endswith('.distill'): sys.modules[__name__].__class__ = _CallableModule
+if __name__.endswith('.distill'):
+    sys.modules[__name__].__class__ = _CallableModule
+    sys.modules[__name__].__wrapped__ = distill          # inspect.signature(sferd_nb.distill) is the function's
 
 # %% ../nbs/05_distill.ipynb #8e701b06
 @torch.no_grad()

@@ -287,13 +287,16 @@ class _Step:
     def train_step(self, micro: list) -> dict:
         """One optimiser step over the micro-batches `micro`; returns device tensors. Every method shares it: the seed of the
         step, `backward` (the part a method may override: GAN training has two players), the finiteness check, the
-        learning-rate schedule (with each parameter group's `lr_scale`) and every optimiser of `optimizers()`."""
+        learning-rate schedule (with each parameter group's `lr_scale`; the other optimisers of `optimizers()` follow it from
+        their own base lr) and every optimiser of `optimizers()`."""
         cfg, step = self.cfg, self.step
         torch.manual_seed(self.step_seed())                                  # dropout etc.: a function of the step
         stats, metrics = self.backward(micro)
         if not self.lazy_checks: self.check_finite(stats)                   # before the optimisers touch the weights
         lr = lr_at(cfg, step)
         for g in self.opt.param_groups: g['lr'] = lr * lr_scale_at(g.get('lr_scale', 1.), step)
+        for opt in self.optimizers()[1:]:               # another player's (GAN: D's): its own base lr, the same schedule
+            for g in opt.param_groups: g['lr'] = g.setdefault('base_lr', g['lr']) * (lr / cfg.lr if cfg.lr else 1.)
         for opt in self.optimizers():
             opt.step(); opt.zero_grad(set_to_none=True)
         return dict(stats, lr=lr, **metrics)

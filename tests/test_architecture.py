@@ -143,12 +143,14 @@ def test_options_are_keyword_only_in_public_functions_with_more_than_three_param
 
 def test_the_top_level_api_documents_every_parameter_the_nbdev_way():
     "Each parameter of the curated top-level API has a docment (a comment after it), which the API pages show as its table."
-    import dataclasses, inspect, pytest, sferd_nb
+    import dataclasses, importlib, inspect, pytest, sferd_nb
     pytest.importorskip('griffe', reason='the docs extra: pip install -e .[docs]')
     dg = load_script('tools/docs_griffe.py')
+    import sferd_nb.distill as D                                      # a module that, called, is its function `distill`
+    assert inspect.signature(sferd_nb.distill) == inspect.signature(D.distill) and 'teacher' in inspect.signature(D).parameters
     missing, checked = [], 0
     for name in sferd_nb.__all__:
-        obj = getattr(sferd_nb, name)
+        obj = getattr(importlib.import_module(f'sferd_nb.{sferd_nb._API[name]}'), name)   # `distill`: the function, not its module
         fns = [(name, obj)] if inspect.isfunction(obj) else []
         if inspect.isclass(obj) and not dataclasses.is_dataclass(obj) and not issubclass(obj, tuple):
             fns = [(f'{name}.__init__', obj.__init__)]

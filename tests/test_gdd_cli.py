@@ -1,4 +1,5 @@
 "Integration tests for sferd_nb.gdd (issue 17): `sferd-distill --method gdd` runs, resumes bit-exactly and samples in one step."
+import dataclasses
 import json, re
 from pathlib import Path
 
@@ -63,6 +64,11 @@ def test_gdd_cli_resume_is_exact_and_samples(tmp_path, monkeypatch):
     assert den.parameterization == 'cm' and rec['steps'] == 1
     x = student_sample(den, torch.randn(2, 3, 32, 32) * 80, 1, rec)
     assert x.shape == (2, 3, 32, 32) and torch.isfinite(x).all()
+    import sferd_nb                                                   # the front door: a GDD generator is a Model too
+    m = sferd_nb.load(straight, 'cpu')
+    xs = m.sample(2, seed=0, batch_size=2)
+    assert (m.method, m.steps, m.nfe) == ('gdd', 1, 1) and xs.shape == (2, 3, 32, 32) and torch.isfinite(xs).all()
+    assert torch.equal(xs, m.sample(2, seed=0, batch_size=2))
     tsd = load_denoiser(t).net.state_dict()
     frozen = gdd.gdd_i_frozen(den)
     assert frozen and all(torch.equal(ea[n], tsd[n]) for n in frozen)
@@ -310,6 +316,13 @@ def test_gan_training_is_the_trainers_step_with_piecewise_lr_scale(tmp_path):
     assert not torch.equal(G[0].weight, w0)
     assert [g['lr'] for g in tr.opt.param_groups] == [1e-2, 0.5e-2]
     assert all('d_loss' in h and 'lr' in h for h in tr.history)
+    # the discriminator's optimiser follows the same schedule from its own base lr (here a linear decay)
+    loss2 = gdd.GANLoss(D_(), latent_shape=(2,), lr=1e-3)
+    base = loss2.d_opt.param_groups[0]['lr']
+    tr2 = gdd.GANTrainer(G, loss2, dataclasses.replace(cfg, lr_decay='linear'), tmp_path / 'gan2')
+    tr2.fit(ds, max_steps=3, progress=False)                              # the lr of step 2: 1 - 2/4 of the base
+    close = lambda a, b: abs(a - b) < 1e-12 * max(1., abs(b))
+    assert close(tr2.opt.param_groups[0]['lr'], 0.5e-2) and close(loss2.d_opt.param_groups[0]['lr'], 0.5 * base)
 
 
 def test_one_step_generator_is_a_prepared_student():

@@ -32,6 +32,10 @@ def test_cli_semantic_pd_exports_and_generates(tmp_path):
     x = generate(den, 3, rec['steps'], recipe=rec, seed=0)                  # z_sem from the latent DDIM: no real image
     assert x.shape == (3, 3, 32, 32) and x.dtype == torch.uint8
     assert torch.equal(x, generate(den, 3, rec['steps'], recipe=rec, seed=0))
+    m = D.load(dirs[-1], 'cpu')                                       # the front door: an SGP student is a Model too
+    xs = m.sample(3, seed=0)
+    assert (m.method, m.nfe) == ('pd', 1) and xs.shape == (3, 3, 32, 32) and torch.isfinite(xs).all()
+    assert torch.equal(xs, m.sample(3, seed=0))
     from sferd_nb.cli import main_eval                                # sferd-eval: FID and denoising l2 of an SGP student
     r = main_eval(['--checkpoint', str(dirs[-1]), '--num-samples', '8', '--seeds', '0', '--extractor', 'standin', '--score-degenerate',
                    '--denoise-images', '4', '--out', str(tmp_path / 'eval')])[0]
