@@ -94,7 +94,9 @@ def test_cli_flags_and_defaults_are_generated_from_the_settings_dataclasses(monk
     assert {k for k in seen[0] if k not in run_keys} == set()          # nothing typed: the dataclasses' defaults apply
     assert {k: v for k, v in seen[1].items() if k not in run_keys} == dict(w=0.5, max_steps=7)
     for argv, msg in ((['--method', 'pd', '--psi', '2'], 'add --attention-guidance'), (['--method', 'pd', '--N', '4'], 'only apply to'),
-                      (['--method', 'cd', '--latent-dim', '8'], 'add --semantic')):
+                      (['--method', 'cd', '--latent-dim', '8'], 'add --semantic'),
+                      (['--method', 'sferd-pd', '--attention-guidance'], 'already guides its teacher'),   # SFERD does both already
+                      (['--method', 'sferd-cd', '--semantic'], 'already has the semantic student')):
         r = cli.test_exit(lambda: cli.main_distill(argv + ['--teacher', teacher, '--out', str(tmp_path / 'x'), '--device', 'cpu']), msg)
         assert not (tmp_path / 'x').exists(), r                        # refused before the folder is made
 

@@ -3,7 +3,7 @@ from the notebook instead of guessed (issue 34, item 6).
 
 A learner's pace, stated once here: prose (markdown, equations included) at 150 words a minute, the code a lesson
 shows (hidden cells and folded test cells left out) at 20 lines a minute, plus the notebook's default run (its cells
-without `slow` / `gpu`, on 2 CPU cores: `nbdev_test --timing`, session 17 (08b, 09, 10, 11, 12: wall time of `nbdev_test --path` alone, sessions 21-22), one thread per notebook, ~5 s of start-up
+without `slow` / `gpu`, on 2 CPU cores: `nbdev_test --timing`, session 17 (08b, 10, 11, 12: wall time of `nbdev_test --path` alone, sessions 21-22; 06 and 09: session 26), one thread per notebook, ~5 s of start-up
 added). The sum is rounded up to 5 minutes.
 
     python tools/time_estimates.py            # print the estimate and the stated time of every notebook
@@ -16,7 +16,7 @@ from pathlib import Path
 NBS = Path(__file__).resolve().parents[1] / 'nbs'
 WORDS_PER_MIN, CODE_LINES_PER_MIN = 150, 20
 DEFAULT_RUN_S = {'00_data': 9, '00_runs': 8, '01_diffusion': 8, '02_samplers': 20, '03_unet': 7, '04_train': 22, '04b_io': 5,
-                 '05_distill': 35, '06_analysis': 22, '07_guidance': 21, '08_semantic': 27, '08b_sgp': 38, '09_sferd': 36, '10_eval': 13,
+                 '05_distill': 35, '06_analysis': 12, '07_guidance': 21, '08_semantic': 27, '08b_sgp': 38, '09_sferd': 28, '10_eval': 13,
                  '11_demo': 22, '12_gdd': 27, '13_cli': 10, 'index': 0}
 LINE = re.compile(r'(\*Time: ~|\*\*Time:\*\* ~)(\d+)( minutes \(reading \+ default run)')   # '*Time: ~N ...*' or '**Time:** ~N ...'
 
