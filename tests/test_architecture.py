@@ -43,6 +43,15 @@ def test_library_errors_name_the_python_keyword_not_only_the_flag():
     assert flags_outside_parentheses('raise ValueError(f"split (--sgp-split) must be in [0, 1], got {s}")') == []
 
 
+def test_lessons_do_not_run_the_command_line():
+    "Issue 30, item 1: the lessons end with their science; only notebook 13 (the CLI) and tests/ call the commands."
+    import json, re
+    bad = [p.name for p in sorted((ROOT / 'nbs').glob('[01][0-9]*.ipynb')) if not p.name.startswith('13_')
+           for c in json.loads(p.read_text())['cells'] if c['cell_type'] == 'code'
+           and re.search(r'sferd_nb\.cli\b|from sferd_nb import cli\b', ''.join(c['source']))]
+    assert bad == [], bad
+
+
 def test_module_graph_rules_catch_what_they_forbid():
     node = lambda nb, top=(), lazy=(): dict(notebook=nb, top=list(top), lazy=list(lazy), registry=[])
     bad = mg.problems({'a': node('01_a', ['b']), 'b': node('01_b', ['a']), 'cli': node('13_cli'),
