@@ -4,7 +4,7 @@
 
 # %% ../nbs/13_cli.ipynb #8f0be791
 from __future__ import annotations
-import argparse, contextlib, errno, json, sys, zlib
+import argparse, contextlib, errno, inspect, json, sys, zlib
 from dataclasses import fields
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -130,6 +130,14 @@ def sferd_data() -> None:
     main_data()
 
 # %% ../nbs/13_cli.ipynb #627d4dde
+def _default(fn: Callable, name: str):
+    "The default of parameter `name` of the library function `fn`: a command's flag takes it from there, not from a copy."
+    return inspect.signature(fn).parameters[name].default
+
+def _per_config(key: str) -> str:
+    "What `TEACHER_DEFAULTS` gives `key` for each named config (the help of a flag whose default is the config's)."
+    return ', '.join(f'{c} {d[key]:g}' for c, d in TEACHER_DEFAULTS.items() if key in d)
+
 def teacher_parser() -> argparse.ArgumentParser:
     p = command_parser('sferd-train-teacher', "Train a diffusion teacher (default: EDM schedule, preconditioning and "
                        "weighting) with the sferd_nb training loop.")
@@ -141,25 +149,25 @@ def teacher_parser() -> argparse.ArgumentParser:
     g.add_argument('--uncond', dest='cond', action='store_false', help='unconditional (tiny, cifar10: default)')
     p.add_argument('--schedule', default='edm', choices=['edm', 'cosine-logsnr', 'linear', 'cosine'])
     p.add_argument('--param', default='edm', choices=list(PARAMETERIZATIONS), help='network parameterization')
-    p.add_argument('--weighting', default='edm', choices=list(LOSS_WEIGHTS), help='loss weight omega(lambda) of Eq. 2')
-    p.add_argument('--batch-size', type=int, help='global batch size')
-    p.add_argument('--grad-accum', type=int, default=1)
-    p.add_argument('--lr', type=float)
-    p.add_argument('--warmup', type=int, help='warm-up steps')
-    p.add_argument('--max-steps', type=int)
+    p.add_argument('--weighting', default=_default(teacher_loss, 'weighting'), choices=list(LOSS_WEIGHTS), help='loss weight omega(lambda) of Eq. 2')
+    p.add_argument('--batch-size', type=int, help=f"global batch size (default: the config's, {_per_config('batch_size')})")
+    p.add_argument('--grad-accum', type=int, default=TrainConfig.grad_accum, help='micro-batches per optimiser step')
+    p.add_argument('--lr', type=float, help=f"learning rate (default: the config's, {_per_config('lr')})")
+    p.add_argument('--warmup', type=int, help=f"warm-up steps (default: the config's, {_per_config('warmup_steps')})")
+    p.add_argument('--max-steps', type=int, help=f"optimiser steps (default: the config's, {_per_config('max_steps')})")
     p.add_argument('--resume', action='store_true', help='continue from OUT/ckpt.pt')
-    p.add_argument('--sample-every', type=int)
-    p.add_argument('--ckpt-every', type=int)
-    p.add_argument('--log-every', type=int, default=10)
+    p.add_argument('--sample-every', type=int, help=f"sample grid every N steps (default: the config's, {_per_config('sample_every')})")
+    p.add_argument('--ckpt-every', type=int, help=f"checkpoint every N steps (default: the config's, {_per_config('ckpt_every')})")
+    p.add_argument('--log-every', type=int, default=TrainConfig.log_every)
     e = p.add_mutually_exclusive_group()
-    e.add_argument('--ema-halflife-kimg', type=float)
-    e.add_argument('--ema-decay', type=float)
-    p.add_argument('--seed', type=int, default=0)
+    e.add_argument('--ema-halflife-kimg', type=float, help=f"EMA half-life in thousands of images (default: the config's, {_per_config('ema_halflife_kimg')})")
+    e.add_argument('--ema-decay', type=float, help='a constant EMA decay instead (0: no EMA)')
+    p.add_argument('--seed', type=int, default=TrainConfig.seed)
     p.add_argument('--compile', action='store_true')
-    p.add_argument('--amp', default='auto', choices=AMP_CHOICES, help='bf16 autocast; auto: on CUDA and on CPUs with native bf16 (AVX512-BF16/AMX)')
-    p.add_argument('--workers', type=int, default=0, help='data loader workers per process')
-    p.add_argument('--sampler', default='heun', choices=list(SAMPLERS), help='sampler of the progress grids')
-    p.add_argument('--sample-steps', type=int, default=18)
+    p.add_argument('--amp', default=TrainConfig.amp, choices=AMP_CHOICES, help='bf16 autocast; auto: on CUDA and on CPUs with native bf16 (AVX512-BF16/AMX)')
+    p.add_argument('--workers', type=int, default=TrainConfig.num_workers, help='data loader workers per process')
+    p.add_argument('--sampler', default=_default(teacher_sample_fn, 'sampler'), choices=list(SAMPLERS), help='sampler of the progress grids')
+    p.add_argument('--sample-steps', type=int, default=_default(teacher_sample_fn, 'steps'), help='steps of the progress grids')
     p.add_argument('--model-channels', type=int, help='override the config width (e.g. 16 for smoke tests)')
     p.add_argument('--num-blocks', type=int, help='override the blocks per level')
     p.add_argument('--dropout', type=float, help='override the dropout')
@@ -435,17 +443,17 @@ def eval_parser() -> argparse.ArgumentParser:
                        "distilled student, with sample grids.")
     p.add_argument('--checkpoint', required=True, help='exported teacher/student dir (model.safetensors + config.json) or run dir')
     p.add_argument('--steps', type=_ints, help="comma-separated step counts (default: the student's own; teacher: 1,2,4)")
-    p.add_argument('--num-samples', type=int, default=50_000, help='samples per seed (published protocol: 50000)')
-    p.add_argument('--seeds', type=_ints, default=[0, 1, 2], help='sampling seeds (published protocol: 0,1,2)')
+    p.add_argument('--num-samples', type=int, default=_default(evaluate, 'num_samples'), help='samples per seed (published protocol: 50000)')
+    p.add_argument('--seeds', type=_ints, default=list(_default(evaluate, 'seeds')), help='sampling seeds (published protocol: 0,1,2)')
     p.add_argument('--inception-weights', help=f'local pt_inception-2015-12-05 file (or ${INCEPTION_ENV})')
     p.add_argument('--extractor', default='auto', choices=EXTRACTORS, help="'auto': given Inception weights > the FID network of the [fid] extra > cached Inception > the stand-in")
     p.add_argument('--data', help="reference data spec (default: the data the checkpoint records, else 'cifar10-subset'; "
                    "'cifar10:PATH' for the 50k training images)")
     p.add_argument('--ref-split', default='train', choices=['train', 'test'])
-    p.add_argument('--sampler', default='heun', choices=['heun', 'ddim', 'euler'], help='teacher sampler')
+    p.add_argument('--sampler', default=_default(evaluate, 'sampler'), choices=['heun', 'ddim', 'euler'], help='teacher sampler')
     p.add_argument('--denoise-images', type=int, default=500, help='real test images for the denoising l2 (0: skip)')
-    p.add_argument('--batch-size', type=int, default=250)
-    p.add_argument('--amp', default='none', choices=AMP_CHOICES, help="the network's precision while sampling: 'none' fp32 (a "
+    p.add_argument('--batch-size', type=int, default=_default(evaluate, 'batch_size'))
+    p.add_argument('--amp', default=_default(evaluate, 'amp'), choices=AMP_CHOICES, help="the network's precision while sampling: 'none' fp32 (a "
                    "checkpoint's FID does not depend on the machine), 'bf16' autocast, 'auto' bf16 on CUDA and on CPUs with native bf16")
     p.add_argument('--score-degenerate', action='store_true', help='report FID / IS of degenerate samples (flat, equal to '
                    'their input noise, collapsed) instead of withholding them and ending with exit status 1')
@@ -515,18 +523,18 @@ def main_demo(argv=None) -> list:
     "`sferd-demo` (what `make demo` runs): returns the table rows."
     ap = command_parser('sferd-demo', "Distil the course teacher with PD / CD and SFERD-PD / SFERD-CD (--ablation: every enhancement alone too), evaluate "
                         "(FID / IS with the named extractor, denoising l2) and report.")
-    ap.add_argument('--out', default='runs/demo')
+    ap.add_argument('--out', default=_default(run_demo, 'out'), help='the report folder (default: %(default)s)')
     ap.add_argument('--teacher', help=f'teacher dir (default: the course teacher, {default_teacher()})')
-    ap.add_argument('--preset', choices=list(PRESETS), help="budgets: 'demo' (default, what `make demo` runs; about "
+    ap.add_argument('--preset', choices=list(PRESETS), help=f"budgets: '{_default(run_demo, 'preset')}' (default, what `make demo` runs; about "
                     "4 minutes on 2 CPU cores with native bf16), 'full' (the course protocol of notebooks 09 and 12: twice the optimiser steps), "
                     "'quick' (seconds; for tests)")
     ap.add_argument('--quick', action='store_true', help='the same as --preset quick')
-    ap.add_argument('--methods', help=f"comma-separated subset of {','.join(ABLATION + BEYOND)} (default: {','.join(PRESETS['demo']['methods'])})")
+    ap.add_argument('--methods', help=f"comma-separated subset of {','.join(ABLATION + BEYOND)} (default: {','.join(PRESETS[_default(run_demo, 'preset')]['methods'])})")
     ap.add_argument('--ablation', action='store_true', help='all eight: PD / CD with attention guidance, SGP, both (SFERD)')
     ap.add_argument('--gdd', action='store_true', help="add GDD (one step, GAN; notebook 12) as one more row, e.g. the ninth of --ablation")
     ap.add_argument('--steps-per-stage', type=int, help='override the optimiser steps per PD stage (CD: x stages)')
     ap.add_argument('--num-samples', type=int)
-    ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--seed', type=int, default=_default(run_demo, 'seed'))
     ap.add_argument('--extractor', choices=EXTRACTORS, help='default: auto on a GPU, the stand-in on a CPU')
     ap.add_argument('--inception-weights')
     ap.add_argument('--amp', choices=AMP_CHOICES, help="the network's precision while sampling: 'none' (default) fp32, 'bf16' "
@@ -537,7 +545,7 @@ def main_demo(argv=None) -> list:
     with user_errors('sferd-demo', a.debug):
         check_positive(steps_per_stage=a.steps_per_stage, num_samples=a.num_samples)
         if a.quick and a.preset not in (None, 'quick'): raise ValueError(f"--quick means --preset quick; drop one of --quick and --preset {a.preset}")
-        preset = 'quick' if a.quick else a.preset or 'demo'
+        preset = 'quick' if a.quick else a.preset or _default(run_demo, 'preset')
         if a.ablation and a.methods: raise ValueError("give --ablation or --methods, not both")
         if a.methods is not None and not [m for m in a.methods.split(',') if m.strip()]:
             raise ValueError(f"--methods {a.methods!r} names no method; name at least one method, e.g. --methods pd,cd")

@@ -111,6 +111,25 @@ def test_cli_flags_and_defaults_are_generated_from_the_settings_dataclasses(monk
 
 
 
+def test_train_teacher_and_eval_defaults_are_the_librarys():
+    "sferd-train-teacher and sferd-eval take their defaults from the library (TrainConfig, teacher_sample_fn, teacher_loss, evaluate, TEACHER_DEFAULTS)."
+    import inspect
+    import sferd_nb.cli as cli
+    from sferd_nb.train import TEACHER_DEFAULTS, TrainConfig, teacher_loss, teacher_sample_fn
+    from sferd_nb.metrics import evaluate
+    d = lambda fn, k: inspect.signature(fn).parameters[k].default
+    t = cli.teacher_parser().parse_args(['--out', 'x'])
+    assert (t.grad_accum, t.log_every, t.seed, t.amp, t.workers) == (TrainConfig.grad_accum, TrainConfig.log_every, TrainConfig.seed,
+                                                                     TrainConfig.amp, TrainConfig.num_workers)
+    assert (t.sampler, t.sample_steps, t.weighting) == (d(teacher_sample_fn, 'sampler'), d(teacher_sample_fn, 'steps'), d(teacher_loss, 'weighting'))
+    helps = {a.dest: a.help or '' for a in cli.teacher_parser()._actions}
+    for flag, key in (('batch_size', 'batch_size'), ('lr', 'lr'), ('warmup', 'warmup_steps'), ('max_steps', 'max_steps')):
+        assert getattr(t, flag) is None and all(f'{c} {v[key]:g}' in helps[flag] for c, v in TEACHER_DEFAULTS.items()), flag   # the config's
+    e = cli.eval_parser().parse_args(['--checkpoint', 'x'])
+    assert (e.num_samples, tuple(e.seeds), e.batch_size, e.sampler, e.amp) == \
+        tuple(d(evaluate, k) for k in ('num_samples', 'seeds', 'batch_size', 'sampler', 'amp'))
+
+
 # a positional parameter with a default is allowed only where it is the call's subject (the data set's spec, the demo's
 # folder, the number of steps to sample with, ...), the second time of a two-time formula, or `cond` in the denoiser contract den(x_t, t, cond)
 POSITIONAL_OPTIONS = {'get_dataset.spec', 'load_images.spec', 'run_demo.out', 'load_extractor.kind', 'teacher_sample_fn.n',
