@@ -37,28 +37,28 @@ RESUME_KEYS = ('batch_size', 'seed', 'optimizer', 'lr', 'lr_decay', 'warmup_step
 @dataclass
 class TrainConfig:
     "Every knob of the training loop (`batch_size` is global: split over processes and accumulation steps)."
-    lr: float = 2e-4
-    betas: tuple = (0.9, 0.999)
-    eps: float = 1e-8
-    weight_decay: float = 0.
+    lr: float = 2e-4                         # peak learning rate (after the warm-up)
+    betas: tuple = (0.9, 0.999)              # Adam's (beta1, beta2)
+    eps: float = 1e-8                        # Adam's epsilon
+    weight_decay: float = 0.                 # decoupled with 'adamw', L2 otherwise
     optimizer: str = 'adam'                  # 'adam' | 'adamw' | 'radam'
-    warmup_steps: int = 0
+    warmup_steps: int = 0                    # linear warm-up of the learning rate over this many steps
     lr_decay: str = 'constant'               # 'constant' | 'linear' (to 0 at max_steps)
     grad_clip: float = 1.0                   # max global grad norm; 0 = no clipping
     ema_decay: Optional[float] = None        # fixed per-step EMA decay, or ...
     ema_halflife_kimg: Optional[float] = 500.  # ... EMA half-life in thousands of images (EDM)
     ema_rampup: Optional[float] = 0.05       # half-life <= ema_rampup * images seen (EDM); None = off
-    batch_size: int = 64
-    grad_accum: int = 1
-    max_steps: int = 1000
-    log_every: int = 10
+    batch_size: int = 64                     # global: split over processes and accumulation steps
+    grad_accum: int = 1                      # micro-batches per optimiser step
+    max_steps: int = 1000                    # optimiser steps of the run
+    log_every: int = 10                      # a metrics.jsonl line every N steps
     sample_every: int = 0                    # 0 = only at the end (if a sample_fn is given), -1 = never
     ckpt_every: int = 500                    # 0 = only at the end, -1 = never
-    seed: int = 0
-    compile: bool = False
+    seed: int = 0                            # the run's seed (data order, noise, dropout: all derived from it)
+    compile: bool = False                    # torch.compile the model
     amp: str = 'auto'                        # 'auto': bf16 on CUDA and on CPUs with native bf16 (notebook 03) | 'bf16' | 'none'
     channels_last: Union[bool, str] = 'auto'  # 'auto': on CUDA (on CPU, cpu_settings' choice for training)
-    num_workers: int = 0
+    num_workers: int = 0                     # data loader worker processes per training process
     lazy_checks: Union[bool, str] = 'auto'   # finiteness checked at log/sample/checkpoint steps only ('auto': on CUDA)
 
     def __post_init__(self):

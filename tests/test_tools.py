@@ -102,6 +102,19 @@ def test_api_reference_shows_every_trainer_method_and_the_docments():
     assert params['param_groups'].endswith('[[from_step, scale], ...]')                  # the continuation line joins
     sections = mod['teacher_loss'].docstring.parse('google')
     assert sections[0].kind.value == 'text' and [s.kind.value for s in sections][1] == 'parameters'   # summary kept
+    fields = {k: v.docstring.value for k, v in mod['TrainConfig'].members.items() if v.is_attribute and v.docstring}
+    assert len(fields) == 23 and fields['ema_rampup'].startswith('half-life <= ema_rampup')        # every knob, from its comment
+    gdd = griffe.load('sferd_nb.gdd', search_paths=[str(ROOT)], extensions=ext)
+    docs = {k: v.docstring for k, v in gdd['GDDSettings'].members.items() if v.is_attribute}
+    assert docs['r1_every'].value == 'lazy R1 interval in steps' and 'resnet 0.01' in docs['gamma'].value   # setting()'s help
+
+
+def test_field_doc_reads_a_settings_help_or_the_comment_of_the_line():
+    pytest.importorskip('griffe', reason='the docs extra: pip install -e .[docs]')
+    dg = load_script('tools/docs_griffe.py')
+    assert dg.field_doc("lr: float = 2e-4        # peak learning rate") == 'peak learning rate'
+    assert dg.field_doc("max_steps: int = setting(1000, 'optimiser steps per stage', **at_least_1)  # not this") == 'optimiser steps per stage'
+    assert dg.field_doc("x: int = 0") is None and dg.field_doc("gamma: float = setting(None, f'{R1} weight')") is None
 
 
 def test_docments_parser_reads_the_comment_of_each_parameter():

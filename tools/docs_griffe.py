@@ -3,7 +3,9 @@
 - `HideUndocumentedInstanceAttributes`: a class's undocumented instance attributes (`self.teacher = teacher` in
   `__init__`) are implementation detail, not API, and are left out of its page.
 - `Docments`: parameters documented nbdev's way, by a comment after each one in the signature, become the docstring's
-  `Args:` section, i.e. the parameter table of the page."""
+  `Args:` section, i.e. the parameter table of the page; a class attribute (a dataclass field) documented the same way, by
+  a comment at the end of its line, or a settings field's `setting(default, help, ...)`, gets that text as its docstring,
+  so that the page lists it (`TrainConfig`'s knobs, every method's settings)."""
 import re
 
 import griffe
@@ -45,6 +47,28 @@ def docments(source: str) -> dict:
     return out
 
 
+def field_doc(source: str):
+    """The documentation of a class attribute from its source: the help of a `setting(default, help, ...)` field (a literal
+    string), else the comment at the end of its first line; None if neither."""
+    import ast, io, tokenize
+    try: value = getattr(ast.parse(source.strip()).body[0], 'value', None)
+    except (SyntaxError, IndexError): value = None
+    if (isinstance(value, ast.Call) and getattr(value.func, 'id', None) == 'setting' and len(value.args) > 1
+            and isinstance(value.args[1], ast.Constant) and isinstance(value.args[1].value, str)):
+        return value.args[1].value
+    try: toks = list(tokenize.generate_tokens(io.StringIO(source.strip() + '\n').readline))
+    except (tokenize.TokenError, SyntaxError): return None
+    comments = [t.string.lstrip('#').strip() for t in toks if t.type == tokenize.COMMENT and t.start[0] == 1]
+    return comments[0] if comments and comments[0] else None
+
+
+def _runtime_help(attr: griffe.Attribute):
+    "A settings field whose help is computed (an f-string): the help its dataclass holds once imported."
+    import dataclasses, importlib
+    cls = getattr(importlib.import_module(attr.parent.module.path), attr.parent.name)
+    return {f.name: f.metadata.get('help') for f in dataclasses.fields(cls)}.get(attr.name)
+
+
 class Docments(griffe.Extension):
     """Parameters documented nbdev's way, by a comment after each one in the signature, become the docstring's `Args:`
     section, which mkdocstrings shows as the parameter table (a docstring's own `Args:` section wins)."""
@@ -60,3 +84,9 @@ class Docments(griffe.Extension):
         # cleandoc keeps the indentation of the section)
         func.docstring = griffe.Docstring(value, lineno=doc.lineno if doc else func.lineno, endlineno=doc.endlineno if doc else func.lineno,
                                           parent=func, parser=doc.parser if doc else None, parser_options=doc.parser_options if doc else None)
+
+    def on_attribute_instance(self, *, attr: griffe.Attribute, **kwargs) -> None:
+        if attr.docstring is not None or not isinstance(attr.parent, griffe.Class) or 'class-attribute' not in attr.labels: return
+        try: text = field_doc(attr.source) or (_runtime_help(attr) if 'setting(' in attr.source else None)
+        except Exception: return
+        if text: attr.docstring = griffe.Docstring(text, lineno=attr.lineno, endlineno=attr.endlineno, parent=attr)
