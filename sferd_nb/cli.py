@@ -519,22 +519,24 @@ def sferd_eval() -> None:
     main_eval()
 
 # %% ../nbs/13_cli.ipynb #69a5a418
+_DEMO = {k: _default(run_demo, k) for k in ('out', 'preset', 'seed')}   # run_demo's defaults, read once
+
 def main_demo(argv=None) -> list:
     "`sferd-demo` (what `make demo` runs): returns the table rows."
     ap = command_parser('sferd-demo', "Distil the course teacher with PD / CD and SFERD-PD / SFERD-CD (--ablation: every enhancement alone too), evaluate "
                         "(FID / IS with the named extractor, denoising l2) and report.")
-    ap.add_argument('--out', default=_default(run_demo, 'out'), help='the report folder (default: %(default)s)')
+    ap.add_argument('--out', default=_DEMO['out'], help='the report folder (default: %(default)s)')
     ap.add_argument('--teacher', help=f'teacher dir (default: the course teacher, {default_teacher()})')
-    ap.add_argument('--preset', choices=list(PRESETS), help=f"budgets: '{_default(run_demo, 'preset')}' (default, what `make demo` runs; about "
+    ap.add_argument('--preset', choices=list(PRESETS), help=f"budgets: '{_DEMO['preset']}' (default, what `make demo` runs; about "
                     "4 minutes on 2 CPU cores with native bf16), 'full' (the course protocol of notebooks 09 and 12: twice the optimiser steps), "
                     "'quick' (seconds; for tests)")
     ap.add_argument('--quick', action='store_true', help='the same as --preset quick')
-    ap.add_argument('--methods', help=f"comma-separated subset of {','.join(ABLATION + BEYOND)} (default: {','.join(PRESETS[_default(run_demo, 'preset')]['methods'])})")
+    ap.add_argument('--methods', help=f"comma-separated subset of {','.join(ABLATION + BEYOND)} (default: {','.join(PRESETS[_DEMO['preset']]['methods'])})")
     ap.add_argument('--ablation', action='store_true', help='all eight: PD / CD with attention guidance, SGP, both (SFERD)')
     ap.add_argument('--gdd', action='store_true', help="add GDD (one step, GAN; notebook 12) as one more row, e.g. the ninth of --ablation")
     ap.add_argument('--steps-per-stage', type=int, help='override the optimiser steps per PD stage (CD: x stages)')
     ap.add_argument('--num-samples', type=int)
-    ap.add_argument('--seed', type=int, default=_default(run_demo, 'seed'))
+    ap.add_argument('--seed', type=int, default=_DEMO['seed'])
     ap.add_argument('--extractor', choices=EXTRACTORS, help='default: auto on a GPU, the stand-in on a CPU')
     ap.add_argument('--inception-weights')
     ap.add_argument('--amp', choices=AMP_CHOICES, help="the network's precision while sampling: 'none' (default) fp32, 'bf16' "
@@ -545,7 +547,7 @@ def main_demo(argv=None) -> list:
     with user_errors('sferd-demo', a.debug):
         check_positive(steps_per_stage=a.steps_per_stage, num_samples=a.num_samples)
         if a.quick and a.preset not in (None, 'quick'): raise ValueError(f"--quick means --preset quick; drop one of --quick and --preset {a.preset}")
-        preset = 'quick' if a.quick else a.preset or _default(run_demo, 'preset')
+        preset = 'quick' if a.quick else a.preset or _DEMO['preset']
         if a.ablation and a.methods: raise ValueError("give --ablation or --methods, not both")
         if a.methods is not None and not [m for m in a.methods.split(',') if m.strip()]:
             raise ValueError(f"--methods {a.methods!r} names no method; name at least one method, e.g. --methods pd,cd")

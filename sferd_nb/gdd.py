@@ -24,14 +24,15 @@ from .distill import (DistillLoss, DistillMethod, DistillSettings, Settings, at_
 from .io import denoiser_from_config, register_export_type
 
 # %% auto #0
-__all__ = ['GDD_I_RULE', 'FREEZE_RULES', 'AUGMENTS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'NFC', 'DISCRIMINATORS', 'R1_GAMMA',
-           'GDD_CIFAR10_BACKBONES', 'GDD_LEVEL_STRIDES', 'GDD_HEAD_SIZES', 'GDD_DEFAULTS', 'GDD', 'one_step_generator',
-           'prior_noise', 'generate_one_step', 'gdd_i_frozen', 'freeze_gdd_i', 'logit_heads', 'd_loss_ns', 'g_loss_ns',
-           'mean_logit', 'r1_penalty', 'parse_policy', 'diff_augment', 'DBlock', 'ResNetDiscriminator',
-           'TeacherEncoder', 'TeacherFeatureDiscriminator', 'load_state_dict_file', 'load_backbone_weights',
-           'timm_backbone', 'ImageNetFeatures', 'BackboneFeatureDiscriminator', 'GlobalBatchNorm2d', 'RandomProjection',
-           'PatchHead', 'feature_levels', 'ProjectedDiscriminator', 'GANLoss', 'GANTrainer', 'GDDSettings',
-           'make_discriminator', 'gdd_loss', 'generator_from_config', 'gdd_sample', 'activation_similarity']
+__all__ = ['GDD_I_RULE', 'FREEZE_RULES', 'AUGMENTS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'NFC', 'GDD_BETAS', 'DISCRIMINATORS',
+           'R1_GAMMA', 'GDD_CIFAR10_BACKBONES', 'GDD_LEVEL_STRIDES', 'GDD_HEAD_SIZES', 'GDD_DEFAULTS', 'GDD',
+           'one_step_generator', 'prior_noise', 'generate_one_step', 'gdd_i_frozen', 'freeze_gdd_i', 'logit_heads',
+           'd_loss_ns', 'g_loss_ns', 'mean_logit', 'r1_penalty', 'parse_policy', 'diff_augment', 'DBlock',
+           'ResNetDiscriminator', 'TeacherEncoder', 'TeacherFeatureDiscriminator', 'load_state_dict_file',
+           'load_backbone_weights', 'timm_backbone', 'ImageNetFeatures', 'BackboneFeatureDiscriminator',
+           'GlobalBatchNorm2d', 'RandomProjection', 'PatchHead', 'feature_levels', 'ProjectedDiscriminator', 'GANLoss',
+           'GANTrainer', 'GDDSettings', 'make_discriminator', 'gdd_loss', 'generator_from_config', 'gdd_sample',
+           'activation_similarity']
 
 # %% ../nbs/12_gdd.ipynb #fd2af744
 def one_step_generator(teacher) -> Denoiser:
@@ -455,13 +456,15 @@ class ProjectedDiscriminator(nn.Module):
         return out
 
 # %% ../nbs/12_gdd.ipynb #1bc48638
+GDD_BETAS = (0., 0.99)                   # Adam's betas of GDD's generator and discriminator (beta1 = 0)
+
 def _split(batch):
     return (batch[0], batch[1] if len(batch) > 1 else None) if isinstance(batch, (list, tuple)) else (batch, None)
 
 class GANLoss(DistillLoss, nn.Module):
     "The adversarial part of a GAN run, as `GANTrainer`'s loss: discriminator D, its Adam (checkpointed with D via `get_extra_state`), latents, augmentation, R1 settings."
     def __init__(self, D: nn.Module, *, generate: Optional[Callable] = None, latent_shape: Optional[Sequence[int]] = None,
-                 conditional: bool = False, gamma: float = 0., r1_every: int = 16, lr: float = 1e-4, betas=(0., 0.99),
+                 conditional: bool = False, gamma: float = 0., r1_every: int = 16, lr: float = 1e-4, betas=GDD_BETAS,
                  augment: Optional[str] = None, grad_clip: float = 0., seed: int = 0):
         super().__init__()
         if not gamma >= 0: raise ValueError(f"the R1 weight gamma must be a number >= 0, got {gamma}")   # NaN too
@@ -649,7 +652,7 @@ def _timm_norm(bb: nn.Module) -> dict:
     pc = getattr(bb, 'pretrained_cfg', None) or {}
     return dict(mean=pc.get('mean', IMAGENET_MEAN), std=pc.get('std', IMAGENET_STD))
 
-def make_discriminator(kind: str, teacher, *, channels: Optional[int] = None, feat_sigma: float = 0.5, backbone=None,
+def make_discriminator(kind: str, teacher, *, channels: Optional[int] = None, feat_sigma: float = GDDSettings.feat_sigma, backbone=None,
                        weights=None, resize: Optional[int] = None) -> nn.Module:
     """The discriminator `kind` for a teacher's images (its resolution, channels, classes and device): 'projected' (GDD's; the
     timm networks `backbone` (names, a list or a comma string) with the local `weights`, one per name, at `resize` px (224);
@@ -683,11 +686,11 @@ def gdd_loss(teacher, generator, c: dict) -> GANLoss:
     _gamma(c)                                                   # the discriminator settings, checked before anything is built
     with torch.random.fork_rng(devices=[]):                    # D's initial weights: a function of the seed (reproducible runs)
         torch.manual_seed(mix_seed(c['seed'], 23))
-        D = make_discriminator(c['disc'], teacher, channels=c.get('d_channels'), feat_sigma=c.get('feat_sigma', 0.5), backbone=c.get('disc_backbone'),
+        D = make_discriminator(c['disc'], teacher, channels=c.get('d_channels'), feat_sigma=c['feat_sigma'], backbone=c.get('disc_backbone'),
                                weights=c.get('disc_weights'), resize=c.get('disc_resize'))
     ncls = getattr(unwrap(teacher).net, 'num_classes', None)
     return GANLoss(D, generate=generate_one_step, conditional=bool(ncls), gamma=_gamma(c), r1_every=c['r1_every'],
-                   lr=c['d_lr'] if c.get('d_lr') is not None else c['lr'], betas=(0., 0.99), augment=c['augment'], seed=c['seed'])
+                   lr=c['d_lr'] if c.get('d_lr') is not None else c['lr'], betas=GDD_BETAS, augment=c['augment'], seed=c['seed'])
 
 def generator_from_config(cfg: dict) -> Denoiser:
     "Build an (untrained) GDD generator from its export's config.json (export type 'gdd-generator')."
@@ -696,7 +699,7 @@ def generator_from_config(cfg: dict) -> Denoiser:
     return den
 
 def _gdd_config(c: dict) -> dict:
-    return dict(lr=c['lr'], betas=(0., 0.99), grad_clip=0., ema_decay=None, ema_halflife_kimg=500., ema_rampup=0.05)
+    return dict(lr=c['lr'], betas=GDD_BETAS, grad_clip=0., ema_decay=None, ema_halflife_kimg=500., ema_rampup=0.05)
 
 def gdd_sample(den, x_T: Tensor, *, steps: int = 1, recipe: Optional[dict] = None, cond=None, generator=None,
                return_trajectory: bool = False):

@@ -22,7 +22,7 @@ from .io import denoiser_config, denoiser_from_config, register_export_type
 from .distill import Settings, StudentWrapper, WrappedStudent, at_least_1, non_negative, positive, setting
 
 # %% auto #0
-__all__ = ['tweedie_shift', 'GaussianWorld', 'eq14_coefficient', 'SGP_TARGETS', 'LATENT_DEFAULTS', 'SemanticEncoder', 'GradientPredictor', 'SemanticCond', 'SGPStudent', 'LatentMLP', 'latent_schedule', 'LatentSampler', 'latent_loss', 'encode_dataset', 'fit_latent_sampler', 'build_sgp', 'SGPSettings', 'sgp_student_wrapper', 'sgp_from_config']
+__all__ = ['tweedie_shift', 'GaussianWorld', 'eq14_coefficient', 'LATENT_DIM', 'ENCODER_CHANNELS', 'SGP_TARGETS', 'LATENT_DEFAULTS', 'SemanticEncoder', 'GradientPredictor', 'SemanticCond', 'SGPStudent', 'LatentMLP', 'latent_schedule', 'LatentSampler', 'latent_loss', 'encode_dataset', 'fit_latent_sampler', 'SGPSettings', 'build_sgp', 'sgp_student_wrapper', 'sgp_from_config']
 
 # %% ../nbs/08_semantic.ipynb #0b2470d6
 def tweedie_shift(grad: Tensor, alpha, sigma) -> Tensor:
@@ -80,10 +80,12 @@ def eq14_coefficient(schedule, t, s=None, *, dtype=torch.float64) -> Tensor:
     return (1 - ab_t) * Sigma / (ab_s.sqrt() * beta)                            # Eq. 14
 
 # %% ../nbs/08b_sgp.ipynb #fcba186c
+LATENT_DIM, ENCODER_CHANNELS = 512, (64, 128, 128, 128)    # z_sem's size and E_phi's widths per level (PDAE's; SGPSettings' defaults)
+
 class SemanticEncoder(nn.Module):
     "E_phi: image (B, C, S, S) -> z_sem (B, latent_dim). Stride-2 3x3 convs (GroupNorm + SiLU) down to 4x4, attention at `attn_resolution`, Linear."
-    def __init__(self, *, img_resolution: int = 32, in_channels: int = 3, channels: Sequence[int] = (64, 128, 128, 128),
-                 latent_dim: int = 512, attn_resolution: int = 16, num_heads: int = 4):
+    def __init__(self, *, img_resolution: int = 32, in_channels: int = 3, channels: Sequence[int] = ENCODER_CHANNELS,
+                 latent_dim: int = LATENT_DIM, attn_resolution: int = 16, num_heads: int = 4):
         super().__init__()
         n = int(math.log2(img_resolution // 4)) if img_resolution >= 8 else 0
         if img_resolution < 8 or img_resolution != 4 * 2 ** n:
@@ -109,7 +111,7 @@ class SemanticEncoder(nn.Module):
 # %% ../nbs/08b_sgp.ipynb #cc23c869
 class GradientPredictor(nn.Module):
     "G_tau over a student UNet's trunk: a trainable copy of its decoder, modulated by z_sem (PDAE shift blocks), zero-initialised output."
-    def __init__(self, net: UNet, latent_dim: int = 512):
+    def __init__(self, net: UNet, latent_dim: int = LATENT_DIM):
         super().__init__()
         if not isinstance(net, UNet): raise ValueError("the gradient predictor reads a sferd_nb UNet's trunk; the student must wrap a UNet")
         emb_ch = 4 * net.model_channels
@@ -277,7 +279,7 @@ LATENT_DEFAULTS = dict(width=512, depth=6, max_steps=2000, batch_size=256, lr=1e
 
 class LatentMLP(nn.Module):
     "A network on latents (B, d): Linear + LayerNorm + SiLU layers with the input z concatenated into every layer and residual connections (PDAE / Diff-AE)."
-    def __init__(self, dim: int, *, width: int = 512, depth: int = 6, temb: int = 64):
+    def __init__(self, dim: int, *, width: int = LATENT_DEFAULTS['width'], depth: int = LATENT_DEFAULTS['depth'], temb: int = 64):
         super().__init__()
         if depth < 1 or width < 1: raise ValueError(f"depth and width must be >= 1, got {depth}, {width}")
         self.dim, self.temb = dim, temb
@@ -302,7 +304,8 @@ def latent_schedule() -> DDPMSchedule:
 
 class LatentSampler(nn.Module):
     "The latent sampler of z_sem: a `Denoiser(LatentMLP, constant-beta DDPM, 'eps')` on normalised latents, with the data-set statistics."
-    def __init__(self, dim: int, *, width: int = 512, depth: int = 6, sample_steps: int = 50, sampler: str = 'heun'):
+    def __init__(self, dim: int, *, width: int = LATENT_DEFAULTS['width'], depth: int = LATENT_DEFAULTS['depth'], sample_steps: int = LATENT_DEFAULTS['sample_steps'],
+                 sampler: str = LATENT_DEFAULTS['sampler']):
         super().__init__()
         if sampler not in ('heun', 'ddim'): raise ValueError(f"the latent sampler is 'heun' (Karras grid) or 'ddim' (PDAE), got {sampler!r}")
         self.config = dict(dim=dim, width=width, depth=depth, sample_steps=sample_steps, sampler=sampler)
@@ -356,8 +359,9 @@ def encode_dataset(encoder: SemanticEncoder, dataset, batch_size: int = 256) -> 
     finally:
         encoder.train(was); dataset.flip = flip
 
-def fit_latent_sampler(z: Tensor, out_dir, *, width: int = 512, depth: int = 6, max_steps: int = 2000, batch_size: int = 256,
-                       lr: float = 1e-3, seed: int = 0, sample_steps: int = 50, sampler: str = 'heun', loss: str = 'l2', resume: bool = False,
+def fit_latent_sampler(z: Tensor, out_dir, *, width: int = LATENT_DEFAULTS['width'], depth: int = LATENT_DEFAULTS['depth'], max_steps: int = LATENT_DEFAULTS['max_steps'],
+                       batch_size: int = LATENT_DEFAULTS['batch_size'], lr: float = LATENT_DEFAULTS['lr'], seed: int = LATENT_DEFAULTS['seed'],
+                       sample_steps: int = LATENT_DEFAULTS['sample_steps'], sampler: str = LATENT_DEFAULTS['sampler'], loss: str = LATENT_DEFAULTS['loss'], resume: bool = False,
                        progress: bool = True, train_kw: Optional[dict] = None) -> LatentSampler:
     "Train a LatentSampler on latents z (N, d) with the one Trainer (checkpoints in out_dir, resumable); returns its EMA network."
     if not torch.isfinite(z).all(): raise FloatingPointError("the semantic latents are not finite; the encoder diverged: lower the learning rate")
@@ -375,9 +379,20 @@ def fit_latent_sampler(z: Tensor, out_dir, *, width: int = 512, depth: int = 6, 
     return ls.eval()
 
 # %% ../nbs/08b_sgp.ipynb #cf044d59
-def build_sgp(student: Denoiser, *, latent_dim: int = 512, split: float = 0.5, joint_lr_ratio: float = 0.1,
-              encoder_channels: Sequence[int] = (64, 128, 128, 128), seed: int = 0, latent: Optional[dict] = None,
-              phase1_lr_scale: float = 1., target: str = 'teacher') -> SGPStudent:
+@dataclass(frozen=True)
+class SGPSettings(Settings):
+    "The semantic gradient predictor's settings (Eq. 12-14): `distill` keywords of SFERD-PD/CD, `sferd-distill` flags."
+    latent_dim: int = setting(LATENT_DIM, 'size of z_sem', **at_least_1)
+    sgp_split: float = setting(0.5, 'fraction of the SGP stage with the student frozen (phase 1)', check=lambda v: 0 <= v <= 1, must='in [0, 1]')
+    sgp_lr: float = setting(2e-4, 'learning rate of the encoder and predictor in phase 1', **positive)
+    sgp_joint_ratio: float = setting(0.1, 'phase 2: everything at this fraction of the SGP learning rate', **non_negative)
+    sgp_target: str = setting('teacher', "phase 1's target: 'teacher' (the teacher's x0, Eq. 14 as written) or 'real' "
+                              "(the real image x0, PDAE's Eq. 13)", choices=SGP_TARGETS, type=str)
+    latent_steps: int = setting(LATENT_DEFAULTS['max_steps'], "training steps of z_sem's latent DDIM", **at_least_1)
+
+def build_sgp(student: Denoiser, *, latent_dim: int = SGPSettings.latent_dim, split: float = SGPSettings.sgp_split,
+              joint_lr_ratio: float = SGPSettings.sgp_joint_ratio, encoder_channels: Sequence[int] = ENCODER_CHANNELS, seed: int = 0,
+              latent: Optional[dict] = None, phase1_lr_scale: float = 1., target: str = SGPSettings.sgp_target) -> SGPStudent:
     "An SGPStudent around `student` with a fresh encoder and predictor (initialised from `seed`: the same on every process)."
     student = unwrap(student)
     if not isinstance(student, Denoiser): raise ValueError("the semantic gradient predictor wraps a Denoiser student (a UNet with a schedule)")
@@ -389,20 +404,9 @@ def build_sgp(student: Denoiser, *, latent_dim: int = 512, split: float = 0.5, j
     return SGPStudent(student, enc, pred, latent=None, split=split, joint_lr_ratio=joint_lr_ratio, phase1_lr_scale=phase1_lr_scale, latent_settings=latent,
                       target=target).to(dev)
 
-@dataclass(frozen=True)
-class SGPSettings(Settings):
-    "The semantic gradient predictor's settings (Eq. 12-14): `distill` keywords of SFERD-PD/CD, `sferd-distill` flags."
-    latent_dim: int = setting(512, 'size of z_sem', **at_least_1)
-    sgp_split: float = setting(0.5, 'fraction of the SGP stage with the student frozen (phase 1)', check=lambda v: 0 <= v <= 1, must='in [0, 1]')
-    sgp_lr: float = setting(2e-4, 'learning rate of the encoder and predictor in phase 1', **positive)
-    sgp_joint_ratio: float = setting(0.1, 'phase 2: everything at this fraction of the SGP learning rate', **non_negative)
-    sgp_target: str = setting('teacher', "phase 1's target: 'teacher' (the teacher's x0, Eq. 14 as written) or 'real' "
-                              "(the real image x0, PDAE's Eq. 13)", choices=SGP_TARGETS, type=str)
-    latent_steps: int = setting(LATENT_DEFAULTS['max_steps'], "training steps of z_sem's latent DDIM", **at_least_1)
-
 def sgp_student_wrapper(*, latent_dim: int = SGPSettings.latent_dim, split: float = SGPSettings.sgp_split,
                         joint_lr_ratio: float = SGPSettings.sgp_joint_ratio, lr: float = SGPSettings.sgp_lr,
-                        encoder_channels: Sequence[int] = (64, 128, 128, 128), seed: int = 0, latent: Optional[dict] = None,
+                        encoder_channels: Sequence[int] = ENCODER_CHANNELS, seed: int = 0, latent: Optional[dict] = None,
                         target: str = SGPSettings.sgp_target) -> Callable:
     "A `student_wrapper` for `distill(...)`: one more stage that trains the SGP on the final student (lr for E and G; two phases)."
     if not (isinstance(latent_dim, int) and latent_dim >= 1): raise ValueError(f"latent_dim must be an integer >= 1, got {latent_dim!r}")
