@@ -681,7 +681,7 @@ def make_discriminator(kind: str, teacher, *, channels: Optional[int] = None, fe
     return ResNetDiscriminator(resolution=res, in_channels=cin, channels=ch, num_classes=ncls).to(dev)
 
 def gdd_loss(teacher, generator, c: dict) -> GANLoss:
-    "GDD's GANLoss for `generator` (settings `c`: DISTILL_DEFAULTS + GDD_DEFAULTS): discriminator, R1, augmentation (none by default), one-step latents."
+    "GDD's GANLoss for `generator` (settings `c`: `get_method('gdd').run_settings(...)`): discriminator, R1, augmentation (none by default), one-step latents."
     if c['freeze'] not in FREEZE_RULES: raise ValueError(f"freeze must be one of {FREEZE_RULES}, got {c['freeze']!r}")
     _gamma(c)                                                   # the discriminator settings, checked before anything is built
     with torch.random.fork_rng(devices=[]):                    # D's initial weights: a function of the seed (reproducible runs)

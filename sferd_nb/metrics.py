@@ -87,10 +87,10 @@ class InceptionExtractor(nn.Module):
             from torchmetrics.image.fid import NoTrainInceptionV3
         except ModuleNotFoundError as e:
             raise ModuleNotFoundError("the Inception-v3 FID network needs torch-fidelity: `pip install torch-fidelity` "
-                                      "(or `pip install sferd_nb[fid]`, or use the stand-in: extractor='standin', --extractor standin)") from e
+                                      "(or `pip install sferd_nb[fid]`, or use the stand-in: load_extractor('standin'), --extractor standin)") from e
         if not hasattr(tfi, 'load_state_dict_from_url'):
             raise ModuleNotFoundError("this torch-fidelity version builds its Inception differently; install torch-fidelity "
-                                      "0.3.x (`pip install 'torch-fidelity<0.4'`) or use the stand-in (extractor='standin', --extractor standin)")
+                                      "0.3.x (`pip install 'torch-fidelity<0.4'`) or use the stand-in (load_extractor('standin'), --extractor standin)")
         if sd is None: sd = load_inception_state_dict(_torch_fidelity_cached() or _download_inception(tfi.URL_INCEPTION_V3))
         # torch-fidelity's own loader is `torch.load(path, weights_only=False)` (given a path) or the hub download (no
         # path): hand it the dict read above through the download hook, so that its loader never opens a file

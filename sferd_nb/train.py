@@ -68,6 +68,7 @@ class TrainConfig:
         if self.lr_decay not in ('constant', 'linear'): bad(f"lr_decay must be 'constant' or 'linear', got {self.lr_decay!r}")
         if self.amp not in ('auto', 'bf16', 'none'): bad(f"amp must be 'auto', 'bf16' or 'none', got {self.amp!r}")
         if self.batch_size < 1 or self.grad_accum < 1 or self.max_steps < 0: bad("batch_size, grad_accum >= 1, max_steps >= 0")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr >= 0): bad(f"lr must be a number >= 0, got {self.lr!r}")
         if self.ema_decay is not None and self.ema_halflife_kimg is not None:
             bad("set ema_decay or ema_halflife_kimg, not both (set the other to None)")
         if self.ema_decay is not None and not 0 <= self.ema_decay < 1: bad(f"ema_decay must be in [0, 1), got {self.ema_decay}")

@@ -78,6 +78,7 @@ def test_python_dash_m_runs_every_command():
 
 def test_cli_flags_and_defaults_are_generated_from_the_settings_dataclasses(monkeypatch, tmp_path):
     "One place for every default: each setting of each method is a flag whose help shows the dataclass default, and the CLI passes on only what was typed."
+    import re
     from dataclasses import fields
     import sferd_nb.cli as cli
     from sferd_nb.distill import METHODS, load_method_modules
@@ -92,7 +93,8 @@ def test_cli_flags_and_defaults_are_generated_from_the_settings_dataclasses(monk
             assert a.default is None and a.type is f.metadata['type'] and a.choices == f.metadata['choices'], (name, f.name)
             assert (f.default is None and 'default:' not in a.help) or a.help.endswith(f'(default: {f.default})'), (name, f.name)
         for k in ('lr', 'solver'):                                     # None: the method's own, which the help lists
-            assert getattr(m.run_settings(), k) == getattr(m, k) and (getattr(m, k) is None or f'{name} {getattr(m, k)}' in acts[k].help), (name, k)
+            assert getattr(m.run_settings(), k) == getattr(m, k) and (getattr(m, k) is None or
+                    re.search(rf'(?<![\w-]){re.escape(name)} {re.escape(str(getattr(m, k)))}\b', acts[k].help)), (name, k)
     seen = []
     monkeypatch.setattr(cli, 'distill', lambda *a, **kw: seen.append(kw) or [])
     teacher = str(asset_path('teachers', 'cifar10_uncond'))
