@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .data import data_dir, get_dataset, to_model_range, image_grid
-from .diffusion import DDPMSchedule, Denoiser, Prediction, q_sample, compute_dtype
+from .diffusion import Cond, DDPMSchedule, Denoiser, DenoiserLike, Prediction, q_sample, compute_dtype
 from .samplers import time_grid
 from .unet import AttentionMap, ATTENTION_PLACES, UNet, select_attention, attention_received
 from .runs import atomic_write
@@ -72,7 +72,7 @@ def _decoder_resolutions(maps, place) -> list:
     return sorted({int(m.resolution) for m in maps if place is None or m.place == place}, reverse=True)
 
 @torch.no_grad()
-def predict_trajectory(denoiser, x0: Tensor, *, ts=None, steps: int = 18, eps: Optional[Tensor] = None, cond=None,
+def predict_trajectory(denoiser: DenoiserLike, x0: Tensor, *, ts=None, steps: int = 18, eps: Optional[Tensor] = None, cond: Cond = None,
                        generator: Optional[torch.Generator] = None, resolutions: Optional[Sequence[int]] = None,
                        place: Optional[str] = 'decoder', index: int = -1, batch_size: int = 64) -> Trajectory:
     "eps_hat(x_t, t) with x_t = q_sample(x0, t, eps) for every t in `ts` (default time_grid(schedule, steps)), plus attention maps at `resolutions` (None: all at `place`; (): none)."
@@ -141,7 +141,7 @@ def _thirds(curve: np.ndarray) -> tuple:
 def _f(x) -> float: return float(x) if x is not None else None
 
 @torch.no_grad()
-def analyze(denoiser, x0: Tensor, *, cond=None, steps: int = 18, ts=None, eps_draws: int = 1, t_star=None,
+def analyze(denoiser: DenoiserLike, x0: Tensor, *, cond: Cond = None, steps: int = 18, ts=None, eps_draws: int = 1, t_star=None,
             resolutions: Optional[Sequence[int]] = None, place: str = 'decoder', variance: str = 'trajectory',
             window: int = 3, seed: int = 0, batch_size: int = 64) -> dict:
     "Eq. 8, Fig. 3a and Fig. 3c for `denoiser` on clean images x0 (B,C,H,W) in [-1, 1]; returns tensors (on CPU) and a JSON-ready 'summary'."
@@ -458,7 +458,7 @@ def claims_report(s: dict, *, name: str = 'teacher', weak: float = 0.1, grow: fl
     return '\n'.join(L)
 
 # %% ../nbs/06_analysis.ipynb #3401981c
-def grow_attention(den, resolutions: Sequence[int]):
+def grow_attention(den: DenoiserLike, resolutions: Sequence[int]):
     "A copy of denoiser `den` whose UNet also attends at `resolutions`: all trained weights copied, the new attention blocks zero-initialised (same outputs until fine-tuned)."
     net = den.net
     if type(den) is not Denoiser or not isinstance(net, UNet): raise TypeError(f"grow_attention needs a denoiser around a sferd_nb UNet, got {type(net).__name__}")

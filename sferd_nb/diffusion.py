@@ -276,7 +276,7 @@ def compute_dtype(x: Tensor) -> torch.dtype:
     return torch.float64 if x.dtype == torch.float64 else torch.float32
 
 def q_sample(x0: Tensor,                                  # clean data (B, ...)
-             t,                                           # times: a python number or 0-d tensor for all, or a (B,) tensor
+             t: TimeLike,                                 # times: a python number or 0-d tensor for all, or a (B,) tensor
              schedule: Schedule,                          # the schedule giving alpha_t, sigma_t
              *,
              noise: Optional[Tensor] = None,              # eps, of x0's shape; None: drawn N(0, I) in x0's dtype
@@ -366,19 +366,19 @@ class Denoiser(nn.Module):
             return out, maps
         return out, None
 
-    def coefficients(self, x_t: Tensor, t) -> tuple:
+    def coefficients(self, x_t: Tensor, t: TimeLike) -> tuple:
         "`(alpha_t, sigma_t, scalings)` shaped for the batch x_t (scalings: EDM/CM `(c_skip, c_out, c_in, c_noise)`, else None), computed once per call."
         a, s = self.schedule.alpha_sigma_like(batch_times(t, x_t), x_t)
         return a, s, (self.scalings(s / a) if self.parameterization in ('edm', 'cm') else None)   # sigma_ve = sigma / alpha
 
-    def net_input(self, x_t: Tensor, t, coefs: Optional[tuple] = None) -> Tuple[Tensor, Tensor]:
+    def net_input(self, x_t: Tensor, t: TimeLike, coefs: Optional[tuple] = None) -> Tuple[Tensor, Tensor]:
         "What the network sees at (x_t, t): `(input, noise label)` (EDM/CM: c_in * x_t / alpha and c_noise); `coefs` from `coefficients`."
         if self.parameterization not in ('edm', 'cm'):
             return x_t, self.schedule.noise_label(batch_times(t, x_t)).to(compute_dtype(x_t))
         a, s, (c_skip, c_out, c_in, c_noise) = coefs or self.coefficients(x_t, t)
         return (c_in * x_t.to(a) / a).to(x_t.dtype), c_noise.flatten()
 
-    def from_output(self, x_t: Tensor, t, out: Tensor, *, coefs: Optional[tuple] = None) -> Tuple[Tensor, Tensor]:
+    def from_output(self, x_t: Tensor, t: TimeLike, out: Tensor, *, coefs: Optional[tuple] = None) -> Tuple[Tensor, Tensor]:
         "`(x0, eps)` from the network's raw output at (x_t, t), by the parameterisation; `coefs` from `coefficients`."
         a, s, sc = coefs or self.coefficients(x_t, t)
         xf, out = x_t.to(a), out.to(a)
@@ -390,7 +390,7 @@ class Denoiser(nn.Module):
         if self.parameterization == 'x0': return out, x0_to_eps(xf, out, a, s)
         return v_to_x0_eps(xf, out, a, s)
 
-    def forward(self, x_t: Tensor, t, cond=None, *, return_attn: bool = False) -> Prediction:
+    def forward(self, x_t: Tensor, t: TimeLike, cond: Cond = None, *, return_attn: bool = False) -> Prediction:
         "Predict x0 and eps from x_t at time `t` (python number or (B,) tensor): precondition, run the network, read its output."
         t = batch_times(t, x_t)
         co = self.coefficients(x_t, t)

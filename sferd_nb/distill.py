@@ -143,7 +143,7 @@ def _cond_of(den, y):
     net = getattr(unwrap(den), 'net', None)
     return y if getattr(net, 'num_classes', None) else None
 
-def batch_condition(student, x0: Tensor, y) -> tuple:
+def batch_condition(student: DenoiserLike, x0: Tensor, y) -> tuple:
     """`(student's condition, teacher's condition)` for a training batch (x0, y): a student with `condition(x0, y)` makes its
     own (SGP: the real image behind z_sem, notebook 08b) and says what the teacher gets (`.teacher_cond`); else class labels
     when the network is class-conditional, None otherwise (then both get the same)."""
@@ -157,7 +157,7 @@ def batch_condition(student, x0: Tensor, y) -> tuple:
 class ProgressiveDistillation(DistillLoss):
     "One PD stage as a trainer loss: the student learns in 1 step what `teacher` does in `ratio` steps (Eq. 5-7, R = T)."
     real_x0_target = True                                   # honours `real_x0_until` (notebook 08b's SGP phase 1)
-    def __init__(self, teacher, student_steps: int, *, ratio: int = 2, solver: Union[str, Callable] = 'ddim',
+    def __init__(self, teacher: DenoiserLike, student_steps: int, *, ratio: int = 2, solver: Union[str, Callable] = 'ddim',
                  grid: Optional[str] = None, weighting: str = 'trunc_snr', seed: int = 0, rho: float = 7.):
         if ratio < 1: raise ValueError(f"ratio must be >= 1 teacher steps per student step, got {ratio}")
         self.teacher, self.N, self.ratio, self.solver, self.weighting, self.seed = teacher, student_steps, ratio, solver, weighting, seed
@@ -175,7 +175,7 @@ class ProgressiveDistillation(DistillLoss):
         return ts
 
     @torch.no_grad()
-    def target(self, x_t: Tensor, i: Tensor, cond=None) -> Tensor:
+    def target(self, x_t: Tensor, i: Tensor, cond: Cond = None) -> Tensor:
         "Steps 1 and 2: the teacher solve from t_i to t_{i+1} (Eq. 5) and PD's target x0 (Eq. 6)."
         out = torch.empty_like(x_t, dtype=compute_dtype(x_t))
         for last in (False, True):                                                          # clean end / not: own sub-batch
@@ -213,7 +213,7 @@ def consistency_student(teacher: Denoiser) -> Denoiser:
 class ConsistencyDistillation(DistillLoss, nn.Module):
     "CD as a trainer loss (Eq. 5-7 with R = EMA student); holds the target network theta^- (checkpointed with the run)."
     real_x0_target = True                                   # honours `real_x0_until` (notebook 08b's SGP phase 1)
-    def __init__(self, teacher, student, *, N: int = 18, solver: Union[str, Callable] = 'heun', mu: float = 0.95,
+    def __init__(self, teacher: DenoiserLike, student: DenoiserLike, *, N: int = 18, solver: Union[str, Callable] = 'heun', mu: float = 0.95,
                  weighting: str = 'x0', seed: int = 0, rho: float = 7.):
         super().__init__()
         if N < 2: raise ValueError(f"CD needs N >= 2 noise levels, got {N}")
@@ -570,7 +570,7 @@ def student_sample(student: DenoiserLike,       # the model to sample from (a st
     return get_method(recipe['method']).sample(student, x_T, steps=steps, recipe=recipe, cond=cond, generator=generator,
                                                return_trajectory=return_trajectory)
 
-def sampling_condition(den, n: int, *, labels=None, generator: Optional[torch.Generator] = None):
+def sampling_condition(den: DenoiserLike, n: int, *, labels=None, generator: Optional[torch.Generator] = None):
     "The condition to generate `n` images with: the denoiser's own `sample_condition(n, labels, generator)` (SGP: z_sem from its latent sampler), else `labels`."
     d = unwrap(den)
     return d.sample_condition(n, labels, generator) if isinstance(d, WrappedStudent) else labels
@@ -804,7 +804,7 @@ if __name__.endswith('.distill'):
 
 # %% ../nbs/05_distill.ipynb #8e701b06
 @torch.no_grad()
-def prediction_gaps(teacher, students: dict, x_T: Tensor, teacher_steps: int, *, cond=None, grid: Optional[str] = None) -> dict:
+def prediction_gaps(teacher: DenoiserLike, students: dict, x_T: Tensor, teacher_steps: int, *, cond: Cond = None, grid: Optional[str] = None) -> dict:
     """Fig. 2b/2c: for each student (name -> (denoiser, steps, method)), along its own sampling path from `x_T`:
     u (sampling progress 0 -> 1), l2 to the teacher's x0 prediction at the same x_t (b), and l2 to the teacher's final sample (c)."""
     ts_T = distill_grid(teacher.schedule, teacher_steps, kind=grid)

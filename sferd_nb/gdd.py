@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from .diffusion import Denoiser
+from .diffusion import Cond, Denoiser, DenoiserLike
 from .train import Trainer, mix_seed, draw_global, unwrap
 from .distill import (DistillLoss, DistillMethod, DistillSettings, Settings, at_least_1, combine_settings, non_negative, positive,
                               register_method, setting, settings_defaults,
@@ -35,7 +35,7 @@ __all__ = ['GDD_I_RULE', 'FREEZE_RULES', 'AUGMENTS', 'IMAGENET_MEAN', 'IMAGENET_
            'activation_similarity']
 
 # %% ../nbs/12_gdd.ipynb #fd2af744
-def one_step_generator(teacher) -> Denoiser:
+def one_step_generator(teacher: DenoiserLike) -> Denoiser:
     "GDD's generator: a trainable copy of the teacher's network behind the consistency-model boundary scalings ('cm'), as every student (`prepare_student`)."
     return prepare_student(consistency_student(teacher))       # ValueError unless the teacher is a Denoiser; dropout and
                                                                   # label dropout 0, trainable (GDD-I freezing: the trainer)
@@ -45,7 +45,7 @@ def prior_noise(schedule, z: Tensor) -> Tensor:
     if schedule.vp: return z
     return z * schedule.alpha_sigma(schedule.t_max, torch.float64)[1].item()
 
-def generate_one_step(G, z: Tensor, cond=None) -> Tensor:
+def generate_one_step(G, z: Tensor, cond: Cond = None) -> Tensor:
     "One step: G(z) = D(x_T, t_max).x0 with x_T = sigma_max z (GDD: the EDM network at sigma = 80 on 80 z)."
     sch = unwrap(G).schedule
     return G(prior_noise(sch, z), sch.t_max, cond=cond).x0
@@ -101,7 +101,7 @@ def mean_logit(logits) -> Tensor:
     "The mean logit over every head and patch (what the training log reports as d_real / d_fake)."
     return torch.cat([h.detach().float().flatten() for h in logit_heads(logits)]).mean()
 
-def r1_penalty(D: Callable, x: Tensor, cond=None) -> Tensor:
+def r1_penalty(D: Callable, x: Tensor, cond: Cond = None) -> Tensor:
     "R1 per sample: ||grad_x sum_h D_h(x)||^2 at real x (Mescheder et al. 2018, Eq. 9; the heads' logits summed, as GDD's code), differentiable in D's weights (create_graph)."
     x = x.detach().requires_grad_(True)
     # the math attention kernel: the fused ones (flash / efficient) have no double backward, which R1 needs through a D with
@@ -223,7 +223,7 @@ class _HeadsOnFeatures(nn.Module):
 
 class TeacherEncoder:
     "The frozen teacher's encoder as a feature network: `enc(x, cond)` -> its features (`UNet.encoder_features`) of x + sigma eps at the fixed level sigma, in the teacher's own preconditioning. The offline stand-in for an ImageNet network."
-    def __init__(self, teacher, *, sigma: float = 0.5):
+    def __init__(self, teacher: DenoiserLike, *, sigma: float = 0.5):
         den = unwrap(teacher)
         if not isinstance(den, Denoiser) or not hasattr(den.net, 'encoder_features'):
             raise ValueError("the 'teacher' discriminator needs a Denoiser around a sferd_nb UNet; use disc='resnet'")
@@ -255,7 +255,7 @@ class TeacherEncoder:
 
 class TeacherFeatureDiscriminator(_HeadsOnFeatures):
     "Projected-GAN-style D (Sauer et al. 2021) on the frozen teacher's encoder (`TeacherEncoder`): features at noise level `sigma`, one trained head per scale; a list of per-head logits (B,)."
-    def __init__(self, teacher, *, sigma: float = 0.5, channels: int = 64, num_classes: Optional[int] = None):
+    def __init__(self, teacher: DenoiserLike, *, sigma: float = 0.5, channels: int = 64, num_classes: Optional[int] = None):
         super().__init__()
         self.net = TeacherEncoder(teacher, sigma=sigma)           # a plain object: the teacher is not trained, not checkpointed
         self._add_heads(self.net.probe(), channels, num_classes, next(self.net.teacher.parameters()).device)
@@ -652,7 +652,7 @@ def _timm_norm(bb: nn.Module) -> dict:
     pc = getattr(bb, 'pretrained_cfg', None) or {}
     return dict(mean=pc.get('mean', IMAGENET_MEAN), std=pc.get('std', IMAGENET_STD))
 
-def make_discriminator(kind: str, teacher, *, channels: Optional[int] = None, feat_sigma: float = GDDSettings.feat_sigma, backbone=None,
+def make_discriminator(kind: str, teacher: DenoiserLike, *, channels: Optional[int] = None, feat_sigma: float = GDDSettings.feat_sigma, backbone=None,
                        weights=None, resize: Optional[int] = None) -> nn.Module:
     """The discriminator `kind` for a teacher's images (its resolution, channels, classes and device): 'projected' (GDD's; the
     timm networks `backbone` (names, a list or a comma string) with the local `weights`, one per name, at `resize` px (224);
@@ -680,7 +680,7 @@ def make_discriminator(kind: str, teacher, *, channels: Optional[int] = None, fe
         return BackboneFeatureDiscriminator(bb, channels=ch, num_classes=ncls, **_timm_norm(bb), resize=resize, resolution=res, in_channels=cin)
     return ResNetDiscriminator(resolution=res, in_channels=cin, channels=ch, num_classes=ncls).to(dev)
 
-def gdd_loss(teacher, generator, c: dict) -> GANLoss:
+def gdd_loss(teacher: DenoiserLike, generator: DenoiserLike, c: dict) -> GANLoss:
     "GDD's GANLoss for `generator` (settings `c`: `get_method('gdd').run_settings(...)`): discriminator, R1, augmentation (none by default), one-step latents."
     if c['freeze'] not in FREEZE_RULES: raise ValueError(f"freeze must be one of {FREEZE_RULES}, got {c['freeze']!r}")
     _gamma(c)                                                   # the discriminator settings, checked before anything is built
@@ -701,7 +701,7 @@ def generator_from_config(cfg: dict) -> Denoiser:
 def _gdd_config(c: dict) -> dict:
     return dict(lr=c['lr'], betas=GDD_BETAS, grad_clip=0., ema_decay=None, ema_halflife_kimg=500., ema_rampup=0.05)
 
-def gdd_sample(den, x_T: Tensor, *, steps: int = 1, recipe: Optional[dict] = None, cond=None, generator=None,
+def gdd_sample(den: DenoiserLike, x_T: Tensor, *, steps: int = 1, recipe: Optional[dict] = None, cond: Cond = None, generator=None,
                return_trajectory: bool = False):
     "GDD sampling: x = G(x_T, t_max).x0 (1 NFE); steps > 1 re-noise and re-generate as multistep consistency sampling."
     if steps == 1:
@@ -727,7 +727,7 @@ register_export_type('gdd-generator', 'sferd_nb.gdd:generator_from_config')
 
 # %% ../nbs/12_gdd.ipynb #3319bbd7
 @torch.no_grad()
-def activation_similarity(den, x0: Tensor, sigmas: Sequence[float], *, ref_sigma: Optional[float] = None, cond=None,
+def activation_similarity(den: DenoiserLike, x0: Tensor, sigmas: Sequence[float], *, ref_sigma: Optional[float] = None, cond: Cond = None,
                           generator: Optional[torch.Generator] = None) -> tuple:
     "(layer names, (layers, len(sigmas)) tensor): cosine similarity of each UNet layer's per-channel mean |activation| at sigma to that at `ref_sigma` (default sigma_max)."
     den = unwrap(den)

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .diffusion import Prediction, batch_times, compute_dtype, q_sample, x0_to_eps
+from .diffusion import Cond, Prediction, TimeLike, batch_times, compute_dtype, q_sample, x0_to_eps
 from .unet import attention_received, select_attention
 from .samplers import ddim_update, select_cond
 from .distill import Settings, non_negative, setting
@@ -129,7 +129,7 @@ class AttentionGuidedTeacher(nn.Module):
     def extra_repr(self) -> str: return ', '.join(f'{k}={v!r}' for k, v in self.config().items())
 
     @torch.no_grad()
-    def steps(self, x_t: Tensor, t, cond=None, s=None, *, pred: Optional[Prediction] = None) -> dict:
+    def steps(self, x_t: Tensor, t: TimeLike, cond: Cond = None, s: Optional[TimeLike] = None, *, pred: Optional[Prediction] = None) -> dict:
         "The stages of Fig. 4 as a dict (x0 = the teacher's prediction and attention map `pred`, computed if None; `s`: also DDIM to s)."
         t = batch_times(t, x_t)
         if pred is None or pred.attn is None: pred = self.teacher(x_t, t, cond=cond, return_attn=True)    # Step 2, Eq. 9
@@ -156,7 +156,7 @@ class AttentionGuidedTeacher(nn.Module):
         return out
 
     @torch.no_grad()
-    def forward(self, x_t: Tensor, t, cond=None, *, return_attn: bool = False) -> Prediction:
+    def forward(self, x_t: Tensor, t: TimeLike, cond: Cond = None, *, return_attn: bool = False) -> Prediction:
         "The guided prediction Prediction(x0_teacher, eps consistent with it, the teacher's attention maps if asked)."
         if self.w == 0: return self.teacher(x_t, t, cond=cond, return_attn=return_attn)
         st = self.steps(x_t, t, cond)

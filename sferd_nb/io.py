@@ -11,7 +11,7 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
-from .diffusion import Denoiser, schedule_from_dict
+from .diffusion import Denoiser, DenoiserLike, schedule_from_dict
 from .unet import UNet
 from .runs import atomic_write
 from .data import asset_path
@@ -89,7 +89,7 @@ def weights_module(den) -> nn.Module:
     return den.net if isinstance(den, Denoiser) else den
 
 # %% ../nbs/04b_io.ipynb #daff02e1
-def export_denoiser(den,                            # a Denoiser(UNet), an `export_config()` module, or their EMA/DDP wrapper
+def export_denoiser(den: DenoiserLike,              # a Denoiser(UNet), an `export_config()` module, or their EMA/DDP wrapper
                     out_dir,                        # folder for model.safetensors and config.json (created if missing)
                     *,
                     config: Optional[dict] = None,  # more config.json entries (e.g. `distill`, `train`); a 'type' is ignored

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .data import cache_dir as data_cache_dir, data_dir, file_hash, get_dataset, load_cifar10_subset, save_image_grid, to_model_range, to_uint8
-from .diffusion import q_sample
+from .diffusion import Cond, DenoiserLike, q_sample
 from .samplers import select_cond
 from .unet import autocast_dtype
 from .runs import atomic_write
@@ -355,7 +355,7 @@ def _classes(den) -> int:
     "Number of classes of a (wrapped) class-conditional model; 0 when unconditional."
     return int(getattr(getattr(den, 'net', None), 'num_classes', 0) or 0)
 
-def generate(den, n: int, steps: int, *, recipe: Optional[dict] = None, seed: int = 0, batch_size: int = 250,
+def generate(den: DenoiserLike, n: int, steps: int, *, recipe: Optional[dict] = None, seed: int = 0, batch_size: int = 250,
              sampler: str = 'heun', progress: bool = False, amp: str = 'none') -> Tensor:
     "n uint8 samples (n, 3, H, W) of a teacher (`sampler`, `steps`) or a student (its own recipe) from seed `seed`: `Model.sample` (notebook 05) with the teacher's sampler filled in; `amp` as there ('none': fp32)."
     from sferd_nb.distill import Model
@@ -389,7 +389,7 @@ def withhold(row: dict) -> dict:
     "A result row whose samples are degenerate: the flags stay, the numbers go (None), so that no table shows them as a result."
     return dict(row, **{k: None for k in ('fid', 'fid_mean', 'fid_min', 'is_mean', 'is_std')}) if row.get('degenerate') else row
 
-def evaluate(den,                        # the denoiser to sample from (teacher, student or generator; not a `Model`)
+def evaluate(den: DenoiserLike,          # the denoiser to sample from (teacher, student or generator; not a `Model`)
              recipe: Optional[dict],     # its recipe (config.json's 'distill' entry): how it samples; None: a teacher
              steps: Sequence[int],       # the numbers of sampling steps to score, one row each
              extractor: nn.Module,       # the FID/IS feature extractor (`load_extractor`)
@@ -506,11 +506,11 @@ def reference_features(extractor: nn.Module,          # the network that scores 
 
 # %% ../nbs/10_eval.ipynb #ff3a508a
 @torch.no_grad()
-def denoising_l2(den,                    # the denoiser (`den(x_t, t, cond=...)` -> Prediction, with `.schedule`)
+def denoising_l2(den: DenoiserLike,      # the denoiser (`den(x_t, t, cond=...)` -> Prediction, with `.schedule`)
                  x0: Tensor,             # clean images (N, 3, H, W) in [-1, 1], on den's device
                  ts,                     # the times to test at, in the schedule's time units
                  *,
-                 cond=None,              # the images' condition (labels (N,), SGP z_sem, ...), sliced per batch, or None
+                 cond: Cond = None,      # the images' condition (labels (N,), SGP z_sem, ...), sliced per batch, or None
                  seed: int = 0,          # the noise at ts[k] is seeded with `seed * 1000 + k`
                  batch_size: int = 256,  # images per denoiser call
                 ) -> Tensor:
@@ -530,7 +530,7 @@ def denoising_l2(den,                    # the denoiser (`den(x_t, t, cond=...)`
         raise FloatingPointError("the denoising l2 is not finite: the model (or the images) produced NaN/inf; check them")
     return out
 
-def denoising_ability(den, recipe: Optional[dict], x0: Tensor, *, steps: int = 4, seed: int = 0, cond=None,
+def denoising_ability(den: DenoiserLike, recipe: Optional[dict], x0: Tensor, *, steps: int = 4, seed: int = 0, cond: Cond = None,
                       labels: Optional[Tensor] = None) -> dict:
     "{t: mean RMS l2 between x0 and den's x0 prediction at x_t ~ q(x_t|x0)} at the `steps` times of the model's grid; `cond` None: the model's own generation condition (an SGP student's z_sem from its latent sampler: nothing from x0) with the images' `labels` for a class-conditional model."
     from sferd_nb.distill import get_method, sampling_condition
@@ -563,7 +563,7 @@ class FIDScorer:
         self.ref = reference_stats(self.ext, data='cifar10-subset', split='train')
         self.second = load_extractor(second) if second else None
         self.ref2 = reference_stats(self.second, data='cifar10-subset', split='test') if second else None
-    def __call__(self, den, recipe: Optional[dict], steps: int, *, second: bool = True) -> dict:
+    def __call__(self, den: DenoiserLike, recipe: Optional[dict], steps: int, *, second: bool = True) -> dict:
         r = withhold(evaluate(den, recipe, [steps], self.ext, self.ref, num_samples=self.n, seeds=(0,), batch_size=100,
                               sampler='ddim')[0])                       # degenerate samples: flagged, never a number
         out = dict(fid=r['fid_mean'], nfe=r['nfe'], condition_nfe=r.get('condition_nfe', 0), degenerate=r['degenerate'])

@@ -28,7 +28,7 @@ class GaussianDenoiser(nn.Module):
         self.register_buffer('s', torch.as_tensor(s, dtype=torch.float64))
         if (self.s <= 0).any(): raise ValueError("the data standard deviation s must be > 0")
 
-    def forward(self, x_t: Tensor, t, cond=None, *, return_attn: bool = False) -> Prediction:
+    def forward(self, x_t: Tensor, t: TimeLike, cond: Cond = None, *, return_attn: bool = False) -> Prediction:
         a, sg = self.schedule.alpha_sigma_like(t, x_t)
         mu, var = self.mu.to(a), self.s.to(a)**2
         xf = x_t.to(a)
@@ -39,7 +39,7 @@ class GaussianDenoiser(nn.Module):
         "n draws from the data distribution (float64)."
         return self.mu + self.s * seeded_randn((n, *self.mu.shape), generator=generator, device=self.mu.device, dtype=torch.float64)
 
-    def ode_flow(self, x_t: Tensor, t, s=None) -> Tensor:
+    def ode_flow(self, x_t: Tensor, t: TimeLike, s: Optional[TimeLike] = None) -> Tensor:
         "The exact probability-flow ODE map x_t -> x_s (s=None: clean data): y - mu scales with sqrt(s^2 + sigma_ve^2)."
         a_t, g_t = self.schedule.alpha_sigma_like(t, x_t)
         mu, var = self.mu.to(a_t), self.s.to(a_t)**2
@@ -64,7 +64,7 @@ class GaussianMixtureDenoiser(nn.Module):
         self.register_buffer('means', means); self.register_buffer('stds', stds)
         self.register_buffer('weights', weights / weights.sum())
 
-    def forward(self, x_t: Tensor, t, cond=None, *, return_attn: bool = False) -> Prediction:
+    def forward(self, x_t: Tensor, t: TimeLike, cond: Cond = None, *, return_attn: bool = False) -> Prediction:
         a, sg = self.schedule.alpha_sigma_like(t, x_t)
         B, cdt = x_t.shape[0], a.dtype
         a, sg = a.reshape(B, 1, 1), sg.reshape(B, 1, 1)
@@ -133,13 +133,13 @@ def time_grid(schedule: Schedule,                 # the schedule the times belon
     return schedule.t_min + (schedule.t_max - schedule.t_min) * torch.arange(steps, 0, -1, dtype=torch.float64) / steps
 
 # %% ../nbs/02_samplers.ipynb #e38186f6
-def check_cond(cond, x: Tensor) -> None:
+def check_cond(cond: Cond, x: Tensor) -> None:
     "ValueError unless `cond` is None, a scalar, or has one entry per sample of the batch `x` (other objects: their `check(x)`)."
     if hasattr(cond, 'check') and not isinstance(cond, Tensor): return cond.check(x)
     if isinstance(cond, Tensor) and cond.ndim > 0 and cond.shape[0] != x.shape[0]:
         raise ValueError(f"cond has batch size {cond.shape[0]} but x has {x.shape[0]}; pass one condition per sample")
 
-def select_cond(cond, idx):
+def select_cond(cond: Cond, idx):
     "The conditions of the samples `idx` (a mask, indices or a slice); None and scalar conditions pass through; other objects use their `select(idx)`."
     if hasattr(cond, 'select') and not isinstance(cond, Tensor): return cond.select(idx)
     return cond[idx] if isinstance(cond, Tensor) and cond.ndim > 0 else cond
@@ -229,7 +229,7 @@ SAMPLERS = ('ddim', 'euler', 'heun', 'ddpm')
 def prior_sample(schedule: Schedule,                           # VP: unit variance; otherwise scaled by sigma_t
                  shape,                                        # the shape of x_T, e.g. (B, C, H, W)
                  *,
-                 t=None,                                       # start time (non-VP schedules only); None: t_max
+                 t: Optional[TimeLike] = None,                 # start time (non-VP schedules only); None: t_max
                  generator: Optional[torch.Generator] = None,  # generator for the noise (same numbers on every device)
                  device=None,                                  # device of the result; None: the generator's (else default)
                  dtype=torch.float32                           # dtype of the result
@@ -263,24 +263,24 @@ def _loop(step: Callable, denoiser, x_T: Tensor, ts, cond, return_trajectory: bo
     return (x, traj) if return_trajectory else x
 
 @torch.no_grad()
-def ddim_sample(denoiser, x_T: Tensor, ts, *, cond=None, eta: float = 0., generator: Optional[torch.Generator] = None,
+def ddim_sample(denoiser: DenoiserLike, x_T: Tensor, ts, *, cond: Cond = None, eta: float = 0., generator: Optional[torch.Generator] = None,
                 return_trajectory: bool = False, progress: bool = False):
     "DDIM (Eq. 3) through the descending times `ts`, then to clean data."
     return _loop(lambda x, t, s: ddim_step(denoiser, x, t, s, cond=cond, eta=eta, generator=generator),
                  denoiser, x_T, ts, cond, return_trajectory, progress)
 
 @torch.no_grad()
-def euler_sample(denoiser, x_T: Tensor, ts, *, cond=None, return_trajectory: bool = False, progress: bool = False):
+def euler_sample(denoiser: DenoiserLike, x_T: Tensor, ts, *, cond: Cond = None, return_trajectory: bool = False, progress: bool = False):
     "Euler in EDM coordinates (equals DDIM with eta = 0)."
     return _loop(lambda x, t, s: euler_step(denoiser, x, t, s, cond=cond), denoiser, x_T, ts, cond, return_trajectory, progress)
 
 @torch.no_grad()
-def heun_sample(denoiser, x_T: Tensor, ts, *, cond=None, return_trajectory: bool = False, progress: bool = False):
+def heun_sample(denoiser: DenoiserLike, x_T: Tensor, ts, *, cond: Cond = None, return_trajectory: bool = False, progress: bool = False):
     "EDM's Heun sampler (2 NFE per step, the last step to clean data is Euler: 2N - 1 NFE)."
     return _loop(lambda x, t, s: heun_step(denoiser, x, t, s, cond=cond), denoiser, x_T, ts, cond, return_trajectory, progress)
 
 @torch.no_grad()
-def ddpm_sample(denoiser, x_T: Tensor, ts, *, cond=None, generator: Optional[torch.Generator] = None,
+def ddpm_sample(denoiser: DenoiserLike, x_T: Tensor, ts, *, cond: Cond = None, generator: Optional[torch.Generator] = None,
                 return_trajectory: bool = False, progress: bool = False):
     "Ancestral DDPM sampling through `ts` (all T indices for the original DDPM)."
     return _loop(lambda x, t, s: ddpm_step(denoiser, x, t, s, cond=cond, generator=generator),

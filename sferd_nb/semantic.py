@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .diffusion import (Denoiser, DDPMSchedule, get_schedule, Prediction, batch_times, compute_dtype, q_sample, x0_to_eps,
+from .diffusion import (Cond, Denoiser, DDPMSchedule, TimeLike, get_schedule, Prediction, batch_times, compute_dtype, q_sample, x0_to_eps,
                                 schedule_from_dict)
 from .samplers import prior_sample, sample, sampler_nfe
 from .unet import AttentionBlock, ResBlock, UNet, group_norm, timestep_embedding, zero_init
@@ -68,7 +68,7 @@ class GaussianWorld:
         return r @ torch.linalg.inv(S) @ self.P @ K                      # (dm/dx_t)^T P^T S^-1 (z - P m), as rows
 
 # %% ../nbs/08_semantic.ipynb #f4a055ef
-def eq14_coefficient(schedule, t, s=None, *, dtype=torch.float64) -> Tensor:
+def eq14_coefficient(schedule, t: TimeLike, s: Optional[TimeLike] = None, *, dtype=torch.float64) -> Tensor:
     """The factor in front of G in Eq. 14. `s=None`: the continuous-time form sigma_t^2 / alpha_t (any schedule);
     `s` = the previous (less noisy) time: the discrete DDPM form (1 - abar_t) Sigma / (sqrt(abar_s) beta_t), VP schedules."""
     a_t, g_t = schedule.alpha_sigma(t, dtype)
@@ -209,13 +209,13 @@ class SGPStudent(WrappedStudent):
             raise ValueError(f"SemanticCond.x0 must be float images in [-1, 1], got {cond.x0.dtype}; use data.to_model_range(images)")
         return cond.z if cond.z is not None else self.encoder(cond.x0.to(next(self.encoder.parameters()).dtype))
 
-    def gradient_scale(self, x: Tensor, t, coefs: Optional[tuple] = None) -> Tensor:
+    def gradient_scale(self, x: Tensor, t: TimeLike, coefs: Optional[tuple] = None) -> Tensor:
         "alpha_t / sigma_t^2 * c_out(sigma): G = gradient_scale * F, so that the x0 shift (sigma^2/alpha) G is c_out F."
         a, s, sc = coefs or self.student.coefficients(x, t)
         c_out = sc[1] if sc is not None else self.student.scalings(s / a)[1]      # the student's own c_out (EDM's for eps/v/x0)
         return a / s**2 * c_out
 
-    def forward(self, x_t: Tensor, t, cond=None, *, return_attn: bool = False, return_parts: bool = False):
+    def forward(self, x_t: Tensor, t: TimeLike, cond: Cond = None, *, return_attn: bool = False, return_parts: bool = False):
         "Prediction(x0_student + sigma^2/alpha G, eps_student - sigma G); `return_parts` also returns (student Prediction, G)."
         t = batch_times(t, x_t)
         z = self.semantic_latent(cond)
@@ -289,7 +289,7 @@ class LatentMLP(nn.Module):
         self.norms = nn.ModuleList(nn.LayerNorm(width) for _ in range(depth))
         self.out = zero_init(nn.Linear(width + dim, dim))
 
-    def forward(self, x: Tensor, noise_label, cond=None, *, return_attn: bool = False):
+    def forward(self, x: Tensor, noise_label, cond: Cond = None, *, return_attn: bool = False):
         t = torch.as_tensor(noise_label, device=x.device).float().reshape(-1).expand(x.shape[0])
         e = self.time(timestep_embedding(t, self.temb))
         h = self.inp(x.float())
