@@ -31,7 +31,7 @@ class Schedule:
     def _alpha_sigma64(self, t: Tensor) -> Tuple[Tensor, Tensor]: raise NotImplementedError
     def _t_from_sigma_ve64(self, s: Tensor) -> Tensor: raise NotImplementedError
 
-    def check_t(self, t) -> None:
+    def check_t(self, t: TimeLike) -> None:
         "Raise ValueError if any `t` lies outside `[t_min, t_max]` (skipped for accelerator tensors: no host sync)."
         t = as_time(t)
         if t.device.type != 'cpu': return
@@ -44,7 +44,7 @@ class Schedule:
             raise ValueError(f"t={td[bad].flatten()[0].item():g} is outside [{self.t_min:g}, {self.t_max:g}] of the "
                              f"{self.name!r} schedule; use times from time_grid(...) or schedule.sample_t(...)")
 
-    def alpha_sigma(self, t, dtype=None) -> Tuple[Tensor, Tensor]:
+    def alpha_sigma(self, t: TimeLike, dtype=None) -> Tuple[Tensor, Tensor]:
         "`(alpha_t, sigma_t)` with the shape of `t` (Eq. 1), computed in float64 and returned in `dtype`."
         dt = _out_dtype(t, dtype)
         t = as_time(t); self.check_t(t)
@@ -53,7 +53,7 @@ class Schedule:
         a, s = self._alpha_sigma64(t.double())
         return a.to(dev, dt), s.to(dev, dt)
 
-    def alpha_sigma_like(self, t, x: Tensor) -> Tuple[Tensor, Tensor]:
+    def alpha_sigma_like(self, t: TimeLike, x: Tensor) -> Tuple[Tensor, Tensor]:
         "alpha_t, sigma_t for a batch `x`: `t` a scalar or (B,), shaped to broadcast against x, in `compute_dtype(x)`."
         t = batch_times(t, x)
         a, s = self.alpha_sigma(t, compute_dtype(x))
@@ -69,17 +69,17 @@ class Schedule:
         "The largest noise level in EDM coordinates, sigma_ve(t_max) (a python float)."
         return float(self.sigma_ve(self.t_max, torch.float64))
 
-    def logsnr(self, t, dtype=None) -> Tensor:
+    def logsnr(self, t: TimeLike, dtype=None) -> Tensor:
         "lambda_t = log(alpha_t^2 / sigma_t^2)."
         a, s = self.alpha_sigma(t, _f64(t))
         return (2 * (a.log() - s.log())).to(_out_dtype(t, dtype))
 
-    def alpha_bar(self, t, dtype=None) -> Tensor:
+    def alpha_bar(self, t: TimeLike, dtype=None) -> Tensor:
         "alpha_bar_t = alpha_t^2 of Eq. 1 (VP schedules only)."
         if not self.vp: raise ValueError(f"alpha_bar is defined for variance-preserving schedules only, not {self.name!r}; use alpha_sigma(t)")
         return self.alpha_sigma(t, dtype)[0] ** 2
 
-    def sigma_ve(self, t, dtype=None) -> Tensor:
+    def sigma_ve(self, t: TimeLike, dtype=None) -> Tensor:
         "The noise level in EDM coordinates y = x/alpha: sigma_t / alpha_t = exp(-lambda_t/2)."
         a, s = self.alpha_sigma(t, _f64(t))
         return (s / a).to(_out_dtype(t, dtype))
@@ -93,14 +93,14 @@ class Schedule:
         return t if self.discrete else t.to(dt)
 
     def sample_t(self, n: int, generator=None, device=None) -> Tensor: raise NotImplementedError
-    def noise_label(self, t) -> Tensor: raise NotImplementedError
+    def noise_label(self, t: TimeLike) -> Tensor: raise NotImplementedError
     def to_dict(self) -> dict: raise NotImplementedError
     def __repr__(self): return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.to_dict().items() if k != 'name')})"
 
 # %% ../nbs/01_diffusion.ipynb #1a5bb3b3
 _TOL = 1e-6  # relative tolerance of check_t at the ends of a continuous time domain
 
-def as_time(t, device=None) -> Tensor:
+def as_time(t: TimeLike, device=None) -> Tensor:
     "Times (or noise levels: a python number, list or tensor) as a tensor; python floats become float64 (no float32 rounding of times)."
     if isinstance(t, Tensor): return t
     u = torch.as_tensor(t, device=device)
@@ -156,7 +156,7 @@ class DDPMSchedule(Schedule):
             self._cache[key] = (ab.sqrt(), (1 - ab).sqrt())
         return self._cache[key]
 
-    def check_t(self, t) -> None:
+    def check_t(self, t: TimeLike) -> None:
         t = as_time(t)
         if t.device.type == 'cpu' and t.is_floating_point():
             if not torch.isfinite(t).all() or (t != t.round()).any():
@@ -180,7 +180,7 @@ class DDPMSchedule(Schedule):
         gdev = generator.device if generator is not None else device
         return torch.randint(0, self.T, (n,), generator=generator, device=gdev).to(device)
 
-    def noise_label(self, t) -> Tensor:
+    def noise_label(self, t: TimeLike) -> Tensor:
         "The network sees the index itself, as a float."
         return as_time(t).float()
 
@@ -212,7 +212,7 @@ class CosineLogSNRSchedule(Schedule):
         gdev = generator.device if generator is not None else device
         return torch.rand(n, generator=generator, device=gdev).to(device)
 
-    def noise_label(self, t) -> Tensor: return 1000. * as_time(t).float()
+    def noise_label(self, t: TimeLike) -> Tensor: return 1000. * as_time(t).float()
     def to_dict(self) -> dict: return dict(name=self.name, logsnr_min=self.logsnr_min, logsnr_max=self.logsnr_max)
 
 # %% ../nbs/01_diffusion.ipynb #d1934a82
@@ -235,7 +235,7 @@ class EDMSchedule(Schedule):
         z = seeded_randn((n,), generator=generator, device=device)
         return (self.p_mean + self.p_std * z).exp().clamp(self.sigma_min, self.sigma_max)
 
-    def noise_label(self, t) -> Tensor: return as_time(t).float().log() / 4       # EDM's c_noise
+    def noise_label(self, t: TimeLike) -> Tensor: return as_time(t).float().log() / 4  # EDM's c_noise
     def to_dict(self) -> dict:
         return dict(name=self.name, sigma_min=self.sigma_min, sigma_max=self.sigma_max, sigma_data=self.sigma_data,
                     p_mean=self.p_mean, p_std=self.p_std)
@@ -263,7 +263,7 @@ def broadcast_batch(c: Tensor, x: Tensor) -> Tensor:
     "Reshape per-sample coefficients `(B,)` (or a scalar) to broadcast against `x` of shape `(B, ...)`."
     return c.reshape(-1, *([1] * (x.ndim - 1))) if c.ndim else c
 
-def batch_times(t, x: Tensor) -> Tensor:
+def batch_times(t: TimeLike, x: Tensor) -> Tensor:
     "`t` (python number, 0-d or (B,) tensor) as a (B,) tensor on x's device; ValueError on a batch mismatch."
     t = as_time(t, device=x.device).to(x.device)
     if t.ndim == 0: return t.expand(x.shape[0])
@@ -414,8 +414,9 @@ def loss_weight(name: str, alpha: Tensor, sigma: Tensor, *, sigma_data: float = 
         return (s**2 + sigma_data**2) / (s * sigma_data)**2
     raise ValueError(f"unknown loss weighting {name!r}; choose one of {', '.join(map(repr, LOSS_WEIGHTS))}")
 
-def diffusion_loss(denoiser, x0: Tensor, *, cond=None, t=None, noise: Optional[Tensor] = None, weighting: str = 'eps',
-                   generator: Optional[torch.Generator] = None, sigma_data: Optional[float] = None) -> Tensor:
+def diffusion_loss(denoiser: DenoiserLike, x0: Tensor, *, cond: Cond = None, t: Optional[TimeLike] = None,
+                   noise: Optional[Tensor] = None, weighting: str = 'eps', generator: Optional[torch.Generator] = None,
+                   sigma_data: Optional[float] = None) -> Tensor:
     "Per-sample loss (B,) of Eq. 2: omega(lambda_t) * mean over pixels of (x0_hat - x0)^2; t ~ schedule.sample_t if None."
     sch = denoiser.schedule
     if weighting not in LOSS_WEIGHTS:

@@ -66,7 +66,7 @@ def _builder(kind: str) -> Callable:
     return getattr(importlib.import_module(mod), fn)
 
 # %% ../nbs/04b_io.ipynb #9fb9d33d
-def denoiser_config(den, **extra) -> dict:
+def denoiser_config(den: DenoiserLike, **extra) -> dict:
     "The JSON description of a Denoiser(UNet) (unet config, schedule, parameterization, sigma_data, num_classes), or of any module with `export_config()` (+ extra)."
     den = unwrap(den)
     if hasattr(den, 'export_config'): return json_normalize(dict(den.export_config(), **extra))
@@ -83,7 +83,7 @@ def denoiser_from_config(cfg: dict) -> Denoiser:
     except (KeyError, TypeError) as e:
         raise ValueError(f"not a sferd_nb denoiser config (missing or bad {e}); it should come from export_denoiser") from e
 
-def weights_module(den) -> nn.Module:
+def weights_module(den: DenoiserLike) -> nn.Module:
     "The module whose state_dict an export stores: a Denoiser's network, or the whole module for other types."
     den = unwrap(den)
     return den.net if isinstance(den, Denoiser) else den

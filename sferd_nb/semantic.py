@@ -200,7 +200,7 @@ class SGPStudent(WrappedStudent):
                              "pass cond=SemanticCond(x0=real images) to reconstruct instead")
         return SemanticCond(z=self.latent.sample(n, generator=generator), y=labels)
 
-    def semantic_latent(self, cond) -> Tensor:
+    def semantic_latent(self, cond: Cond) -> Tensor:
         "z_sem of a SemanticCond: given directly, or E_phi(x0)."
         if getattr(cond, 'z', None) is None and getattr(cond, 'x0', None) is None:
             raise ValueError("an SGP student needs cond=SemanticCond(x0=images) or SemanticCond(z=latents); "

@@ -156,6 +156,21 @@ def _public_callables():
                     if inspect.isfunction(f) and (not m.startswith('_') or m == '__call__'): yield f'{name}.{m}', f
 
 
+def test_the_denoiser_the_time_and_the_condition_are_annotated_in_public_signatures():
+    """Issue 30, item 5: every public parameter named den / denoiser, t or cond is annotated: the denoiser as `DenoiserLike`
+    (or a concrete denoiser class), t as `TimeLike` or a tensor, cond as `Cond` or what that function takes (labels)."""
+    import inspect
+    bad, seen = [], 0
+    for name, fn in _public_callables():
+        for p in inspect.signature(fn).parameters.values():
+            if p.name not in ('den', 'denoiser', 't', 'cond'): continue
+            seen += 1
+            a = str(p.annotation)
+            if p.annotation is inspect.Parameter.empty or (p.name in ('den', 'denoiser') and 'Denoiser' not in a):
+                bad.append(f'{name}({p.name}: {a})')
+    assert seen >= 100 and bad == [], (seen, bad)
+
+
 def test_options_are_keyword_only_in_public_functions_with_more_than_three_parameters():
     import inspect
     bad, seen = [], 0
