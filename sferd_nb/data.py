@@ -85,7 +85,7 @@ def md5sum(path) -> str:
     return file_hash(path, 'md5')
 
 # %% ../nbs/00_data.ipynb #9e90e67f
-def check_images(x: np.ndarray, y: Optional[np.ndarray], resolution: int, num_classes: int, source: str):
+def check_images(x: np.ndarray, y: Optional[np.ndarray], *, resolution: int, num_classes: int, source: str):
     "Validate uint8 NCHW images `x` and integer labels `y` in [0, num_classes); raise ValueError naming `source`."
     if not isinstance(x, np.ndarray) or x.dtype != np.uint8:
         raise ValueError(f"{source}: images must be a uint8 array, got {getattr(x, 'dtype', type(x))}; "
@@ -127,7 +127,7 @@ def load_cifar10_subset(path=None) -> dict:
                                 f"or set SFERD_NB_DATA to the folder that holds it.")
     d = _load_npz(path, ('x_train', 'y_train', 'x_test', 'y_test'), 'CIFAR-10 subset')
     for split in ('train', 'test'):
-        check_images(d[f'x_{split}'], d[f'y_{split}'], 32, 10, f"{path} [{split}]")
+        check_images(d[f'x_{split}'], d[f'y_{split}'], resolution=32, num_classes=10, source=f"{path} [{split}]")
     return {k: torch.from_numpy(np.ascontiguousarray(v)) if k.startswith('x') else torch.from_numpy(v.astype(np.int64))
             for k, v in d.items()}
 
@@ -159,7 +159,7 @@ def read_cifar_batch(path) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"{path}: b'data' must be an (N, 3072) array, got {getattr(x, 'shape', type(x))}; "
                          f"replace it with the official file.")
     x = x.reshape(-1, 3, 32, 32)
-    check_images(x, y, 32, 10, str(path))
+    check_images(x, y, resolution=32, num_classes=10, source=str(path))
     return x, y.astype(np.int64)
 
 # %% ../nbs/00_data.ipynb #3b511134
@@ -228,7 +228,7 @@ def _read_imagenet64_file(f: Path) -> tuple[np.ndarray, np.ndarray]:
     if np.issubdtype(y.dtype, np.integer) and len(y) and y.min() < 1:
         raise ValueError(f"{f}: official labels run 1..1000, found {int(y.min())}; use the official files unchanged.")
     y = y - 1 if np.issubdtype(y.dtype, np.integer) else y
-    check_images(x, y, 64, 1000, str(f))
+    check_images(x, y, resolution=64, num_classes=1000, source=str(f))
     return x, y.astype(np.int64)
 
 def load_imagenet64(root, split: str = 'train', max_files: Optional[int] = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -335,7 +335,7 @@ def imagenet64_memmap(root, *, split: str = 'train', progress: bool = True,
                 _build_imagenet64_cache(files, images, labels, progress)
     x = np.load(images, mmap_mode='c')                                     # copy-on-write: writable, shared until written
     y = np.load(labels, allow_pickle=False)
-    check_images(x, y, 64, 1000, str(images))
+    check_images(x, y, resolution=64, num_classes=1000, source=str(images))
     return torch.from_numpy(x), torch.from_numpy(y.astype(np.int64, copy=False)), images
 
 # %% ../nbs/00_data.ipynb #0efae698

@@ -41,7 +41,7 @@ METHOD_NAMES = {'teacher': 'teacher (DDIM)', 'pd': 'PD', 'pd+ag': 'PD + attentio
 def default_teacher() -> Path: return data_dir() / 'teachers' / 'cifar10_uncond'
 
 # %% ../nbs/11_demo.ipynb #9364ac16
-def distill_method(teacher, dataset, method: str, out_dir, p: dict, *, seed: int = 0, progress: bool = True) -> tuple:
+def distill_method(teacher, dataset, *, method: str, out_dir, p: dict, seed: int = 0, progress: bool = True) -> tuple:
     "Distil `teacher` with a registered method ('pd', 'cd', 'sferd-pd', ...), '+ag' / '+sgp' adding attention guidance / the SGP, or 'gdd' (one step), under preset `p`; returns (student dir, wall seconds, optimiser steps)."
     base, _, extra = method.partition('+')
     teacher_wrapper = student_wrapper = None
@@ -183,11 +183,11 @@ def run_demo(out='runs/demo', *, teacher=None, preset: str = 'demo', methods: Op
     for m in methods:
         say(f"distilling {METHOD_NAMES[m]} ...")
         record_made(out, folders[m].name)                               # before the first file is written there
-        sdir, dsec, budget = distill_method(tden, ds, m, folders[m], p, seed=seed, progress=progress)
+        sdir, dsec, budget = distill_method(tden, ds, method=m, out_dir=folders[m], p=p, seed=seed, progress=progress)
         den, recipe = load_model(sdir, device)
         say(f"{METHOD_NAMES[m]}: {budget} optimiser steps in {dsec:.0f}s -> {sdir}")
         score(m, den, recipe, recipe.get('steps', p['final_steps']), dsec, budget, Path(sdir))
-    write_report(out, rows, p, teacher_path, preset, seed, time.time() - t_start, device=device)
+    write_report(out, rows, p=p, teacher=teacher_path, preset=preset, seed=seed, seconds=time.time() - t_start, device=device)
     say(f"done in {time.time() - t_start:.0f}s: {out / 'report.md'}")
     return rows
 
@@ -199,7 +199,7 @@ def _device_name(device) -> str:
     if d.type == 'cuda': return f"{torch.cuda.get_device_name(d)} (CUDA)"
     return f"{platform.machine()} CPU x{torch.get_num_threads()} threads"
 
-def write_report(out: Path, rows: Sequence[dict], p: dict, teacher, preset: str, seed: int, seconds: float, *, device=None) -> Path:
+def write_report(out: Path, rows: Sequence[dict], *, p: dict, teacher, preset: str, seed: int, seconds: float, device=None) -> Path:
     "Write out/report.md (table, settings, grids) and out/results.json."
     import platform
     ext = rows[0]['extractor']

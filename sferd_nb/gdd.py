@@ -491,7 +491,7 @@ class GANLoss(DistillLoss, nn.Module):
         shape = self.latent_shape or tuple(real.shape[1:])
         return draw_global(lambda n: torch.randn((n, *shape), generator=g, device=real.device), real.shape[0])
 
-    def fake(self, G, real: Tensor, y, step: int, k: int) -> Tensor:
+    def fake(self, G, real: Tensor, y, *, step: int, k: int) -> Tensor:
         "G's samples for a micro-batch (as many as reals; the reals' labels for a conditional G)."
         return self.generate_fn(G, self.latents(real, step, k).to(real.dtype), self.cond(y))
 
@@ -504,7 +504,7 @@ class GANLoss(DistillLoss, nn.Module):
     def forward(self, model, batch, step: int):
         "The generator's loss alone (what a plain Trainer would minimise; GANTrainer runs both players)."
         real, y = _split(batch)
-        return g_loss_ns(self.logits(self.fake(model, real, y, step, 0), y)), {}
+        return g_loss_ns(self.logits(self.fake(model, real, y, step=step, k=0), y)), {}
 
 class GANTrainer(Trainer):
     "The Trainer with a two-player `backward` (the generator: the Trainer's model and optimiser; the discriminator of the `GANLoss`); lr schedule, EMA, finiteness and logging are the Trainer's. `freeze='gdd-i'` freezes the generator first."
@@ -556,7 +556,7 @@ class GANTrainer(Trainer):
                 sync = self.world == 1 or k == n - 1
                 with (contextlib.nullcontext() if sync else self.train_model.no_sync()):
                     with self.autocast(), torch.enable_grad():
-                        fake = gan.fake(self.train_model, real, y, step, k)
+                        fake = gan.fake(self.train_model, real, y, step=step, k=k)
                         lg = g_loss_ns(gan.logits(fake, y))
                     (lg / n).backward()
                 fakes.append(fake.detach()); g_sum += lg.detach() / n

@@ -125,7 +125,7 @@ def test_demo_sgp_budget(tmp_path, monkeypatch):
     got = {}
     for m in ('pd', 'sferd-pd', 'cd', 'sferd-cd'):
         for mode in ('shared', 'extra'):
-            budget = demo.distill_method(None, None, m, tmp_path / f'{m}_{mode}', dict(demo.PRESETS['full'], sgp_budget=mode))[2]
+            budget = demo.distill_method(None, None, method=m, out_dir=tmp_path / f'{m}_{mode}', p=dict(demo.PRESETS['full'], sgp_budget=mode))[2]
             got[m, mode] = (seen[f'{m}_{mode}'], budget)                  # (steps per stage, total optimiser steps)
     assert got == {('pd', 'shared'): (80, 80), ('pd', 'extra'): (80, 80), ('cd', 'shared'): (80, 80), ('cd', 'extra'): (80, 80),
                    ('sferd-pd', 'shared'): (40, 80), ('sferd-pd', 'extra'): (80, 160),
