@@ -78,7 +78,12 @@ def teacher_solve(teacher: DenoiserLike, x_t: Tensor, ts: Sequence, *, cond: Con
     return x
 
 # %% ../nbs/05_distill.ipynb #2c0afb6f
-def pd_target(schedule, x_t: Tensor, t: TimeLike, x_s: Tensor, s: Optional[TimeLike] = None) -> Tensor:
+def pd_target(schedule,                      # the noise schedule (alpha_t, sigma_t)
+              x_t: Tensor,                   # the student's input at time t
+              t: TimeLike,                   # the student's time
+              x_s: Tensor,                   # the teacher's solve x_hat_s (Step 1, Eq. 5)
+              s: Optional[TimeLike] = None,  # the student's next time; None: clean data (x0 = x_s)
+             ) -> Tensor:
     "Step 2 of PD (Eq. 6, R = teacher): the x0 for which one DDIM step x_t -> s lands on x_s (s=None: clean, x0 = x_s)."
     if s is None: return x_s.to(compute_dtype(x_s))
     a_t, g_t = schedule.alpha_sigma_like(t, x_t)
@@ -87,7 +92,14 @@ def pd_target(schedule, x_t: Tensor, t: TimeLike, x_s: Tensor, s: Optional[TimeL
     return (x_s.to(a_t) - r * x_t.to(a_t)) / (a_s - r * a_t)                    # Eq. 6 for R = T (DDIM solved for x0)
 
 # %% ../nbs/05_distill.ipynb #e0643c74
-def student_loss(student: DenoiserLike, x_t: Tensor, t: TimeLike, target: Tensor, *, cond: Cond = None, weighting: str = 'trunc_snr') -> Tensor:
+def student_loss(student: DenoiserLike,       # the student S (a denoiser)
+                 x_t: Tensor,                 # the noisy images
+                 t: TimeLike,                 # their times
+                 target: Tensor,              # the target x0 (Step 2, Eq. 6)
+                 *,
+                 cond: Cond = None,           # the condition or None
+                 weighting: str = 'trunc_snr',  # omega(lambda_t) (`LOSS_WEIGHTS`): PD's truncated SNR by default
+                ) -> Tensor:
     "Step 3 (Eq. 7): per-sample omega(lambda_t) * mean ||x0_student(x_t, t) - x0_target||^2."
     pred = student(x_t, t, cond=cond)
     sch = unwrap(student).schedule

@@ -55,7 +55,10 @@ def risky_mask(maps, image_size: int, *, psi: float = 1., resolution: Optional[i
     return up(m), up(a)
 
 # %% ../nbs/07_guidance.ipynb #0a6fda46
-def attention_guidance(x0_hat: Tensor, x0_attn: Tensor, w: float = 0.3) -> Tensor:
+def attention_guidance(x0_hat: Tensor,   # the teacher's x0 prediction
+                       x0_attn: Tensor,  # its prediction from the blurred, re-noised input (Eq. 10)
+                       w: float = 0.3,   # the guidance weight (the paper's w)
+                      ) -> Tensor:
     "Eq. 11: x0_teacher = x0_hat + w (x0_hat - x0_attn)."
     return x0_hat + w * (x0_hat - x0_attn)
 
