@@ -112,23 +112,28 @@ def free_port() -> int:
     raise RuntimeError(f'no free port in {lo}-{lo + 249}')
 
 
+def launch_gloo(script, *argv, timeout: int = 300) -> list:
+    "Run `script` with `argv` as a 2-rank gloo job on a port of this worker's (`free_port`); asserts both ranks exit 0, returns their stdouts."
+    import subprocess, sys
+    env = dict(os.environ, OMP_NUM_THREADS='1', MASTER_ADDR='127.0.0.1', MASTER_PORT=str(free_port()), WORLD_SIZE='2')
+    ps = [subprocess.Popen([sys.executable, str(script), *map(str, argv)], env=dict(env, RANK=str(k), LOCAL_RANK=str(k)),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for k in range(2)]
+    try: outs = [p.communicate(timeout=timeout) for p in ps]
+    finally:                                                      # a hung launch leaves no processes behind
+        for p in ps: p.kill() if p.poll() is None else None
+    assert all(p.returncode == 0 for p in ps), [o[1][-2000:] for o in outs]
+    return [o[0] for o in outs]
+
+
 def one_and_two_processes(worker: str, tmp_path, *args) -> tuple:
     "Run the script `worker` with argv (*args[:1], out dir, *args[1:]) in 1 process (out 'one') and in 2 gloo processes (out 'two'); return both dirs."
     import subprocess, sys
     script = tmp_path / 'w.py'; script.write_text(worker)
     head, tail = [str(a) for a in args[:1]], [str(a) for a in args[1:]]
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    r = subprocess.run([sys.executable, str(script), *head, str(tmp_path / 'one'), *tail], env=env, capture_output=True,
-                       text=True, timeout=300)
+    r = subprocess.run([sys.executable, str(script), *head, str(tmp_path / 'one'), *tail], env=dict(os.environ, OMP_NUM_THREADS='1'),
+                       capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
-    env.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(free_port()), WORLD_SIZE='2')
-    ps = [subprocess.Popen([sys.executable, str(script), *head, str(tmp_path / 'two'), *tail],
-                           env=dict(env, RANK=str(k), LOCAL_RANK=str(k)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           text=True) for k in range(2)]
-    try: outs = [p.communicate(timeout=300) for p in ps]
-    finally:                                                      # a hung launch leaves no processes behind
-        for p in ps: p.kill() if p.poll() is None else None
-    assert all(p.returncode == 0 for p in ps), [o[1][-2000:] for o in outs]
+    launch_gloo(script, *head, tmp_path / 'two', *tail)
     return tmp_path / 'one', tmp_path / 'two'
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import free_port
+from conftest import launch_gloo
 from sferd_nb import data as D
 
 RNG = np.random.default_rng(0)
@@ -254,15 +254,9 @@ cleanup_distributed()                         # barrier, pause, destroy: no hang
 
 def test_loader_shards_without_overlap_under_gloo(tmp_path):
     script = tmp_path / 'w.py'; script.write_text(_WORKER)
-    env = dict(os.environ, MASTER_ADDR='127.0.0.1', MASTER_PORT=str(free_port()), WORLD_SIZE='2', OMP_NUM_THREADS='1')
-    procs = [subprocess.Popen([sys.executable, str(script)], env=dict(env, RANK=str(r), LOCAL_RANK=str(r)),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in range(2)]
-    try: outs = [p.communicate(timeout=120) for p in procs]
-    finally:                                                      # a hung launch leaves no processes behind
-        for p in procs: p.kill() if p.poll() is None else None
-    assert all(p.returncode == 0 for p in procs), outs
+    outs = launch_gloo(script, timeout=120)
     import json
-    a, b = json.loads(outs[0][0].strip().splitlines()[-1])
+    a, b = json.loads(outs[0].strip().splitlines()[-1])
     assert len(a) == len(b) == 32
     assert not set(a) & set(b)                              # disjoint shards
     assert sorted(a + b) == list(range(64))                 # that together cover the data once
