@@ -70,8 +70,6 @@ def distill_method(teacher, dataset, *, method: str, out_dir, p: dict, seed: int
     return dirs[-1], time.time() - t0, budget
 
 # %% ../nbs/11_demo.ipynb #52eb9deb
-_na = number_text                                                   # metrics' 'n/a' for a withheld (None) number
-
 def format_table(rows: Sequence[dict]) -> str:
     "A markdown table: method, steps, NFE, FID (mean/min over seeds), IS, denoising l2, distillation and eval wall time."
     ext = rows[0]['extractor'] if rows else '?'
@@ -85,7 +83,7 @@ def format_table(rows: Sequence[dict]) -> str:
                          f"{r['distill_seconds']:.0f} | {r['eval_seconds']:.0f} |")
             continue
         fid = f"{r['fid_mean']:.2f}" + (f" (min {r['fid_min']:.2f})" if len(r['fid']) > 1 else '')
-        lines.append(f"| {METHOD_NAMES.get(r['name'], r['name'])} | {r['steps']} | {nfe_text(r)} | {fid} | {_na(r['is_mean'])} | "
+        lines.append(f"| {METHOD_NAMES.get(r['name'], r['name'])} | {r['steps']} | {nfe_text(r)} | {fid} | {number_text(r['is_mean'])} | "
                      f"{r['denoising_l2_mean']:.4f} | {r['distill_seconds']:.0f} | {r['eval_seconds']:.0f} |")
     return '\n'.join(lines)
 
@@ -176,8 +174,8 @@ def run_demo(out='runs/demo', *, teacher=None, preset: str = 'demo', methods: Op
         r['grid'] = grid.name
         r['student'] = None if student is None else Path(os.path.relpath(student, out)).as_posix()   # the exported model, inside `out`
         rows.append(r)
-        say(f"{METHOD_NAMES[name]}: FID {_na(r['fid_mean'])}{' (degenerate: ' + ', '.join(r['degenerate']) + ')' if r['degenerate'] else ''}  "
-            f"IS {_na(r['is_mean'])}  l2 {r['denoising_l2_mean']:.4f}  "
+        say(f"{METHOD_NAMES[name]}: FID {number_text(r['fid_mean'])}{' (degenerate: ' + ', '.join(r['degenerate']) + ')' if r['degenerate'] else ''}  "
+            f"IS {number_text(r['is_mean'])}  l2 {r['denoising_l2_mean']:.4f}  "
             f"[{ext.name}]  ({r['eval_seconds']:.0f}s eval)")
     score('teacher', tden, trecipe, p['teacher_steps'], 0., 0)
     for m in methods:
@@ -269,7 +267,7 @@ def demo_by_both(scorer: FIDScorer, *, seeds: Sequence[int] = (0, 1, 2), preset:
                 res['rows'].append(dict(name=m, train_seed=s, demo_fid=demo_rows[m]['fid_mean'],
                                         **scorer(den, rec, rec.get('steps', p['final_steps']))))
                 r = res['rows'][-1]
-                print(f"training seed {s}, {m}: FID [stand-in] {_na(r['fid'])}, [second] {_na(r.get('fid_second'))} "
+                print(f"training seed {s}, {m}: FID [stand-in] {number_text(r['fid'])}, [second] {number_text(r.get('fid_second'))} "
                       f"({time.time() - t_all:.0f} s)", flush=True)
     res['seconds'] = time.time() - t_all
     return res
@@ -302,13 +300,13 @@ def by_both_table(runs: Sequence[dict], committed: dict, claims: Sequence[tuple]
     p = dict(PRESETS[first['preset']], **first.get('overrides', {}))
     k, n = p['final_steps'], f"{p['final_steps']} step{'s' * (p['final_steps'] > 1)}"
     w = max(10, *map(len, methods))
-    cell = lambda m, s, key: _na(by[m, s][key]) if (m, s) in by else '-'
+    cell = lambda m, s, key: number_text(by[m, s][key]) if (m, s) in by else '-'
     out = [f"{k}-step students of the `{first['preset']}` preset, {first['num_samples']} samples (sampling seed 0); stand-in and real FID on the same samples:",
            f"{'method':{w}s} " + ' '.join(f'{f"stand-in s{s}":>12s}' for s in seeds) + ' ' + ' '.join(f'{f"real s{s}":>9s}' for s in seeds) + f"{'real mean':>11s}"]
     for m in methods:
         re_ = [by[m, s]['fid_second'] for s in seeds if (m, s) in by]
         out.append(f"{m:{w}s} " + ' '.join(f'{cell(m, s, "fid"):>12s}' for s in seeds) + ' ' + ' '.join(f'{cell(m, s, "fid_second"):>9s}' for s in seeds)
-                   + f"{_na(None if None in re_ else np.mean(re_)):>11s}")
+                   + f"{number_text(None if None in re_ else np.mean(re_)):>11s}")
     out.append(f"teacher (DDIM, {p['teacher_steps']} steps): stand-in {first['teacher']['fid']:.2f}, real {first['teacher']['fid_second']:.2f}; floor (real images, "
                f"{first['num_samples']}): stand-in {first['floor']['fid']:.2f}, real {first['floor']['fid_second']:.2f}")
     out.append(f"[{first['extractor'].split(' ')[0]} / {first['second_extractor']}]")
