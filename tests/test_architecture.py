@@ -132,6 +132,29 @@ def test_train_teacher_and_eval_defaults_are_the_librarys():
         tuple(d(evaluate, k) for k in ('num_samples', 'seeds', 'batch_size', 'sampler', 'amp'))
 
 
+
+def test_the_science_classes_defaults_are_the_settings_dataclasses():
+    """The lessons' own constructors and equation functions come before the settings dataclasses in their notebooks, so
+    they keep their defaults; each must equal the setting a run would use (the dataclass, or the method's lr and solver)."""
+    import inspect
+    from sferd_nb.distill import CDSettings, ConsistencyDistillation, DistillSettings, ProgressiveDistillation, get_method
+    from sferd_nb.guidance import GuidanceSettings, attention_guidance, gaussian_blur, risky_mask
+    from sferd_nb.semantic import SGPSettings, SGPStudent
+    from sferd_nb.gdd import GDD_BETAS, GANLoss, GDDSettings, TeacherEncoder, TeacherFeatureDiscriminator
+    d = lambda fn, k: inspect.signature(fn).parameters[k].default
+    pairs = [((ProgressiveDistillation, 'ratio'), DistillSettings.ratio), ((ProgressiveDistillation, 'grid'), DistillSettings.grid),
+             ((ProgressiveDistillation, 'seed'), DistillSettings.seed), ((ProgressiveDistillation, 'solver'), get_method('pd').solver),
+             ((ConsistencyDistillation, 'N'), CDSettings.N), ((ConsistencyDistillation, 'mu'), CDSettings.mu),
+             ((ConsistencyDistillation, 'solver'), get_method('cd').solver),
+             ((gaussian_blur, 'sigma'), GuidanceSettings.blur_sigma), ((risky_mask, 'psi'), GuidanceSettings.psi),
+             ((risky_mask, 'resolution'), GuidanceSettings.attn_resolution), ((attention_guidance, 'w'), GuidanceSettings.w),
+             ((SGPStudent, 'split'), SGPSettings.sgp_split), ((SGPStudent, 'joint_lr_ratio'), SGPSettings.sgp_joint_ratio),
+             ((SGPStudent, 'target'), SGPSettings.sgp_target),
+             ((TeacherEncoder, 'sigma'), GDDSettings.feat_sigma), ((TeacherFeatureDiscriminator, 'sigma'), GDDSettings.feat_sigma),
+             ((GANLoss, 'r1_every'), GDDSettings.r1_every), ((GANLoss, 'lr'), get_method('gdd').lr), ((GANLoss, 'betas'), GDD_BETAS)]
+    wrong = [(fn.__name__, k, d(fn, k), want) for (fn, k), want in pairs if d(fn, k) != want]
+    assert wrong == [], wrong
+
 # a positional parameter with a default is allowed only where it is the call's subject (the data set's spec, the demo's
 # folder, the number of steps to sample with, ...), the second time of a two-time formula, or `cond` in the denoiser contract den(x_t, t, cond)
 POSITIONAL_OPTIONS = {'get_dataset.spec', 'load_images.spec', 'run_demo.out', 'load_extractor.kind', 'teacher_sample_fn.n',

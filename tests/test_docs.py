@@ -64,6 +64,15 @@ def test_test_cell_rule():
     assert not md.is_test_cell(c("print('hi')"))
 
 
+def test_a_docments_signature_counts_as_one_line_for_the_open_rule():
+    "A core function stays open in its lesson's page when docments spread its signature over a line per parameter."
+    sig = 'def f(a: int,  # the first\n      b: int,  # the second\n      *,\n      c=1,     # the third\n     ) -> int:\n'
+    body = '    "doc"\n' + ''.join(f'    a = a + {i}\n' for i in range(md.OPEN_EXPORT_LINES - 3)) + '    return a'
+    assert md.shown_lines(sig + body) == md.OPEN_EXPORT_LINES                    # open, though the cell has 19 lines
+    assert md.shown_lines(sig + body + '\nx = 1') == md.OPEN_EXPORT_LINES + 1   # other lines count
+    assert md.shown_lines('def g(x): return x') == 1
+
+
 def test_display_math_gets_its_own_block_inside_paragraphs_and_lists():
     src = 'We have\n$$a_1 = b_2$$\nand more.\n\n1. item\n   $$c = d$$\n   text'
     out = md.fix_display_math(md.fix_list_indent(src))

@@ -15,7 +15,8 @@ Stages, all under the build folder (`build/docs/` by default, gitignored):
    - `#| hide` (and `exporthide`) cells are dropped; other `#|` directive lines are removed from the code shown;
    - `#| export`/`exports`/`exporti` cells go into an "exported code" block naming what they define, open when the cell
      is at most `OPEN_EXPORT_LINES` lines (a lesson's core function, e.g. `pd_target`), collapsed otherwise (the API
-     reference shows the same code with signatures);
+     reference shows the same code with signatures); a signature written one parameter per line with its docments counts
+     as one line (`shown_lines`);
    - `#| code-fold: true` (Quarto's directive; `show`: open) collapses a cell's code under a disclosure titled by
      `#| code-summary: ...` (default "code") and shows its outputs below it: checks with set-up, helper code;
    - **test cells** are collapsed under a "tests" disclosure. The rule (`is_test_cell`): a code cell that exports
@@ -234,6 +235,16 @@ def _defined_names(code: str) -> list:
             for t in (s.targets if isinstance(s, ast.Assign) else [s.target]):
                 names += [n.id for n in ast.walk(t) if isinstance(n, ast.Name) and not n.id.startswith('_')]
     return names
+
+def shown_lines(code: str) -> int:
+    "The cell's lines, each function signature counted as one: docments spread a signature over a line per parameter."
+    n = len(code.splitlines())
+    try: tree = ast.parse(code)
+    except SyntaxError: return n
+    for f in ast.walk(tree):
+        if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) and f.body:
+            n -= max(0, f.body[0].lineno - f.lineno - 1)          # the lines between `def` and the body's first line
+    return n
 
 def _indent(text: str, n: int = 4) -> str:
     return '\n'.join((' ' * n + l) if l.strip() else '' for l in text.split('\n'))
@@ -523,7 +534,7 @@ class Renderer:
                 what = ', '.join(f'`{n}`' for n in names[:6]) + (', ...' if len(names) > 6 else '') if names else 'imports and set-up'
                 label = 'exported code' + (' (internal)' if 'exporti' in d else '')
                 body = '\n\n'.join([_fence(code)] + outs)
-                short = bool(names) and len(code.splitlines()) <= OPEN_EXPORT_LINES   # a short core function: shown open
+                short = bool(names) and shown_lines(code) <= OPEN_EXPORT_LINES   # a short core function: shown open
                 parts.append(f'???{"+" if short else ""} abstract "{label}: {what}"\n\n' + _indent(body)); continue
             fold = d.get('code-fold:', ['false'])[0].lower()
             if fold in ('true', 'show') and code and echo:          # Quarto's code-fold: the code collapsed, outputs shown
