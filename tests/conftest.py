@@ -145,19 +145,18 @@ import json, sys, torch.distributed as dist
 from sferd_nb import distill as D
 from sferd_nb.data import ImageDataset, load_cifar10_subset
 from sferd_nb.io import load_denoiser
-from sferd_nb.train import cleanup_distributed, setup_distributed
-setup_distributed("cpu")                      # gloo on the CPU, also where a GPU is visible
-D.load_method_modules()                       # sferd-pd, sferd-cd, gdd
-d = load_cifar10_subset()
-for name, kw in json.loads(sys.argv[3]).items():     # one launch for every run (each run seeds itself)
-    n = kw.pop('n_images', 64)
-    if 'sgp_wrapper' in kw:
-        from sferd_nb import semantic as S
-        kw['student_wrapper'] = S.sgp_student_wrapper(**kw.pop('sgp_wrapper'))
-    kw = dict(dict(progress=False, ckpt_every=-1, sample_every=-1, train_kw=dict(amp='none')), **kw)
-    D.distill(load_denoiser(sys.argv[1]), ImageDataset(d['x_train'][:n], labels=d['y_train'][:n], num_classes=10),
-              f'{sys.argv[2]}/{name}', **kw)
-cleanup_distributed()                         # barrier, pause, destroy: no hang at exit with torch 2.3
+from sferd_nb.train import distributed
+with distributed("cpu"):                      # gloo on the CPU, also where a GPU is visible
+    D.load_method_modules()                       # sferd-pd, sferd-cd, gdd
+    d = load_cifar10_subset()
+    for name, kw in json.loads(sys.argv[3]).items():     # one launch for every run (each run seeds itself)
+        n = kw.pop('n_images', 64)
+        if 'sgp_wrapper' in kw:
+            from sferd_nb import semantic as S
+            kw['student_wrapper'] = S.sgp_student_wrapper(**kw.pop('sgp_wrapper'))
+        kw = dict(dict(progress=False, ckpt_every=-1, sample_every=-1, train_kw=dict(amp='none')), **kw)
+        D.distill(load_denoiser(sys.argv[1]), ImageDataset(d['x_train'][:n], labels=d['y_train'][:n], num_classes=10),
+                  f'{sys.argv[2]}/{name}', **kw)
 '''
 
 

@@ -340,23 +340,22 @@ def test_one_step_generator_is_a_prepared_student():
 _BN_WORKER = r'''
 import sys, torch, torch.distributed as dist
 from pathlib import Path
-from sferd_nb.train import cleanup_distributed, setup_distributed
+from sferd_nb.train import distributed
 from sferd_nb.gdd import GlobalBatchNorm2d
-setup_distributed("cpu")
-rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
-g = torch.Generator().manual_seed(0)
-x_all, w_all = torch.randn(8, 4, 5, 5, generator=g, dtype=torch.float64), torch.randn(8, 4, 5, 5, generator=g, dtype=torch.float64)
-share = slice(rank * 8 // world, (rank + 1) * 8 // world)
-torch.manual_seed(1)
-bn = GlobalBatchNorm2d(4).double(); bn.weight.data.uniform_(0.5, 2); bn.bias.data.uniform_(-1, 1)
-x = x_all[share].clone().requires_grad_(True)
-y = bn(x)
-gx, = torch.autograd.grad((y * w_all[share]).sum(), x, create_graph=True)       # input gradient, then a double backward (R1)
-gx.square().sum().backward()
-out = Path(sys.argv[1]); out.mkdir(parents=True, exist_ok=True)
-torch.save(dict(y=y.detach(), gx=gx.detach(), gw=bn.weight.grad, rm=bn.running_mean, rv=bn.running_var),
-           out / f'rank{rank}.pt')
-cleanup_distributed()                         # barrier, pause, destroy: no hang at exit with torch 2.3
+with distributed("cpu"):               # gloo on the CPU; the barrier on the way out
+    rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+    g = torch.Generator().manual_seed(0)
+    x_all, w_all = torch.randn(8, 4, 5, 5, generator=g, dtype=torch.float64), torch.randn(8, 4, 5, 5, generator=g, dtype=torch.float64)
+    share = slice(rank * 8 // world, (rank + 1) * 8 // world)
+    torch.manual_seed(1)
+    bn = GlobalBatchNorm2d(4).double(); bn.weight.data.uniform_(0.5, 2); bn.bias.data.uniform_(-1, 1)
+    x = x_all[share].clone().requires_grad_(True)
+    y = bn(x)
+    gx, = torch.autograd.grad((y * w_all[share]).sum(), x, create_graph=True)       # input gradient, then a double backward (R1)
+    gx.square().sum().backward()
+    out = Path(sys.argv[1]); out.mkdir(parents=True, exist_ok=True)
+    torch.save(dict(y=y.detach(), gx=gx.detach(), gw=bn.weight.grad, rm=bn.running_mean, rv=bn.running_var),
+               out / f'rank{rank}.pt')
 '''
 
 
@@ -373,27 +372,26 @@ def test_global_batch_norm_is_one_process_batch_norm(tmp_path):
 _DGRAD_WORKER = r'''
 import sys, torch, torch.distributed as dist
 from pathlib import Path
-from sferd_nb.train import cleanup_distributed, setup_distributed
+from sferd_nb.train import distributed
 from sferd_nb.gdd import make_discriminator, d_loss_ns, r1_penalty
 from sferd_nb.io import load_denoiser
-setup_distributed("cpu")
-rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
-torch.manual_seed(5)
-D = make_discriminator('projected', load_denoiser(sys.argv[1]), channels=16)
-g = torch.Generator().manual_seed(0)
-xr, xf = torch.randn(8, 3, 32, 32, generator=g).clamp(-1, 1), torch.randn(8, 3, 32, 32, generator=g).clamp(-1, 1)
-sh = slice(rank, None, world)                              # this rank's share [rank::world], as draw_global keeps
-out = Path(sys.argv[2]); out.mkdir(parents=True, exist_ok=True)
-for what in ('d_loss', 'r1'):
-    D.zero_grad()
-    torch.manual_seed(7)                                   # the teacher-feature noise: drawn for the global batch
-    loss = d_loss_ns(D(xr[sh]), D(xf[sh])) if what == 'd_loss' else r1_penalty(D, xr[sh]).mean()
-    loss.backward()
-    grads = {n: p.grad.clone() for n, p in D.named_parameters() if p.grad is not None}
-    for v in grads.values():
-        if world > 1: dist.all_reduce(v); v /= world
-    if rank == 0: torch.save(grads, out / f'{what}.pt')
-cleanup_distributed()                         # barrier, pause, destroy: no hang at exit with torch 2.3
+with distributed("cpu"):               # gloo on the CPU; the barrier on the way out
+    rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+    torch.manual_seed(5)
+    D = make_discriminator('projected', load_denoiser(sys.argv[1]), channels=16)
+    g = torch.Generator().manual_seed(0)
+    xr, xf = torch.randn(8, 3, 32, 32, generator=g).clamp(-1, 1), torch.randn(8, 3, 32, 32, generator=g).clamp(-1, 1)
+    sh = slice(rank, None, world)                              # this rank's share [rank::world], as draw_global keeps
+    out = Path(sys.argv[2]); out.mkdir(parents=True, exist_ok=True)
+    for what in ('d_loss', 'r1'):
+        D.zero_grad()
+        torch.manual_seed(7)                                   # the teacher-feature noise: drawn for the global batch
+        loss = d_loss_ns(D(xr[sh]), D(xf[sh])) if what == 'd_loss' else r1_penalty(D, xr[sh]).mean()
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in D.named_parameters() if p.grad is not None}
+        for v in grads.values():
+            if world > 1: dist.all_reduce(v); v /= world
+        if rank == 0: torch.save(grads, out / f'{what}.pt')
 '''
 
 
