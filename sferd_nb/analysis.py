@@ -26,7 +26,10 @@ __all__ = ['VARIANCE_KINDS', 'PAPER_FIG3A_SIGMA', 'pearson', 'Eq8', 'bias_varian
            'grow_attention']
 
 # %% ../nbs/06_analysis.ipynb #8836fe10
-def pearson(x: Tensor, y: Tensor, start_dim: int = 0) -> Tensor:
+def pearson(x: Tensor,          # values; the dims before start_dim are batch dims
+            y: Tensor,          # values of x's shape
+            start_dim: int = 0  # first dim of the values correlated (from it on, flattened)
+           ) -> Tensor:
     "Pearson correlation of x and y over the dims from `start_dim` on (flattened), batched over the leading dims."
     if x.shape != y.shape: raise ValueError(f"pearson needs equal shapes, got {tuple(x.shape)} and {tuple(y.shape)}")
     x, y = x.double().flatten(start_dim), y.double().flatten(start_dim)
@@ -45,7 +48,9 @@ class Eq8(NamedTuple):
     fit_t: Tensor     # (K, B) ||e_t - eps||^2
     var_t: Tensor     # (K, B) ||e_t - mean_t e||^2
 
-def bias_variance(eps_hat: Tensor, eps: Tensor) -> Eq8:
+def bias_variance(eps_hat: Tensor,  # predicted noise (K, B, ...) at K times of x_t = q_sample(x0, t, eps)
+                  eps: Tensor       # the true noise (B, ...), the same at every time
+                 ) -> Eq8:
     "Eq. 8 for predictions `eps_hat` (K, B, ...) at K times of one (x0, eps) per batch entry, true noise `eps` (B, ...)."
     if eps_hat.ndim < 2 or eps_hat.shape[1:] != eps.shape:
         raise ValueError(f"eps_hat must have shape (K, *eps.shape) = (K, {', '.join(map(str, eps.shape))}), got {tuple(eps_hat.shape)}")
@@ -72,9 +77,19 @@ def _decoder_resolutions(maps, place) -> list:
     return sorted({int(m.resolution) for m in maps if place is None or m.place == place}, reverse=True)
 
 @torch.no_grad()
-def predict_trajectory(denoiser: DenoiserLike, x0: Tensor, *, ts=None, steps: int = 18, eps: Optional[Tensor] = None, cond: Cond = None,
-                       generator: Optional[torch.Generator] = None, resolutions: Optional[Sequence[int]] = None,
-                       place: Optional[str] = 'decoder', index: int = -1, batch_size: int = 64) -> Trajectory:
+def predict_trajectory(denoiser: DenoiserLike,                       # the model to query; its schedule gives the grid
+                       x0: Tensor,                                   # clean images (B, C, H, W) in [-1, 1]
+                       *,
+                       ts=None,                                      # times t (K,); None: time_grid(schedule, steps)
+                       steps: int = 18,                              # grid size when ts is None
+                       eps: Optional[Tensor] = None,                 # noise (B, C, H, W) at every t; None: drawn
+                       cond: Cond = None,                            # class labels (B,), another condition, or None
+                       generator: Optional[torch.Generator] = None,  # draws eps when it is None
+                       resolutions: Optional[Sequence[int]] = None,  # which resolutions; None: all at place; (): none
+                       place: Optional[str] = 'decoder',             # 'encoder', 'middle' or 'decoder' (None: any)
+                       index: int = -1,                              # which block there, in forward order (-1: last)
+                       batch_size: int = 64                          # images per network call
+                      ) -> Trajectory:
     "eps_hat(x_t, t) with x_t = q_sample(x0, t, eps) for every t in `ts` (default time_grid(schedule, steps)), plus attention maps at `resolutions` (None: all at `place`; (): none)."
     sch = denoiser.schedule
     ts = time_grid(sch, steps) if ts is None else torch.as_tensor(ts)
@@ -103,7 +118,10 @@ def predict_trajectory(denoiser: DenoiserLike, x0: Tensor, *, ts=None, steps: in
 # %% ../nbs/06_analysis.ipynb #3325c805
 VARIANCE_KINDS = ('trajectory', 'window')
 
-def variance_maps(eps_hat: Tensor, kind: str = 'trajectory', window: int = 3) -> Tensor:
+def variance_maps(eps_hat: Tensor,           # predictions (K, B, C, H, W) along the grid of K times
+                  kind: str = 'trajectory',  # 'trajectory': (e_t - E_t e)^2 (Eq. 8's A); 'window': over nearby times
+                  window: int = 3            # 'window' only: number of neighbouring grid times (>= 2)
+                 ) -> Tensor:
     "Per-pixel variance maps (K, B, H, W) of predictions (K, B, C, H, W): 'trajectory' = (e_t - mean_t e)^2, 'window' = variance over `window` neighbouring times; mean over channels."
     if kind not in VARIANCE_KINDS: raise ValueError(f"unknown variance kind {kind!r}; choose one of {', '.join(map(repr, VARIANCE_KINDS))}")
     if eps_hat.ndim != 5: raise ValueError(f"eps_hat must have shape (K, B, C, H, W), got {tuple(eps_hat.shape)}")
@@ -118,7 +136,9 @@ def variance_maps(eps_hat: Tensor, kind: str = 'trajectory', window: int = 3) ->
     return torch.stack(out).float()
 
 # %% ../nbs/06_analysis.ipynb #e20a6aa3
-def attention_variance_correlation(attn: dict, vmaps: Tensor) -> dict:
+def attention_variance_correlation(attn: dict,    # {resolution: attention maps (K, B, H, W)}, as `Trajectory.attn`
+                                   vmaps: Tensor  # variance maps (K, B, H, W), as `variance_maps` returns them
+                                  ) -> dict:
     "Pearson correlation over pixels of attention maps attn[r] (K, B, H, W) with variance maps (K, B, H, W): {r: (K, B)}."
     out = {}
     for r, a in attn.items():
@@ -141,9 +161,21 @@ def _thirds(curve: np.ndarray) -> tuple:
 def _f(x) -> float: return float(x) if x is not None else None
 
 @torch.no_grad()
-def analyze(denoiser: DenoiserLike, x0: Tensor, *, cond: Cond = None, steps: int = 18, ts=None, eps_draws: int = 1, t_star=None,
-            resolutions: Optional[Sequence[int]] = None, place: str = 'decoder', variance: str = 'trajectory',
-            window: int = 3, seed: int = 0, batch_size: int = 64) -> dict:
+def analyze(denoiser: DenoiserLike,                       # the model to analyse (a teacher, usually)
+            x0: Tensor,                                   # clean images (B, C, H, W) in [-1, 1]
+            *,
+            cond: Cond = None,                            # class labels (B,), another condition, or None
+            steps: int = 18,                              # grid size time_grid(schedule, steps) when ts is None (>= 2)
+            ts=None,                                      # times t (K,); None: from steps
+            eps_draws: int = 1,                           # noises per image: each (x0, eps) pair is one sample of Eq. 8
+            t_star=None,                                  # Fig. 3a's time (grid's nearest); None: sigma of DDPM t=399
+            resolutions: Optional[Sequence[int]] = None,  # attention resolutions; None: all at place; (): none
+            place: str = 'decoder',                       # where the attention maps are: 'encoder', 'middle', 'decoder'
+            variance: str = 'trajectory',                 # variance map kind: 'trajectory' or 'window'
+            window: int = 3,                              # 'window' variance only: number of neighbouring grid times
+            seed: int = 0,                                # seed of the noise draws eps
+            batch_size: int = 64                          # images per network call
+           ) -> dict:
     "Eq. 8, Fig. 3a and Fig. 3c for `denoiser` on clean images x0 (B,C,H,W) in [-1, 1]; returns tensors (on CPU) and a JSON-ready 'summary'."
     if x0.ndim != 4: raise ValueError(f"x0 must be a batch of images (B, C, H, W), got shape {tuple(x0.shape)}")
     if eps_draws < 1: raise ValueError(f"eps_draws must be >= 1, got {eps_draws}")
@@ -176,7 +208,8 @@ def analyze(denoiser: DenoiserLike, x0: Tensor, *, cond: Cond = None, steps: int
     return out
 
 # %% ../nbs/06_analysis.ipynb #d62e6809
-def summarize_analysis(an: dict) -> dict:
+def summarize_analysis(an: dict  # an `analyze` result (its 'summary' is not read)
+                      ) -> dict:
     "The numbers of an `analyze` result as plain JSON types, with the paper's three claims checked."
     with warnings.catch_warnings():                                            # all-NaN curves (constant maps) stay NaN
         warnings.simplefilter('ignore', RuntimeWarning)
@@ -328,7 +361,8 @@ def plot_attention_variance(an: dict, *, image: int = 0, t_index: int = 0, resol
     return fig
 
 # %% ../nbs/06_analysis.ipynb #9513682e
-def read_metrics(path) -> dict:
+def read_metrics(path  # a run or export folder holding metrics.jsonl, or the file itself
+                ) -> dict:
     "Steps and losses (numpy arrays) from `metrics.jsonl` in a run / export directory (or the file itself)."
     path = Path(path)
     f = path / 'metrics.jsonl' if path.is_dir() else path
@@ -338,13 +372,18 @@ def read_metrics(path) -> dict:
     if not rec: raise ValueError(f"{f} has no records with 'step' and 'loss'")
     return dict(step=np.array([r['step'] for r in rec], dtype=float), loss=np.array([r['loss'] for r in rec], dtype=float))
 
-def loss_summary(m: dict, tail: float = 0.2) -> dict:
+def loss_summary(m: dict,           # metrics as `read_metrics` returns them: {'step', 'loss'} arrays
+                 tail: float = 0.2  # fraction of the last records averaged (at least one record)
+                ) -> dict:
     "Final step and the mean / std of the loss over the last `tail` fraction of records."
     n = max(1, int(round(len(m['loss']) * tail)))
     return dict(final_step=int(m['step'][-1]), tail_mean=float(m['loss'][-n:].mean()), tail_std=float(m['loss'][-n:].std()),
                 records=len(m['loss']))
 
-def plot_training_loss(runs: dict, smooth: Optional[int] = None, title: str = ''):
+def plot_training_loss(runs: dict,                    # {name: `read_metrics` dict or folder with metrics.jsonl}
+                       smooth: Optional[int] = None,  # running-mean width in records (made odd); None: 1/20 of them
+                       title: str = ''                # figure title; '': 'Fig. 2a: training loss'
+                      ):
     "Fig. 2a: training loss against step for each {name: metrics dict or directory}, raw (faint) and a centred running mean."
     fig = _figure(5, 3.4); ax = fig.subplots()
     for i, (name, m) in enumerate(runs.items()):
@@ -391,7 +430,13 @@ def _json_safe(o):
     if isinstance(o, (list, tuple)): return [_json_safe(v) for v in o]
     return o
 
-def write_analysis(an: dict, out_dir, *, metrics: Optional[dict] = None, info: Optional[dict] = None, title: str = '') -> dict:
+def write_analysis(an: dict,                        # an `analyze` result
+                   out_dir,                         # folder to write into (created)
+                   *,
+                   metrics: Optional[dict] = None,  # {name: metrics dict or run folder}: fig2a.png and loss summaries
+                   info: Optional[dict] = None,     # more entries for analysis.json (checkpoint, data, ...)
+                   title: str = ''                  # title of eq8.png, fig3a.png and fig3c.png; '': their own
+                  ) -> dict:
     "Write eq8.png, fig3a.png, fig3b.png, fig3c.png (+ fig2a.png with `metrics` {name: dir or metrics}) and analysis.json into out_dir."
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     paths = dict(eq8=_atomic_fig(plot_eq8(an, title), out / 'eq8.png'), fig3a=_atomic_fig(plot_fig3a(an, title), out / 'fig3a.png'))
@@ -408,7 +453,12 @@ def write_analysis(an: dict, out_dir, *, metrics: Optional[dict] = None, info: O
     paths['json'] = out / 'analysis.json'
     return paths
 
-def load_images(spec: str = 'cifar10-subset', *, split: str = 'train', num: int = 16, seed: int = 0) -> tuple:
+def load_images(spec: str = 'cifar10-subset',  # a data spec: 'cifar10-subset', 'cifar10:PATH' or 'imagenet64:PATH'
+                *,
+                split: str = 'train',          # 'train' or 'test'
+                num: int = 16,                 # how many images, 1..the split's size
+                seed: int = 0                  # seed of the draw
+               ) -> tuple:
     "`num` images (float in [-1, 1], unflipped) and labels drawn without replacement (seeded) from a data set spec."
     ds = get_dataset(spec, split=split, flip=False)
     if num < 1 or num > len(ds): raise ValueError(f"num-images must be in 1..{len(ds)} for {ds!r}, got {num}")
@@ -417,7 +467,8 @@ def load_images(spec: str = 'cifar10-subset', *, split: str = 'train', num: int 
     return to_model_range(ds.images[idx]), y, idx
 
 # %% ../nbs/06_analysis.ipynb #93ee6957
-def checkpoint_info(path) -> dict:
+def checkpoint_info(path  # an export (folder or .safetensors file) or a training run (folder or ckpt.pt)
+                   ) -> dict:
     "Which weights a checkpoint path holds: {'path', 'kind': 'export'|'run', 'step'} (step None if unknown)."
     p = Path(path)
     if (p / 'model.safetensors').is_file() or p.suffix == '.safetensors':
@@ -427,7 +478,12 @@ def checkpoint_info(path) -> dict:
     from sferd_nb.train import load_checkpoint
     return dict(path=str(p), kind='run', step=int(load_checkpoint(p)['step']))
 
-def claims_report(s: dict, *, name: str = 'teacher', weak: float = 0.1, grow: float = 0.05) -> str:
+def claims_report(s: dict,                # an analysis summary: `analyze(...)['summary']` or analysis.json
+                  *,
+                  name: str = 'teacher',  # the model's name, at the start of the report
+                  weak: float = 0.1,      # correlations |r| below this are too weak to rank
+                  grow: float = 0.05      # claim 2: the last third's r must exceed the first third's by more than this
+                 ) -> str:
     """The paper's three Fig. 3 claims checked against an analysis summary `s`, as sentences with the numbers: AGREES,
     DISAGREES, or TOO WEAK TO RANK when every correlation involved is below `weak` in size."""
     q, p, a = s['eq8_squared'], s['eq8_paper'], s['fig3a']
@@ -458,7 +514,9 @@ def claims_report(s: dict, *, name: str = 'teacher', weak: float = 0.1, grow: fl
     return '\n'.join(L)
 
 # %% ../nbs/06_analysis.ipynb #3401981c
-def grow_attention(den: DenoiserLike, resolutions: Sequence[int]):
+def grow_attention(den: DenoiserLike,          # a `Denoiser` around a sferd_nb UNet (left unchanged)
+                   resolutions: Sequence[int]  # attention resolutions to add: levels of the UNet (e.g. 16, 8)
+                  ):
     "A copy of denoiser `den` whose UNet also attends at `resolutions`: all trained weights copied, the new attention blocks zero-initialised (same outputs until fine-tuned)."
     net = den.net
     if type(den) is not Denoiser or not isinstance(net, UNet): raise TypeError(f"grow_attention needs a denoiser around a sferd_nb UNet, got {type(net).__name__}")

@@ -42,7 +42,8 @@ __all__ = ['USER_ERRORS', 'OS_ERRORS', 'DISTILL_FLAG_SETTINGS', 'COMMANDS', 'one
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError,
                ModuleNotFoundError, FloatingPointError, zlib.error, EOFError)
 
-def one_line(e: BaseException) -> str:
+def one_line(e: BaseException  # any exception; its type's name when the message is empty
+            ) -> str:
     "An exception's message on one line (whitespace folded, nothing cut)."
     return ' '.join(str(e).split()) or type(e).__name__
 
@@ -54,7 +55,9 @@ OS_ERRORS = {errno.EROFS: 'the file system is read-only: choose a writable folde
              errno.ELOOP: 'a symbolic link loops: fix or remove it'}
 
 @contextlib.contextmanager
-def user_errors(prog: str, debug: bool = False):
+def user_errors(prog: str,           # the command's name, which starts the error line
+                debug: bool = False  # re-raise instead (--debug: the full traceback)
+               ):
     """Turn user errors (`USER_ERRORS`) and the machine's (`OS_ERRORS`: read-only or full disk, ...) raised inside into
     `SystemExit('prog: error: ...')`: one line, exit status 1; `debug` re-raises."""
     try: yield
@@ -70,14 +73,17 @@ def user_errors(prog: str, debug: bool = False):
         print(f"{prog}: interrupted (a run continues from its last checkpoint with --resume)", file=sys.stderr)
         raise SystemExit(130) from None
 
-def finite_float(s: str) -> float:
+def finite_float(s: str  # the value as typed on the command line
+                ) -> float:
     "argparse type of every float option: a finite number (NaN or inf would silently switch a setting off or poison a run)."
     try: v = float(s)
     except ValueError: raise argparse.ArgumentTypeError(f"invalid number {s!r}") from None
     if v != v or v in (float('inf'), float('-inf')): raise argparse.ArgumentTypeError(f"{s!r} is not a finite number")
     return v
 
-def command_parser(prog: str, description: str) -> argparse.ArgumentParser:
+def command_parser(prog: str,        # the command's name ('sferd-data', ...)
+                   description: str  # what the command does, for --help
+                  ) -> argparse.ArgumentParser:
     "An argument parser with the options every command shares: `--device` and `--debug`."
     p = argparse.ArgumentParser(prog=prog, description=description)
     p.register('type', float, finite_float)                   # `type=float` options (groups too) accept finite numbers only
@@ -85,17 +91,21 @@ def command_parser(prog: str, description: str) -> argparse.ArgumentParser:
     p.add_argument('--debug', action='store_true', help='show the full traceback of an error')
     return p
 
-def check_positive(**kw) -> None:
+def check_positive(**kw  # option=value, dashes as underscores (batch_size=...); None: skipped
+                  ) -> None:
     "ValueError for an option that must be a positive integer (`--batch-size 0`, ...)."
     for k, v in kw.items():
         if v is not None and v < 1: raise ValueError(f"--{k.replace('_', '-')} must be >= 1, got {v}")
 
-def file_digest(path) -> str:
+def file_digest(path  # the file to hash (a teacher's model.safetensors)
+               ) -> str:
     "SHA-256 of a file (what a run records of its teacher, so that resuming with another teacher is refused)."
     from sferd_nb.data import file_hash
     return file_hash(path, 'sha256')
 
-def test_exit(f: Callable, contains: str = '') -> str:
+def test_exit(f: Callable,        # called with no arguments: a `main_*` call (e.g. a lambda)
+              contains: str = ''  # text the one-line error must contain
+             ) -> str:
     "Call `f` (a `main_*` call) and check that it ends in a one-line user error containing `contains`; returns the message."
     try: f()
     except SystemExit as e:
@@ -105,7 +115,8 @@ def test_exit(f: Callable, contains: str = '') -> str:
     raise AssertionError(f"expected a user error containing {contains!r}, but the command succeeded")
 
 # %% ../nbs/13_cli.ipynb #6e29b5c8
-def main_data(argv=None):
+def main_data(argv=None  # the command's arguments; None: sys.argv[1:]
+             ):
     "`sferd-data`: summarise a data set and write a PNG grid of it; returns the dataset."
     p = command_parser('sferd-data', "Summarise a data set (cifar10-subset, cifar10:PATH, imagenet64:PATH) and write a PNG grid of it.")
     p.add_argument('--data', default='cifar10-subset', help="cifar10-subset | cifar10:PATH | imagenet64:PATH")
@@ -175,7 +186,8 @@ def teacher_parser() -> argparse.ArgumentParser:
     p.add_argument('--no-progress', action='store_true')
     return p
 
-def main_train_teacher(argv=None) -> Path:
+def main_train_teacher(argv=None  # the command's arguments; None: sys.argv[1:]
+                      ) -> Path:
     "`sferd-train-teacher`: returns the run directory (user errors: SystemExit with one line)."
     args = teacher_parser().parse_args(argv)
     with user_errors('sferd-train-teacher', args.debug):
@@ -238,7 +250,11 @@ def sferd_train_teacher() -> None:
     main_train_teacher()
 
 # %% ../nbs/13_cli.ipynb #e0097b41
-def add_settings(p, cls: type, title: Optional[str] = None, per_method: Optional[dict] = None):
+def add_settings(p,                                 # the argument parser to add the flags to
+                 cls: type,                         # a settings dataclass, its fields made with `setting`
+                 title: Optional[str] = None,       # title of the flags' group in --help; None: no group
+                 per_method: Optional[dict] = None  # {field: {method: its default}}, shown in the flag's help
+                ):
     """One flag per field of the settings dataclass `cls` (`--max-steps` for `max_steps`) with its help, choices and type.
     The flag's own default is None: only what the user types is passed on, so the dataclass default applies (the help
     shows it) and the method's settings stay the one source of defaults. `per_method`: {field: {method: its default}},
@@ -295,7 +311,9 @@ def _recorded_teacher(out: Path) -> Optional[tuple]:
         if 'teacher' in m: return m['teacher'], m.get('teacher_sha256'), m.get('data')
     return None
 
-def main_distill(argv=None, teacher_wrapper: Optional[Callable] = None) -> list:
+def main_distill(argv=None,                                  # the command's arguments; None: sys.argv[1:]
+                 teacher_wrapper: Optional[Callable] = None  # teacher -> the denoiser to learn from; None: the method's
+                ) -> list:
     "`sferd-distill`: returns the exported student directories (user errors: SystemExit with one line)."
     args = distill_parser().parse_args(argv)
     with user_errors('sferd-distill', args.debug):
@@ -388,7 +406,8 @@ def analyze_parser() -> argparse.ArgumentParser:
     p.add_argument('--batch-size', type=int, default=64)
     return p
 
-def main_analyze(argv=None) -> dict:
+def main_analyze(argv=None  # the command's arguments; None: sys.argv[1:]
+                ) -> dict:
     "Console script `sferd-analyze`; returns the paths written (dict name -> Path)."
     a = analyze_parser().parse_args(argv)
     with user_errors('sferd-analyze', a.debug): return _analyze(a, argv)
@@ -460,7 +479,8 @@ def eval_parser() -> argparse.ArgumentParser:
     p.add_argument('--out', help='output dir for eval.json and grids (default: ./eval_<checkpoint name>, in the working directory)')
     return p
 
-def main_eval(argv=None) -> list:
+def main_eval(argv=None  # the command's arguments; None: sys.argv[1:]
+             ) -> list:
     "Console script `sferd-eval`; returns the result rows (without images)."
     a = eval_parser().parse_args(argv)
     with user_errors('sferd-eval', a.debug):
@@ -521,7 +541,8 @@ def sferd_eval() -> None:
 # %% ../nbs/13_cli.ipynb #69a5a418
 _DEMO = {k: _default(run_demo, k) for k in ('out', 'preset', 'seed')}   # run_demo's defaults, read once
 
-def main_demo(argv=None) -> list:
+def main_demo(argv=None  # the command's arguments; None: sys.argv[1:]
+             ) -> list:
     "`sferd-demo` (what `make demo` runs): returns the table rows."
     ap = command_parser('sferd-demo', "Distil the course teacher with PD / CD and SFERD-PD / SFERD-CD (--ablation: every enhancement alone too), evaluate "
                         "(FID / IS with the named extractor, denoising l2) and report.")
@@ -569,7 +590,8 @@ def sferd_demo() -> None:
 COMMANDS = {'data': main_data, 'train-teacher': main_train_teacher, 'distill': main_distill, 'analyze': main_analyze,
             'eval': main_eval, 'demo': main_demo}
 
-def main(argv: Optional[Sequence[str]] = None):
+def main(argv: Optional[Sequence[str]] = None  # the command and its arguments; None: sys.argv[1:]
+        ):
     "`python -m sferd_nb COMMAND ARGS`: the command `sferd-COMMAND ARGS`; returns what the command's `main_*` returns."
     argv = list(sys.argv[1:] if argv is None else argv)
     usage = (f"usage: python -m sferd_nb {{{','.join(COMMANDS)}}} [--help] ...\n"

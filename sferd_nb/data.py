@@ -49,7 +49,8 @@ def data_dir() -> Path:
 
 COURSE_OUT = 'sferd_nb_course'   # where a course run saves its results outside a checkout (see `course_dir`)
 
-def course_dir(write: bool = False) -> Path:
+def course_dir(write: bool = False  # True: to write results (outside a checkout: ./sferd_nb_course/, created)
+              ) -> Path:
     """The folder of the course runs' committed results and figures (`results/`, `images/`): a checkout's `nbs/`; outside
     a checkout (pip install, Colab) the copy shipped in the package (`sferd_nb/_assets/course/`) for reading, and with
     `write=True` (a course run saving what it made) `./sferd_nb_course/` in the working folder, created, so that the
@@ -65,7 +66,8 @@ def course_dir(write: bool = False) -> Path:
     raise FileNotFoundError(f"no course results (no {pkg.parent / 'nbs'} checkout, no {pkg / '_assets' / 'course'}); "
                             "reinstall sferd_nb from its wheel or run the notebooks from a checkout")
 
-def asset_path(*parts) -> Path:
+def asset_path(*parts  # path components under data_dir() ('teachers', 'cifar10_uncond'); must exist
+              ) -> Path:
     "`data_dir()/parts` (a shipped asset: 'cifar10_subset.npz', 'teachers', 'classifier', ...), which must exist."
     p = data_dir().joinpath(*parts)
     if not p.exists():
@@ -73,19 +75,29 @@ def asset_path(*parts) -> Path:
                                 "(the course assets of sferd_nb's data/ folder), or reinstall sferd_nb")
     return p
 
-def file_hash(path, algo: str = 'sha256', chunk: int = 1 << 20) -> str:
+def file_hash(path,                  # file to hash (str or Path)
+              algo: str = 'sha256',  # hashlib algorithm: 'sha256', 'md5', ...
+              chunk: int = 1 << 20   # bytes read at a time
+             ) -> str:
     "Hex digest of a file with hashlib's `algo` ('md5' for the official archives, 'sha256' for run identities, ...)."
     h = hashlib.new(algo)
     with open(path, 'rb') as f:
         for block in iter(lambda: f.read(chunk), b''): h.update(block)
     return h.hexdigest()
 
-def md5sum(path) -> str:
+def md5sum(path  # file to checksum (str or Path)
+          ) -> str:
     "MD5 hex digest of a file (the checksum the official archives publish)."
     return file_hash(path, 'md5')
 
 # %% ../nbs/00_data.ipynb #9e90e67f
-def check_images(x: np.ndarray, y: Optional[np.ndarray], *, resolution: int, num_classes: int, source: str):
+def check_images(x: np.ndarray,            # images, uint8 (N, 3, resolution, resolution)
+                 y: Optional[np.ndarray],  # labels (N,), integers in [0, num_classes); None: no labels to check
+                 *,
+                 resolution: int,          # the required height and width
+                 num_classes: int,         # number of classes: labels must lie below it
+                 source: str               # where the arrays come from (a file, a split), named in the error
+                ):
     "Validate uint8 NCHW images `x` and integer labels `y` in [0, num_classes); raise ValueError naming `source`."
     if not isinstance(x, np.ndarray) or x.dtype != np.uint8:
         raise ValueError(f"{source}: images must be a uint8 array, got {getattr(x, 'dtype', type(x))}; "
@@ -119,7 +131,8 @@ def _load_npz(path: Path, keys: Sequence[str], what: str) -> dict:
     return out
 
 # %% ../nbs/00_data.ipynb #53f40b34
-def load_cifar10_subset(path=None) -> dict:
+def load_cifar10_subset(path=None  # the subset's npz file; None: data_dir()/cifar10_subset.npz
+                       ) -> dict:
     "The embedded real CIFAR-10 subset as uint8/int64 tensors: keys x_train, y_train, x_test, y_test."
     path = Path(path) if path is not None else data_dir() / SUBSET_FILE
     if not path.is_file():
@@ -141,7 +154,8 @@ class _SafeUnpickler(pickle.Unpickler):
         if (module, name) in self._ALLOWED: return super().find_class(module, name)
         raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
 
-def read_cifar_batch(path) -> tuple[np.ndarray, np.ndarray]:
+def read_cifar_batch(path  # an official batch file (data_batch_1, ..., data_batch_5, test_batch)
+                    ) -> tuple[np.ndarray, np.ndarray]:
     "Read one official CIFAR-10 python batch file → (uint8 images (N,3,32,32), int64 labels)."
     path = Path(path)
     if not path.is_file():
@@ -163,7 +177,10 @@ def read_cifar_batch(path) -> tuple[np.ndarray, np.ndarray]:
     return x, y.astype(np.int64)
 
 # %% ../nbs/00_data.ipynb #3b511134
-def download_cifar10(root, url: str = CIFAR10_URL, md5: str = CIFAR10_MD5) -> Path:
+def download_cifar10(root,                    # folder (created) to unpack into; a cifar-10-batches-py/ there is reused
+                     url: str = CIFAR10_URL,  # address of the archive cifar-10-python.tar.gz
+                     md5: str = CIFAR10_MD5   # the archive's expected MD5 (ValueError if it differs)
+                    ) -> Path:
     "Download and unpack the official CIFAR-10 archive into `root/cifar-10-batches-py` (MD5 verified, atomic)."
     root = Path(root); root.mkdir(parents=True, exist_ok=True)
     final = root / 'cifar-10-batches-py'
@@ -186,7 +203,9 @@ def download_cifar10(root, url: str = CIFAR10_URL, md5: str = CIFAR10_MD5) -> Pa
         os.replace(Path(tmp) / 'cifar-10-batches-py', final)
     return final
 
-def load_cifar10(root, download: bool = False) -> dict:
+def load_cifar10(root,                   # cifar-10-batches-py/ or the folder holding it
+                 download: bool = False  # if no batch file is there: download and unpack the archive into root
+                ) -> dict:
     "Full CIFAR-10 from the official python batches in `root` (the folder itself or its parent) as tensors."
     root = Path(root)
     folder = root / 'cifar-10-batches-py' if (root / 'cifar-10-batches-py').is_dir() else root
@@ -231,7 +250,10 @@ def _read_imagenet64_file(f: Path) -> tuple[np.ndarray, np.ndarray]:
     check_images(x, y, resolution=64, num_classes=1000, source=str(f))
     return x, y.astype(np.int64)
 
-def load_imagenet64(root, split: str = 'train', max_files: Optional[int] = None) -> tuple[torch.Tensor, torch.Tensor]:
+def load_imagenet64(root,                            # folder of the official files (train_data_batch_1..10, val_data)
+                    split: str = 'train',            # 'train' or 'val'
+                    max_files: Optional[int] = None  # 'train' only: the first max_files batch files; None: all 10
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
     "Class-conditional ImageNet 64x64 from the official npz files, in memory → (uint8 (N,3,64,64), int64 labels in 0..999)."
     parts = [_read_imagenet64_file(f) for f in _imagenet64_files(root, split, max_files)]
     return torch.from_numpy(np.concatenate([p[0] for p in parts])), torch.from_numpy(np.concatenate([p[1] for p in parts]))
@@ -313,8 +335,12 @@ def _build_imagenet64_cache(files: Sequence[Path], images: Path, labels: Path, p
     finally:
         for t in tmp: t.unlink(missing_ok=True)
 
-def imagenet64_memmap(root, *, split: str = 'train', progress: bool = True,
-                      wait_s: float = 4 * 3600) -> tuple[torch.Tensor, torch.Tensor, Path]:
+def imagenet64_memmap(root,                     # folder of the official files (train_data_batch_1..10, val_data)
+                      *,
+                      split: str = 'train',     # 'train' or 'val'
+                      progress: bool = True,    # report the one-time conversion (a message, a progress bar)
+                      wait_s: float = 4 * 3600  # seconds to wait for another process building it (then TimeoutError)
+                     ) -> tuple[torch.Tensor, torch.Tensor, Path]:
     """ImageNet 64x64 as `load_imagenet64` returns it, but the images memory-mapped from a uint8 .npy cache built once per
     content: `(images, labels, path of the .npy)`. The first process to take the cache's lock builds it; the others wait."""
     files = _imagenet64_files(root, split)
@@ -346,18 +372,28 @@ def _flip_bit(seed: int, epoch: int, index: int) -> bool:
     z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & (2**64 - 1)
     return bool((z ^ (z >> 31)) & 1)
 
-def to_model_range(x: torch.Tensor) -> torch.Tensor:
+def to_model_range(x: torch.Tensor  # uint8 images in [0, 255], any shape
+                  ) -> torch.Tensor:
     "uint8 [0, 255] → float [-1, 1]."
     return x.float() / 127.5 - 1.0
 
-def to_uint8(x: torch.Tensor) -> torch.Tensor:
+def to_uint8(x: torch.Tensor  # images in [-1, 1] (values outside are clamped), any shape
+            ) -> torch.Tensor:
     "float [-1, 1] → uint8 [0, 255] (clamped, rounded)."
     return ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
 class ImageDataset(Dataset):
     "uint8 images (N,3,H,W) with optional int64 labels; items are (float image in [-1,1], label or -1)."
-    def __init__(self, images: torch.Tensor, *, labels: Optional[torch.Tensor] = None, num_classes: int = 0,
-                 flip: bool = True, seed: int = 0, name: str = 'images', mmap_path: Optional[Path] = None):
+    def __init__(self,
+                 images: torch.Tensor,                   # uint8 (N, 3, H, H)
+                 *,
+                 labels: Optional[torch.Tensor] = None,  # int64 (N,) in [0, num_classes); None: unlabelled (label -1)
+                 num_classes: int = 0,                   # number of classes (labels must lie below it)
+                 flip: bool = True,                      # random horizontal flips: a seeded coin per (epoch, index)
+                 seed: int = 0,                          # seed of the flip coins
+                 name: str = 'images',                   # named in errors and the repr ('cifar10[train]', ...)
+                 mmap_path: Optional[Path] = None        # the .npy the images are mapped from: pickled as this path
+                ):
         if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3 or images.shape[2] != images.shape[3]:
             raise ValueError(f"{name}: images must be a uint8 tensor (N, 3, H, H), got {images.dtype} {tuple(images.shape)}")
         if labels is not None:
@@ -376,7 +412,9 @@ class ImageDataset(Dataset):
     @property
     def resolution(self) -> int: return self.images.shape[-1]
     def __len__(self): return len(self.images)
-    def set_epoch(self, epoch: int): self.epoch = epoch
+    def set_epoch(self,
+                  epoch: int  # the epoch (0, 1, ...): the flips depend on it
+                 ): self.epoch = epoch
     def __getitem__(self, i):
         x = self.images[i]
         if self.flip and _flip_bit(self.seed, self.epoch, int(i)): x = x.flip(-1)
@@ -388,7 +426,8 @@ class ImageDataset(Dataset):
 # %% ../nbs/00_data.ipynb #e3a556b1
 DATA_KINDS = {'cifar10': 32, 'imagenet64': 64}     # the kinds of data a spec names, and their image size
 
-def data_kind(spec: str) -> str:
+def data_kind(spec: str  # a data spec: 'cifar10-subset', 'cifar10:PATH' or 'imagenet64:PATH'
+             ) -> str:
     "Which data a spec names, whatever the copy: 'cifar10-subset' and 'cifar10:PATH' -> 'cifar10'; 'imagenet64:PATH' -> 'imagenet64'."
     kind, _, path = str(spec).partition(':')
     kind = 'cifar10' if kind == 'cifar10-subset' and not path else kind
@@ -419,8 +458,15 @@ def get_dataset(spec: str = 'cifar10-subset',  # 'cifar10-subset' (embedded subs
     return ImageDataset(d[f'x_{split}'], labels=d[f'y_{split}'], num_classes=10, flip=flip, seed=seed, name=f"{kind}[{split}]")
 
 # %% ../nbs/00_data.ipynb #bf56a554
-def make_loader(ds: ImageDataset, batch_size: int, *, shuffle: bool = True, seed: int = 0, drop_last: bool = True,
-                num_workers: int = 0, flip: Optional[bool] = None) -> DataLoader:
+def make_loader(ds: ImageDataset,            # the images; unchanged (the loader's copy has its own flip and seed)
+                batch_size: int,             # images per batch on each rank
+                *,
+                shuffle: bool = True,        # a new order every epoch (seeded by seed and the epoch)
+                seed: int = 0,               # seed of the shuffle and of the flip coins
+                drop_last: bool = True,      # drop the last incomplete batch (ValueError if no full one fits)
+                num_workers: int = 0,        # DataLoader worker processes (0: load in this process)
+                flip: Optional[bool] = None  # random horizontal flips; None: as the data set has it
+               ) -> DataLoader:
     "A DataLoader over `ds` sharded across ranks when torch.distributed is initialised (batch_size per rank)."
     if batch_size < 1: raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     world, rank = world_info()
@@ -433,12 +479,16 @@ def make_loader(ds: ImageDataset, batch_size: int, *, shuffle: bool = True, seed
     return DataLoader(ds, batch_size=batch_size, sampler=sampler, drop_last=drop_last, num_workers=num_workers,
                       pin_memory=torch.cuda.is_available(), persistent_workers=False)
 
-def set_epoch(loader: DataLoader, epoch: int):
+def set_epoch(loader: DataLoader,  # a loader from make_loader
+              epoch: int           # the epoch (0, 1, ...), which seeds the shuffle and the flips
+             ):
     "Set the epoch of the loader's sampler and data set (the shuffle and the flips depend on it)."
     if hasattr(loader.sampler, 'set_epoch'): loader.sampler.set_epoch(epoch)
     if hasattr(loader.dataset, 'set_epoch'): loader.dataset.set_epoch(epoch)
 
-def infinite_batches(loader: DataLoader, start_step: int = 0):
+def infinite_batches(loader: DataLoader,  # a loader from make_loader (len(loader) batches an epoch)
+                     start_step: int = 0  # batches already consumed (from epoch 0): a resumed run skips them
+                    ):
     "Yield batches forever; batch number `start_step` first (deterministic given the loader's seed)."
     n = len(loader)
     if n == 0: raise ValueError("the loader yields no batch; lower the batch size")
@@ -455,7 +505,10 @@ def infinite_batches(loader: DataLoader, start_step: int = 0):
         epoch, skip = epoch + 1, 0
 
 # %% ../nbs/00_data.ipynb #fa9d652e
-def image_grid(x: torch.Tensor, nrow: int = 8, pad: int = 2) -> np.ndarray:
+def image_grid(x: torch.Tensor,  # images (B, C, H, W) in [-1, 1] (clamped)
+               nrow: int = 8,    # images per row
+               pad: int = 2      # white pixels between the images and around the grid
+              ) -> np.ndarray:
     "Images in [-1, 1] (B,C,H,W) → one uint8 HWC numpy grid with `nrow` images per row."
     x = to_uint8(x).cpu()
     b, c, h, w = x.shape
@@ -480,18 +533,25 @@ def save_image_grid(x: torch.Tensor,  # images (B, C, H, W) in [-1, 1] (clamped)
     return atomic_write(path, lambda f: img.save(f, format='PNG'))
 
 # %% ../nbs/00_data.ipynb #651c86ec
-def write_cifar_batch(path, x: np.ndarray, y: Sequence[int]):
+def write_cifar_batch(path,             # file to write (pickle protocol 2)
+                      x: np.ndarray,    # images, uint8 (N, 3, 32, 32)
+                      y: Sequence[int]  # class labels (N,) (read_cifar_batch accepts 0..9)
+                     ):
     "Write images (N,3,32,32) uint8 and labels in the official CIFAR-10 python batch format (for tests and tools)."
     d = {b'batch_label': b'sferd_nb test batch', b'labels': [int(v) for v in y],
          b'data': np.ascontiguousarray(x).reshape(len(x), -1), b'filenames': [b'%d.png' % i for i in range(len(x))]}
     with open(path, 'wb') as f: pickle.dump(d, f, protocol=2)
 
-def write_imagenet64_npz(path, x: np.ndarray, y0: Sequence[int]):
+def write_imagenet64_npz(path,              # file to write (np.savez: '.npz' added if missing)
+                         x: np.ndarray,     # images, uint8 (N, 3, 64, 64)
+                         y0: Sequence[int]  # 0-based class labels (N,), 0..999; the file gets them 1-based
+                        ):
     "Write images (N,3,64,64) and 0-based labels in the official downsampled-ImageNet npz format (labels 1..1000)."
     np.savez(path, data=np.ascontiguousarray(x).reshape(len(x), -1), labels=np.asarray(y0) + 1)
 
 # %% ../nbs/00_data.ipynb #c7af8ec0
-def summarize(ds: ImageDataset) -> str:
+def summarize(ds: ImageDataset  # the images to describe (labels, if any, counted per class)
+             ) -> str:
     "A short text summary: size, resolution, classes and per-class counts."
     lines = [repr(ds)]
     if ds.labels is not None:

@@ -41,7 +41,15 @@ METHOD_NAMES = {'teacher': 'teacher (DDIM)', 'pd': 'PD', 'pd+ag': 'PD + attentio
 def default_teacher() -> Path: return data_dir() / 'teachers' / 'cifar10_uncond'
 
 # %% ../nbs/11_demo.ipynb #9364ac16
-def distill_method(teacher, dataset, *, method: str, out_dir, p: dict, seed: int = 0, progress: bool = True) -> tuple:
+def distill_method(teacher,               # the teacher: a denoiser, or anything `distill` takes
+                   dataset,               # training images (a 00_data `ImageDataset`)
+                   *,
+                   method: str,           # a demo method: 'pd', 'sferd-cd', ..., 'pd+ag', 'cd+sgp', or 'gdd'
+                   out_dir,               # run folder of this method (a subfolder per stage)
+                   p: dict,               # a preset (`PRESETS` entry, overrides applied): budgets and sizes
+                   seed: int = 0,         # seed of the distillation (and of the SGP and its latent sampler)
+                   progress: bool = True  # show training progress bars
+                  ) -> tuple:
     "Distil `teacher` with a registered method ('pd', 'cd', 'sferd-pd', ...), '+ag' / '+sgp' adding attention guidance / the SGP, or 'gdd' (one step), under preset `p`; returns (student dir, wall seconds, optimiser steps)."
     base, _, extra = method.partition('+')
     teacher_wrapper = student_wrapper = None
@@ -70,7 +78,8 @@ def distill_method(teacher, dataset, *, method: str, out_dir, p: dict, seed: int
     return dirs[-1], time.time() - t0, budget
 
 # %% ../nbs/11_demo.ipynb #52eb9deb
-def format_table(rows: Sequence[dict]) -> str:
+def format_table(rows: Sequence[dict]  # `run_demo`'s rows (one per model; the first names the extractor)
+                ) -> str:
     "A markdown table: method, steps, NFE, FID (mean/min over seeds), IS, denoising l2, distillation and eval wall time."
     ext = rows[0]['extractor'] if rows else '?'
     head = (f"| method | steps | NFE | FID [{ext}] | IS (/10) | denoising l2 | distill time (s) | eval time (s) |\n"
@@ -121,9 +130,19 @@ def _clear_own(out: Path, folders: dict) -> None:
     mark['made'] = []
     atomic_write(out / RUN_MARK, json.dumps(mark, indent=1))
 
-def run_demo(out='runs/demo', *, teacher=None, preset: str = 'demo', methods: Optional[Sequence[str]] = None, seed: int = 0,
-             extractor: Optional[str] = None, inception_weights=None, fresh: bool = True, progress: bool = True, device=None,
-             **overrides) -> list:
+def run_demo(out='runs/demo',                          # report folder: new, empty or an earlier demo's (`prepare_out`)
+             *,
+             teacher=None,                             # teacher folder or a course teacher's name; None: cifar10_uncond
+             preset: str = 'demo',                     # a key of `PRESETS`: 'demo', 'full' or 'quick'
+             methods: Optional[Sequence[str]] = None,  # demo methods (`METHOD_NAMES` but 'teacher'); None: the preset's
+             seed: int = 0,                            # training seed (distillation, flips, denoising l2 noise)
+             extractor: Optional[str] = None,          # FID/IS network; None: 'auto' if CUDA or weights, else 'standin'
+             inception_weights=None,                   # a local Inception-v3 weights file (see `load_extractor`)
+             fresh: bool = True,                       # first remove what earlier demo runs made in out (only that)
+             progress: bool = True,                    # print progress lines and bars
+             device=None,                              # torch device; None: 'auto' (CUDA when available, else the CPU)
+             **overrides                               # entries of the preset to change (steps_per_stage=..., amp=...)
+            ) -> list:
     "Distil, evaluate and report (see the notebook); returns the table rows (without images). Writes under `out`."
     if preset not in PRESETS: raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     p = dict(PRESETS[preset], **overrides)
@@ -197,7 +216,16 @@ def _device_name(device) -> str:
     if d.type == 'cuda': return f"{torch.cuda.get_device_name(d)} (CUDA)"
     return f"{platform.machine()} CPU x{torch.get_num_threads()} threads"
 
-def write_report(out: Path, rows: Sequence[dict], *, p: dict, teacher, preset: str, seed: int, seconds: float, device=None) -> Path:
+def write_report(out: Path,             # the run's folder: report.md and results.json go there
+                 rows: Sequence[dict],  # `run_demo`'s rows, the teacher's first
+                 *,
+                 p: dict,               # the preset that ran, overrides applied
+                 teacher,               # the teacher's path, as the report names it
+                 preset: str,           # the preset's name
+                 seed: int,             # the training seed
+                 seconds: float,        # wall time of the whole run
+                 device=None            # the device the run used; None: the CPU
+                ) -> Path:
     "Write out/report.md (table, settings, grids) and out/results.json."
     import platform
     ext = rows[0]['extractor']

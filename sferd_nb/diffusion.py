@@ -31,7 +31,9 @@ class Schedule:
     def _alpha_sigma64(self, t: Tensor) -> Tuple[Tensor, Tensor]: raise NotImplementedError
     def _t_from_sigma_ve64(self, s: Tensor) -> Tensor: raise NotImplementedError
 
-    def check_t(self, t: TimeLike) -> None:
+    def check_t(self,
+                t: TimeLike  # times: a python number, list or tensor (accelerator tensors pass unchecked)
+               ) -> None:
         "Raise ValueError if any `t` lies outside `[t_min, t_max]` (skipped for accelerator tensors: no host sync)."
         t = as_time(t)
         if t.device.type != 'cpu': return
@@ -44,7 +46,10 @@ class Schedule:
             raise ValueError(f"t={td[bad].flatten()[0].item():g} is outside [{self.t_min:g}, {self.t_max:g}] of the "
                              f"{self.name!r} schedule; use times from time_grid(...) or schedule.sample_t(...)")
 
-    def alpha_sigma(self, t: TimeLike, dtype=None) -> Tuple[Tensor, Tensor]:
+    def alpha_sigma(self,
+                    t: TimeLike,  # times t in [t_min, t_max]: a python number, list or tensor
+                    dtype=None    # the result's dtype; None: t's for a floating tensor, else float32
+                   ) -> Tuple[Tensor, Tensor]:
         "`(alpha_t, sigma_t)` with the shape of `t` (Eq. 1), computed in float64 and returned in `dtype`."
         dt = _out_dtype(t, dtype)
         t = as_time(t); self.check_t(t)
@@ -53,7 +58,10 @@ class Schedule:
         a, s = self._alpha_sigma64(t.double())
         return a.to(dev, dt), s.to(dev, dt)
 
-    def alpha_sigma_like(self, t: TimeLike, x: Tensor) -> Tuple[Tensor, Tensor]:
+    def alpha_sigma_like(self,
+                         t: TimeLike,  # times: a python number or 0-d tensor for all, or a (B,) tensor
+                         x: Tensor     # the batch (B, ...) the coefficients are shaped for
+                        ) -> Tuple[Tensor, Tensor]:
         "alpha_t, sigma_t for a batch `x`: `t` a scalar or (B,), shaped to broadcast against x, in `compute_dtype(x)`."
         t = batch_times(t, x)
         a, s = self.alpha_sigma(t, compute_dtype(x))
@@ -69,22 +77,33 @@ class Schedule:
         "The largest noise level in EDM coordinates, sigma_ve(t_max) (a python float)."
         return float(self.sigma_ve(self.t_max, torch.float64))
 
-    def logsnr(self, t: TimeLike, dtype=None) -> Tensor:
+    def logsnr(self,
+               t: TimeLike,  # times t in [t_min, t_max]: a python number, list or tensor
+               dtype=None    # the result's dtype; None: t's for a floating tensor, else float32
+              ) -> Tensor:
         "lambda_t = log(alpha_t^2 / sigma_t^2)."
         a, s = self.alpha_sigma(t, _f64(t))
         return (2 * (a.log() - s.log())).to(_out_dtype(t, dtype))
 
-    def alpha_bar(self, t: TimeLike, dtype=None) -> Tensor:
+    def alpha_bar(self,
+                  t: TimeLike,  # times t in [t_min, t_max]: a python number, list or tensor
+                  dtype=None    # the result's dtype; None: t's for a floating tensor, else float32
+                 ) -> Tensor:
         "alpha_bar_t = alpha_t^2 of Eq. 1 (VP schedules only)."
         if not self.vp: raise ValueError(f"alpha_bar is defined for variance-preserving schedules only, not {self.name!r}; use alpha_sigma(t)")
         return self.alpha_sigma(t, dtype)[0] ** 2
 
-    def sigma_ve(self, t: TimeLike, dtype=None) -> Tensor:
+    def sigma_ve(self,
+                 t: TimeLike,  # times t in [t_min, t_max]: a python number, list or tensor
+                 dtype=None    # the result's dtype; None: t's for a floating tensor, else float32
+                ) -> Tensor:
         "The noise level in EDM coordinates y = x/alpha: sigma_t / alpha_t = exp(-lambda_t/2)."
         a, s = self.alpha_sigma(t, _f64(t))
         return (s / a).to(_out_dtype(t, dtype))
 
-    def t_from_sigma_ve(self, s) -> Tensor:
+    def t_from_sigma_ve(self,
+                        s  # noise levels sigma_ve > 0: a python number, list or tensor
+                       ) -> Tensor:
         "The time whose `sigma_ve` is `s` (inverse of `sigma_ve`)."
         dt = _out_dtype(s)
         s = as_time(s)
@@ -92,15 +111,23 @@ class Schedule:
         t = self._t_from_sigma_ve64(s.double())
         return t if self.discrete else t.to(dt)
 
-    def sample_t(self, n: int, generator=None, device=None) -> Tensor: raise NotImplementedError
-    def noise_label(self, t: TimeLike) -> Tensor: raise NotImplementedError
+    def sample_t(self,
+                 n: int,          # number of times to draw
+                 generator=None,  # torch.Generator to draw with, on its own device; None: the global one
+                 device=None      # where the result goes; None: the generator's device (or torch's default)
+                ) -> Tensor: raise NotImplementedError
+    def noise_label(self,
+                    t: TimeLike  # times t, mapped to the network's noise label
+                   ) -> Tensor: raise NotImplementedError
     def to_dict(self) -> dict: raise NotImplementedError
     def __repr__(self): return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.to_dict().items() if k != 'name')})"
 
 # %% ../nbs/01_diffusion.ipynb #1a5bb3b3
 _TOL = 1e-6  # relative tolerance of check_t at the ends of a continuous time domain
 
-def as_time(t: TimeLike, device=None) -> Tensor:
+def as_time(t: TimeLike,  # times or noise levels: a python number, list or tensor (returned as is)
+            device=None   # where a new tensor is made (a given tensor is not moved)
+           ) -> Tensor:
     "Times (or noise levels: a python number, list or tensor) as a tensor; python floats become float64 (no float32 rounding of times)."
     if isinstance(t, Tensor): return t
     u = torch.as_tensor(t, device=device)
@@ -115,7 +142,12 @@ def _f64(t) -> torch.dtype:
     "float64, except on MPS (which has none)."
     return torch.float32 if isinstance(t, Tensor) and t.device.type == 'mps' else torch.float64
 
-def seeded_randn(shape, *, generator=None, device=None, dtype=None) -> Tensor:
+def seeded_randn(shape,           # the shape of the noise
+                 *,
+                 generator=None,  # torch.Generator to draw with, on its own device; None: the global one
+                 device=None,     # where the noise goes; None: the generator's device (or torch's default)
+                 dtype=None       # floating dtype of the noise; None: torch's default (float32)
+                ) -> Tensor:
     "Standard normal noise drawn with `generator` on the generator's own device and moved to `device` (same numbers on every device)."
     gdev = generator.device if generator is not None else device
     return torch.randn(shape, generator=generator, device=gdev, dtype=dtype).to(device)
@@ -125,7 +157,11 @@ class DDPMSchedule(Schedule):
     "Discrete VP schedule of DDPM: integer t = 0..T-1, alpha_bar = cumprod(1 - betas)."
     kind, vp, discrete = 'discrete', True, True
 
-    def __init__(self, betas: Tensor, name: str = 'ddpm', params: Optional[dict] = None):
+    def __init__(self,
+                 betas: Tensor,                 # beta_t for t = 0..T-1: 1-d, at least 2 values in (0, 1)
+                 name: str = 'ddpm',            # the get_schedule name; `to_dict` saves only 'linear' and 'cosine'
+                 params: Optional[dict] = None  # the constructor options `to_dict` saves (e.g. T, beta_start, beta_end)
+                ):
         betas = torch.as_tensor(betas, dtype=torch.float64)
         if betas.ndim != 1 or len(betas) < 2 or not ((betas > 0) & (betas < 1)).all():
             raise ValueError("betas must be a 1-d tensor of at least 2 values in (0, 1)")
@@ -136,13 +172,20 @@ class DDPMSchedule(Schedule):
         self._cache = {}
 
     @classmethod
-    def linear(cls, T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> 'DDPMSchedule':
+    def linear(cls,
+               T: int = 1000,             # number of steps (indices 0..T-1)
+               beta_start: float = 1e-4,  # beta of index 0 (the least noise)
+               beta_end: float = 0.02     # beta of index T-1 (the most noise)
+              ) -> 'DDPMSchedule':
         "Ho et al. (2020): betas linear in [beta_start, beta_end] (scaled to T steps as given)."
         return cls(torch.linspace(beta_start, beta_end, T, dtype=torch.float64), 'linear',
                    dict(T=T, beta_start=beta_start, beta_end=beta_end))
 
     @classmethod
-    def cosine(cls, T: int = 1000, s: float = 0.008) -> 'DDPMSchedule':
+    def cosine(cls,
+               T: int = 1000,    # number of steps (indices 0..T-1)
+               s: float = 0.008  # the offset s in f(t) (Nichol & Dhariwal: 0.008)
+              ) -> 'DDPMSchedule':
         "Nichol & Dhariwal (2021): alpha_bar = f(t)/f(0), f(t) = cos^2(((t/T + s)/(1 + s)) pi/2), betas clipped at 0.999."
         f = lambda u: torch.cos((u / T + s) / (1 + s) * math.pi / 2) ** 2
         i = torch.arange(T, dtype=torch.float64)
@@ -156,7 +199,9 @@ class DDPMSchedule(Schedule):
             self._cache[key] = (ab.sqrt(), (1 - ab).sqrt())
         return self._cache[key]
 
-    def check_t(self, t: TimeLike) -> None:
+    def check_t(self,
+                t: TimeLike  # integer indices in 0..T-1 (floats must be whole); accelerator tensors pass unchecked
+               ) -> None:
         t = as_time(t)
         if t.device.type == 'cpu' and t.is_floating_point():
             if not torch.isfinite(t).all() or (t != t.round()).any():
@@ -175,12 +220,18 @@ class DDPMSchedule(Schedule):
         lo, hi = tab[j - 1], tab[j]
         return torch.where((ls - lo).abs() <= (hi - ls).abs(), j - 1, j)   # nearest index in log sigma_ve
 
-    def sample_t(self, n: int, generator=None, device=None) -> Tensor:
+    def sample_t(self,
+                 n: int,          # number of indices to draw
+                 generator=None,  # torch.Generator to draw with, on its own device; None: the global one
+                 device=None      # where the result goes; None: the generator's device (or torch's default)
+                ) -> Tensor:
         "Uniform integers in 0..T-1 (DDPM training)."
         gdev = generator.device if generator is not None else device
         return torch.randint(0, self.T, (n,), generator=generator, device=gdev).to(device)
 
-    def noise_label(self, t: TimeLike) -> Tensor:
+    def noise_label(self,
+                    t: TimeLike  # indices in 0..T-1
+                   ) -> Tensor:
         "The network sees the index itself, as a float."
         return as_time(t).float()
 
@@ -193,7 +244,10 @@ class CosineLogSNRSchedule(Schedule):
     "Continuous VP schedule of Progressive Distillation: lambda(t) = -2 log tan(a t + b), t in [0, 1]."
     kind, vp, discrete, name = 'vp', True, False, 'cosine-logsnr'
 
-    def __init__(self, logsnr_min: float = -20., logsnr_max: float = 20.):
+    def __init__(self,
+                 logsnr_min: float = -20.,  # lambda at t = 1 (the most noise)
+                 logsnr_max: float = 20.    # lambda at t = 0 (the least noise)
+                ):
         if not logsnr_min < logsnr_max: raise ValueError(f"need logsnr_min < logsnr_max, got {logsnr_min}, {logsnr_max}")
         self.logsnr_min, self.logsnr_max = float(logsnr_min), float(logsnr_max)
         self.b = math.atan(math.exp(-0.5 * self.logsnr_max))
@@ -207,12 +261,18 @@ class CosineLogSNRSchedule(Schedule):
     def _t_from_sigma_ve64(self, s):
         return ((torch.atan(s) - self.b) / self.a).clamp(0., 1.)         # sigma_ve = tan(a t + b)
 
-    def sample_t(self, n: int, generator=None, device=None) -> Tensor:
+    def sample_t(self,
+                 n: int,          # number of times to draw
+                 generator=None,  # torch.Generator to draw with, on its own device; None: the global one
+                 device=None      # where the result goes; None: the generator's device (or torch's default)
+                ) -> Tensor:
         "Uniform in [0, 1]."
         gdev = generator.device if generator is not None else device
         return torch.rand(n, generator=generator, device=gdev).to(device)
 
-    def noise_label(self, t: TimeLike) -> Tensor: return 1000. * as_time(t).float()
+    def noise_label(self,
+                    t: TimeLike  # times in [0, 1]; the label is 1000 t
+                   ) -> Tensor: return 1000. * as_time(t).float()
     def to_dict(self) -> dict: return dict(name=self.name, logsnr_min=self.logsnr_min, logsnr_max=self.logsnr_max)
 
 # %% ../nbs/01_diffusion.ipynb #d1934a82
@@ -220,8 +280,14 @@ class EDMSchedule(Schedule):
     "Variance-exploding schedule of EDM (Karras et al. 2022): alpha = 1, sigma = t in [sigma_min, sigma_max]."
     kind, vp, discrete, name = 'edm', False, False, 'edm'
 
-    def __init__(self, *, sigma_min: float = 0.002, sigma_max: float = 80., sigma_data: float = 0.5,
-                 p_mean: float = -1.2, p_std: float = 1.2):
+    def __init__(self,
+                 *,
+                 sigma_min: float = 0.002,  # the smallest noise level sigma (t_min)
+                 sigma_max: float = 80.,    # the largest noise level sigma (t_max)
+                 sigma_data: float = 0.5,   # standard deviation of the data (stored; saved by `to_dict`)
+                 p_mean: float = -1.2,      # mean of ln sigma in training (`sample_t`)
+                 p_std: float = 1.2         # standard deviation of ln sigma in training (`sample_t`)
+                ):
         if not 0 < sigma_min < sigma_max: raise ValueError(f"need 0 < sigma_min < sigma_max, got {sigma_min}, {sigma_max}")
         self.sigma_min, self.sigma_max, self.sigma_data = float(sigma_min), float(sigma_max), float(sigma_data)
         self.p_mean, self.p_std = float(p_mean), float(p_std)
@@ -230,12 +296,18 @@ class EDMSchedule(Schedule):
     def _alpha_sigma64(self, t): return torch.ones_like(t), t.clone()
     def _t_from_sigma_ve64(self, s): return s.clone()
 
-    def sample_t(self, n: int, generator=None, device=None) -> Tensor:
+    def sample_t(self,
+                 n: int,          # number of noise levels to draw
+                 generator=None,  # torch.Generator to draw with, on its own device; None: the global one
+                 device=None      # where the result goes; None: the generator's device (or torch's default)
+                ) -> Tensor:
         "EDM training: ln sigma ~ N(p_mean, p_std^2), clamped to [sigma_min, sigma_max]."
         z = seeded_randn((n,), generator=generator, device=device)
         return (self.p_mean + self.p_std * z).exp().clamp(self.sigma_min, self.sigma_max)
 
-    def noise_label(self, t: TimeLike) -> Tensor: return as_time(t).float().log() / 4  # EDM's c_noise
+    def noise_label(self,
+                    t: TimeLike  # noise levels sigma; the label is c_noise = ln(sigma) / 4
+                   ) -> Tensor: return as_time(t).float().log() / 4  # EDM's c_noise
     def to_dict(self) -> dict:
         return dict(name=self.name, sigma_min=self.sigma_min, sigma_max=self.sigma_max, sigma_data=self.sigma_data,
                     p_mean=self.p_mean, p_std=self.p_std)
@@ -252,18 +324,23 @@ def get_schedule(name: str,  # 'linear', 'cosine', 'cosine-logsnr' or 'edm'
         raise ValueError(f"unknown schedule {name!r}; choose one of {', '.join(map(repr, _SCHEDULES))}")
     return _SCHEDULES[name](**kw)
 
-def schedule_from_dict(d: dict) -> Schedule:
+def schedule_from_dict(d: dict  # a `Schedule.to_dict()`: 'name' and the constructor options (not modified)
+                      ) -> Schedule:
     "Inverse of `Schedule.to_dict()`."
     d = dict(d)
     if 'name' not in d: raise ValueError("schedule dict needs a 'name' key (as written by Schedule.to_dict())")
     return get_schedule(d.pop('name'), **d)
 
 # %% ../nbs/01_diffusion.ipynb #f557e1cb
-def broadcast_batch(c: Tensor, x: Tensor) -> Tensor:
+def broadcast_batch(c: Tensor,  # per-sample coefficients (B,), or a 0-d tensor (returned as is)
+                    x: Tensor   # the batch (B, ...) to broadcast against
+                   ) -> Tensor:
     "Reshape per-sample coefficients `(B,)` (or a scalar) to broadcast against `x` of shape `(B, ...)`."
     return c.reshape(-1, *([1] * (x.ndim - 1))) if c.ndim else c
 
-def batch_times(t: TimeLike, x: Tensor) -> Tensor:
+def batch_times(t: TimeLike,  # times: a python number or 0-d tensor for all, or a (B,) tensor
+                x: Tensor     # the batch (B, ...): its size and device
+               ) -> Tensor:
     "`t` (python number, 0-d or (B,) tensor) as a (B,) tensor on x's device; ValueError on a batch mismatch."
     t = as_time(t, device=x.device).to(x.device)
     if t.ndim == 0: return t.expand(x.shape[0])
@@ -271,7 +348,8 @@ def batch_times(t: TimeLike, x: Tensor) -> Tensor:
         raise ValueError(f"t must be a scalar or have shape ({x.shape[0]},) to match x of shape {tuple(x.shape)}, got {tuple(t.shape)}")
     return t
 
-def compute_dtype(x: Tensor) -> torch.dtype:
+def compute_dtype(x: Tensor  # the tensor (e.g. the images x_t) whose dtype decides
+                 ) -> torch.dtype:
     "The dtype coefficients and predictions are computed in for `x`: float64 for float64 `x`, else float32 (also for half/bf16)."
     return torch.float64 if x.dtype == torch.float64 else torch.float32
 
@@ -289,30 +367,51 @@ def q_sample(x0: Tensor,                                  # clean data (B, ...)
     return (a * x0 + s * noise).to(x0.dtype), noise                        # Eq. 1: x_t = alpha_t x0 + sigma_t eps
 
 # %% ../nbs/01_diffusion.ipynb #9ed43229
-def eps_to_x0(x_t: Tensor, eps: Tensor, alpha, sigma) -> Tensor:
+def eps_to_x0(x_t: Tensor,  # noisy images (B, ...)
+              eps: Tensor,  # noise (B, ...) or its prediction
+              alpha,        # alpha_t, broadcastable against x_t (e.g. (B, 1, 1, 1))
+              sigma         # sigma_t, likewise
+             ) -> Tensor:
     "x0 = (x_t - sigma eps) / alpha."
     return (x_t - sigma * eps) / alpha
 
-def x0_to_eps(x_t: Tensor, x0: Tensor, alpha, sigma) -> Tensor:
+def x0_to_eps(x_t: Tensor,  # noisy images (B, ...)
+              x0: Tensor,   # clean images (B, ...) or their prediction
+              alpha,        # alpha_t, broadcastable against x_t (e.g. (B, 1, 1, 1))
+              sigma         # sigma_t, likewise
+             ) -> Tensor:
     "eps = (x_t - alpha x0) / sigma."
     return (x_t - alpha * x0) / sigma
 
-def v_to_x0_eps(x_t: Tensor, v: Tensor, alpha, sigma) -> Tuple[Tensor, Tensor]:
+def v_to_x0_eps(x_t: Tensor,  # noisy images (B, ...)
+                v: Tensor,    # velocity alpha eps - sigma x0 (B, ...) or its prediction
+                alpha,        # alpha_t, broadcastable against x_t (e.g. (B, 1, 1, 1))
+                sigma         # sigma_t, likewise
+               ) -> Tuple[Tensor, Tensor]:
     "(x0, eps) from v = alpha eps - sigma x0 (any alpha, sigma; the denominator is 1 for VP)."
     r = alpha**2 + sigma**2
     return (alpha * x_t - sigma * v) / r, (sigma * x_t + alpha * v) / r
 
-def x0_eps_to_v(x0: Tensor, eps: Tensor, alpha, sigma) -> Tensor:
+def x0_eps_to_v(x0: Tensor,   # clean images (B, ...)
+                eps: Tensor,  # the noise eps, of x0's shape
+                alpha,        # alpha_t, broadcastable against x0 (e.g. (B, 1, 1, 1))
+                sigma         # sigma_t, likewise
+               ) -> Tensor:
     "v = alpha eps - sigma x0 (Salimans & Ho 2022)."
     return alpha * eps - sigma * x0
 
-def edm_scalings(sigma_ve, sigma_data: float = 0.5) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+def edm_scalings(sigma_ve,                # noise level(s) s = sigma_t / alpha_t: a python number or tensor
+                 sigma_data: float = 0.5  # standard deviation of the data, sigma_d
+                ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
     "EDM preconditioning `(c_skip, c_out, c_in, c_noise)` at noise level sigma_ve (Karras et al. 2022, Table 1)."
     s = as_time(sigma_ve)
     r = s**2 + sigma_data**2
     return sigma_data**2 / r, s * sigma_data / r.sqrt(), 1 / r.sqrt(), s.log() / 4
 
-def consistency_scalings(sigma_ve, sigma_min: float = 0.002, sigma_data: float = 0.5) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+def consistency_scalings(sigma_ve,                  # noise level(s) s = sigma_t / alpha_t: a python number or tensor
+                         sigma_min: float = 0.002,  # epsilon: the noise level where the function is the identity
+                         sigma_data: float = 0.5    # standard deviation of the data, sigma_d
+                        ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
     "Consistency-model boundary scalings `(c_skip, c_out, c_in, c_noise)`: the identity at sigma_ve = sigma_min (Song et al. 2023)."
     s = as_time(sigma_ve)
     r = s**2 + sigma_data**2
@@ -334,7 +433,12 @@ class DenoiserLike(Protocol):
     """The denoiser contract every sampler, distiller and metric takes: `den(x_t, t, cond=None, **kw) -> Prediction`, with
     the `schedule` it works on. `Denoiser`, the attention-guided teacher (notebook 07) and the SGP student (08b) satisfy it."""
     schedule: Any
-    def __call__(self, x_t: Tensor, t: TimeLike, cond: Cond = None, **kw) -> Prediction: ...
+    def __call__(self,
+                 x_t: Tensor,        # noisy images (B, C, H, W)
+                 t: TimeLike,        # times: a python number or a (B,) tensor
+                 cond: Cond = None,  # class labels (B,), the model's own condition (SGP: SemanticCond), or None
+                 **kw                # options, e.g. return_attn=True for the attention maps (Prediction.attn)
+                ) -> Prediction: ...
 
 PARAMETERIZATIONS = ('eps', 'x0', 'v', 'edm', 'cm')
 
@@ -352,7 +456,9 @@ class Denoiser(nn.Module):
             raise ValueError(f"unknown parameterization {parameterization!r}; choose one of {', '.join(map(repr, PARAMETERIZATIONS))}")
         self.net, self.schedule, self.parameterization, self.sigma_data = net, schedule, parameterization, float(sigma_data)
 
-    def scalings(self, sigma_ve: Tensor):
+    def scalings(self,
+                 sigma_ve: Tensor  # noise levels s = sigma_t / alpha_t, e.g. (B, 1, 1, 1)
+                ):
         "EDM preconditioning ('edm') or the consistency boundary scalings ('cm', identity at the schedule's smallest noise)."
         if self.parameterization == 'cm':
             eps = self.schedule.sigma_ve_min
@@ -366,19 +472,32 @@ class Denoiser(nn.Module):
             return out, maps
         return out, None
 
-    def coefficients(self, x_t: Tensor, t: TimeLike) -> tuple:
+    def coefficients(self,
+                     x_t: Tensor,  # noisy images (B, C, H, W)
+                     t: TimeLike   # times: a python number or a (B,) tensor
+                    ) -> tuple:
         "`(alpha_t, sigma_t, scalings)` shaped for the batch x_t (scalings: EDM/CM `(c_skip, c_out, c_in, c_noise)`, else None), computed once per call."
         a, s = self.schedule.alpha_sigma_like(batch_times(t, x_t), x_t)
         return a, s, (self.scalings(s / a) if self.parameterization in ('edm', 'cm') else None)   # sigma_ve = sigma / alpha
 
-    def net_input(self, x_t: Tensor, t: TimeLike, coefs: Optional[tuple] = None) -> Tuple[Tensor, Tensor]:
+    def net_input(self,
+                  x_t: Tensor,                   # noisy images (B, C, H, W)
+                  t: TimeLike,                   # times: a python number or a (B,) tensor
+                  coefs: Optional[tuple] = None  # `coefficients(x_t, t)`, to reuse; None: computed here
+                 ) -> Tuple[Tensor, Tensor]:
         "What the network sees at (x_t, t): `(input, noise label)` (EDM/CM: c_in * x_t / alpha and c_noise); `coefs` from `coefficients`."
         if self.parameterization not in ('edm', 'cm'):
             return x_t, self.schedule.noise_label(batch_times(t, x_t)).to(compute_dtype(x_t))
         a, s, (c_skip, c_out, c_in, c_noise) = coefs or self.coefficients(x_t, t)
         return (c_in * x_t.to(a) / a).to(x_t.dtype), c_noise.flatten()
 
-    def from_output(self, x_t: Tensor, t: TimeLike, out: Tensor, *, coefs: Optional[tuple] = None) -> Tuple[Tensor, Tensor]:
+    def from_output(self,
+                    x_t: Tensor,                   # noisy images (B, C, H, W)
+                    t: TimeLike,                   # times: a python number or a (B,) tensor
+                    out: Tensor,                   # the network's raw output (B, C, H, W)
+                    *,
+                    coefs: Optional[tuple] = None  # `coefficients(x_t, t)`, to reuse; None: computed here
+                   ) -> Tuple[Tensor, Tensor]:
         "`(x0, eps)` from the network's raw output at (x_t, t), by the parameterisation; `coefs` from `coefficients`."
         a, s, sc = coefs or self.coefficients(x_t, t)
         xf, out = x_t.to(a), out.to(a)
@@ -390,7 +509,13 @@ class Denoiser(nn.Module):
         if self.parameterization == 'x0': return out, x0_to_eps(xf, out, a, s)
         return v_to_x0_eps(xf, out, a, s)
 
-    def forward(self, x_t: Tensor, t: TimeLike, cond: Cond = None, *, return_attn: bool = False) -> Prediction:
+    def forward(self,
+                x_t: Tensor,               # noisy images (B, C, H, W)
+                t: TimeLike,               # times: a python number or a (B,) tensor
+                cond: Cond = None,         # the network's condition (class labels (B,)) or None
+                *,
+                return_attn: bool = False  # fill `Prediction.attn` with the network's attention maps; else None
+               ) -> Prediction:
         "Predict x0 and eps from x_t at time `t` (python number or (B,) tensor): precondition, run the network, read its output."
         t = batch_times(t, x_t)
         co = self.coefficients(x_t, t)
@@ -402,7 +527,12 @@ class Denoiser(nn.Module):
 # %% ../nbs/01_diffusion.ipynb #686d9199
 LOSS_WEIGHTS = ('x0', 'eps', 'snr', 'trunc_snr', 'snr+1', 'edm')
 
-def loss_weight(name: str, alpha: Tensor, sigma: Tensor, *, sigma_data: float = 0.5) -> Tensor:
+def loss_weight(name: str,               # the weighting's name, one of LOSS_WEIGHTS
+                alpha: Tensor,           # alpha_t
+                sigma: Tensor,           # sigma_t, broadcastable with alpha
+                *,
+                sigma_data: float = 0.5  # sigma_d of the 'edm' weight (unused by the others)
+               ) -> Tensor:
     "omega(lambda_t) of Eq. 2 for the x0-MSE: 'x0', 'eps'/'snr', 'trunc_snr', 'snr+1' or 'edm'."
     snr = alpha**2 / sigma**2
     if name == 'x0': return torch.ones_like(snr)
@@ -414,9 +544,16 @@ def loss_weight(name: str, alpha: Tensor, sigma: Tensor, *, sigma_data: float = 
         return (s**2 + sigma_data**2) / (s * sigma_data)**2
     raise ValueError(f"unknown loss weighting {name!r}; choose one of {', '.join(map(repr, LOSS_WEIGHTS))}")
 
-def diffusion_loss(denoiser: DenoiserLike, x0: Tensor, *, cond: Cond = None, t: Optional[TimeLike] = None,
-                   noise: Optional[Tensor] = None, weighting: str = 'eps', generator: Optional[torch.Generator] = None,
-                   sigma_data: Optional[float] = None) -> Tensor:
+def diffusion_loss(denoiser: DenoiserLike,                       # the model being trained
+                   x0: Tensor,                                   # clean data (B, C, H, W)
+                   *,
+                   cond: Cond = None,                            # class labels (B,), the model's own condition, or None
+                   t: Optional[TimeLike] = None,                 # times: a number or (B,); None: drawn by `sample_t`
+                   noise: Optional[Tensor] = None,               # eps, of x0's shape; None: drawn N(0, I)
+                   weighting: str = 'eps',                       # omega(lambda_t): one of LOSS_WEIGHTS
+                   generator: Optional[torch.Generator] = None,  # generator for the drawn times and noise
+                   sigma_data: Optional[float] = None            # sigma_d of 'edm'; None: the denoiser's (or 0.5)
+                  ) -> Tensor:
     "Per-sample loss (B,) of Eq. 2: omega(lambda_t) * mean over pixels of (x0_hat - x0)^2; t ~ schedule.sample_t if None."
     sch = denoiser.schedule
     if weighting not in LOSS_WEIGHTS:

@@ -38,7 +38,12 @@ __all__ = ['DISTILL_GRIDS', 'SOLVERS', 'positive', 'at_least_1', 'non_negative',
 # %% ../nbs/05_distill.ipynb #cf7ba5d3
 DISTILL_GRIDS = ('karras', 'uniform')
 
-def distill_grid(schedule, steps: int, *, kind: Optional[str] = None, rho: float = 7.) -> Tensor:
+def distill_grid(schedule,                    # the noise schedule the times belong to
+                 steps: int,                  # number of steps (>= 1): one time each, noisiest first
+                 *,
+                 kind: Optional[str] = None,  # 'karras' or 'uniform'; None: 'karras' for EDM, else 'uniform'
+                 rho: float = 7.,             # 'karras' only: the exponent of the noise-level spacing
+                ) -> Tensor:
     "`steps` nested evaluation times t(i/steps), i = 0..steps-1 (noisiest first); the step after the last goes to clean data."
     if not isinstance(steps, int) or steps < 1: raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
     kind = kind or ('karras' if schedule.kind == 'edm' else 'uniform')     # VP and discrete DDPM: evenly spaced times
@@ -52,8 +57,13 @@ def distill_grid(schedule, steps: int, *, kind: Optional[str] = None, rho: float
         t = schedule.t_from_sigma_ve((smax ** (1 / rho) + u * (smin ** (1 / rho) - smax ** (1 / rho))) ** rho)
     return distinct_times(t, schedule, f"a {steps}-step {kind!r} grid")
 
-def distinct_times(ts: Tensor, schedule, what: str,
-                   *, fix: str = "use fewer steps, the 'uniform' grid, or a continuous schedule ('edm', 'cosine-logsnr')") -> Tensor:
+def distinct_times(ts: Tensor,  # the times, expected strictly monotone (either direction)
+                   schedule,    # their schedule (its name and t_max go into the error)
+                   what: str,   # the times as the error names them, e.g. "a 4-step 'karras' grid"
+                   *,
+                   fix: str =   # the advice the error ends with
+                       "use fewer steps, the 'uniform' grid, or a continuous schedule ('edm', 'cosine-logsnr')",
+                  ) -> Tensor:
     "`ts` (monotone) unchanged if no time repeats: PD's target (Eq. 6) divides by the gap between t and s, CD pairs adjacent times."
     d = ts[1:] - ts[:-1]
     if len(ts) > 1 and not (bool((d < 0).all()) or bool((d > 0).all())):
@@ -63,14 +73,21 @@ def distinct_times(ts: Tensor, schedule, what: str,
 # %% ../nbs/05_distill.ipynb #8afc99e4
 SOLVERS = {'ddim': ddim_step, 'euler': euler_step, 'heun': heun_step}
 
-def get_solver(solver: Union[str, Callable]) -> Callable:
+def get_solver(solver: Union[str, Callable],  # 'ddim', 'euler', 'heun' (`SOLVERS`), or a step callable (returned as is)
+              ) -> Callable:
     "A solver step `(denoiser, x_t, t, s, *, cond) -> x_s` from its name, or the callable itself."
     if callable(solver): return solver
     if solver not in SOLVERS: raise ValueError(f"unknown solver {solver!r}; choose one of {', '.join(SOLVERS)} or pass a callable")
     return SOLVERS[solver]
 
 @torch.no_grad()
-def teacher_solve(teacher: DenoiserLike, x_t: Tensor, ts: Sequence, *, cond: Cond = None, solver: Union[str, Callable] = 'ddim') -> Tensor:
+def teacher_solve(teacher: DenoiserLike,  # the teacher T (a denoiser with a `schedule`)
+                  x_t: Tensor,            # the noisy batch (B, C, H, W) at time ts[0]
+                  ts: Sequence,           # times ts[0] -> ... -> ts[-1], a solver step each (ts[-1] None: clean data)
+                  *,
+                  cond: Cond = None,      # the teacher's condition: class labels (B,), its own, or None
+                  solver: Union[str, Callable] = 'ddim',  # 'ddim', 'euler', 'heun' (`SOLVERS`) or a step callable
+                 ) -> Tensor:
     "Step 1 (Eq. 5): x_hat_s = T(x_t) through the times ts[0] -> ts[1] -> ... -> ts[-1] (None = clean data)."
     step = get_solver(solver)
     x = x_t
@@ -118,22 +135,33 @@ class DistillLoss:
     real_x0_until: int = 0
     real_x0_target: bool = False
 
-    def on_step_end(self, student: nn.Module) -> None: pass
+    def on_step_end(self,
+                    student: nn.Module,  # the student after an optimiser step (the Trainer's model)
+                   ) -> None: pass
 
 class WrappedStudent(nn.Module):
     """Base of a student that wraps a trained student and makes its own condition (notebook 08b's semantic gradient
     predictor): the hooks `distill`, the samplers and the metrics call, with the defaults of a plain student."""
     export_type: Optional[str] = None            # the export type of its config.json (None: the method's)
 
-    def condition(self, x0: Tensor, y=None):
+    def condition(self,
+                  x0: Tensor,  # the batch's real images (B, C, H, W) in [-1, 1]
+                  y=None,      # their class labels (B,), or None
+                 ):
         "The student's condition for a training batch (x0, y); its `.teacher_cond` is what the teacher gets."
         raise NotImplementedError
 
-    def sample_condition(self, n: int, labels=None, generator: Optional[torch.Generator] = None):
+    def sample_condition(self,
+                         n: int,                                       # number of images to generate
+                         labels=None,                                  # their class labels (n,), or None
+                         generator: Optional[torch.Generator] = None,  # RNG of its draws (SGP: z_sem)
+                        ):
         "The condition to generate `n` images with (without real images)."
         return labels
 
-    def param_groups(self, max_steps: int) -> Optional[list]:
+    def param_groups(self,
+                     max_steps: int,  # optimiser steps of its stage (SGP: phase 2 starts at `split * max_steps`)
+                    ) -> Optional[list]:
         "The Trainer's parameter groups (`lr_scale` per group: a number or piecewise `[[from_step, scale], ...]`); None: all parameters."
         return None
 
@@ -141,11 +169,21 @@ class WrappedStudent(nn.Module):
         "Evaluations of its own (smaller) networks per image to make a generation condition (SGP: the latent sampler); 0 here."
         return 0
 
-    def configure_loss(self, loss: DistillLoss, max_steps: int) -> None:
+    def configure_loss(self,
+                       loss: DistillLoss,  # its stage's loss, before training starts
+                       max_steps: int,     # optimiser steps of its stage
+                      ) -> None:
         "Set its stage's loss up before training (SGP: the real x0 as phase 1's target, `DistillLoss.real_x0_until`)."
         return None
 
-    def after_distill(self, dataset, run_dir: Path, *, progress: bool = True, resume: bool = False, train_kw: Optional[dict] = None) -> None:
+    def after_distill(self,
+                      dataset,                # the training images `distill` was given
+                      run_dir: Path,          # its stage's folder (SGP: run_dir/latent holds the latent sampler)
+                      *,
+                      progress: bool = True,  # show progress bars
+                      resume: bool = False,   # continue an interrupted run (`distill`'s resume)
+                      train_kw: Optional[dict] = None,  # `distill`'s TrainConfig extras (SGP: amp, num_workers)
+                     ) -> None:
         "Work after its stage is trained and before it is exported (SGP: fit the latent sampler of z_sem)."
         return None
 
@@ -155,7 +193,10 @@ def _cond_of(den, y):
     net = getattr(unwrap(den), 'net', None)
     return y if getattr(net, 'num_classes', None) else None
 
-def batch_condition(student: DenoiserLike, x0: Tensor, y) -> tuple:
+def batch_condition(student: DenoiserLike,  # the student being trained (a DDP or compile wrapper is unwrapped)
+                    x0: Tensor,             # the batch's real images (B, C, H, W) in [-1, 1]
+                    y,                      # their class labels (B,) (-1: an unlabelled data set), or None
+                   ) -> tuple:
     """`(student's condition, teacher's condition)` for a training batch (x0, y): a student with `condition(x0, y)` makes its
     own (SGP: the real image behind z_sem, notebook 08b) and says what the teacher gets (`.teacher_cond`); else class labels
     when the network is class-conditional, None otherwise (then both get the same)."""
@@ -169,8 +210,17 @@ def batch_condition(student: DenoiserLike, x0: Tensor, y) -> tuple:
 class ProgressiveDistillation(DistillLoss):
     "One PD stage as a trainer loss: the student learns in 1 step what `teacher` does in `ratio` steps (Eq. 5-7, R = T)."
     real_x0_target = True                                   # honours `real_x0_until` (notebook 08b's SGP phase 1)
-    def __init__(self, teacher: DenoiserLike, student_steps: int, *, ratio: int = 2, solver: Union[str, Callable] = 'ddim',
-                 grid: Optional[str] = None, weighting: str = 'trunc_snr', seed: int = 0, rho: float = 7.):
+    def __init__(self,
+                 teacher: DenoiserLike,         # the stage's teacher T (after the first stage: the previous student)
+                 student_steps: int,            # N: the student's sampling steps in this stage
+                 *,
+                 ratio: int = 2,                # teacher steps per student step (1: fine-tuning)
+                 solver: Union[str, Callable] = 'ddim',  # the teacher's step: 'ddim', 'euler', 'heun' or a callable
+                 grid: Optional[str] = None,    # `distill_grid` kind ('karras', 'uniform'); None: by schedule
+                 weighting: str = 'trunc_snr',  # omega(lambda_t) of Eq. 7 (`LOSS_WEIGHTS`): PD's truncated SNR
+                 seed: int = 0,                 # seed of the draws of i and noise (mixed with step and micro-batch)
+                 rho: float = 7.,               # 'karras' grid only: the exponent of the noise-level spacing
+                ):
         if ratio < 1: raise ValueError(f"ratio must be >= 1 teacher steps per student step, got {ratio}")
         self.teacher, self.N, self.ratio, self.solver, self.weighting, self.seed = teacher, student_steps, ratio, solver, weighting, seed
         self.schedule = teacher.schedule
@@ -178,7 +228,9 @@ class ProgressiveDistillation(DistillLoss):
         self.ts_teacher = distill_grid(self.schedule, ratio * student_steps, kind=grid, rho=rho)      # nested: student = [::ratio]
         self.micro = MicroBatchCounter()
 
-    def teacher_times(self, i: Tensor) -> list:
+    def teacher_times(self,
+                      i: Tensor,  # student step indices (B,): all the last (N-1) or none (`target` splits)
+                     ) -> list:
         "The teacher's times for student steps `i`: [t_i, ..., t_{i+1}] (`ratio` + 1 entries; None when t_{i+1} is clean)."
         j, grid = i * self.ratio, self.ts_teacher.to(i.device)                             # index on i's device (CUDA)
         ts = [grid[j + r] for r in range(self.ratio)]
@@ -187,7 +239,11 @@ class ProgressiveDistillation(DistillLoss):
         return ts
 
     @torch.no_grad()
-    def target(self, x_t: Tensor, i: Tensor, cond: Cond = None) -> Tensor:
+    def target(self,
+               x_t: Tensor,        # the noisy batch (B, C, H, W) at the student's times t_i
+               i: Tensor,          # student step indices (B,) in 0..N-1
+               cond: Cond = None,  # the teacher's condition (`batch_condition`'s second), or None
+              ) -> Tensor:
         "Steps 1 and 2: the teacher solve from t_i to t_{i+1} (Eq. 5) and PD's target x0 (Eq. 6)."
         out = torch.empty_like(x_t, dtype=compute_dtype(x_t))
         for last in (False, True):                                                          # clean end / not: own sub-batch
@@ -198,7 +254,11 @@ class ProgressiveDistillation(DistillLoss):
             out[m] = pd_target(self.schedule, x_t[m], ts[0], x_s, ts[-1])                   # Step 2, Eq. 6
         return out
 
-    def __call__(self, model, batch, step: int):
+    def __call__(self,
+                 model,      # the student being trained (the Trainer's, maybe DDP-wrapped)
+                 batch,      # a micro-batch (x0, y): images (B, C, H, W) in [-1, 1], class labels (B,)
+                 step: int,  # the optimiser step: seeds the draws; below `real_x0_until` the target is x0
+                ):
         x0, y = batch
         g = torch.Generator(device=x0.device).manual_seed(mix_seed(self.seed, step, self.micro(step), 11))
         B = x0.shape[0]
@@ -213,7 +273,8 @@ class ProgressiveDistillation(DistillLoss):
         return loss.mean(), {}
 
 # %% ../nbs/05_distill.ipynb #3c73c309
-def consistency_student(teacher: Denoiser) -> Denoiser:
+def consistency_student(teacher: Denoiser,  # an 'edm'- (or 'cm'-) parameterised teacher; its network is copied
+                       ) -> Denoiser:
     "A CD student initialised from the teacher: the same network weights behind the consistency ('cm') parameterisation."
     t = unwrap(teacher)
     if not isinstance(t, Denoiser): raise ValueError("CD needs a Denoiser teacher (a network with a schedule)")
@@ -225,8 +286,17 @@ def consistency_student(teacher: Denoiser) -> Denoiser:
 class ConsistencyDistillation(DistillLoss, nn.Module):
     "CD as a trainer loss (Eq. 5-7 with R = EMA student); holds the target network theta^- (checkpointed with the run)."
     real_x0_target = True                                   # honours `real_x0_until` (notebook 08b's SGP phase 1)
-    def __init__(self, teacher: DenoiserLike, student: DenoiserLike, *, N: int = 18, solver: Union[str, Callable] = 'heun', mu: float = 0.95,
-                 weighting: str = 'x0', seed: int = 0, rho: float = 7.):
+    def __init__(self,
+                 teacher: DenoiserLike,  # the teacher T: one solver step from t_{n+1} to t_n (Eq. 5)
+                 student: DenoiserLike,  # the student at the start: a copy becomes the target network theta^-
+                 *,
+                 N: int = 18,            # number of Karras noise levels (>= 2)
+                 solver: Union[str, Callable] = 'heun',  # the teacher's step: 'ddim', 'euler', 'heun' or a callable
+                 mu: float = 0.95,       # EMA rate of theta^-, in [0, 1)
+                 weighting: str = 'x0',  # omega(lambda_t) of Eq. 7 (`LOSS_WEIGHTS`); 'x0': 1 (unweighted)
+                 seed: int = 0,          # seed of the draws of levels and noise (mixed with step and micro-batch)
+                 rho: float = 7.,        # the exponent of the Karras noise-level spacing
+                ):
         super().__init__()
         if N < 2: raise ValueError(f"CD needs N >= 2 noise levels, got {N}")
         if not 0 <= mu < 1: raise ValueError(f"the target EMA rate mu must be in [0, 1), got {mu}")
@@ -243,18 +313,26 @@ class ConsistencyDistillation(DistillLoss, nn.Module):
     @property
     def schedule(self): return self.teacher.schedule
 
-    def on_step_end(self, student: nn.Module):
+    def on_step_end(self,
+                    student: nn.Module,  # the student after an optimiser step (the Trainer's model)
+                   ):
         "The Trainer's after-step hook: the target network's EMA update."
         self.update_target(student)
 
     @torch.no_grad()
-    def update_target(self, student: nn.Module):
+    def update_target(self,
+                      student: nn.Module,  # the student theta (a DDP or compile wrapper is unwrapped)
+                     ):
         "theta^- <- mu theta^- + (1 - mu) theta (after each optimiser step)."
         tp = [p for p in self.target_net.parameters()]
         sp = [p.detach() for p in unwrap(student).parameters()]
         torch._foreach_lerp_(tp, sp, 1 - self.mu)
 
-    def forward(self, model, batch, step: int):
+    def forward(self,
+                model,      # the student being trained (the Trainer's, maybe DDP-wrapped)
+                batch,      # a micro-batch (x0, y): images (B, C, H, W) in [-1, 1], class labels (B,)
+                step: int,  # the optimiser step: seeds the draws; below `real_x0_until` the target is x0
+               ):
         x0, y = batch
         g = torch.Generator(device=x0.device).manual_seed(mix_seed(self.seed, step, self.micro(step), 13))
         B = x0.shape[0]
@@ -273,15 +351,24 @@ class ConsistencyDistillation(DistillLoss, nn.Module):
         return loss.mean(), {}
 
 # %% ../nbs/05_distill.ipynb #0b220057
-def consistency_grid(schedule, steps: int, rho: float = 7.) -> Tensor:
+def consistency_grid(schedule,         # the noise schedule (its sigma range)
+                     steps: int,       # number of sampling steps (>= 1)
+                     rho: float = 7.,  # the exponent of the Karras noise-level spacing
+                    ) -> Tensor:
     "`steps` noise levels for multistep consistency sampling: the first `steps` of a (steps+1)-point Karras grid (no sigma_min)."
     if not isinstance(steps, int) or steps < 1: raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
     smin = schedule.sigma_ve_min; smax = schedule.sigma_ve_max
     return schedule.t_from_sigma_ve(karras_sigmas(steps + 1, smin, smax, rho=rho)[:-1])
 
 @torch.no_grad()
-def consistency_sample(f: DenoiserLike, x_T: Tensor, ts, *, cond: Cond = None, generator: Optional[torch.Generator] = None,
-                       return_trajectory: bool = False):
+def consistency_sample(f: DenoiserLike,                  # the consistency function (a CD student)
+                       x_T: Tensor,                      # the starting noise (B, C, H, W) at time ts[0]
+                       ts,                               # descending times, one network call each (`consistency_grid`)
+                       *,
+                       cond: Cond = None,                # class labels (B,), the model's own condition, or None
+                       generator: Optional[torch.Generator] = None,  # RNG of the re-noising; None: the global one
+                       return_trajectory: bool = False,  # also return each call's x0: `(x, [x0, ...])`
+                      ):
     "Multistep consistency sampling (Song et al. 2023, Alg. 1) through the descending times `ts` (x_T at ts[0])."
     check_cond(cond, x_T)
     sch = f.schedule
@@ -320,11 +407,18 @@ non_negative = dict(check=lambda v: v >= 0, must='>= 0')
 class Settings:
     "Base of the settings dataclasses: typed attributes that the methods' functions may also read like a dict (`c['lr']`, `dict(c)`)."
     def keys(self) -> list: return [f.name for f in fields(self)]
-    def __getitem__(self, k: str):
+    def __getitem__(self,
+                    k: str,  # a setting's name (KeyError if it has none)
+                   ):
         if k not in self.keys(): raise KeyError(k)
         return getattr(self, k)
-    def __contains__(self, k) -> bool: return k in self.keys()
-    def get(self, k: str, default=None): return getattr(self, k) if k in self.keys() else default
+    def __contains__(self,
+                     k,  # the name to look for
+                    ) -> bool: return k in self.keys()
+    def get(self,
+            k: str,        # a setting's name
+            default=None,  # what to return when it has no setting `k`
+           ): return getattr(self, k) if k in self.keys() else default
     def __post_init__(self):
         for f in fields(self):
             v, m = getattr(self, f.name), f.metadata
@@ -334,11 +428,14 @@ class Settings:
             if m.get('check') is not None and not m['check'](v):
                 raise ValueError(f"setting {f.name} (--{f.name.replace('_', '-')}) must be {m['must']}, got {v!r}")
 
-def settings_defaults(cls: type) -> dict:
+def settings_defaults(cls: type,  # a settings dataclass (`DistillSettings`, a `combine_settings` result, ...)
+                     ) -> dict:
     "{name: default} of a settings dataclass."
     return {f.name: f.default for f in fields(cls)}
 
-def combine_settings(name: str, *parts: type) -> type:
+def combine_settings(name: str,     # the new dataclass's name, e.g. 'SFERD_PD_SETTINGS'
+                     *parts: type,  # settings dataclasses whose fields it takes, in order (a name in two: ValueError)
+                    ) -> type:
     "One settings dataclass with the fields of `parts`, in order (e.g. SFERD-PD: distillation + guidance + SGP); a name may appear once."
     fs = {}
     for p in parts:
@@ -373,7 +470,8 @@ class CDSettings(Settings):
     mu: float = setting(0.95, 'CD: EMA rate of the target network', check=lambda v: 0 <= v < 1, must='in [0, 1)')
 
 # %% ../nbs/05_distill.ipynb #ef2f4826
-def prepare_student(m: nn.Module) -> nn.Module:
+def prepare_student(m: nn.Module,  # a copy of the teacher or of the previous student, changed in place
+                   ) -> nn.Module:
     """Make `m` (a copy of the teacher or of the previous student) a trainable student, in place: dropout off, label
     dropout off (a teacher's label dropout is for its own classifier-free-guidance training; a student sees every
     label), gradients on, train mode. PD, CD, the SGP stage and GDD's generator all start here."""
@@ -384,7 +482,10 @@ def prepare_student(m: nn.Module) -> nn.Module:
             if isinstance(getattr(mod, 'config', None), dict) and 'label_dropout' in mod.config: mod.config['label_dropout'] = 0.
     return m.requires_grad_(True).train()
 
-def pd_stages(teacher_steps: int, student_steps: int = 1, ratio: int = 2) -> list:
+def pd_stages(teacher_steps: int,      # sampling steps of the first teacher
+              student_steps: int = 1,  # final student steps (ratio 2: teacher_steps = student_steps * 2^k, k >= 1)
+              ratio: int = 2,          # 2: halve the steps per stage; 1: one fine-tuning stage at teacher_steps
+             ) -> list:
     "Student step counts of the PD stages: halving from teacher_steps to student_steps (ratio 1: one fine-tuning stage)."
     if ratio == 1: return [teacher_steps]
     if ratio != 2: raise ValueError("PD uses ratio 2 (halving) or 1 (fine-tuning mode)")
@@ -415,17 +516,36 @@ NfeFn = Callable[[int, dict], int]                                      # (steps
 
 class GridFn(Protocol):
     "The times a method's student samples at, for `steps` steps and the recipe in its config.json."
-    def __call__(self, schedule: Schedule, steps: int, recipe: dict) -> Tensor: ...
+    def __call__(self,
+                 schedule: Schedule,  # the student's noise schedule
+                 steps: int,          # number of sampling steps
+                 recipe: dict,        # the 'distill' entry of its config.json (PD reads its 'grid')
+                ) -> Tensor: ...
 
 class SampleFn(Protocol):
     "A method's student sampler: images from `x_T` in `steps` steps (with the trajectory if `return_trajectory`)."
-    def __call__(self, den: DenoiserLike, x_T: Tensor, *, steps: int, recipe: dict, cond: Cond = None,
-                 generator: Optional[torch.Generator] = None, return_trajectory: bool = False) -> Tensor: ...
+    def __call__(self,
+                 den: DenoiserLike,                            # the model to sample from
+                 x_T: Tensor,                                  # the starting noise (B, C, H, W) at the noisiest time
+                 *,
+                 steps: int,                                   # number of sampling steps
+                 recipe: dict,                                 # the 'distill' entry of its config.json
+                 cond: Cond = None,                            # class labels (B,), the model's own condition, or None
+                 generator: Optional[torch.Generator] = None,  # RNG of a stochastic sampler (CD re-noising)
+                 return_trajectory: bool = False,              # also return the intermediate images: `(x, trajectory)`
+                ) -> Tensor: ...
 
 class StepFn(Protocol):
     "One step of a method's sampler, x_t -> x_s, from the prediction at (x_t, t); a random re-noising draws from `generator`."
-    def __call__(self, den: DenoiserLike, x: Tensor, t: TimeLike, s: TimeLike, pred: Prediction, *,
-                 generator: Optional[torch.Generator] = None) -> Tensor: ...
+    def __call__(self,
+                 den: DenoiserLike,                            # the model being sampled (its `schedule`)
+                 x: Tensor,                                    # the current batch x_t (B, C, H, W)
+                 t: TimeLike,                                  # the current time
+                 s: TimeLike,                                  # the time to step to, below t
+                 pred: Prediction,                             # the model's prediction at (x_t, t)
+                 *,
+                 generator: Optional[torch.Generator] = None,  # RNG of a random re-noising (CD)
+                ) -> Tensor: ...
 
 @dataclass(frozen=True)
 class DistillMethod:
@@ -494,7 +614,8 @@ def register_method(m: DistillMethod,  # the method, registered as `m.name` (rep
     METHODS[m.name] = m
     return m
 
-def get_method(name: str) -> DistillMethod:
+def get_method(name: str,  # a registered method's name ('teacher', 'pd', 'cd', 'sferd-pd', 'gdd', ...)
+              ) -> DistillMethod:
     "The registered method `name` (ValueError listing the known ones)."
     if name not in METHODS: load_method_modules()
     if name not in METHODS: raise ValueError(f"unknown distillation method {name!r}; choose one of {', '.join(METHODS)}")
@@ -515,11 +636,17 @@ def _ddim_on_grid(den, x_T, *, steps, recipe, cond=None, generator=None, return_
 def _consistency(den, x_T, *, steps, recipe, cond=None, generator=None, return_trajectory=False):
     return consistency_sample(den, x_T, consistency_grid(den.schedule, steps), cond=cond, generator=generator, return_trajectory=return_trajectory)
 
-def consistency_step(den: DenoiserLike, x: Tensor, t: TimeLike, s: TimeLike, pred: Prediction, *,
-                     generator: Optional[torch.Generator] = None) -> Tensor:
+def consistency_step(den: DenoiserLike,  # the consistency model (its `schedule`)
+                     x: Tensor,          # the current batch x_t (B, C, H, W): only its shape, dtype, device
+                     t: TimeLike,        # the current time (not used: `pred.x0` is re-noised to s)
+                     s: TimeLike,        # the time to move to
+                     pred: Prediction,   # the model's prediction at (x_t, t): its x0 is re-noised
+                     *,
+                     generator: Optional[torch.Generator] = None,  # RNG of the noise (CPU or x's GPU); None: the global one
+                    ) -> Tensor:
     "Multistep consistency sampling's move to time s: re-noise the prediction x0 to noise level s (in y = x / alpha)."
     a, g = den.schedule.alpha_sigma_like(s, x)
-    z = torch.randn(x.shape, generator=generator).to(x) if generator is not None else torch.randn_like(x)
+    z = torch.randn(x.shape, generator=generator, device=generator.device).to(x) if generator is not None else torch.randn_like(x)
     return (a * (pred.x0 + ((g / a) ** 2 - den.schedule.sigma_ve_min ** 2).clamp(min=0).sqrt() * z)).to(x.dtype)
 
 def _ddim_step(den, x, t, s, pred, *, generator=None): return ddim_update(den.schedule, x, pred, t, s)   # Eq. 3
@@ -562,7 +689,12 @@ TEACHER = register_method(DistillMethod(
     step=_ddim_step))
 
 # %% ../nbs/05_distill.ipynb #7b82552c
-def student_grid(schedule, steps: int, method: str, *, grid: Optional[str] = None, rho: float = 7.) -> Tensor:
+def student_grid(schedule,                    # the student's noise schedule
+                 steps: int,                  # number of sampling steps
+                 method: str,                 # a registered method's name ('pd', 'cd', 'sferd-pd', ...)
+                 *,
+                 grid: Optional[str] = None,  # PD-based methods' grid ('karras', 'uniform'; None: by schedule)
+                ) -> Tensor:
     "The times a distilled student samples at: its registered method's grid (PD: the grid it was trained on; CD: multistep noise levels)."
     return get_method(method).grid(schedule, steps, dict(grid=grid))
 
@@ -582,7 +714,12 @@ def student_sample(student: DenoiserLike,       # the model to sample from (a st
     return get_method(recipe['method']).sample(student, x_T, steps=steps, recipe=recipe, cond=cond, generator=generator,
                                                return_trajectory=return_trajectory)
 
-def sampling_condition(den: DenoiserLike, n: int, *, labels=None, generator: Optional[torch.Generator] = None):
+def sampling_condition(den: DenoiserLike,                            # the model to generate with
+                       n: int,                                       # number of images
+                       *,
+                       labels=None,                                  # their class labels (n,), or None
+                       generator: Optional[torch.Generator] = None,  # RNG of the model's own condition (SGP: z_sem)
+                      ):
     "The condition to generate `n` images with: the denoiser's own `sample_condition(n, labels, generator)` (SGP: z_sem from its latent sampler), else `labels`."
     d = unwrap(den)
     return d.sample_condition(n, labels, generator) if isinstance(d, WrappedStudent) else labels
@@ -702,7 +839,10 @@ def load(path,           # export or run folder, model file, or a course teacher
 
 class Distilled(list):
     "What `distill` returns: the exported student folders, one per stage (a list of Paths), with the trained students as `.models` (`Model`s) and the final one as `.student`."
-    def __init__(self, dirs: Sequence[Path], models: Sequence[Model]):
+    def __init__(self,
+                 dirs: Sequence[Path],     # the exported student folders, one per stage
+                 models: Sequence[Model],  # the trained students, one per folder
+                ):
         super().__init__(dirs)
         self.models = list(models)
 
@@ -816,7 +956,14 @@ if __name__.endswith('.distill'):
 
 # %% ../nbs/05_distill.ipynb #8e701b06
 @torch.no_grad()
-def prediction_gaps(teacher: DenoiserLike, students: dict, x_T: Tensor, teacher_steps: int, *, cond: Cond = None, grid: Optional[str] = None) -> dict:
+def prediction_gaps(teacher: DenoiserLike,       # the reference: its x0 predictions and its final DDIM sample
+                    students: dict,              # name -> (denoiser, steps, method name)
+                    x_T: Tensor,                 # the starting noise (B, C, H, W) of every path
+                    teacher_steps: int,          # the teacher's DDIM steps to its final sample
+                    *,
+                    cond: Cond = None,           # every model's condition (class labels (B,)), or None
+                    grid: Optional[str] = None,  # teacher's and PD students' `distill_grid` kind; None: by schedule
+                   ) -> dict:
     """Fig. 2b/2c: for each student (name -> (denoiser, steps, method)), along its own sampling path from `x_T`:
     u (sampling progress 0 -> 1), l2 to the teacher's x0 prediction at the same x_t (b), and l2 to the teacher's final sample (c)."""
     ts_T = distill_grid(teacher.schedule, teacher_steps, kind=grid)

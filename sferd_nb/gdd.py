@@ -35,17 +35,23 @@ __all__ = ['GDD_I_RULE', 'FREEZE_RULES', 'AUGMENTS', 'IMAGENET_MEAN', 'IMAGENET_
            'activation_similarity']
 
 # %% ../nbs/12_gdd.ipynb #fd2af744
-def one_step_generator(teacher: DenoiserLike) -> Denoiser:
+def one_step_generator(teacher: DenoiserLike  # an 'edm' or 'cm' Denoiser (or a wrapper of one): its network is copied
+                      ) -> Denoiser:
     "GDD's generator: a trainable copy of the teacher's network behind the consistency-model boundary scalings ('cm'), as every student (`prepare_student`)."
     return prepare_student(consistency_student(teacher))       # ValueError unless the teacher is a Denoiser; dropout and
                                                                   # label dropout 0, trainable (GDD-I freezing: the trainer)
 
-def prior_noise(schedule, z: Tensor) -> Tensor:
+def prior_noise(schedule,  # the generator's noise schedule (`.vp`, `.t_max`, `.alpha_sigma`)
+                z: Tensor  # standard normal latents (B, C, H, W)
+               ) -> Tensor:
     "x_T at t_max from standard normal z: sigma(t_max) z (VP schedules: z), as `samplers.prior_sample`."
     if schedule.vp: return z
     return z * schedule.alpha_sigma(schedule.t_max, torch.float64)[1].item()
 
-def generate_one_step(G, z: Tensor, cond: Cond = None) -> Tensor:
+def generate_one_step(G,                 # the generator: a Denoiser or a wrapper of one (DDP, compiled)
+                      z: Tensor,         # standard normal latents (B, C, H, W); x_T = `prior_noise(schedule, z)`
+                      cond: Cond = None  # class labels (B,) for a class-conditional generator, or None
+                     ) -> Tensor:
     "One step: G(z) = D(x_T, t_max).x0 with x_T = sigma_max z (GDD: the EDM network at sigma = 80 on 80 z)."
     sch = unwrap(G).schedule
     return G(prior_noise(sch, z), sch.t_max, cond=cond).x0
@@ -63,7 +69,8 @@ def _unet_of(model) -> nn.Module:
         raise ValueError("GDD-I freezing needs a sferd_nb UNet (or a Denoiser around one); use freeze='none' for other networks")
     return net
 
-def gdd_i_frozen(model) -> list:
+def gdd_i_frozen(model  # a sferd_nb UNet, or a Denoiser around one (or its wrapper)
+                ) -> list:
     "Names (relative to the UNet) of the parameters GDD-I freezes (`GDD_I_RULE`), in module order."
     out = []
     for name, mod in _unet_of(model).named_modules():
@@ -72,7 +79,8 @@ def gdd_i_frozen(model) -> list:
             out += [f'{name}.{p}' for p, _ in mod.named_parameters(recurse=False)]
     return out
 
-def freeze_gdd_i(model) -> dict:
+def freeze_gdd_i(model  # a sferd_nb UNet, or a Denoiser around one (or its wrapper)
+                ) -> dict:
     "Freeze GDD-I's parameters of `model` (a Denoiser or its UNet) in place; returns the report (names, counts, frozen fraction)."
     net = _unet_of(model)
     names = set(gdd_i_frozen(net))
@@ -83,25 +91,33 @@ def freeze_gdd_i(model) -> dict:
     return dict(rule='gdd-i', frozen=sorted(names), n_frozen=n_frozen, n_total=n_total, fraction=n_frozen / max(n_total, 1))
 
 # %% ../nbs/12_gdd.ipynb #2418cced
-def logit_heads(logits) -> list:
+def logit_heads(logits  # a tensor ((B,) or (B, P)), or a list / tuple of them, one per head
+               ) -> list:
     "A discriminator's output as a list of per-head logits: a tensor ((B,) logits, or (B, P) patch logits) is one head; a list or tuple is one entry per head."
     return list(logits) if isinstance(logits, (list, tuple)) else [logits]
 
-def d_loss_ns(real_logits, fake_logits) -> Tensor:
+def d_loss_ns(real_logits,  # D's logits on real images: a tensor, or a list per head
+              fake_logits   # D's logits on G's samples, with as many heads
+             ) -> Tensor:
     "Discriminator loss, per head h and summed: sum_h mean softplus(-D_h(x)) + mean softplus(D_h(G(z))) (Goodfellow et al. 2014, Eq. 1 minimised)."
     r, f = logit_heads(real_logits), logit_heads(fake_logits)
     if len(r) != len(f): raise ValueError(f"{len(r)} heads of real logits against {len(f)} of fake ones")
     return sum(F.softplus(-a.float()).mean() + F.softplus(b.float()).mean() for a, b in zip(r, f))
 
-def g_loss_ns(fake_logits) -> Tensor:
+def g_loss_ns(fake_logits  # D's logits on G's samples: a tensor, or a list per head
+             ) -> Tensor:
     "Non-saturating generator loss, per head and summed: sum_h mean softplus(-D_h(G(z))) = -log sigmoid(D_h(G(z))) (Goodfellow et al. 2014, Sec. 3)."
     return sum(F.softplus(-b.float()).mean() for b in logit_heads(fake_logits))
 
-def mean_logit(logits) -> Tensor:
+def mean_logit(logits  # D's logits: a tensor, or a list per head (`logit_heads`)
+              ) -> Tensor:
     "The mean logit over every head and patch (what the training log reports as d_real / d_fake)."
     return torch.cat([h.detach().float().flatten() for h in logit_heads(logits)]).mean()
 
-def r1_penalty(D: Callable, x: Tensor, cond: Cond = None) -> Tensor:
+def r1_penalty(D: Callable,       # the discriminator: D(x, cond) -> logits, or a list per head
+               x: Tensor,         # real images (B, C, H, W), at which the gradient is taken (detached first)
+               cond: Cond = None  # class labels (B,) passed to D, or None
+              ) -> Tensor:
     "R1 per sample: ||grad_x sum_h D_h(x)||^2 at real x (Mescheder et al. 2018, Eq. 9; the heads' logits summed, as GDD's code), differentiable in D's weights (create_graph)."
     x = x.detach().requires_grad_(True)
     # the math attention kernel: the fused ones (flash / efficient) have no double backward, which R1 needs through a D with
@@ -148,7 +164,8 @@ def _cutout(x, g, ratio: float = 0.5):
 
 AUGMENTS = {'color': (_brightness, _saturation, _contrast), 'translation': (_translation,), 'cutout': (_cutout,)}
 
-def parse_policy(policy: Optional[str]) -> list:
+def parse_policy(policy: Optional[str]  # comma list of 'color', 'translation', 'cutout'; None, '' or 'none': no ops
+                ) -> list:
     "The DiffAugment ops of a policy string ('color,translation,cutout'; None / '' / 'none': no augmentation)."
     if policy is None or policy.strip().lower() in ('', 'none'): return []
     ops = [p.strip() for p in policy.split(',') if p.strip()]
@@ -156,7 +173,10 @@ def parse_policy(policy: Optional[str]) -> list:
     if bad: raise ValueError(f"unknown DiffAugment op(s) {bad}; use a comma list of {', '.join(AUGMENTS)} or 'none'")
     return ops
 
-def diff_augment(x: Tensor, policy: Optional[str] = 'color,translation,cutout', generator: Optional[torch.Generator] = None) -> Tensor:
+def diff_augment(x: Tensor,                                           # images (B, C, H, W), reals and fakes alike
+                 policy: Optional[str] = 'color,translation,cutout',  # `parse_policy`'s ops; None or 'none': x as is
+                 generator: Optional[torch.Generator] = None          # RNG on x's device; None: torch's global one
+                ) -> Tensor:
     "DiffAugment (Zhao et al. 2020): differentiable random colour / translation (1/8) / cutout (1/2), applied to reals and fakes alike (random numbers drawn for the global batch)."
     for name in parse_policy(policy):
         for f in AUGMENTS[name]: x = f(x, generator)
@@ -165,11 +185,17 @@ def diff_augment(x: Tensor, policy: Optional[str] = 'color,translation,cutout', 
 # %% ../nbs/12_gdd.ipynb #7987014d
 class DBlock(nn.Module):
     "Residual discriminator block: (LeakyReLU, 3x3 conv) x 2 + 1x1 skip, both average-pooled by 2 if `down`; sum / sqrt(2)."
-    def __init__(self, cin: int, cout: int, down: bool = True):
+    def __init__(self,
+                 cin: int,          # input channels
+                 cout: int,         # output channels
+                 down: bool = True  # average-pool both paths by 2 (H, W halved); False: same size
+                ):
         super().__init__()
         self.conv0, self.conv1 = nn.Conv2d(cin, cout, 3, padding=1), nn.Conv2d(cout, cout, 3, padding=1)
         self.skip, self.down = nn.Conv2d(cin, cout, 1, bias=False), down
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self,
+                x: Tensor  # features (B, cin, H, W)
+               ) -> Tensor:
         h = self.conv1(F.leaky_relu(self.conv0(F.leaky_relu(x, 0.2)), 0.2))
         s = self.skip(x)
         if self.down: h, s = F.avg_pool2d(h, 2), F.avg_pool2d(s, 2)
@@ -177,8 +203,14 @@ class DBlock(nn.Module):
 
 class ResNetDiscriminator(nn.Module):
     "A from-scratch residual discriminator: conv, `len(channel_mult)` down blocks, mean pool, linear logit (+ class projection)."
-    def __init__(self, *, resolution: int = 32, in_channels: int = 3, channels: int = 64, channel_mult: Sequence[int] = (1, 2, 2),
-                 num_classes: Optional[int] = None):
+    def __init__(self,
+                 *,
+                 resolution: int = 32,                     # image side in pixels, divisible by 2^len(channel_mult)
+                 in_channels: int = 3,                     # image channels
+                 channels: int = 64,                       # base width: block k has channels * channel_mult[k]
+                 channel_mult: Sequence[int] = (1, 2, 2),  # one down block per entry, each halving the side
+                 num_classes: Optional[int] = None         # classes of the class projection; None: unconditional
+                ):
         super().__init__()
         if resolution % (2 ** len(channel_mult)): raise ValueError(f"resolution {resolution} is not divisible by 2^{len(channel_mult)}; use fewer channel_mult levels")
         self.conv_in = nn.Conv2d(in_channels, channels * channel_mult[0], 3, padding=1)
@@ -187,7 +219,10 @@ class ResNetDiscriminator(nn.Module):
         self.blocks, self.out = nn.Sequential(*blocks), nn.Linear(ch, 1)
         self.embed = nn.Embedding(num_classes, ch) if num_classes else None
 
-    def forward(self, x: Tensor, cond: Optional[Tensor] = None) -> Tensor:
+    def forward(self,
+                x: Tensor,                     # images (B, C, H, W)
+                cond: Optional[Tensor] = None  # class labels (B,): needed when conditional, ignored otherwise
+               ) -> Tensor:
         h = F.leaky_relu(self.blocks(self.conv_in(x)), 0.2).mean((2, 3))
         out = self.out(h).squeeze(1)
         if self.embed is not None:
@@ -210,9 +245,16 @@ class _HeadsOnFeatures(nn.Module):
         self.embed = nn.ModuleList(nn.Embedding(num_classes, channels) for _ in feats) if num_classes else None
         self.to(device)
 
-    def features(self, x: Tensor, cond: Optional[Tensor] = None) -> list: return self.net(x, cond)
+    def features(self,
+                 x: Tensor,                     # images (B, C, H, W) in [-1, 1]
+                 cond: Optional[Tensor] = None  # class labels (B,) or None, passed to the feature network
+                ) -> list: return self.net(x, cond)
 
-    def forward(self, x: Tensor, cond: Optional[Tensor] = None) -> list:
+    def forward(self,
+                x: Tensor,                     # images (B, C, H, W) in [-1, 1]
+                cond: Optional[Tensor] = None  # class labels (B,) for the feature network and a conditional D's heads
+               ) -> list:
+        if self.embed is not None and cond is None: raise ValueError("this discriminator is class-conditional: pass cond= labels")
         out = []
         for k, f in enumerate(self.features(x, cond)):
             h = self.heads[k](f)
@@ -223,7 +265,11 @@ class _HeadsOnFeatures(nn.Module):
 
 class TeacherEncoder:
     "The frozen teacher's encoder as a feature network: `enc(x, cond)` -> its features (`UNet.encoder_features`) of x + sigma eps at the fixed level sigma, in the teacher's own preconditioning. The offline stand-in for an ImageNet network."
-    def __init__(self, teacher: DenoiserLike, *, sigma: float = 0.5):
+    def __init__(self,
+                 teacher: DenoiserLike,  # a Denoiser around a sferd_nb UNet (or a wrapper of one); frozen in place
+                 *,
+                 sigma: float = 0.5      # noise level sigma_f of the features (> 0), as sigma_t / alpha_t
+                ):
         den = unwrap(teacher)
         if not isinstance(den, Denoiser) or not hasattr(den.net, 'encoder_features'):
             raise ValueError("the 'teacher' discriminator needs a Denoiser around a sferd_nb UNet; use disc='resnet'")
@@ -232,14 +278,21 @@ class TeacherEncoder:
 
     strides = head_sizes = resize = None                          # a projected D reads its maps as they come (see ImageNetFeatures)
 
-    def probe(self, resolution: Optional[int] = None, in_channels: Optional[int] = None) -> list:
+    def probe(self,
+              resolution: Optional[int] = None,  # image side; None: the teacher's img_resolution
+              in_channels: Optional[int] = None  # image channels; None: the teacher's
+             ) -> list:
         "The features of one zero image (default: the teacher's size) without noise: shapes only, no random numbers are drawn."
         cfg, p = self.teacher.net.config, next(self.teacher.parameters())
         r = resolution or cfg['img_resolution']
         x = torch.zeros(1, in_channels or cfg['in_channels'], r, r, device=p.device)
         with torch.no_grad(): return self(x, torch.zeros(1, dtype=torch.long, device=p.device) if self.classes else None, noise=False)
 
-    def __call__(self, x: Tensor, cond: Optional[Tensor] = None, noise: bool = True) -> list:
+    def __call__(self,
+                 x: Tensor,                      # clean images (B, C, H, W), in the data's range
+                 cond: Optional[Tensor] = None,  # class labels (B,), used if the teacher is class-conditional
+                 noise: bool = True              # add sigma eps; False: the features of x itself (eps = 0)
+                ) -> list:
         "Features of x + sigma eps (eps from torch's generator, drawn for the global batch; `noise=False`: eps = 0)."
         den, sch = self.teacher, self.teacher.schedule
         y = x                                                      # EDM coordinates y = x / alpha
@@ -255,7 +308,13 @@ class TeacherEncoder:
 
 class TeacherFeatureDiscriminator(_HeadsOnFeatures):
     "Projected-GAN-style D (Sauer et al. 2021) on the frozen teacher's encoder (`TeacherEncoder`): features at noise level `sigma`, one trained head per scale; a list of per-head logits (B,)."
-    def __init__(self, teacher: DenoiserLike, *, sigma: float = 0.5, channels: int = 64, num_classes: Optional[int] = None):
+    def __init__(self,
+                 teacher: DenoiserLike,             # a Denoiser around a sferd_nb UNet: its encoder, frozen in place
+                 *,
+                 sigma: float = 0.5,                # noise level sigma_f of the features (> 0; see `TeacherEncoder`)
+                 channels: int = 64,                # width of every head
+                 num_classes: Optional[int] = None  # classes of the heads' projection; None: unconditional
+                ):
         super().__init__()
         self.net = TeacherEncoder(teacher, sigma=sigma)           # a plain object: the teacher is not trained, not checkpointed
         self._add_heads(self.net.probe(), channels, num_classes, next(self.net.teacher.parameters()).device)
@@ -263,7 +322,8 @@ class TeacherFeatureDiscriminator(_HeadsOnFeatures):
 # %% ../nbs/12_gdd.ipynb #e27c1c26
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
-def load_state_dict_file(path) -> dict:
+def load_state_dict_file(path  # a local file: .safetensors, else a torch state dict (.pth, .pt, .bin); ~ expanded
+                        ) -> dict:
     "The tensors of a local weights file: safetensors, or a torch state dict read with `torch.load(weights_only=True)` (no code is unpickled); a {'state_dict': ...} / {'model': ...} wrapper is unwrapped."
     path = Path(path).expanduser()
     if not path.is_file(): raise FileNotFoundError(f"no weights file {path}; pass a local .safetensors or .pth state dict (nothing is downloaded)")
@@ -282,7 +342,9 @@ def load_state_dict_file(path) -> dict:
 
 def _flat(k: str) -> str: return (k[7:] if k.startswith('module.') else k).replace('.', '_')
 
-def load_backbone_weights(backbone: nn.Module, state: dict) -> dict:
+def load_backbone_weights(backbone: nn.Module,  # the network to fill in place (e.g. a timm features_only model)
+                          state: dict           # names -> tensors (`load_state_dict_file`); extra ones are ignored
+                         ) -> dict:
     "Copy `state` into `backbone`: keys match up to '.' vs '_' (timm's features_only flattening) and a 'module.' prefix; every backbone tensor must be there with its shape; the rest (a classifier) is ignored. Returns the counts."
     by = {}
     for k, v in state.items():
@@ -300,7 +362,10 @@ def load_backbone_weights(backbone: nn.Module, state: dict) -> dict:
     backbone.load_state_dict(new)
     return dict(loaded=len(new), ignored=len(state) - len(new))
 
-def timm_backbone(name: str, weights, device=None) -> nn.Module:
+def timm_backbone(name: str,   # a timm model name, e.g. 'efficientnet_lite0' or 'vgg16_bn'
+                  weights,     # path of a local weights file (`load_state_dict_file`)
+                  device=None  # where the network goes; None: the CPU
+                 ) -> nn.Module:
     "A frozen timm feature network: `timm.create_model(name, pretrained=False, features_only=True)` with the tensors of the local file `weights`; nothing is downloaded."
     state = load_state_dict_file(weights)                       # the file first: its errors do not depend on timm
     try: import timm
@@ -319,8 +384,16 @@ def timm_backbone(name: str, weights, device=None) -> nn.Module:
 
 class ImageNetFeatures:
     "A frozen ImageNet feature network (`backbone(x)` -> list of (B, C, H, W), e.g. `timm_backbone`) fed as GDD's code feeds it: x in [-1, 1] -> [0, 1] -> the backbone's mean/std -> bilinear `resize` pixels (224 in GDD's code; None: as is)."
-    def __init__(self, backbone: nn.Module, *, mean=IMAGENET_MEAN, std=IMAGENET_STD, resize: Optional[int] = None, in_channels: int = 3,
-                 strides: Optional[Sequence[int]] = None, head_sizes: Optional[Sequence[int]] = None):
+    def __init__(self,
+                 backbone: nn.Module,                        # x -> list of maps, e.g. `timm_backbone`; frozen here
+                 *,
+                 mean=IMAGENET_MEAN,                         # the backbone's per-channel input mean, on [0, 1] images
+                 std=IMAGENET_STD,                           # its per-channel input standard deviation
+                 resize: Optional[int] = None,               # resize to this side (bilinear, >= 8); None: as is
+                 in_channels: int = 3,                       # the data's channels (must be len(mean))
+                 strides: Optional[Sequence[int]] = None,    # a projected D's levels by stride; None: coarsest `levels`
+                 head_sizes: Optional[Sequence[int]] = None  # a projected D's head size per level; None: 2x the map's
+                ):
         if in_channels != len(mean): raise ValueError(f"the backbone expects {len(mean)}-channel images, the data has {in_channels}")
         if resize is not None and resize < 8: raise ValueError(f"disc_resize must be at least 8 pixels, got {resize}")
         self.backbone, self.resize = backbone.requires_grad_(False).eval(), resize
@@ -329,18 +402,33 @@ class ImageNetFeatures:
         self.mean = torch.tensor(mean, dtype=torch.float32, device=p.device).view(1, -1, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32, device=p.device).view(1, -1, 1, 1)
 
-    def probe(self, resolution: int, in_channels: int = 3) -> list:
+    def probe(self,
+              resolution: int,      # side of the zero probe image in pixels (before `resize`)
+              in_channels: int = 3  # its channels
+             ) -> list:
         with torch.no_grad(): return self(torch.zeros(1, in_channels, resolution, resolution, device=self.mean.device))
 
-    def __call__(self, x: Tensor, cond: Optional[Tensor] = None) -> list:
+    def __call__(self,
+                 x: Tensor,                     # images (B, C, H, W) in [-1, 1]
+                 cond: Optional[Tensor] = None  # ignored (the interface of a feature network)
+                ) -> list:
         x = (x + 1) / 2                                            # the per-channel normalisation commutes with the resize
         if self.resize and x.shape[-1] != self.resize: x = F.interpolate(x, size=(self.resize, self.resize), mode='bilinear', align_corners=False)
         return list(self.backbone((x - self.mean.to(x.dtype)) / self.std.to(x.dtype)))
 
 class BackboneFeatureDiscriminator(_HeadsOnFeatures):
     "Projected-GAN-style D on a frozen feature network (`ImageNetFeatures` of `backbone`, e.g. `timm_backbone`): one trained head per scale; a list of per-head logits (B,)."
-    def __init__(self, backbone: nn.Module, *, channels: int = 64, num_classes: Optional[int] = None, mean=IMAGENET_MEAN,
-                 std=IMAGENET_STD, resize: Optional[int] = None, resolution: int = 32, in_channels: int = 3):
+    def __init__(self,
+                 backbone: nn.Module,                # x -> list of maps, e.g. `timm_backbone`; frozen, not a submodule
+                 *,
+                 channels: int = 64,                 # width of every head
+                 num_classes: Optional[int] = None,  # classes of the heads' projection; None: unconditional
+                 mean=IMAGENET_MEAN,                 # the backbone's per-channel input mean, on [0, 1] images
+                 std=IMAGENET_STD,                   # its per-channel input standard deviation
+                 resize: Optional[int] = None,       # resize to this side (bilinear, >= 8); None: as is
+                 resolution: int = 32,               # the data's image side (the heads are built from a probe at it)
+                 in_channels: int = 3                # the data's channels
+                ):
         super().__init__()
         self.net = ImageNetFeatures(backbone, mean=mean, std=std, resize=resize, in_channels=in_channels)   # not a submodule:
         self._add_heads(self.net.probe(resolution, in_channels), channels, num_classes, self.net.mean.device)   # not trained or checkpointed
@@ -364,7 +452,9 @@ class _AllReduceSum(torch.autograd.Function):
 
 class GlobalBatchNorm2d(nn.BatchNorm2d):
     "BatchNorm2d whose training statistics are those of the global batch under DDP (differentiable all-reduce of the sums, on any device): DDP = one process."
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self,
+                x: Tensor  # features (B, C, H, W); DDP training: the global batch's statistics
+               ) -> Tensor:
         if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1): return super().forward(x)
         xf = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x        # statistics in float32 at least
         n = torch.tensor([xf.numel() // xf.shape[1]], dtype=xf.dtype, device=x.device)
@@ -380,7 +470,10 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
 
 class RandomProjection(nn.Module):
     "Projected GAN's fixed random projections of L feature levels (finest first): cross-channel mixing (1x1 conv to cout * 2^l channels), then cross-scale mixing top-down (add the coarser output, upsample x2, 1x1 conv halving the channels; level 0 keeps cout). Never trained."
-    def __init__(self, channels: Sequence[int], cout: int = 64):
+    def __init__(self,
+                 channels: Sequence[int],  # input channels of the L levels, finest first
+                 cout: int = 64            # level 0's width; level l: cout * 2^l, halved after mixing (l > 0)
+                ):
         super().__init__()
         width = [cout * 2 ** l for l in range(len(channels))]
         self.ccm = nn.ModuleList(nn.Conv2d(c, w, 1) for c, w in zip(channels, width))
@@ -388,7 +481,9 @@ class RandomProjection(nn.Module):
         self.channels = [w // 2 if l else w for l, w in enumerate(width)]
         self.requires_grad_(False)
 
-    def forward(self, feats: Sequence[Tensor]) -> list:
+    def forward(self,
+                feats: Sequence[Tensor]  # the L feature maps (B, C_l, H_l, W_l), finest first
+               ) -> list:
         h = [conv(f) for conv, f in zip(self.ccm, feats)]
         out, up = [None] * len(h), None
         for l in reversed(range(len(h))):
@@ -398,8 +493,16 @@ class RandomProjection(nn.Module):
         return out
 
 class PatchHead(nn.Module):
-    "GDD's per-level discriminator (Projected GAN's SingleDisc): down blocks (spectral-norm 4x4 conv stride 2, BatchNorm, LeakyReLU 0.2) from the level's size to `end` px, then a 4x4 conv to patch logits (B, P); conditional: projected on a class embedding."
-    def __init__(self, cin: int, res: int, *, end: int = 8, width: float = 1., num_classes: Optional[int] = None, cmap: int = 64):
+    "GDD's per-level discriminator (Projected GAN's SingleDisc): down blocks (spectral-norm 4x4 conv stride 2, BatchNorm, LeakyReLU 0.2) from the level's size to `end` px, then a 4x4 conv (end // 2 below 8 px) to patch logits (B, P); conditional: projected on a class embedding."
+    def __init__(self,
+                 cin: int,                           # channels of the level's projected map
+                 res: int,                           # the size it is built for (the nearest size in `NFC`)
+                 *,
+                 end: int = 8,                       # down blocks down to this size, then the logit conv (4x4 if >= 8)
+                 width: float = 1.,                  # factor on `NFC`'s widths (d_channels / 64)
+                 num_classes: Optional[int] = None,  # classes of the class-embedding projection; None: unconditional
+                 cmap: int = 64                      # channels of the conditional logit map and class embedding
+                ):
         super().__init__()
         size = min(NFC, key=lambda k: (abs(k - res), k))              # the nearest tabulated size, as the reference
         nfc = lambda r: max(1, round(NFC[r] * width))
@@ -413,14 +516,22 @@ class PatchHead(nn.Module):
         self.out = _sn_conv(ch, self.cmap, k, bias=False)
         self.embed = nn.Sequential(nn.Embedding(num_classes, cmap), nn.Linear(cmap, cmap), nn.LeakyReLU(0.2)) if num_classes else None
 
-    def forward(self, f: Tensor, cond: Optional[Tensor] = None) -> Tensor:
+    def forward(self,
+                f: Tensor,                     # the level's projected map (B, cin, H, W)
+                cond: Optional[Tensor] = None  # class labels (B,): needed when conditional, ignored otherwise
+               ) -> Tensor:
         o = self.out(self.main(f))
         if self.embed is not None:
             if cond is None: raise ValueError("this discriminator is class-conditional: pass cond= labels")
             o = (o * self.embed(cond.long()).view(o.shape[0], -1, 1, 1)).sum(1, keepdim=True) / math.sqrt(self.cmap)
         return o.flatten(1)
 
-def feature_levels(feats: Sequence[Tensor], *, levels: int = 4, strides: Optional[Sequence[int]] = None, size: Optional[int] = None) -> list:
+def feature_levels(feats: Sequence[Tensor],                  # a feature network's maps (B, C, H, W), finest first
+                   *,
+                   levels: int = 4,                          # how many of the coarsest resolutions (no `strides`)
+                   strides: Optional[Sequence[int]] = None,  # the strides to read instead; None: by `levels`
+                   size: Optional[int] = None                # the input's side in pixels (needed with `strides`)
+                  ) -> list:
     "Indices of the maps a projected D reads: the last map at each resolution, then the coarsest `levels` of those (finest first); with `strides`, the last map at each of those strides of an input of `size` pixels."
     last = [i for i, f in enumerate(feats) if i + 1 == len(feats) or feats[i + 1].shape[-1] != f.shape[-1]]
     if strides is None: return last[-levels:]
@@ -431,8 +542,16 @@ def feature_levels(feats: Sequence[Tensor], *, levels: int = 4, strides: Optiona
 
 class ProjectedDiscriminator(nn.Module):
     "GDD's discriminator (see above): per frozen feature network (`TeacherEncoder` or `ImageNetFeatures`: `probe`, a call, `strides`, `head_sizes`, `resize`), its levels -> fixed `RandomProjection` -> one trained `PatchHead` per level. Returns the list of per-head patch logits; the losses are taken per head and summed."
-    def __init__(self, feature_nets: Sequence[Callable], *, resolution: int = 32, in_channels: int = 3, cout: int = 64,
-                 width: float = 1., num_classes: Optional[int] = None, levels: int = 4):
+    def __init__(self,
+                 feature_nets: Sequence[Callable],   # frozen `TeacherEncoder`s or `ImageNetFeatures`; not submodules
+                 *,
+                 resolution: int = 32,               # the data's image side (the networks are probed at it)
+                 in_channels: int = 3,               # the data's channels
+                 cout: int = 64,                     # `RandomProjection`'s base width
+                 width: float = 1.,                  # factor on the heads' `NFC` widths (d_channels / 64)
+                 num_classes: Optional[int] = None,  # classes of the heads' projection; None: unconditional
+                 levels: int = 4                     # feature levels per network without `strides`
+                ):
         super().__init__()
         if not feature_nets: raise ValueError("a projected discriminator needs at least one feature network")
         self.nets, self.levels = list(feature_nets), []           # plain objects: frozen, not trained, not checkpointed
@@ -448,7 +567,10 @@ class ProjectedDiscriminator(nn.Module):
         self.proj, self.heads = nn.ModuleList(proj), nn.ModuleList(heads)
         self.to(probes[0][0].device)
 
-    def forward(self, x: Tensor, cond: Optional[Tensor] = None) -> list:
+    def forward(self,
+                x: Tensor,                     # images (B, C, H, W) in [-1, 1]
+                cond: Optional[Tensor] = None  # class labels (B,): for the feature networks and the conditional heads
+               ) -> list:
         out = []
         for net, idx, proj, heads in zip(self.nets, self.levels, self.proj, self.heads):
             feats = net(x, cond)
@@ -463,13 +585,24 @@ def _split(batch):
 
 class GANLoss(DistillLoss, nn.Module):
     "The adversarial part of a GAN run, as `GANTrainer`'s loss: discriminator D, its Adam (checkpointed with D via `get_extra_state`), latents, augmentation, R1 settings."
-    def __init__(self, D: nn.Module, *, generate: Optional[Callable] = None, latent_shape: Optional[Sequence[int]] = None,
-                 conditional: bool = False, gamma: float = 0., r1_every: int = 16, lr: float = 1e-4, betas=GDD_BETAS,
-                 augment: Optional[str] = None, grad_clip: float = 0., seed: int = 0):
+    def __init__(self,
+                 D: nn.Module,                                  # D(x, cond) -> logits (B,), or a list per head
+                 *,
+                 generate: Optional[Callable] = None,           # generate(G, z, cond) -> images; None: G(z)
+                 latent_shape: Optional[Sequence[int]] = None,  # one z's shape; None: an image's (real.shape[1:])
+                 conditional: bool = False,                     # pass the batch's labels to G and D
+                 gamma: float = 0.,                             # R1 weight (>= 0; 0: no R1)
+                 r1_every: int = 16,                            # lazy R1 interval k, in steps (>= 1)
+                 lr: float = 1e-4,                              # D's Adam lr (> 0; times k/(k+1) if gamma > 0)
+                 betas=GDD_BETAS,                               # D's Adam betas (each ^ k/(k+1) if gamma > 0)
+                 augment: Optional[str] = None,                 # DiffAugment policy of D's inputs; None or 'none': off
+                 grad_clip: float = 0.,                         # D's gradient-norm clip; 0: none
+                 seed: int = 0                                  # seed of the latents, drawn per (step, micro-batch)
+                ):
         super().__init__()
         if not gamma >= 0: raise ValueError(f"the R1 weight gamma must be a number >= 0, got {gamma}")   # NaN too
         if not isinstance(r1_every, int) or r1_every < 1: raise ValueError(f"r1_every must be an integer >= 1, got {r1_every!r}")
-        if lr <= 0: raise ValueError(f"the discriminator learning rate must be > 0, got {lr}")
+        if not lr > 0: raise ValueError(f"the discriminator learning rate must be > 0, got {lr}")          # NaN too
         self.policy = parse_policy(augment)
         self.D, self.augment = D, augment
         self.generate_fn = generate or (lambda G, z, cond: G(z))
@@ -481,36 +614,70 @@ class GANLoss(DistillLoss, nn.Module):
         self.d_opt = torch.optim.Adam(self.d_params, lr=lr * c, betas=(betas[0] ** c, betas[1] ** c))
 
     def get_extra_state(self): return dict(d_opt=self.d_opt.state_dict())
-    def set_extra_state(self, state): self.d_opt.load_state_dict(state['d_opt'])
+    def set_extra_state(self,
+                        state  # `get_extra_state`'s dict: D's Adam state
+                       ): self.d_opt.load_state_dict(state['d_opt'])
 
-    def cond(self, y): return y if self.conditional else None
+    def cond(self,
+             y  # the batch's labels (B,) or None; passed on only when `conditional`
+            ): return y if self.conditional else None
 
-    def latents(self, real: Tensor, step: int, k: int) -> Tensor:
+    def latents(self,
+                real: Tensor,  # the micro-batch's reals: z's count, device, default shape
+                step: int,     # optimiser step, a seed of z
+                k: int         # micro-batch index within the step, a seed of z
+               ) -> Tensor:
         "z for micro-batch k of `step`: standard normal, a function of (seed, step, k), drawn for the global batch."
         g = torch.Generator(device=real.device).manual_seed(mix_seed(self.seed, step, k, 17))
         shape = self.latent_shape or tuple(real.shape[1:])
         return draw_global(lambda n: torch.randn((n, *shape), generator=g, device=real.device), real.shape[0])
 
-    def fake(self, G, real: Tensor, y, *, step: int, k: int) -> Tensor:
+    def fake(self,
+             G,             # the generator (the Trainer's model, perhaps DDP-wrapped)
+             real: Tensor,  # the micro-batch's real images: as many fakes, z in their dtype
+             y,             # their labels (B,) or None
+             *,
+             step: int,     # optimiser step, a seed of z
+             k: int         # micro-batch index within the step, a seed of z
+            ) -> Tensor:
         "G's samples for a micro-batch (as many as reals; the reals' labels for a conditional G)."
         return self.generate_fn(G, self.latents(real, step, k).to(real.dtype), self.cond(y))
 
-    def augment_images(self, x: Tensor) -> Tensor: return diff_augment(x, self.augment) if self.policy else x
+    def augment_images(self,
+                       x: Tensor  # images (B, C, H, W), real or generated
+                      ) -> Tensor: return diff_augment(x, self.augment) if self.policy else x
 
-    def logits(self, x: Tensor, y=None) -> Tensor:
+    def logits(self,
+               x: Tensor,  # images (B, C, H, W), real or generated
+               y=None      # their labels (B,), passed on when conditional
+              ) -> Tensor:
         "D's logits on augmented images (`augment`; none by default): a tensor, or a list of per-head logits."
         return self.D(self.augment_images(x), self.cond(y))
 
-    def forward(self, model, batch, step: int):
+    def forward(self,
+                model,     # the generator
+                batch,     # images, or (images, labels)
+                step: int  # optimiser step, a seed of z
+               ):
         "The generator's loss alone (what a plain Trainer would minimise; GANTrainer runs both players)."
         real, y = _split(batch)
         return g_loss_ns(self.logits(self.fake(model, real, y, step=step, k=0), y)), {}
 
 class GANTrainer(Trainer):
     "The Trainer with a two-player `backward` (the generator: the Trainer's model and optimiser; the discriminator of the `GANLoss`); lr schedule, EMA, finiteness and logging are the Trainer's. `freeze='gdd-i'` freezes the generator first."
-    def __init__(self, model: nn.Module, loss_fn: GANLoss, config, out_dir, *, sample_fn: Optional[Callable] = None,
-                 meta: Optional[dict] = None, extra: Optional[nn.Module] = None, on_step_end: Optional[Callable] = None,
-                 param_groups: Optional[list] = None, freeze: Optional[str] = None):
+    def __init__(self,
+                 model: nn.Module,                        # the generator to train (GDD: `one_step_generator`)
+                 loss_fn: GANLoss,                        # the discriminator, its optimiser and the GAN settings
+                 config,                                  # batch, optimiser, schedule, EMA, precision, logging
+                 out_dir,                                 # the run folder: checkpoints, metrics.jsonl, samples/
+                 *,
+                 sample_fn: Optional[Callable] = None,    # sample_fn(ema_model, step) -> images for the progress grids
+                 meta: Optional[dict] = None,             # JSON facts stored in every checkpoint (the recipe, ...)
+                 extra: Optional[nn.Module] = None,       # None or `loss_fn`: the GANLoss is checkpointed as `extra`
+                 on_step_end: Optional[Callable] = None,  # on_step_end(model) after every optimiser step
+                 param_groups: Optional[list] = None,     # G's torch-style groups with 'lr_scale' (None: all trainable)
+                 freeze: Optional[str] = None             # 'gdd-i': freeze G's GDD-I weights first; None, 'none': no
+                ):
         if not isinstance(loss_fn, GANLoss):
             raise ValueError("GANTrainer needs a GANLoss as loss_fn (it holds the discriminator, its optimiser and the settings)")
         if extra is not None and extra is not loss_fn:
@@ -526,7 +693,10 @@ class GANTrainer(Trainer):
             print(f"GDD-I: {100 * r['fraction']:.1f} % of the generator's parameters are frozen ({r['n_frozen']:,} of {r['n_total']:,})",
                   file=sys.stderr)
 
-    def check_finite(self, stats: dict, where: str = 'at') -> None:
+    def check_finite(self,
+                     stats: dict,       # `backward`'s stats (or their sums): loss, grad_norm, d_loss, d_grad_norm
+                     where: str = 'at'  # 'at' (this step) or 'by' (summed since the last check): the message
+                    ) -> None:
         "The Trainer's check of G's loss and gradient, then the same for D (FloatingPointError before anything is written)."
         super().check_finite(stats, where)
         if 'd_loss' not in stats: return
@@ -543,7 +713,9 @@ class GANTrainer(Trainer):
         "The generator's optimiser, then the discriminator's (the Trainer steps both after the finiteness check)."
         return [self.opt, self.loss_fn.d_opt]
 
-    def backward(self, micro: list) -> tuple[dict, dict]:
+    def backward(self,
+                 micro: list  # the step's micro-batches, each images or (images, labels)
+                ) -> tuple[dict, dict]:
         "Gradients of both players: generator phase (non-saturating loss), then discriminator phase (+ lazy R1); the Trainer's `train_step` does the rest."
         cfg, step, gan = self.cfg, self.step, self.loss_fn
         n, dev = cfg.grad_accum, self.device
@@ -652,8 +824,15 @@ def _timm_norm(bb: nn.Module) -> dict:
     pc = getattr(bb, 'pretrained_cfg', None) or {}
     return dict(mean=pc.get('mean', IMAGENET_MEAN), std=pc.get('std', IMAGENET_STD))
 
-def make_discriminator(kind: str, teacher: DenoiserLike, *, channels: Optional[int] = None, feat_sigma: float = GDDSettings.feat_sigma, backbone=None,
-                       weights=None, resize: Optional[int] = None) -> nn.Module:
+def make_discriminator(kind: str,                                   # 'projected', 'resnet', 'teacher' or 'timm'
+                       teacher: DenoiserLike,                       # its UNet sets D's image size, classes and device
+                       *,
+                       channels: Optional[int] = None,              # D's width; None: the teacher's ('projected': 64)
+                       feat_sigma: float = GDDSettings.feat_sigma,  # noise level of the teacher-encoder features
+                       backbone=None,                               # timm name(s), list or comma string ('timm': one)
+                       weights=None,                                # local weights files, one per backbone name
+                       resize: Optional[int] = None                 # ImageNet input side; None: 224 ('timm': as is)
+                      ) -> nn.Module:
     """The discriminator `kind` for a teacher's images (its resolution, channels, classes and device): 'projected' (GDD's; the
     timm networks `backbone` (names, a list or a comma string) with the local `weights`, one per name, at `resize` px (224);
     none: the teacher's encoder at `feat_sigma`), 'resnet', 'teacher' or 'timm' (one `backbone` with its `weights`)."""
@@ -680,7 +859,10 @@ def make_discriminator(kind: str, teacher: DenoiserLike, *, channels: Optional[i
         return BackboneFeatureDiscriminator(bb, channels=ch, num_classes=ncls, **_timm_norm(bb), resize=resize, resolution=res, in_channels=cin)
     return ResNetDiscriminator(resolution=res, in_channels=cin, channels=ch, num_classes=ncls).to(dev)
 
-def gdd_loss(teacher: DenoiserLike, generator: DenoiserLike, c: dict) -> GANLoss:
+def gdd_loss(teacher: DenoiserLike,    # a Denoiser around a sferd_nb UNet: D's size, classes and (offline) features
+             generator: DenoiserLike,  # the model being trained (not read)
+             c: dict                   # the run's settings (`get_method('gdd').run_settings(...)`)
+            ) -> GANLoss:
     "GDD's GANLoss for `generator` (settings `c`: `get_method('gdd').run_settings(...)`): discriminator, R1, augmentation (none by default), one-step latents."
     if c['freeze'] not in FREEZE_RULES: raise ValueError(f"freeze must be one of {FREEZE_RULES}, got {c['freeze']!r}")
     _gamma(c)                                                   # the discriminator settings, checked before anything is built
@@ -692,7 +874,8 @@ def gdd_loss(teacher: DenoiserLike, generator: DenoiserLike, c: dict) -> GANLoss
     return GANLoss(D, generate=generate_one_step, conditional=bool(ncls), gamma=_gamma(c), r1_every=c['r1_every'],
                    lr=c['d_lr'] if c.get('d_lr') is not None else c['lr'], betas=GDD_BETAS, augment=c['augment'], seed=c['seed'])
 
-def generator_from_config(cfg: dict) -> Denoiser:
+def generator_from_config(cfg: dict  # the export's config.json, as a dict
+                         ) -> Denoiser:
     "Build an (untrained) GDD generator from its export's config.json (export type 'gdd-generator')."
     den = denoiser_from_config(cfg)
     if den.parameterization != 'cm': raise ValueError("a gdd-generator export must use the 'cm' parameterisation; export it again")
@@ -701,8 +884,15 @@ def generator_from_config(cfg: dict) -> Denoiser:
 def _gdd_config(c: dict) -> dict:
     return dict(lr=c['lr'], betas=GDD_BETAS, grad_clip=0., ema_decay=None, ema_halflife_kimg=500., ema_rampup=0.05)
 
-def gdd_sample(den: DenoiserLike, x_T: Tensor, *, steps: int = 1, recipe: Optional[dict] = None, cond: Cond = None, generator=None,
-               return_trajectory: bool = False):
+def gdd_sample(den: DenoiserLike,               # the generator (a Denoiser, with its `.schedule`)
+               x_T: Tensor,                     # the starting noise (B, C, H, W) at t_max: `prior_noise(schedule, z)`
+               *,
+               steps: int = 1,                  # 1: one generator call; more: multistep consistency sampling
+               recipe: Optional[dict] = None,   # the student's recipe (config.json's 'distill' entry); not read
+               cond: Cond = None,               # class labels (B,), or None
+               generator=None,                  # RNG of the re-noising (steps > 1); None: torch's global one
+               return_trajectory: bool = False  # also return every step's image: `(x, trajectory)`
+              ):
     "GDD sampling: x = G(x_T, t_max).x0 (1 NFE); steps > 1 re-noise and re-generate as multistep consistency sampling."
     if steps == 1:
         x = den(x_T, den.schedule.t_max, cond=cond).x0
@@ -727,8 +917,14 @@ register_export_type('gdd-generator', 'sferd_nb.gdd:generator_from_config')
 
 # %% ../nbs/12_gdd.ipynb #3319bbd7
 @torch.no_grad()
-def activation_similarity(den: DenoiserLike, x0: Tensor, sigmas: Sequence[float], *, ref_sigma: Optional[float] = None, cond: Cond = None,
-                          generator: Optional[torch.Generator] = None) -> tuple:
+def activation_similarity(den: DenoiserLike,                           # a Denoiser around a sferd_nb UNet
+                          x0: Tensor,                                  # clean images (B, C, H, W), noised with one eps
+                          sigmas: Sequence[float],                     # noise levels (VE sigma), one column each
+                          *,
+                          ref_sigma: Optional[float] = None,           # reference level; None: the schedule's largest
+                          cond: Cond = None,                           # class labels (B,), or None
+                          generator: Optional[torch.Generator] = None  # CPU RNG of eps; None: torch's global one
+                         ) -> tuple:
     "(layer names, (layers, len(sigmas)) tensor): cosine similarity of each UNet layer's per-channel mean |activation| at sigma to that at `ref_sigma` (default sigma_max)."
     den = unwrap(den)
     net = _unet_of(den)

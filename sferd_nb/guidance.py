@@ -22,7 +22,12 @@ __all__ = ['gaussian_kernel1d', 'gaussian_blur', 'risky_mask', 'attention_guidan
            'guided_teacher_wrapper']
 
 # %% ../nbs/07_guidance.ipynb #c0e809be
-def gaussian_kernel1d(sigma: float, *, kernel_size: int = 15, dtype=torch.float32, device=None) -> Tensor:
+def gaussian_kernel1d(sigma: float,           # standard deviation in pixels (> 0)
+                      *,
+                      kernel_size: int = 15,  # number of taps (odd), centred on the middle one
+                      dtype=torch.float32,    # dtype of the kernel
+                      device=None             # device of the kernel; None: torch's default
+                     ) -> Tensor:
     "The normalised 1-D Gaussian kernel (kernel_size,) of standard deviation `sigma` pixels."
     if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
         raise ValueError(f"kernel_size must be an odd integer >= 1, got {kernel_size!r}")
@@ -31,7 +36,10 @@ def gaussian_kernel1d(sigma: float, *, kernel_size: int = 15, dtype=torch.float3
     k = torch.exp(-i**2 / (2 * float(sigma)**2))
     return (k / k.sum()).to(dtype)
 
-def gaussian_blur(x: Tensor, sigma: float = 3., kernel_size: int = 15) -> Tensor:
+def gaussian_blur(x: Tensor,             # images (B, C, H, W)
+                  sigma: float = 3.,     # standard deviation in pixels; <= 0: `x` is returned unchanged
+                  kernel_size: int = 15  # the kernel's size in pixels (odd; 1: no blur; its half below H and W)
+                 ) -> Tensor:
     "Blur images (B, C, H, W) with a separable Gaussian (reflect padding); `sigma` <= 0 returns `x` unchanged."
     if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
         raise ValueError(f"kernel_size must be an odd integer >= 1, got {kernel_size!r}")
@@ -46,11 +54,17 @@ def gaussian_blur(x: Tensor, sigma: float = 3., kernel_size: int = 15) -> Tensor
     return F.conv2d(F.pad(y, (0, 0, p, p), mode='reflect'), k.reshape(1, 1, -1, 1).expand(C, 1, kernel_size, 1), groups=C)
 
 # %% ../nbs/07_guidance.ipynb #c96f6fa2
-def risky_mask(maps, image_size: int, *, psi: float = 1., resolution: Optional[int] = None, place: str = 'decoder',
-               index: int = -1) -> tuple:
+def risky_mask(maps,                              # the teacher's attention maps (`Prediction.attn`, return_attn=True)
+               image_size: int,                   # side S of the mask and attention map returned, in pixels
+               *,
+               psi: float = 1.,                   # threshold, in multiples of the mean attention (Eq. 9-10)
+               resolution: Optional[int] = None,  # the block's attention resolution (e.g. 16); None: highest at `place`
+               place: str = 'decoder',            # where that block is: 'encoder', 'middle' or 'decoder'
+               index: int = -1                    # which block at that place and resolution, forward order (-1: last)
+              ) -> tuple:
     "Eq. 9-10: `(mask, attn)` at image size: mask (B, 1, S, S) = 1 where the chosen block's received attention > psi * its mean."
     a = attention_received(select_attention(maps, resolution=resolution, place=place, index=index))              # (B, r, r), mean 1 (Eq. 9 reduced)
-    m = (a > psi * a.mean((1, 2), keepdim=True)).float()                                   # Eq. 10: psi = I(A > k)
+    m = (a > psi * a.mean((1, 2), keepdim=True)).float()     # Eq. 10: the mask I(A > k), k = psi * mean A (the ablations' psi)
     up = lambda z: F.interpolate(z[:, None], size=(image_size, image_size), mode='nearest')
     return up(m), up(a)
 
@@ -132,7 +146,14 @@ class AttentionGuidedTeacher(nn.Module):
     def extra_repr(self) -> str: return ', '.join(f'{k}={v!r}' for k, v in self.config().items())
 
     @torch.no_grad()
-    def steps(self, x_t: Tensor, t: TimeLike, cond: Cond = None, s: Optional[TimeLike] = None, *, pred: Optional[Prediction] = None) -> dict:
+    def steps(self,
+              x_t: Tensor,                       # the noisy batch (B, C, H, W), square images (H = W)
+              t: TimeLike,                       # the time of x_t: a scalar or (B,)
+              cond: Cond = None,                 # condition, e.g. class labels (B,); None: unconditional
+              s: Optional[TimeLike] = None,      # also the guided DDIM step to s (Step 8, out['x_s']); None: no step
+              *,
+              pred: Optional[Prediction] = None  # the teacher's output at (x_t, t); None or without maps: computed
+             ) -> dict:
         "The stages of Fig. 4 as a dict (x0 = the teacher's prediction and attention map `pred`, computed if None; `s`: also DDIM to s)."
         t = batch_times(t, x_t)
         if pred is None or pred.attn is None: pred = self.teacher(x_t, t, cond=cond, return_attn=True)    # Step 2, Eq. 9
@@ -159,13 +180,20 @@ class AttentionGuidedTeacher(nn.Module):
         return out
 
     @torch.no_grad()
-    def forward(self, x_t: Tensor, t: TimeLike, cond: Cond = None, *, return_attn: bool = False) -> Prediction:
+    def forward(self,
+                x_t: Tensor,               # the noisy batch (B, C, H, W), square images (H = W)
+                t: TimeLike,               # the time of x_t: a scalar or (B,)
+                cond: Cond = None,         # condition, e.g. class labels (B,); None: unconditional
+                *,
+                return_attn: bool = False  # also return the teacher's attention maps (the result's attn)
+               ) -> Prediction:
         "The guided prediction Prediction(x0_teacher, eps consistent with it, the teacher's attention maps if asked)."
         if self.w == 0: return self.teacher(x_t, t, cond=cond, return_attn=return_attn)
         st = self.steps(x_t, t, cond)
         return Prediction(st['x0_guided'], st['eps_guided'], st['maps'] if return_attn else None)
 
-def guided_teacher_wrapper(**kw) -> Callable:
+def guided_teacher_wrapper(**kw  # AttentionGuidedTeacher's keyword options (psi, w, blur_sigma, kernel_size, ...)
+                          ) -> Callable:
     "A `teacher_wrapper` for `distill(...)`: teacher -> AttentionGuidedTeacher(teacher, **kw) (settings checked now)."
     try: _check_settings(**kw)
     except TypeError as e: raise ValueError(f"unknown attention-guidance option in {sorted(kw)}; "

@@ -35,12 +35,15 @@ EXPORT_TYPES = {
     'gdd-generator': 'sferd_nb.gdd:generator_from_config',   # notebook 12 (importing it also registers the method)
 }
 
-def register_export_type(name: str, builder: str) -> None:
+def register_export_type(name: str,    # the type's name, config.json's `type` (e.g. 'sgp-student')
+                         builder: str  # 'package.module:function'; function(config) -> the untrained module
+                        ) -> None:
     "Register an export type: `builder` is 'package.module:function', function(config) -> module (weights loaded after)."
     if ':' not in builder: raise ValueError(f"builder must be 'module:function', got {builder!r}")
     EXPORT_TYPES[name] = builder
 
-def export_type(cfg: dict) -> str:
+def export_type(cfg: dict  # an export's config.json (parsed), or a training checkpoint's meta
+               ) -> str:
     "The type of an export's config (exports written before types existed: 'teacher', or their distillation method's student)."
     if 'type' in cfg:
         if not isinstance(cfg['type'], str):
@@ -50,7 +53,8 @@ def export_type(cfg: dict) -> str:
     m = check_recipe(cfg).get('method')
     return f'{m}-student' if m in ('pd', 'cd') else 'teacher'
 
-def check_recipe(cfg: dict) -> dict:
+def check_recipe(cfg: dict  # an export's config.json (parsed), or a training checkpoint's meta
+                ) -> dict:
     "The 'distill' entry (the sampling recipe) of an export's config, checked: {} for a teacher, else an object naming its method."
     r = cfg.get('distill') or {}
     if not isinstance(r, dict) or not isinstance(r.get('method', ''), str):
@@ -66,7 +70,9 @@ def _builder(kind: str) -> Callable:
     return getattr(importlib.import_module(mod), fn)
 
 # %% ../nbs/04b_io.ipynb #9fb9d33d
-def denoiser_config(den: DenoiserLike, **extra) -> dict:
+def denoiser_config(den: DenoiserLike,  # a Denoiser(UNet), a module with `export_config()`, or their EMA/DDP wrapper
+                    **extra             # more entries of the description (e.g. `type`, `distill`)
+                   ) -> dict:
     "The JSON description of a Denoiser(UNet) (unet config, schedule, parameterization, sigma_data, num_classes), or of any module with `export_config()` (+ extra)."
     den = unwrap(den)
     if hasattr(den, 'export_config'): return json_normalize(dict(den.export_config(), **extra))
@@ -75,7 +81,8 @@ def denoiser_config(den: DenoiserLike, **extra) -> dict:
     return json_normalize(dict(unet=den.net.config, schedule=den.schedule.to_dict(), parameterization=den.parameterization,
                            sigma_data=den.sigma_data, num_classes=den.net.num_classes, **extra))
 
-def denoiser_from_config(cfg: dict) -> Denoiser:
+def denoiser_from_config(cfg: dict  # `denoiser_config`'s output (unet, schedule, parameterization, sigma_data)
+                        ) -> Denoiser:
     "Build an (untrained) Denoiser from `denoiser_config` output."
     try:
         net = UNet(**cfg['unet'])
@@ -83,7 +90,8 @@ def denoiser_from_config(cfg: dict) -> Denoiser:
     except (KeyError, TypeError) as e:
         raise ValueError(f"not a sferd_nb denoiser config (missing or bad {e}); it should come from export_denoiser") from e
 
-def weights_module(den: DenoiserLike) -> nn.Module:
+def weights_module(den: DenoiserLike  # a Denoiser, another exported module, or their EMA/DDP wrapper
+                  ) -> nn.Module:
     "The module whose state_dict an export stores: a Denoiser's network, or the whole module for other types."
     den = unwrap(den)
     return den.net if isinstance(den, Denoiser) else den
@@ -117,7 +125,8 @@ def export_denoiser(den: DenoiserLike,              # a Denoiser(UNet), an `expo
     return out_dir
 
 # %% ../nbs/04b_io.ipynb #4f8851a6
-def read_config(path) -> dict:
+def read_config(path  # the config.json file
+               ) -> dict:
     "config.json of an export as a dict; ValueError naming the file if it is not valid JSON."
     path = Path(path)
     try: cfg = json.loads(path.read_text())
@@ -128,7 +137,8 @@ def read_config(path) -> dict:
 
 TEACHER_NAMES = ('cifar10_uncond', 'cifar10_cond')        # the course teachers, loadable by name
 
-def model_path(path) -> Path:
+def model_path(path  # a file or folder, or a course teacher's bare name (`TEACHER_NAMES`)
+              ) -> Path:
     """`path` if it exists; else, for a bare name, the course teacher of that name in the data folder (`cifar10_uncond`,
     `cifar10_cond`; found after `pip install sferd_nb` too, outside a checkout)."""
     p = Path(path)

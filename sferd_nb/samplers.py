@@ -21,25 +21,42 @@ __all__ = ['GRID_KINDS', 'SAMPLERS', 'GaussianDenoiser', 'GaussianMixtureDenoise
 # %% ../nbs/02_samplers.ipynb #0f6666da
 class GaussianDenoiser(nn.Module):
     "Exact denoiser E[x0 | x_t] for data x0 ~ N(mu, s^2 I) (mu has the shape of one sample; s a scalar or per-dimension)."
-    def __init__(self, schedule: Schedule, mu, s):
+    def __init__(self,
+                 schedule: Schedule,  # the noise schedule the times `t` refer to
+                 mu,                  # the data mean, of the shape of one sample (e.g. (C, H, W))
+                 s                    # the data standard deviation (> 0): a scalar or one per dimension
+                ):
         super().__init__()
         self.schedule = schedule
         self.register_buffer('mu', torch.as_tensor(mu, dtype=torch.float64))
         self.register_buffer('s', torch.as_tensor(s, dtype=torch.float64))
         if (self.s <= 0).any(): raise ValueError("the data standard deviation s must be > 0")
 
-    def forward(self, x_t: Tensor, t: TimeLike, cond: Cond = None, *, return_attn: bool = False) -> Prediction:
+    def forward(self,
+                x_t: Tensor,               # the noisy batch (B, *mu.shape)
+                t: TimeLike,               # the time of x_t: a scalar or (B,)
+                cond: Cond = None,         # ignored (unconditional data); part of the denoiser contract
+                *,
+                return_attn: bool = False  # ignored: no attention maps (the attn of the result is None)
+               ) -> Prediction:
         a, sg = self.schedule.alpha_sigma_like(t, x_t)
         mu, var = self.mu.to(a), self.s.to(a)**2
         xf = x_t.to(a)
         x0 = mu + a * var / (a**2 * var + sg**2) * (xf - a * mu)          # posterior mean
         return Prediction(x0, (xf - a * x0) / sg, None)
 
-    def sample(self, n: int, generator: Optional[torch.Generator] = None) -> Tensor:
+    def sample(self,
+               n: int,                                      # number of draws
+               generator: Optional[torch.Generator] = None  # generator for the noise (same numbers on every device)
+              ) -> Tensor:
         "n draws from the data distribution (float64)."
         return self.mu + self.s * seeded_randn((n, *self.mu.shape), generator=generator, device=self.mu.device, dtype=torch.float64)
 
-    def ode_flow(self, x_t: Tensor, t: TimeLike, s: Optional[TimeLike] = None) -> Tensor:
+    def ode_flow(self,
+                 x_t: Tensor,                  # the noisy batch (B, *mu.shape) at time t
+                 t: TimeLike,                  # the time of x_t: a scalar or (B,)
+                 s: Optional[TimeLike] = None  # the time to map to: a scalar or (B,); None: clean data
+                ) -> Tensor:
         "The exact probability-flow ODE map x_t -> x_s (s=None: clean data): y - mu scales with sqrt(s^2 + sigma_ve^2)."
         a_t, g_t = self.schedule.alpha_sigma_like(t, x_t)
         mu, var = self.mu.to(a_t), self.s.to(a_t)**2
@@ -52,7 +69,13 @@ class GaussianDenoiser(nn.Module):
 
 class GaussianMixtureDenoiser(nn.Module):
     "Exact denoiser for x0 ~ sum_k w_k N(means[k], stds[k]^2 I); means (K, *sample_shape), stds and weights (K,)."
-    def __init__(self, schedule: Schedule, means, stds, *, weights=None):
+    def __init__(self,
+                 schedule: Schedule,  # the noise schedule the times `t` refer to
+                 means,               # the K component means (K, *sample_shape)
+                 stds,                # the component standard deviations (> 0): (K,), or a scalar for all
+                 *,
+                 weights=None         # the mixture weights w_k (K,), > 0, normalised to sum 1; None: equal
+                ):
         super().__init__()
         means = torch.as_tensor(means, dtype=torch.float64)
         K = means.shape[0]
@@ -64,7 +87,13 @@ class GaussianMixtureDenoiser(nn.Module):
         self.register_buffer('means', means); self.register_buffer('stds', stds)
         self.register_buffer('weights', weights / weights.sum())
 
-    def forward(self, x_t: Tensor, t: TimeLike, cond: Cond = None, *, return_attn: bool = False) -> Prediction:
+    def forward(self,
+                x_t: Tensor,               # the noisy batch (B, *sample_shape)
+                t: TimeLike,               # the time of x_t: a scalar or (B,)
+                cond: Cond = None,         # ignored (unconditional data); part of the denoiser contract
+                *,
+                return_attn: bool = False  # ignored: no attention maps (the attn of the result is None)
+               ) -> Prediction:
         a, sg = self.schedule.alpha_sigma_like(t, x_t)
         B, cdt = x_t.shape[0], a.dtype
         a, sg = a.reshape(B, 1, 1), sg.reshape(B, 1, 1)
@@ -81,7 +110,10 @@ class GaussianMixtureDenoiser(nn.Module):
         a, sg = self.schedule.alpha_sigma_like(t, x_t)
         return Prediction(x0, (x_t.to(cdt) - a * x0) / sg, None)
 
-    def sample(self, n: int, generator: Optional[torch.Generator] = None) -> Tensor:
+    def sample(self,
+               n: int,                                      # number of draws
+               generator: Optional[torch.Generator] = None  # generator for the components and the noise
+              ) -> Tensor:
         "n draws from the mixture (float64)."
         dev = self.means.device
         gdev = generator.device if generator is not None else dev
@@ -92,11 +124,18 @@ class GaussianMixtureDenoiser(nn.Module):
 # %% ../nbs/02_samplers.ipynb #5ffa7300
 GRID_KINDS = ('trailing', 'leading', 'linspace', 'uniform', 'karras')
 
-def default_grid(schedule: Schedule) -> str:
+def default_grid(schedule: Schedule  # the schedule to be sampled
+                ) -> str:
     "'trailing' for discrete schedules, 'karras' for EDM, 'uniform' for continuous VP."
     return 'trailing' if schedule.discrete else ('karras' if schedule.kind == 'edm' else 'uniform')
 
-def karras_sigmas(steps: int, sigma_min: float, sigma_max: float, *, rho: float = 7., dtype=torch.float64) -> Tensor:
+def karras_sigmas(steps: int,          # number of noise levels (1: sigma_max alone)
+                  sigma_min: float,    # the smallest noise level, the last value
+                  sigma_max: float,    # the largest noise level, the first value
+                  *,
+                  rho: float = 7.,     # EDM's exponent of the spacing (larger: denser near sigma_min)
+                  dtype=torch.float64  # dtype of the result
+                 ) -> Tensor:
     "EDM's rho-spaced noise levels from sigma_max down to sigma_min (`steps` values)."
     if steps == 1: return torch.tensor([sigma_max], dtype=dtype)
     i = torch.arange(steps, dtype=torch.float64)
@@ -110,7 +149,8 @@ def time_grid(schedule: Schedule,                 # the schedule the times belon
               sigma_min: Optional[float] = None,  # 'karras' only: smallest noise level (sigma/alpha); None: the schedule's
               sigma_max: Optional[float] = None   # 'karras' only: largest noise level (sigma/alpha); None: the schedule's
              ) -> Tensor:
-    "`steps` descending evaluation times (the final step to clean data is implied); long for discrete schedules, else float64."
+    """`steps` descending evaluation times (the final step to clean data is implied); long for discrete schedules, else float64.
+    'karras' on a discrete schedule rounds each noise level to an index and merges repeats, so it can give fewer times."""
     if not isinstance(steps, int) or steps < 1: raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
     kind = kind or default_grid(schedule)
     if kind not in GRID_KINDS: raise ValueError(f"unknown grid kind {kind!r}; choose one of {', '.join(map(repr, GRID_KINDS))}")
@@ -133,13 +173,17 @@ def time_grid(schedule: Schedule,                 # the schedule the times belon
     return schedule.t_min + (schedule.t_max - schedule.t_min) * torch.arange(steps, 0, -1, dtype=torch.float64) / steps
 
 # %% ../nbs/02_samplers.ipynb #e38186f6
-def check_cond(cond: Cond, x: Tensor) -> None:
+def check_cond(cond: Cond,  # None, a scalar, one condition per sample (B, ...), or an object with `check(x)`
+               x: Tensor    # the batch (B, ...) it conditions
+              ) -> None:
     "ValueError unless `cond` is None, a scalar, or has one entry per sample of the batch `x` (other objects: their `check(x)`)."
     if hasattr(cond, 'check') and not isinstance(cond, Tensor): return cond.check(x)
     if isinstance(cond, Tensor) and cond.ndim > 0 and cond.shape[0] != x.shape[0]:
         raise ValueError(f"cond has batch size {cond.shape[0]} but x has {x.shape[0]}; pass one condition per sample")
 
-def select_cond(cond: Cond, idx):
+def select_cond(cond: Cond,  # None, a scalar, one condition per sample (B, ...), or an object with `select(idx)`
+                idx          # the samples to keep: a boolean mask (B,), indices or a slice
+               ):
     "The conditions of the samples `idx` (a mask, indices or a slice); None and scalar conditions pass through; other objects use their `select(idx)`."
     if hasattr(cond, 'select') and not isinstance(cond, Tensor): return cond.select(idx)
     return cond[idx] if isinstance(cond, Tensor) and cond.ndim > 0 else cond
@@ -165,8 +209,16 @@ def ddim_update(schedule: Schedule,                           # the schedule of 
     return (x_s + (g_s**2 - c**2).clamp(min=0).sqrt() * eps + c * noise.to(a_t)).to(x_t.dtype)
 
 @torch.no_grad()
-def ddim_step(denoiser: DenoiserLike, x_t: Tensor, t: TimeLike, s: Optional[TimeLike], *, cond: Cond = None, eta: float = 0., noise: Optional[Tensor] = None,
-              generator: Optional[torch.Generator] = None) -> Tensor:
+def ddim_step(denoiser: DenoiserLike,                      # the model; its `schedule` defines the times
+              x_t: Tensor,                                 # the current noisy batch (B, ...)
+              t: TimeLike,                                 # the current time: a scalar or (B,)
+              s: Optional[TimeLike],                       # the time to step to, below `t`; None: the x0 prediction
+              *,
+              cond: Cond = None,                           # condition, e.g. class labels (B,); None: unconditional
+              eta: float = 0.,                             # stochasticity: 0 deterministic DDIM, 1 DDPM-like noise
+              noise: Optional[Tensor] = None,              # the fresh noise for eta > 0, of x_t's shape; None: drawn
+              generator: Optional[torch.Generator] = None  # generator for the drawn noise
+             ) -> Tensor:
     "One DDIM step x_t -> x_s (Eq. 3; eta > 0 adds fresh noise); `s=None` returns the x0 prediction (clean data)."
     check_cond(cond, x_t)
     pred = denoiser(x_t, t, cond=cond)
@@ -180,7 +232,13 @@ def _ve(schedule: Schedule, t, x: Tensor) -> Tuple[Tensor, Tensor]:
     return a, g / a
 
 @torch.no_grad()
-def euler_step(denoiser: DenoiserLike, x_t: Tensor, t: TimeLike, s: Optional[TimeLike], *, cond: Cond = None) -> Tensor:
+def euler_step(denoiser: DenoiserLike,  # the model; its `schedule` defines the times
+               x_t: Tensor,             # the current noisy batch (B, ...)
+               t: TimeLike,             # the current time: a scalar or (B,)
+               s: Optional[TimeLike],   # the time to step to, below `t`; None: the x0 prediction
+               *,
+               cond: Cond = None        # condition, e.g. class labels (B,); None: unconditional
+              ) -> Tensor:
     "One Euler step of dy/dsigma = (y - D)/sigma in EDM coordinates y = x/alpha; `s=None` returns the x0 prediction."
     check_cond(cond, x_t)
     pred = denoiser(x_t, t, cond=cond)
@@ -192,7 +250,13 @@ def euler_step(denoiser: DenoiserLike, x_t: Tensor, t: TimeLike, s: Optional[Tim
     return (a_s * (y + (sv_s - sv_t) * d)).to(x_t.dtype)
 
 @torch.no_grad()
-def heun_step(denoiser: DenoiserLike, x_t: Tensor, t: TimeLike, s: Optional[TimeLike], *, cond: Cond = None) -> Tensor:
+def heun_step(denoiser: DenoiserLike,  # the model; its `schedule` defines the times
+              x_t: Tensor,             # the current noisy batch (B, ...)
+              t: TimeLike,             # the current time: a scalar or (B,)
+              s: Optional[TimeLike],   # the time to step to, below `t`; None: the x0 prediction (1 NFE)
+              *,
+              cond: Cond = None        # condition, e.g. class labels (B,); None: unconditional
+             ) -> Tensor:
     "One Heun (2nd order) step in EDM coordinates (Karras et al. 2022, Alg. 1); `s=None` is an Euler step to clean data."
     check_cond(cond, x_t)
     pred = denoiser(x_t, t, cond=cond)
@@ -208,8 +272,15 @@ def heun_step(denoiser: DenoiserLike, x_t: Tensor, t: TimeLike, s: Optional[Time
 
 # %% ../nbs/02_samplers.ipynb #903e3bbf
 @torch.no_grad()
-def ddpm_step(denoiser: DenoiserLike, x_t: Tensor, t: TimeLike, s: Optional[TimeLike], *, cond: Cond = None, noise: Optional[Tensor] = None,
-              generator: Optional[torch.Generator] = None) -> Tensor:
+def ddpm_step(denoiser: DenoiserLike,                      # the model; its `schedule` defines the times
+              x_t: Tensor,                                 # the current noisy batch (B, ...)
+              t: TimeLike,                                 # the current time: a scalar or (B,)
+              s: Optional[TimeLike],                       # the time to step to, below `t`; None: the x0 prediction
+              *,
+              cond: Cond = None,                           # condition, e.g. class labels (B,); None: unconditional
+              noise: Optional[Tensor] = None,              # the fresh noise, of x_t's shape; None: drawn
+              generator: Optional[torch.Generator] = None  # generator for the drawn noise
+             ) -> Tensor:
     "One ancestral step: a draw from q(x_s | x_t, x0 = x0_hat); `s=None` returns the x0 prediction."
     check_cond(cond, x_t)
     pred = denoiser(x_t, t, cond=cond)
@@ -263,25 +334,54 @@ def _loop(step: Callable, denoiser, x_T: Tensor, ts, cond, return_trajectory: bo
     return (x, traj) if return_trajectory else x
 
 @torch.no_grad()
-def ddim_sample(denoiser: DenoiserLike, x_T: Tensor, ts, *, cond: Cond = None, eta: float = 0., generator: Optional[torch.Generator] = None,
-                return_trajectory: bool = False, progress: bool = False):
+def ddim_sample(denoiser: DenoiserLike,                       # the model; its `schedule` defines the times
+                x_T: Tensor,                                  # the starting noise at ts[0], e.g. from `prior_sample`
+                ts,                                           # the descending times (noisiest first; e.g. `time_grid`)
+                *,
+                cond: Cond = None,                            # condition, e.g. class labels (B,); None: unconditional
+                eta: float = 0.,                              # stochasticity: 0 deterministic DDIM, 1 DDPM-like noise
+                generator: Optional[torch.Generator] = None,  # generator for the fresh noise of eta > 0
+                return_trajectory: bool = False,              # also return every state: `(x0, [x_T, ..., x0])`
+                progress: bool = False                        # show a tqdm progress bar
+               ):
     "DDIM (Eq. 3) through the descending times `ts`, then to clean data."
     return _loop(lambda x, t, s: ddim_step(denoiser, x, t, s, cond=cond, eta=eta, generator=generator),
                  denoiser, x_T, ts, cond, return_trajectory, progress)
 
 @torch.no_grad()
-def euler_sample(denoiser: DenoiserLike, x_T: Tensor, ts, *, cond: Cond = None, return_trajectory: bool = False, progress: bool = False):
+def euler_sample(denoiser: DenoiserLike,           # the model; its `schedule` defines the times
+                 x_T: Tensor,                      # the starting noise at ts[0], e.g. from `prior_sample`
+                 ts,                               # the descending times (noisiest first; e.g. `time_grid`)
+                 *,
+                 cond: Cond = None,                # condition, e.g. class labels (B,); None: unconditional
+                 return_trajectory: bool = False,  # also return every state: `(x0, [x_T, ..., x0])`
+                 progress: bool = False            # show a tqdm progress bar
+                ):
     "Euler in EDM coordinates (equals DDIM with eta = 0)."
     return _loop(lambda x, t, s: euler_step(denoiser, x, t, s, cond=cond), denoiser, x_T, ts, cond, return_trajectory, progress)
 
 @torch.no_grad()
-def heun_sample(denoiser: DenoiserLike, x_T: Tensor, ts, *, cond: Cond = None, return_trajectory: bool = False, progress: bool = False):
+def heun_sample(denoiser: DenoiserLike,           # the model; its `schedule` defines the times
+                x_T: Tensor,                      # the starting noise at ts[0], e.g. from `prior_sample`
+                ts,                               # the descending times (noisiest first; e.g. `time_grid`)
+                *,
+                cond: Cond = None,                # condition, e.g. class labels (B,); None: unconditional
+                return_trajectory: bool = False,  # also return every state: `(x0, [x_T, ..., x0])`
+                progress: bool = False            # show a tqdm progress bar
+               ):
     "EDM's Heun sampler (2 NFE per step, the last step to clean data is Euler: 2N - 1 NFE)."
     return _loop(lambda x, t, s: heun_step(denoiser, x, t, s, cond=cond), denoiser, x_T, ts, cond, return_trajectory, progress)
 
 @torch.no_grad()
-def ddpm_sample(denoiser: DenoiserLike, x_T: Tensor, ts, *, cond: Cond = None, generator: Optional[torch.Generator] = None,
-                return_trajectory: bool = False, progress: bool = False):
+def ddpm_sample(denoiser: DenoiserLike,                       # the model; its `schedule` defines the times
+                x_T: Tensor,                                  # the starting noise at ts[0], e.g. from `prior_sample`
+                ts,                                           # the descending times (noisiest first; e.g. `time_grid`)
+                *,
+                cond: Cond = None,                            # condition, e.g. class labels (B,); None: unconditional
+                generator: Optional[torch.Generator] = None,  # generator for the steps' fresh noise
+                return_trajectory: bool = False,              # also return every state: `(x0, [x_T, ..., x0])`
+                progress: bool = False                        # show a tqdm progress bar
+               ):
     "Ancestral DDPM sampling through `ts` (all T indices for the original DDPM)."
     return _loop(lambda x, t, s: ddpm_step(denoiser, x, t, s, cond=cond, generator=generator),
                  denoiser, x_T, ts, cond, return_trajectory, progress)
@@ -313,14 +413,23 @@ def sample(denoiser: DenoiserLike,                       # the model; its `sched
     if sampler == 'heun': return heun_sample(denoiser, x_T, ts, **kw)
     return ddpm_sample(denoiser, x_T, ts, generator=generator, **kw)
 
-def sampler_nfe(steps: int, sampler: str) -> int:
+def sampler_nfe(steps: int,   # number of sampling steps (times in the grid)
+                sampler: str  # one of SAMPLERS: 'ddim', 'euler', 'heun', 'ddpm'
+               ) -> int:
     "Network evaluations per image of `sample(..., steps, sampler=...)`: Heun 2 per step but the last (to clean data: 1), the others 1."
     if sampler not in SAMPLERS: raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(map(repr, SAMPLERS))}")
     return 2 * steps - 1 if sampler == 'heun' else steps
 
 # %% ../nbs/02_samplers.ipynb #a21d61f5
 @torch.no_grad()
-def inverse_ddim(denoiser: DenoiserLike, x0: Tensor, ts, *, cond: Cond = None, first_step_iters: int = 3, return_trajectory: bool = False):
+def inverse_ddim(denoiser: DenoiserLike,          # the model; its `schedule` defines the times
+                 x0: Tensor,                      # clean data (B, ...) to encode
+                 ts,                              # ascending times, or the descending sampling grid; ends at max(ts)
+                 *,
+                 cond: Cond = None,               # condition, e.g. class labels (B,); None: unconditional
+                 first_step_iters: int = 3,       # fixed-point iterations solving D(x) = x0 at min(ts) (at least 1)
+                 return_trajectory: bool = False  # also return every state: `(x_T, [x0, ..., x_T])`, x_T at max(ts)
+                ):
     "Deterministic DDIM encoding of clean `x0` up to max(ts) (ts ascending, or the descending sampling grid)."
     ts = as_time(ts)
     if ts.ndim != 1 or len(ts) < 1: raise ValueError(f"ts must be a 1-d tensor of at least one time, got shape {tuple(ts.shape)}")
@@ -340,7 +449,9 @@ def inverse_ddim(denoiser: DenoiserLike, x0: Tensor, ts, *, cond: Cond = None, f
     return (x, traj) if return_trajectory else x
 
 # %% ../nbs/02_samplers.ipynb #c05cef4f
-def convergence_order(steps: Sequence[int], errors: Sequence[float]) -> float:
+def convergence_order(steps: Sequence[int],    # the step counts N
+                      errors: Sequence[float]  # the (global) error at each step count, > 0
+                     ) -> float:
     "Least-squares slope of log(error) against log(steps), negated: ~1 for first-order, ~2 for second-order solvers."
     lx, ly = torch.tensor(steps, dtype=torch.float64).log(), torch.tensor(errors, dtype=torch.float64).log()
     lx = lx - lx.mean()

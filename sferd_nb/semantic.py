@@ -25,16 +25,27 @@ from .distill import Settings, StudentWrapper, WrappedStudent, at_least_1, non_n
 __all__ = ['tweedie_shift', 'GaussianWorld', 'eq14_coefficient', 'LATENT_DIM', 'ENCODER_CHANNELS', 'SGP_TARGETS', 'LATENT_DEFAULTS', 'SemanticEncoder', 'GradientPredictor', 'SemanticCond', 'SGPStudent', 'LatentMLP', 'latent_schedule', 'LatentSampler', 'latent_loss', 'encode_dataset', 'fit_latent_sampler', 'SGPSettings', 'build_sgp', 'sgp_student_wrapper', 'sgp_from_config']
 
 # %% ../nbs/08_semantic.ipynb #0b2470d6
-def tweedie_shift(grad: Tensor, alpha, sigma) -> Tensor:
+def tweedie_shift(grad: Tensor,  # grad_{x_t} log p(z | x_t), shaped like x_t (the SGP's G)
+                  alpha,         # alpha_t: a number, or a tensor that broadcasts against grad
+                  sigma,         # sigma_t: a number, or a tensor that broadcasts against grad
+                 ) -> Tensor:
     "Tweedie: E[x0 | x_t, z] - E[x0 | x_t] = (sigma_t^2 / alpha_t) * grad_{x_t} log p(z | x_t)."
     return sigma**2 / alpha * grad
 
 class GaussianWorld:
     "x0 ~ N(mu, Sigma) in d dimensions, z = P x0 + N(0, R): every conditional mean and gradient of the SGP in closed form."
-    def __init__(self, mu: Tensor, Sigma: Tensor, P: Tensor, R: Tensor):
+    def __init__(self,
+                 mu: Tensor,     # (d,) the mean of x0
+                 Sigma: Tensor,  # (d, d) the covariance of x0
+                 P: Tensor,      # (k, d) the latent's linear map: z = P x0 + noise
+                 R: Tensor,      # (k, k) the covariance of the latent's noise
+                ):
         self.mu, self.Sigma, self.P, self.R = (torch.as_tensor(v, dtype=torch.float64) for v in (mu, Sigma, P, R))
 
-    def sample(self, n: int, generator=None) -> tuple:
+    def sample(self,
+               n: int,          # number of draws
+               generator=None,  # RNG of the draws; None: torch's global one
+              ) -> tuple:
         "(x0, z): n draws of the image and its latent."
         L = torch.linalg.cholesky(self.Sigma); Lr = torch.linalg.cholesky(self.R)
         x0 = self.mu + torch.randn(n, len(self.mu), generator=generator, dtype=torch.float64) @ L.T
@@ -46,11 +57,20 @@ class GaussianWorld:
         d = len(self.mu)
         return alpha * self.Sigma @ torch.linalg.inv(alpha**2 * self.Sigma + sigma**2 * torch.eye(d, dtype=torch.float64))
 
-    def mean_x0(self, x_t: Tensor, alpha, sigma) -> Tensor:
+    def mean_x0(self,
+                x_t: Tensor,  # (n, d) noisy images as rows, x_t = alpha_t x0 + sigma_t eps
+                alpha,        # alpha_t: a number, one noise level for every row
+                sigma,        # sigma_t: a number
+               ) -> Tensor:
         "E[x0 | x_t] (rows of x_t)."
         return self.mu + (x_t - alpha * self.mu) @ self._gain(alpha, sigma).T
 
-    def mean_x0_given_z(self, x_t: Tensor, z: Tensor, alpha, sigma) -> Tensor:
+    def mean_x0_given_z(self,
+                        x_t: Tensor,  # (n, d) noisy images as rows, x_t = alpha_t x0 + sigma_t eps
+                        z: Tensor,    # (n, k) latents, one per row of x_t
+                        alpha,        # alpha_t: a number, one noise level for every row
+                        sigma,        # sigma_t: a number
+                       ) -> Tensor:
         "E[x0 | x_t, z]: the Gaussian posterior of x0 under the two observations x_t = alpha x0 + noise, z = P x0 + noise."
         d, k = len(self.mu), len(self.R)
         H = torch.cat([alpha * torch.eye(d, dtype=torch.float64), self.P])
@@ -59,7 +79,12 @@ class GaussianWorld:
         obs = torch.cat([x_t, z], 1)
         return self.mu + (obs - self.mu @ H.T) @ G.T
 
-    def grad_log_p_z(self, x_t: Tensor, z: Tensor, alpha, sigma) -> Tensor:
+    def grad_log_p_z(self,
+                     x_t: Tensor,  # (n, d) noisy images as rows, x_t = alpha_t x0 + sigma_t eps
+                     z: Tensor,    # (n, k) latents, one per row of x_t
+                     alpha,        # alpha_t: a number, one noise level for every row
+                     sigma,        # sigma_t: a number
+                    ) -> Tensor:
         "grad_{x_t} log p(z | x_t), with z | x_t ~ N(P E[x0|x_t], P C P^T + R), C = Cov[x0 | x_t]."
         K = self._gain(alpha, sigma)
         C = self.Sigma - K @ (alpha * self.Sigma)                         # Cov[x0 | x_t] = Sigma - K alpha Sigma
@@ -68,7 +93,12 @@ class GaussianWorld:
         return r @ torch.linalg.inv(S) @ self.P @ K                      # (dm/dx_t)^T P^T S^-1 (z - P m), as rows
 
 # %% ../nbs/08_semantic.ipynb #f4a055ef
-def eq14_coefficient(schedule, t: TimeLike, s: Optional[TimeLike] = None, *, dtype=torch.float64) -> Tensor:
+def eq14_coefficient(schedule,                      # the noise schedule of alpha_t, sigma_t (VP when `s` is given)
+                     t: TimeLike,                   # time(s) of x_t: a number or a tensor (any shape)
+                     s: Optional[TimeLike] = None,  # the previous, less noisy time; None: the continuous form
+                     *,
+                     dtype=torch.float64,           # dtype of alpha_t, sigma_t and of the result
+                    ) -> Tensor:
     """The factor in front of G in Eq. 14. `s=None`: the continuous-time form sigma_t^2 / alpha_t (any schedule);
     `s` = the previous (less noisy) time: the discrete DDPM form (1 - abar_t) Sigma / (sqrt(abar_s) beta_t), VP schedules."""
     a_t, g_t = schedule.alpha_sigma(t, dtype)
@@ -84,8 +114,15 @@ LATENT_DIM, ENCODER_CHANNELS = 512, (64, 128, 128, 128)    # z_sem's size and E_
 
 class SemanticEncoder(nn.Module):
     "E_phi: image (B, C, S, S) -> z_sem (B, latent_dim). Stride-2 3x3 convs (GroupNorm + SiLU) down to 4x4, attention at `attn_resolution`, Linear."
-    def __init__(self, *, img_resolution: int = 32, in_channels: int = 3, channels: Sequence[int] = ENCODER_CHANNELS,
-                 latent_dim: int = LATENT_DIM, attn_resolution: int = 16, num_heads: int = 4):
+    def __init__(self,
+                 *,
+                 img_resolution: int = 32,                    # image size S: a power of two >= 8
+                 in_channels: int = 3,                        # image channels C
+                 channels: Sequence[int] = ENCODER_CHANNELS,  # stride-2 conv widths; the first log2(S / 4) are used
+                 latent_dim: int = LATENT_DIM,                # size of z_sem
+                 attn_resolution: int = 16,                   # attention after the conv that reaches this size (if any)
+                 num_heads: int = 4,                          # that attention block's heads
+                ):
         super().__init__()
         n = int(math.log2(img_resolution // 4)) if img_resolution >= 8 else 0
         if img_resolution < 8 or img_resolution != 4 * 2 ** n:
@@ -103,7 +140,9 @@ class SemanticEncoder(nn.Module):
         self.out = nn.Linear(ch * 16, latent_dim)
         self.latent_dim = latent_dim
 
-    def forward(self, x0: Tensor) -> Tensor:
+    def forward(self,
+                x0: Tensor,  # (B, C, S, S) real images in [-1, 1]
+               ) -> Tensor:  # z_sem (B, latent_dim)
         h = x0
         for layer in self.body: h = layer(h)[0] if isinstance(layer, AttentionBlock) else layer(h)
         return self.out(h.flatten(1))                                          # z_sem = E_phi(x0)
@@ -111,7 +150,10 @@ class SemanticEncoder(nn.Module):
 # %% ../nbs/08b_sgp.ipynb #cc23c869
 class GradientPredictor(nn.Module):
     "G_tau over a student UNet's trunk: a trainable copy of its decoder, modulated by z_sem (PDAE shift blocks), zero-initialised output."
-    def __init__(self, net: UNet, latent_dim: int = LATENT_DIM):
+    def __init__(self,
+                 net: UNet,                     # the student's UNet: its decoder is copied, its trunk feeds G
+                 latent_dim: int = LATENT_DIM,  # size of z_sem
+                ):
         super().__init__()
         if not isinstance(net, UNet): raise ValueError("the gradient predictor reads a sferd_nb UNet's trunk; the student must wrap a UNet")
         emb_ch = 4 * net.model_channels
@@ -122,7 +164,12 @@ class GradientPredictor(nn.Module):
         self.z_mod = nn.ModuleList(zero_init(nn.Linear(emb_ch, 2 * l.block.cout)) for l in self.dec if isinstance(l.block, ResBlock))
         self.latent_dim = latent_dim
 
-    def forward(self, h: Tensor, skips: Sequence[Tensor], emb: Tensor, z: Tensor) -> Tensor:
+    def forward(self,
+                h: Tensor,                # the trunk's middle output (`UNet.encode`'s h)
+                skips: Sequence[Tensor],  # the trunk's encoder features (`UNet.encode`'s skips), read last first
+                emb: Tensor,              # `UNet.embed`'s time (and class) embedding (B, 4 * model_channels)
+                z: Tensor,                # z_sem (B, latent_dim)
+               ) -> Tensor:
         "The raw output F (B, C, H, W) from the trunk's middle output `h`, its skips, the time embedding and z_sem."
         ze, skips, k = self.z_embed(z.to(emb.dtype)), list(skips), 0
         for layer in self.dec:
@@ -143,11 +190,15 @@ class SemanticCond(NamedTuple):
     @property
     def teacher_cond(self): return self.y
 
-    def select(self, idx) -> 'SemanticCond':
+    def select(self,
+               idx,  # the samples' indices or boolean mask (what indexes a tensor's first dimension)
+              ) -> 'SemanticCond':
         "The conditions of the samples `idx`."
         return SemanticCond(*(v[idx] if isinstance(v, Tensor) and v.ndim > 0 else v for v in self))
 
-    def check(self, x: Tensor) -> None:
+    def check(self,
+              x: Tensor,  # the batch (B, ...) the condition goes with
+             ) -> None:
         "ValueError unless every field has one entry per sample of `x`."
         for name, v in zip(self._fields, self):
             if isinstance(v, Tensor) and v.ndim > 0 and v.shape[0] != x.shape[0]:
@@ -167,9 +218,18 @@ class SGPStudent(WrappedStudent):
     "A denoiser: the student's prediction plus the semantic gradient predictor's correction (Eq. 12-14); `cond` is a `SemanticCond`."
     export_type = 'sgp-student'
 
-    def __init__(self, student: Denoiser, encoder: SemanticEncoder, predictor: GradientPredictor, *, latent: Optional[nn.Module] = None,
-                 split: float = 0.5, joint_lr_ratio: float = 0.1, phase1_lr_scale: float = 1., latent_settings: Optional[dict] = None,
-                 target: str = 'teacher'):
+    def __init__(self,
+                 student: Denoiser,                       # the trained student (a Denoiser over a UNet)
+                 encoder: SemanticEncoder,                # E_phi, with the predictor's latent_dim
+                 predictor: GradientPredictor,            # G_tau, built over the student's UNet
+                 *,
+                 latent: Optional[nn.Module] = None,      # z_sem's `LatentSampler`; None: not fitted yet
+                 split: float = 0.5,                      # fraction of the steps in phase 1 (student frozen), in [0, 1]
+                 joint_lr_ratio: float = 0.1,             # phase 2: every part's learning-rate factor (>= 0)
+                 phase1_lr_scale: float = 1.,             # phase 1: the encoder's and predictor's learning-rate factor
+                 latent_settings: Optional[dict] = None,  # settings of the latent sampler's fit, over LATENT_DEFAULTS
+                 target: str = 'teacher',                 # phase 1's target x0: 'teacher' or 'real' (`SGP_TARGETS`)
+                ):
         super().__init__()
         if not isinstance(student, Denoiser): raise ValueError("SGPStudent wraps a Denoiser (a UNet with a schedule), e.g. a PD or CD student")
         if encoder.latent_dim != predictor.latent_dim:
@@ -189,18 +249,27 @@ class SGPStudent(WrappedStudent):
     @property
     def net(self): return self.student.net
 
-    def condition(self, x0: Tensor, y=None) -> SemanticCond:
+    def condition(self,
+                  x0: Tensor,  # the batch's real images (B, C, H, W) in [-1, 1]: z_sem = E_phi(x0)
+                  y=None,      # their class labels (B,) or None; dropped if the student is unconditional
+                 ) -> SemanticCond:
         "The training condition of a batch (x0, y): z_sem from the real images, labels if the student is class-conditional."
         return SemanticCond(x0=x0, y=y if self.student.net.num_classes else None)
 
-    def sample_condition(self, n: int, labels=None, generator: Optional[torch.Generator] = None) -> SemanticCond:
+    def sample_condition(self,
+                         n: int,                                       # number of latents z_sem to draw
+                         labels=None,                                  # labels (n,) if the student is class-conditional
+                         generator: Optional[torch.Generator] = None,  # RNG of the latent sampler's starting noise
+                        ) -> SemanticCond:
         "The generation condition: n latents from the latent DDIM (no real image needed)."
         if self.latent is None:
             raise ValueError("this SGP student has no latent sampler yet (its distillation did not finish); "
                              "pass cond=SemanticCond(x0=real images) to reconstruct instead")
         return SemanticCond(z=self.latent.sample(n, generator=generator), y=labels)
 
-    def semantic_latent(self, cond: Cond) -> Tensor:
+    def semantic_latent(self,
+                        cond: Cond,  # a SemanticCond: its `z` as it is, else E_phi of its `x0` (float, in [-1, 1])
+                       ) -> Tensor:
         "z_sem of a SemanticCond: given directly, or E_phi(x0)."
         if getattr(cond, 'z', None) is None and getattr(cond, 'x0', None) is None:
             raise ValueError("an SGP student needs cond=SemanticCond(x0=images) or SemanticCond(z=latents); "
@@ -209,13 +278,24 @@ class SGPStudent(WrappedStudent):
             raise ValueError(f"SemanticCond.x0 must be float images in [-1, 1], got {cond.x0.dtype}; use data.to_model_range(images)")
         return cond.z if cond.z is not None else self.encoder(cond.x0.to(next(self.encoder.parameters()).dtype))
 
-    def gradient_scale(self, x: Tensor, t: TimeLike, coefs: Optional[tuple] = None) -> Tensor:
+    def gradient_scale(self,
+                       x: Tensor,                      # the noisy input x_t (B, C, H, W)
+                       t: TimeLike,                    # its time(s): a number or (B,)
+                       coefs: Optional[tuple] = None,  # from `student.coefficients(x, t)`; None: computed here
+                      ) -> Tensor:
         "alpha_t / sigma_t^2 * c_out(sigma): G = gradient_scale * F, so that the x0 shift (sigma^2/alpha) G is c_out F."
         a, s, sc = coefs or self.student.coefficients(x, t)
         c_out = sc[1] if sc is not None else self.student.scalings(s / a)[1]      # the student's own c_out (EDM's for eps/v/x0)
         return a / s**2 * c_out
 
-    def forward(self, x_t: Tensor, t: TimeLike, cond: Cond = None, *, return_attn: bool = False, return_parts: bool = False):
+    def forward(self,
+                x_t: Tensor,                 # the noisy images (B, C, H, W)
+                t: TimeLike,                 # their time(s): a number or (B,)
+                cond: Cond = None,           # a SemanticCond (`x0` or `z`, and labels `y`); None is refused
+                *,
+                return_attn: bool = False,   # collect the student's attention maps in the Prediction's `attn`
+                return_parts: bool = False,  # also return the student's own Prediction and G: `(pred, student_pred, G)`
+               ):
         "Prediction(x0_student + sigma^2/alpha G, eps_student - sigma G); `return_parts` also returns (student Prediction, G)."
         t = batch_times(t, x_t)
         z = self.semantic_latent(cond)
@@ -234,7 +314,9 @@ class SGPStudent(WrappedStudent):
         pred = Prediction(x0, eps, maps)
         return (pred, Prediction(x0_s, eps_s, maps), G) if return_parts else pred
 
-    def param_groups(self, max_steps: int) -> list:
+    def param_groups(self,
+                     max_steps: int,  # the stage's optimiser steps: phase 2 starts at round(split * max_steps)
+                    ) -> list:
         "The two phases as Trainer parameter groups: the student's lr scale 0 until `split * max_steps`, then everything at `joint_lr_ratio`."
         k = int(round(self.split * max_steps))
         sem = list(self.encoder.parameters()) + list(self.predictor.parameters())
@@ -246,7 +328,10 @@ class SGPStudent(WrappedStudent):
         if self.latent is None: return 0
         return sampler_nfe(self.latent.sample_steps, self.latent.sampler)   # notebook 02
 
-    def configure_loss(self, loss, max_steps: int) -> None:
+    def configure_loss(self,
+                       loss,            # the stage's `DistillLoss`; 'real' needs one with `real_x0_target` (PD, CD)
+                       max_steps: int,  # the stage's optimiser steps: phase 1 ends at round(split * max_steps)
+                      ) -> None:
         "Phase 1's target: the method's (the teacher's x0, 'teacher') or the real image x0 (PDAE, 'real') until `split * max_steps`."
         if self.target != 'real': return
         if not getattr(loss, 'real_x0_target', False):
@@ -263,7 +348,14 @@ class SGPStudent(WrappedStudent):
                     latent=self.latent.config if self.latent is not None else None, latent_settings=self.latent_settings,
                     schedule=self.schedule.to_dict(), num_classes=self.student.net.num_classes)
 
-    def after_distill(self, dataset, run_dir, *, progress: bool = True, resume: bool = False, train_kw: Optional[dict] = None):
+    def after_distill(self,
+                      dataset,                          # the training images (image, label), all encoded without flips
+                      run_dir,                          # the stage's folder; the latent sampler's run: run_dir/latent
+                      *,
+                      progress: bool = True,            # show the latent sampler's training progress bar
+                      resume: bool = False,             # continue the latent sampler's run from its checkpoint, if any
+                      train_kw: Optional[dict] = None,  # extra `TrainConfig` fields: only amp and num_workers are used
+                     ):
         "After the SGP stage: encode the data set and fit the latent DDIM on z_sem (run_dir/latent), so that sampling needs no image."
         st = self.latent_settings
         z = encode_dataset(self.encoder, dataset)
@@ -279,7 +371,13 @@ LATENT_DEFAULTS = dict(width=512, depth=6, max_steps=2000, batch_size=256, lr=1e
 
 class LatentMLP(nn.Module):
     "A network on latents (B, d): Linear + LayerNorm + SiLU layers with the input z concatenated into every layer and residual connections (PDAE / Diff-AE)."
-    def __init__(self, dim: int, *, width: int = LATENT_DEFAULTS['width'], depth: int = LATENT_DEFAULTS['depth'], temb: int = 64):
+    def __init__(self,
+                 dim: int,                               # size d of the latents
+                 *,
+                 width: int = LATENT_DEFAULTS['width'],  # hidden width
+                 depth: int = LATENT_DEFAULTS['depth'],  # number of hidden layers (each reads z too; residual)
+                 temb: int = 64,                         # size of the sinusoidal time embedding
+                ):
         super().__init__()
         if depth < 1 or width < 1: raise ValueError(f"depth and width must be >= 1, got {depth}, {width}")
         self.dim, self.temb = dim, temb
@@ -289,7 +387,13 @@ class LatentMLP(nn.Module):
         self.norms = nn.ModuleList(nn.LayerNorm(width) for _ in range(depth))
         self.out = zero_init(nn.Linear(width + dim, dim))
 
-    def forward(self, x: Tensor, noise_label, cond: Cond = None, *, return_attn: bool = False):
+    def forward(self,
+                x: Tensor,                  # noisy latents (B, d), normalised
+                noise_label,                # the Denoiser's noise label: a number or (B,)
+                cond: Cond = None,          # ignored: the latent network is unconditional (the network contract)
+                *,
+                return_attn: bool = False,  # also return an empty list of attention maps (the network contract)
+               ):
         t = torch.as_tensor(noise_label, device=x.device).float().reshape(-1).expand(x.shape[0])
         e = self.time(timestep_embedding(t, self.temb))
         h = self.inp(x.float())
@@ -304,8 +408,14 @@ def latent_schedule() -> DDPMSchedule:
 
 class LatentSampler(nn.Module):
     "The latent sampler of z_sem: a `Denoiser(LatentMLP, constant-beta DDPM, 'eps')` on normalised latents, with the data-set statistics."
-    def __init__(self, dim: int, *, width: int = LATENT_DEFAULTS['width'], depth: int = LATENT_DEFAULTS['depth'], sample_steps: int = LATENT_DEFAULTS['sample_steps'],
-                 sampler: str = LATENT_DEFAULTS['sampler']):
+    def __init__(self,
+                 dim: int,                                             # size d of z_sem
+                 *,
+                 width: int = LATENT_DEFAULTS['width'],                # the LatentMLP's hidden width
+                 depth: int = LATENT_DEFAULTS['depth'],                # the LatentMLP's number of hidden layers
+                 sample_steps: int = LATENT_DEFAULTS['sample_steps'],  # `sample`'s default number of steps
+                 sampler: str = LATENT_DEFAULTS['sampler'],            # default sampler: 'heun' (Karras grid) or 'ddim'
+                ):
         super().__init__()
         if sampler not in ('heun', 'ddim'): raise ValueError(f"the latent sampler is 'heun' (Karras grid) or 'ddim' (PDAE), got {sampler!r}")
         self.config = dict(dim=dim, width=width, depth=depth, sample_steps=sample_steps, sampler=sampler)
@@ -314,8 +424,13 @@ class LatentSampler(nn.Module):
         self.sample_steps, self.sampler = sample_steps, sampler
 
     @torch.no_grad()
-    def sample(self, n: int, *, steps: Optional[int] = None, generator: Optional[torch.Generator] = None,
-               sampler: Optional[str] = None) -> Tensor:
+    def sample(self,
+               n: int,                                       # number of latents
+               *,
+               steps: Optional[int] = None,                  # sampling steps; None: `sample_steps`
+               generator: Optional[torch.Generator] = None,  # RNG of the starting noise z_T; None: global
+               sampler: Optional[str] = None,                # 'heun' (Karras grid) or 'ddim'; None: `self.sampler`
+              ) -> Tensor:
         "n latents z_sem (n, dim): the course's sampler on the normalised latents (Heun on a Karras grid, or PDAE's DDIM), de-normalised."
         dev = self.mean.device
         z_T = prior_sample(self.denoiser.schedule, (n, len(self.mean)), generator=generator).to(dev)
@@ -323,7 +438,9 @@ class LatentSampler(nn.Module):
         zn = sample(self.denoiser, z_T, steps or self.sample_steps, sampler=smp, grid='karras' if smp == 'heun' else None)
         return zn * self.std + self.mean
 
-def latent_loss(seed: int = 0, kind: str = 'l2') -> Callable:
+def latent_loss(seed: int = 0,     # seed of the times and noise, drawn per (step, micro-batch)
+                kind: str = 'l2',  # 'l2' (DDPM) or 'l1' (PDAE), on the predicted noise
+               ) -> Callable:
     "loss_fn(model, (z_normalised, y), step): the latent DDPM's loss on the predicted noise, 'l2' (DDPM) or 'l1' (PDAE)."
     if kind not in ('l1', 'l2'): raise ValueError(f"the latent loss is 'l1' or 'l2', got {kind!r}")
     micro = MicroBatchCounter()
@@ -345,7 +462,10 @@ class _Latents(torch.utils.data.Dataset):
     def __getitem__(self, i): return self.z[i], 0
 
 @torch.no_grad()
-def encode_dataset(encoder: SemanticEncoder, dataset, batch_size: int = 256) -> Tensor:
+def encode_dataset(encoder: SemanticEncoder,  # E_phi, run in eval mode on its own device (its mode is restored)
+                   dataset,                   # items (image, label) in [-1, 1]; its `flip` is off while encoding
+                   batch_size: int = 256,     # images per encoder call
+                  ) -> Tensor:
     "z_sem = E_phi(x0) of every image of `dataset` (no flips), on the encoder's device, float32."
     dev = next(encoder.parameters()).device
     was, flip = encoder.training, getattr(dataset, 'flip', False)
@@ -359,10 +479,22 @@ def encode_dataset(encoder: SemanticEncoder, dataset, batch_size: int = 256) -> 
     finally:
         encoder.train(was); dataset.flip = flip
 
-def fit_latent_sampler(z: Tensor, out_dir, *, width: int = LATENT_DEFAULTS['width'], depth: int = LATENT_DEFAULTS['depth'], max_steps: int = LATENT_DEFAULTS['max_steps'],
-                       batch_size: int = LATENT_DEFAULTS['batch_size'], lr: float = LATENT_DEFAULTS['lr'], seed: int = LATENT_DEFAULTS['seed'],
-                       sample_steps: int = LATENT_DEFAULTS['sample_steps'], sampler: str = LATENT_DEFAULTS['sampler'], loss: str = LATENT_DEFAULTS['loss'], resume: bool = False,
-                       progress: bool = True, train_kw: Optional[dict] = None) -> LatentSampler:
+def fit_latent_sampler(z: Tensor,                                            # the latents (N, d): `encode_dataset`'s
+                       out_dir,                                              # run folder: checkpoint, metrics.jsonl
+                       *,
+                       width: int = LATENT_DEFAULTS['width'],                # the LatentMLP's hidden width
+                       depth: int = LATENT_DEFAULTS['depth'],                # the LatentMLP's number of hidden layers
+                       max_steps: int = LATENT_DEFAULTS['max_steps'],        # optimiser steps
+                       batch_size: int = LATENT_DEFAULTS['batch_size'],      # latents per optimiser step
+                       lr: float = LATENT_DEFAULTS['lr'],                    # peak learning rate, after a short warm-up
+                       seed: int = LATENT_DEFAULTS['seed'],                  # the run's seed: data order, times, noise
+                       sample_steps: int = LATENT_DEFAULTS['sample_steps'],  # the sampler's default number of steps
+                       sampler: str = LATENT_DEFAULTS['sampler'],            # default sampler: 'heun' or 'ddim' (PDAE)
+                       loss: str = LATENT_DEFAULTS['loss'],                  # 'l2' (DDPM) or 'l1' (PDAE), on the noise
+                       resume: bool = False,                                 # continue from out_dir/ckpt.pt if there
+                       progress: bool = True,                                # show a training progress bar
+                       train_kw: Optional[dict] = None,                      # other `TrainConfig` fields, e.g. amp
+                      ) -> LatentSampler:
     "Train a LatentSampler on latents z (N, d) with the one Trainer (checkpoints in out_dir, resumable); returns its EMA network."
     if not torch.isfinite(z).all(): raise FloatingPointError("the semantic latents are not finite; the encoder diverged: lower the learning rate")
     ls = LatentSampler(z.shape[1], width=width, depth=depth, sample_steps=sample_steps, sampler=sampler).to(z.device)
@@ -390,9 +522,17 @@ class SGPSettings(Settings):
                               "(the real image x0, PDAE's Eq. 13)", choices=SGP_TARGETS, type=str)
     latent_steps: int = setting(LATENT_DEFAULTS['max_steps'], "training steps of z_sem's latent DDIM", **at_least_1)
 
-def build_sgp(student: Denoiser, *, latent_dim: int = SGPSettings.latent_dim, split: float = SGPSettings.sgp_split,
-              joint_lr_ratio: float = SGPSettings.sgp_joint_ratio, encoder_channels: Sequence[int] = ENCODER_CHANNELS, seed: int = 0,
-              latent: Optional[dict] = None, phase1_lr_scale: float = 1., target: str = SGPSettings.sgp_target) -> SGPStudent:
+def build_sgp(student: Denoiser,                                    # the trained Denoiser (DDP/EMA wrappers removed)
+              *,
+              latent_dim: int = SGPSettings.latent_dim,             # size of z_sem
+              split: float = SGPSettings.sgp_split,                 # fraction of the steps in phase 1 (frozen student)
+              joint_lr_ratio: float = SGPSettings.sgp_joint_ratio,  # phase 2: every part's learning-rate factor
+              encoder_channels: Sequence[int] = ENCODER_CHANNELS,   # E_phi's widths (`SemanticEncoder`'s channels)
+              seed: int = 0,                                        # seed of E_phi's and G_tau's initial weights
+              latent: Optional[dict] = None,                        # latent sampler settings over LATENT_DEFAULTS
+              phase1_lr_scale: float = 1.,                          # phase 1: E_phi's and G_tau's learning-rate factor
+              target: str = SGPSettings.sgp_target,                 # phase 1's target: 'teacher' or 'real' x0
+             ) -> SGPStudent:
     "An SGPStudent around `student` with a fresh encoder and predictor (initialised from `seed`: the same on every process)."
     student = unwrap(student)
     if not isinstance(student, Denoiser): raise ValueError("the semantic gradient predictor wraps a Denoiser student (a UNet with a schedule)")
@@ -404,10 +544,16 @@ def build_sgp(student: Denoiser, *, latent_dim: int = SGPSettings.latent_dim, sp
     return SGPStudent(student, enc, pred, latent=None, split=split, joint_lr_ratio=joint_lr_ratio, phase1_lr_scale=phase1_lr_scale, latent_settings=latent,
                       target=target).to(dev)
 
-def sgp_student_wrapper(*, latent_dim: int = SGPSettings.latent_dim, split: float = SGPSettings.sgp_split,
-                        joint_lr_ratio: float = SGPSettings.sgp_joint_ratio, lr: float = SGPSettings.sgp_lr,
-                        encoder_channels: Sequence[int] = ENCODER_CHANNELS, seed: int = 0, latent: Optional[dict] = None,
-                        target: str = SGPSettings.sgp_target) -> Callable:
+def sgp_student_wrapper(*,
+                        latent_dim: int = SGPSettings.latent_dim,             # size of z_sem
+                        split: float = SGPSettings.sgp_split,                 # fraction of the steps in phase 1
+                        joint_lr_ratio: float = SGPSettings.sgp_joint_ratio,  # phase 2: all at this fraction of `lr`
+                        lr: float = SGPSettings.sgp_lr,                       # E_phi's and G_tau's lr in phase 1
+                        encoder_channels: Sequence[int] = ENCODER_CHANNELS,   # E_phi's widths per level
+                        seed: int = 0,                                        # seed of E_phi's and G_tau's weights
+                        latent: Optional[dict] = None,                        # latent sampler: LATENT_DEFAULTS keys
+                        target: str = SGPSettings.sgp_target,                 # phase 1's target: 'teacher' or 'real'
+                       ) -> Callable:
     "A `student_wrapper` for `distill(...)`: one more stage that trains the SGP on the final student (lr for E and G; two phases)."
     if not (isinstance(latent_dim, int) and latent_dim >= 1): raise ValueError(f"latent_dim must be an integer >= 1, got {latent_dim!r}")
     if not 0 <= split <= 1: raise ValueError(f"split (--sgp-split) must be a fraction in [0, 1], got {split}")
@@ -421,7 +567,8 @@ def sgp_student_wrapper(*, latent_dim: int = SGPSettings.latent_dim, split: floa
                                         encoder_channels=list(encoder_channels), seed=seed, target=target,
                                         latent=dict(LATENT_DEFAULTS, **(latent or {}))))
 
-def sgp_from_config(cfg: dict) -> SGPStudent:
+def sgp_from_config(cfg: dict,  # config.json of an 'sgp-student' export (`SGPStudent.export_config`)
+                   ) -> SGPStudent:
     "Rebuild an (untrained) SGPStudent from its export config (the 'sgp-student' export type)."
     try:
         student = denoiser_from_config(cfg['student'])

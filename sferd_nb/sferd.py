@@ -28,7 +28,9 @@ def _semantic(c: dict) -> Callable:
     return sgp_student_wrapper(latent_dim=c['latent_dim'], split=c['sgp_split'], lr=c['sgp_lr'], joint_lr_ratio=c['sgp_joint_ratio'],
                                seed=c['seed'], latent=dict(max_steps=c['latent_steps'], seed=c['seed']), target=c['sgp_target'])
 
-def sferd_method(base: DistillMethod, name: str) -> DistillMethod:
+def sferd_method(base: DistillMethod,  # the registered method it builds on (PD, CD): stages, losses, sampling
+                 name: str,            # its registry key, e.g. 'sferd-pd' (also names its settings dataclass)
+                ) -> DistillMethod:
     "SFERD on top of a registered method: the same stages, losses and sampling; the guided teacher and the SGP student as wrappers."
     def recipe(n, c):
         return dict(base.recipe(n, c), sferd={k: c[k] for k in SFERD_DEFAULTS})
@@ -41,21 +43,28 @@ SFERD_PD = sferd_method(PD, 'sferd-pd')
 SFERD_CD = sferd_method(CD, 'sferd-cd')
 
 # %% ../nbs/09_sferd.ipynb #7bf27aa0
-def seed_spread(rows) -> float:
+def seed_spread(rows,  # result rows, each with 'fid': its FIDs, one per sampling seed
+               ) -> float:
     "The largest range (max - min over sampling seeds) of any row's FID: a difference of mean FIDs below it is not significant."
     return max(max(r['fid']) - min(r['fid']) for r in rows)
 
-def fid_verdict(a: dict, b: dict, spread: float) -> str:
+def fid_verdict(a: dict,        # a result row, with 'fid_mean'
+                b: dict,        # the row it is compared with
+                spread: float,  # a difference of means must exceed it to count (`seed_spread`)
+               ) -> str:
     "Row `a` against row `b` (each with 'fid_mean'): 'lower' or 'higher' when the means differ by more than `spread`, else 'not significant'."
     d = a['fid_mean'] - b['fid_mean']
     return 'lower' if -d > spread else 'higher' if d > spread else 'not significant'
 
-def claim_word(v: str) -> str:
+def claim_word(v: str,  # 'lower', 'higher' or 'not significant' (any other value: NOT SIGNIFICANT)
+              ) -> str:
     "A verdict ('lower' / 'higher' / 'not significant') on a claim that the first row has the lower FID: AGREES / DISAGREES / NOT SIGNIFICANT."
     return {'lower': 'AGREES', 'higher': 'DISAGREES'}.get(v, 'NOT SIGNIFICANT')
 
 # %% ../nbs/09_sferd.ipynb #9d4b27a9
-def training_seed_verdict(a: Sequence[float], b: Sequence[float]) -> str:
+def training_seed_verdict(a: Sequence[float],  # row a's FIDs, one per training seed (at least 2)
+                          b: Sequence[float],  # row b's FIDs for the same seeds, in the same order
+                         ) -> str:
     "FIDs of row `a` against row `b`, one per training seed (pair k: both trained with seed k): 'lower' / 'higher' when every paired difference has that sign and their mean exceeds the larger range of the two rows over training seeds, else 'not significant'."
     if len(a) != len(b) or len(a) < 2: raise ValueError(f"need the same >= 2 training seeds for both rows, got {len(a)} and {len(b)}")
     d = [x - y for x, y in zip(a, b)]

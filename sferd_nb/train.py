@@ -74,13 +74,17 @@ class TrainConfig:
         if self.ema_decay is not None and not 0 <= self.ema_decay < 1: bad(f"ema_decay must be in [0, 1), got {self.ema_decay}")
 
 # %% ../nbs/04_train.ipynb #f9bd889a
-def lr_at(cfg: TrainConfig, step: int) -> float:
+def lr_at(cfg: TrainConfig,  # the run's settings: lr, warmup_steps, lr_decay, max_steps
+          step: int,         # the optimiser step, 0-based
+         ) -> float:
     "Learning rate of optimiser step `step` (0-based): linear warm-up, then constant or linear decay to 0."
     f = min(1., (step + 1) / cfg.warmup_steps) if cfg.warmup_steps > 0 else 1.
     if cfg.lr_decay == 'linear': f *= max(0., 1. - step / max(cfg.max_steps, 1))
     return cfg.lr * f
 
-def lr_scale_at(scale, step: int) -> float:
+def lr_scale_at(scale,      # a number, or [[from_step, scale], ...] by increasing from_step (before the first: 1)
+                step: int,  # the optimiser step, 0-based
+               ) -> float:
     "A parameter group's learning-rate factor at `step`: a number, or [[from_step, scale], ...] (the last entry with from_step <= step)."
     if isinstance(scale, (int, float)): return float(scale)
     out = 1.
@@ -88,7 +92,9 @@ def lr_scale_at(scale, step: int) -> float:
         if step >= start: out = float(s)
     return out
 
-def ema_beta(cfg: TrainConfig, step: int) -> float:
+def ema_beta(cfg: TrainConfig,  # ema_decay, or ema_halflife_kimg with ema_rampup and batch_size; neither: 0
+             step: int,         # the optimiser step just taken, 0-based
+            ) -> float:
     "EMA decay used after optimiser step `step` (0-based): fixed, or from a half-life in images (EDM, with ramp-up)."
     if cfg.ema_decay is not None: return cfg.ema_decay
     if cfg.ema_halflife_kimg is None: return 0.
@@ -97,7 +103,8 @@ def ema_beta(cfg: TrainConfig, step: int) -> float:
     return 0.5 ** (cfg.batch_size / max(half, 1e-8))
 
 # %% ../nbs/04_train.ipynb #707c4959
-def setup_distributed(device=None) -> torch.device:
+def setup_distributed(device=None,  # a torch.device or its name; None: GPU LOCAL_RANK if CUDA is there, else the CPU
+                     ) -> torch.device:
     "Join the torchrun process group if RANK/WORLD_SIZE are set (NCCL for a CUDA `device`, gloo on CPU); return this process's device (default: its CUDA GPU if any)."
     local = int(os.environ.get('LOCAL_RANK', 0))
     if device is None: device = torch.device('cuda', local) if torch.cuda.is_available() else torch.device('cpu')
@@ -107,7 +114,9 @@ def setup_distributed(device=None) -> torch.device:
         dist.init_process_group('nccl' if device.type == 'cuda' else 'gloo')
     return device
 
-def cleanup_distributed(*, barrier: bool = True) -> None:
+def cleanup_distributed(*,
+                        barrier: bool = True,  # gloo: meet the other ranks at a barrier first; False on an exception
+                       ) -> None:
     """Leave the process group (if any). With gloo and `barrier` (a normal exit; `distributed` passes False while an
     exception propagates, when the other ranks may never come), the ranks first meet at a barrier and pause 0.1 s with the
     GIL free: torch 2.3's gloo destructor joins its worker threads while holding the GIL that one of them may still need to
@@ -120,7 +129,8 @@ def cleanup_distributed(*, barrier: bool = True) -> None:
     finally: dist.destroy_process_group()
 
 @contextlib.contextmanager
-def distributed(device=None):
+def distributed(device=None,  # this process's device, as for `setup_distributed` (None: GPU LOCAL_RANK or the CPU)
+               ):
     """`with distributed(device) as device:` a run inside the torchrun process group (if any): `setup_distributed` on the way
     in; on the way out `cleanup_distributed()` (the barrier) after a normal exit, `cleanup_distributed(barrier=False)` while
     an exception propagates (the other ranks may never reach a barrier)."""
@@ -131,18 +141,22 @@ def distributed(device=None):
 
 class DDP(nn.parallel.DistributedDataParallel):
     "DistributedDataParallel whose unknown attributes fall through to the wrapped module (e.g. `.schedule`)."
-    def __getattr__(self, name):
+    def __getattr__(self,
+                    name,  # an attribute DDP itself lacks: looked up on the wrapped module
+                   ):
         try: return super().__getattr__(name)
         except AttributeError: return getattr(self.module, name)
 
-def unwrap(model: nn.Module) -> nn.Module:
+def unwrap(model: nn.Module,  # a module, perhaps in DDP, torch.compile or AveragedModel wrappers (nested too)
+          ) -> nn.Module:
     "The plain module inside DDP / torch.compile / AveragedModel wrappers."
     while True:
         if isinstance(model, nn.parallel.DistributedDataParallel) or isinstance(model, AveragedModel): model = model.module
         elif hasattr(model, '_orig_mod'): model = model._orig_mod
         else: return model
 
-def mix_seed(*xs: int) -> int:
+def mix_seed(*xs: int,  # the integers to mix, in order (seed, step, rank, ...), each taken modulo 2^64
+            ) -> int:
     "A well-mixed 63-bit seed from integers (splitmix64 chain): independent streams per (seed, step, rank, ...)."
     z = 0x9E3779B97F4A7C15
     for x in xs:
@@ -153,12 +167,16 @@ def mix_seed(*xs: int) -> int:
 class MicroBatchCounter:
     "Which micro-batch of the current optimiser step a loss call is (a loss is called `grad_accum` times per step)."
     def __init__(self): self.step, self.k = None, 0
-    def __call__(self, step: int) -> int:
+    def __call__(self,
+                 step: int,  # the optimiser step of this loss call
+                ) -> int:
         self.k = self.k + 1 if step == self.step else 0
         self.step = step
         return self.k
 
-def draw_global(draw: Callable[[int], Tensor], local: int) -> Tensor:
+def draw_global(draw: Callable[[int], Tensor],  # draw(n) -> n draws on dim 0 (times, noise); same seed on all ranks
+                local: int,                     # this process's batch size
+               ) -> Tensor:
     "Draw `draw(n)` for the global batch (n = local x world size) and keep this process's share `[rank::world]`: every process count sees the same numbers."
     world, rank = world_info()
     return draw(local * world)[rank::world]
@@ -166,7 +184,9 @@ def draw_global(draw: Callable[[int], Tensor], local: int) -> Tensor:
 # %% ../nbs/04_train.ipynb #c60008c8
 _ANNOUNCED: set = set()
 
-def announce_settings(settings: dict, isa: Optional[str] = None) -> None:
+def announce_settings(settings: dict,             # the Trainer's `settings`: device, amp, channels_last, threads
+                      isa: Optional[str] = None,  # the CPU's bf16 instruction set (`cpu_settings`), shown with bf16
+                     ) -> None:
     "Print a run's device settings, once per process and setting (the next run with the same settings stays quiet)."
     key = tuple(sorted(settings.items()))
     if key in _ANNOUNCED: return
@@ -178,7 +198,8 @@ def announce_settings(settings: dict, isa: Optional[str] = None) -> None:
           "(TrainConfig amp= / channels_last= override)", flush=True)
 
 # %% ../nbs/04_train.ipynb #f25f2be0
-def json_normalize(d):
+def json_normalize(d,  # metadata that JSON can store (dicts, lists, tuples, numbers, strings, None)
+                  ):
     "Metadata as JSON stores it: round-trip through JSON (tuples -> lists) so saved and fresh metadata compare equal."
     return json.loads(json.dumps(d))
 
@@ -200,14 +221,17 @@ def _set_rng_state(s: dict) -> None:
     v, st, gauss = s['python']
     random.setstate((v, tuple(st), gauss))
 
-def atomic_save(obj, path) -> Path:
+def atomic_save(obj,   # what to store (anything torch.save takes)
+                path,  # the file to write; missing parent folders are created
+               ) -> Path:
     "torch.save `obj` to `path` atomically (`runs.atomic_write`: a unique temporary file, fsync, rename; the old file survives a crash)."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     return atomic_write(path, lambda f: torch.save(obj, f))
 
 _CKPT_KEYS = ('format', 'step', 'model', 'ema', 'optimizer', 'rng', 'config', 'meta')
 
-def load_checkpoint(path) -> dict:
+def load_checkpoint(path,  # a checkpoint file, or a run folder holding ckpt.pt
+                   ) -> dict:
     "Read and validate a training checkpoint (a file or a run directory holding ckpt.pt); ValueError if unusable."
     path = Path(path)
     if path.is_dir(): path = path / CKPT_NAME
@@ -285,7 +309,9 @@ class _Setup:
 # %% ../nbs/04_train.ipynb #f7784efa
 class _Step:
     "One optimiser step: the seed of the step, the backward pass, the checks, the learning rate, the optimisers. (A part of `Trainer`.)"
-    def train_step(self, micro: list) -> dict:
+    def train_step(self,
+                   micro: list,  # the step's `grad_accum` micro-batches, on the device
+                  ) -> dict:
         """One optimiser step over the micro-batches `micro`; returns device tensors. Every method shares it: the seed of the
         step, `backward` (the part a method may override: GAN training has two players), the finiteness check, the
         learning-rate schedule (with each parameter group's `lr_scale`; the other optimisers of `optimizers()` follow it from
@@ -310,7 +336,9 @@ class _Step:
         "The optimisers `train_step` steps after `backward` (the model's; GAN training adds the discriminator's)."
         return [self.opt]
 
-    def backward(self, micro: list) -> tuple[dict, dict]:
+    def backward(self,
+                 micro: list,  # the step's `grad_accum` micro-batches, on the device
+                ) -> tuple[dict, dict]:
         "Losses and gradients of one step: `(stats, metrics)`; stats = loss and clipped gradient norm (averaged over ranks)."
         cfg, step = self.cfg, self.step
         loss_sum, metrics = 0., {}
@@ -335,7 +363,9 @@ class _Step:
 class _EMA:
     "The exponential moving average of the weights. (A part of `Trainer`.)"
     @torch.no_grad()
-    def update_ema(self, beta: float) -> None:
+    def update_ema(self,
+                   beta: float,  # this step's EMA decay (`ema_beta`); at step 0 the weights are copied instead
+                  ) -> None:
         "EMA of parameters and floating buffers: ema <- beta ema + (1 - beta) model, one fused lerp; the first step copies."
         ema = list(self.ema.module.parameters()) + [b for b in self.ema.module.buffers() if b.is_floating_point()]
         cur = [p.detach() for p in self.model.parameters()] + [b for b in self.model.buffers() if b.is_floating_point()]
@@ -346,7 +376,11 @@ class _EMA:
 # %% ../nbs/04_train.ipynb #e7a06241
 class _Loop:
     "The training loop. (A part of `Trainer`.)"
-    def fit(self, dataset, max_steps: Optional[int] = None, progress: bool = True) -> 'Trainer':
+    def fit(self,
+            dataset,                          # the training data set (items such as (image, label)), for `make_loader`
+            max_steps: Optional[int] = None,  # train until this many optimiser steps in all; None: config.max_steps
+            progress: bool = True,            # show a tqdm progress bar (rank 0)
+           ) -> 'Trainer':
         "Train until `max_steps` (default config.max_steps) optimiser steps; checkpoints, samples and metrics on the way."
         cfg = self.cfg
         max_steps = cfg.max_steps if max_steps is None else max_steps
@@ -374,7 +408,10 @@ class _Loop:
 # %% ../nbs/04_train.ipynb #6b59720a
 class _AfterStep:
     "Everything after an optimiser step. (A part of `Trainer`.)"
-    def after_step(self, stats: dict, max_steps: int) -> None:
+    def after_step(self,
+                   stats: dict,     # `train_step`'s result: loss, grad_norm, lr and the loss's metrics
+                   max_steps: int,  # the fit's final step: logged, and sampled and saved unless their *_every is -1
+                  ) -> None:
         "Everything after an optimiser step: EMA, `on_step_end`, logging, sample grids, checkpoints."
         cfg = self.cfg
         beta = ema_beta(cfg, self.step)
@@ -418,7 +455,9 @@ class _Device:
             out.append(b)
         return tuple(out) if isinstance(batch, (list, tuple)) else out[0]
 
-    def make_loader(self, dataset):
+    def make_loader(self,
+                    dataset,  # the training data set (e.g. an `ImageDataset`)
+                   ):
         "The data loader of this run: per-process micro-batches, shuffled with the run's seed."
         return make_loader(dataset, self.micro_batch, shuffle=True, seed=self.cfg.seed, drop_last=True,
                            num_workers=self.cfg.num_workers)
@@ -426,7 +465,10 @@ class _Device:
 # %% ../nbs/04_train.ipynb #55a4782b
 class _Checks:
     "Failing early on non-finite numbers. (A part of `Trainer`.)"
-    def check_finite(self, stats: dict, where: str = 'at') -> None:
+    def check_finite(self,
+                     stats: dict,        # 'loss' and 'grad_norm' tensors: one step's, or the sums since the last log
+                     where: str = 'at',  # the word before 'step N' in the error: 'at' (this step) or 'by' (lazy checks)
+                    ) -> None:
         "FloatingPointError (one host sync) if the loss or gradient norm was not finite; the last checkpoint stays intact."
         v = torch.stack([stats['loss'], stats['grad_norm']])
         if torch.isfinite(v).all(): return
@@ -448,7 +490,9 @@ class _Checkpoints:
         if self.world > 1: dist.barrier()
         return path
 
-    def resume(self, path=None) -> 'Trainer':
+    def resume(self,
+               path=None,  # a checkpoint file or a run folder holding ckpt.pt; None: out_dir/ckpt.pt
+              ) -> 'Trainer':
         "Load model, EMA, optimiser, step and RNG states from a checkpoint (default: out_dir/ckpt.pt)."
         path = Path(path) if path is not None else self.ckpt_path
         ck = load_checkpoint(path)
@@ -525,8 +569,15 @@ def teacher_loss(weighting: str = 'edm',  # the loss weight lambda of Eq. 2: a n
         return loss.mean(), {}
     return loss_fn
 
-def teacher_sample_fn(n: int = 16, *, steps: int = 18, sampler: str = 'heun', seed: int = 0,
-                      num_classes: Optional[int] = None, resolution: int = 32, channels: int = 3) -> Callable:
+def teacher_sample_fn(n: int = 16,                        # images per grid
+                      *,
+                      steps: int = 18,                    # sampling steps
+                      sampler: str = 'heun',              # a name in `SAMPLERS`
+                      seed: int = 0,                      # seed of the fixed noise x_T: the same at every call
+                      num_classes: Optional[int] = None,  # image i gets class i % num_classes; None: unconditional
+                      resolution: int = 32,               # image size (square)
+                      channels: int = 3,                  # image channels
+                     ) -> Callable:
     "sample_fn(denoiser, step) -> n images from fixed noise (class i % num_classes if conditional)."
     if sampler not in SAMPLERS: raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
     def fn(denoiser, step):

@@ -19,7 +19,10 @@ __all__ = ['UNET_CONFIGS', 'AMP_CHOICES', 'ATTENTION_PLACES', 'timestep_embeddin
            'select_attention', 'attention_received']
 
 # %% ../nbs/03_unet.ipynb #168d87dd
-def timestep_embedding(t: Tensor, dim: int, max_period: float = 10000.) -> Tensor:
+def timestep_embedding(t: Tensor,                  # float noise labels (B,)
+                       dim: int,                   # width of the embedding (an odd one ends with a zero column)
+                       max_period: float = 10000.  # the longest period: w_i = max_period^(-i/half)
+                      ) -> Tensor:
     "Sinusoidal embedding (B, dim) of float noise labels `t` (B,): [cos(t w_i), sin(t w_i)], w_i = max_period^(-i/half)."
     half = dim // 2
     freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
@@ -28,40 +31,65 @@ def timestep_embedding(t: Tensor, dim: int, max_period: float = 10000.) -> Tenso
     return F.pad(emb, (0, 1)) if dim % 2 else emb
 
 # %% ../nbs/03_unet.ipynb #c7425e20
-def num_groups(ch: int, max_groups: int = 32, min_per_group: int = 4) -> int:
-    "GroupNorm groups for `ch` channels: the largest count <= 32 dividing `ch` with >= `min_per_group` channels each."
+def num_groups(ch: int,                # channels to normalise
+               max_groups: int = 32,   # the most groups
+               min_per_group: int = 4  # the fewest channels per group (fewer channels than this: 1 group)
+              ) -> int:
+    "GroupNorm groups for `ch` channels: the largest count <= `max_groups` dividing `ch` with >= `min_per_group` channels each (1 if none)."
     g = max(1, min(max_groups, ch // min_per_group))
     while ch % g: g -= 1
     return g
 
-def group_norm(ch: int) -> nn.GroupNorm:
+def group_norm(ch: int  # channels to normalise
+              ) -> nn.GroupNorm:
     "GroupNorm with `num_groups(ch)` groups."
     return nn.GroupNorm(num_groups(ch), ch, eps=1e-5)
 
-def zero_init(m: nn.Module) -> nn.Module:
+def zero_init(m: nn.Module  # the module whose parameters are zeroed (in place)
+             ) -> nn.Module:
     "Set all parameters of `m` to zero (and return it)."
     for p in m.parameters(): nn.init.zeros_(p)
     return m
 
 class Downsample(nn.Module):
     "Halve the resolution: 3x3 conv with stride 2, or 2x2 average pooling (`use_conv=False`)."
-    def __init__(self, ch: int, use_conv: bool = True):
+    def __init__(self,
+                 ch: int,               # channels (in and out)
+                 use_conv: bool = True  # a 3x3 conv with stride 2; False: 2x2 average pooling
+                ):
         super().__init__()
         self.op = nn.Conv2d(ch, ch, 3, stride=2, padding=1) if use_conv else nn.AvgPool2d(2)
-    def forward(self, x: Tensor, emb: Optional[Tensor] = None) -> Tensor: return self.op(x)
+    def forward(self,
+                x: Tensor,                    # features (B, ch, H, W)
+                emb: Optional[Tensor] = None  # unused (a UNet layer's block is called `block(h, emb)`)
+               ) -> Tensor: return self.op(x)
 
 class Upsample(nn.Module):
     "Double the resolution: nearest-neighbour upsampling, then a 3x3 conv (unless `use_conv=False`)."
-    def __init__(self, ch: int, use_conv: bool = True):
+    def __init__(self,
+                 ch: int,               # channels (in and out)
+                 use_conv: bool = True  # a 3x3 conv after the nearest upsampling; False: none
+                ):
         super().__init__()
         self.conv = nn.Conv2d(ch, ch, 3, padding=1) if use_conv else nn.Identity()
-    def forward(self, x: Tensor, emb: Optional[Tensor] = None) -> Tensor:
+    def forward(self,
+                x: Tensor,                    # features (B, ch, H, W)
+                emb: Optional[Tensor] = None  # unused (a UNet layer's block is called `block(h, emb)`)
+               ) -> Tensor:
         return self.conv(F.interpolate(x, scale_factor=2, mode='nearest'))
 
 class ResBlock(nn.Module):
     "ADM residual block: GN-SiLU-(resample)-conv, embedding (scale-shift or add), GN-SiLU-dropout-conv(zero init), skip."
-    def __init__(self, cin: int, cout: int, emb_ch: int, *, dropout: float = 0., up: bool = False, down: bool = False,
-                 scale_shift: bool = True):
+    def __init__(self,
+                 cin: int,                 # input channels
+                 cout: int,                # output channels (the skip path gets a 1x1 conv if they differ)
+                 emb_ch: int,              # width of the embedding `emb` (4*model_channels in the UNet)
+                 *,
+                 dropout: float = 0.,      # dropout probability before the last conv
+                 up: bool = False,         # also double the resolution (nearest, on both paths)
+                 down: bool = False,       # also halve the resolution (2x2 average pool, on both paths)
+                 scale_shift: bool = True  # the embedding scales and shifts the norm (ADM); False: added (DDPM)
+                ):
         super().__init__()
         if up and down: raise ValueError("a ResBlock resamples up or down, not both")
         self.cin, self.cout, self.up, self.down, self.scale_shift = cin, cout, up, down, scale_shift
@@ -76,7 +104,11 @@ class ResBlock(nn.Module):
         if self.down: return F.avg_pool2d(x, 2)
         return x
 
-    def forward(self, x: Tensor, emb: Tensor, mod: Optional[Tensor] = None) -> Tensor:
+    def forward(self,
+                x: Tensor,                    # features (B, cin, H, W)
+                emb: Tensor,                  # the embedding (B, emb_ch)
+                mod: Optional[Tensor] = None  # a second scale-shift (B, 2*cout) after the norm (notebook 08b), or None
+               ) -> Tensor:
         "`mod` (B, 2*cout), optional: a second scale-shift after the norm, h = (1 + scale) h + shift (PDAE's z_sem modulation, notebook 08b)."
         h = self._resample(F.silu(self.norm0(x)))
         x = self._resample(x)
@@ -104,7 +136,13 @@ class AttentionMap:
 
 class AttentionBlock(nn.Module):
     "Multi-head self-attention over H*W positions; SDPA by default, explicit softmax(QK^T/sqrt(d)) (Eq. 9) if `return_attn`."
-    def __init__(self, ch: int, *, num_heads: int = 1, place: str = 'encoder', index: int = 0):
+    def __init__(self,
+                 ch: int,                 # channels (divisible by num_heads)
+                 *,
+                 num_heads: int = 1,      # attention heads, of ch // num_heads channels each
+                 place: str = 'encoder',  # 'encoder', 'middle' or 'decoder' (recorded in its AttentionMap)
+                 index: int = 0           # its order among the blocks at `place` (0 = first; in its AttentionMap)
+                ):
         super().__init__()
         if num_heads < 1 or ch % num_heads:
             raise ValueError(f"{ch} channels cannot be split into {num_heads} heads; choose num_heads/head_channels dividing it")
@@ -113,7 +151,10 @@ class AttentionBlock(nn.Module):
         self.qkv = nn.Conv2d(ch, 3 * ch, 1)
         self.proj = zero_init(nn.Conv2d(ch, ch, 1))
 
-    def forward(self, x: Tensor, return_attn: bool = False) -> tuple[Tensor, Optional[Tensor]]:
+    def forward(self,
+                x: Tensor,                 # features (B, ch, H, W)
+                return_attn: bool = False  # compute softmax(QK^T/sqrt(d)) and return it; False: SDPA, probs None
+               ) -> tuple[Tensor, Optional[Tensor]]:
         "Return `(x + attention output, probs or None)`; `probs` (B, heads, N, N)."
         B, C, H, W = x.shape
         # (B, 3C, H, W) -> (B, N, 3, heads, d) -> q, k, v (B, heads, N, d) with unit stride over d: the layout the fused
@@ -132,11 +173,19 @@ class AttentionBlock(nn.Module):
 # %% ../nbs/03_unet.ipynb #78281c82
 class UNetLayer(nn.Module):
     "One step of the UNet: a block (ResBlock, Downsample or Upsample) and an optional attention block after it."
-    def __init__(self, block: nn.Module, attn: Optional[AttentionBlock] = None, cat_skip: bool = False):
+    def __init__(self,
+                 block: nn.Module,                       # a ResBlock, Downsample or Upsample, called `block(h, emb)`
+                 attn: Optional[AttentionBlock] = None,  # the attention block after it; None: none
+                 cat_skip: bool = False                  # a decoder layer: `decode` concatenates a skip to its input
+                ):
         super().__init__()
         self.block, self.attn, self.cat_skip = block, attn, cat_skip
 
-    def forward(self, h: Tensor, emb: Tensor, maps: Optional[list] = None) -> Tensor:
+    def forward(self,
+                h: Tensor,                   # features (B, C, H, W)
+                emb: Tensor,                 # the embedding (B, 4*model_channels)
+                maps: Optional[list] = None  # a list the attention blocks append their AttentionMap to; None: no maps
+               ) -> Tensor:
         h = self.block(h, emb)
         if self.attn is None: return h
         h, probs = self.attn(h, return_attn=maps is not None)
@@ -145,11 +194,23 @@ class UNetLayer(nn.Module):
 
 class _UNetLayers(nn.Module):
     "The UNet's layers, built from its config. (A part of `UNet`.)"
-    def __init__(self, img_resolution: int, *, in_channels: int = 3, out_channels: int = 3, model_channels: int = 128,
-                 channel_mult: Sequence[int] = (1, 2, 2, 2), num_blocks: int = 2, attn_resolutions: Sequence[int] = (16,),
-                 num_heads: Optional[int] = None, head_channels: Optional[int] = None, dropout: float = 0.,
-                 num_classes: Optional[int] = None, resblock_updown: bool = True, scale_shift: bool = True,
-                 label_dropout: float = 0.):
+    def __init__(self,
+                 img_resolution: int,                         # image height = width (divisible by 2^(levels - 1))
+                 *,
+                 in_channels: int = 3,                        # channels of the input x
+                 out_channels: int = 3,                       # channels of the output
+                 model_channels: int = 128,                   # base width, times channel_mult[i] at level i
+                 channel_mult: Sequence[int] = (1, 2, 2, 2),  # width multiplier per level (level i at resolution / 2^i)
+                 num_blocks: int = 2,                         # ResBlocks per encoder level (decoder: num_blocks + 1)
+                 attn_resolutions: Sequence[int] = (16,),     # resolutions with attention (the middle always has it)
+                 num_heads: Optional[int] = None,             # heads per attention block (None, no head_channels: 1)
+                 head_channels: Optional[int] = None,         # or channels per head: heads = ch // head_channels
+                 dropout: float = 0.,                         # dropout probability in every ResBlock
+                 num_classes: Optional[int] = None,           # classes (+ a null label); None or 0: unconditional
+                 resblock_updown: bool = True,                # resample in ResBlocks (ADM); False: Downsample/Upsample
+                 scale_shift: bool = True,                    # scale-shift norm (ADM); False: emb added (DDPM)
+                 label_dropout: float = 0.                    # training's chance to replace a label by the null label
+                ):
         super().__init__()
         if num_heads is not None and head_channels is not None:
             raise ValueError("give num_heads or head_channels, not both")
@@ -207,7 +268,12 @@ class _UNetLayers(nn.Module):
 # %% ../nbs/03_unet.ipynb #17cea94c
 class _Embedding:
     "The embedding of the noise label and the class. (A part of `UNet`.)"
-    def embed(self, noise_label, cond: Optional[Tensor], batch: int, device) -> Tensor:
+    def embed(self,
+              noise_label,             # noise labels (B,) or one number for the batch
+              cond: Optional[Tensor],  # class indices (B,), a list or a number; float rows (B, num_classes); or None
+              batch: int,              # the batch size B
+              device                   # the device of the batch
+             ) -> Tensor:
         "The embedding `emb` (B, 4*model_channels): MLP(sinusoids(noise_label)) (+ class embedding)."
         t = torch.as_tensor(noise_label, device=device).float()
         t = t.expand(batch) if t.ndim == 0 else t.reshape(-1)
@@ -236,7 +302,11 @@ class _Embedding:
 # %% ../nbs/03_unet.ipynb #f22d34e6
 class _Trunk:
     "The trunk (encoder and middle) and the decoder. (A part of `UNet`.)"
-    def encode(self, x: Tensor, emb: Tensor, maps: Optional[list] = None) -> tuple[Tensor, list]:
+    def encode(self,
+               x: Tensor,                   # the network's input (B, in_channels, H, W)
+               emb: Tensor,                 # the embedding (B, 4*model_channels) from `embed`
+               maps: Optional[list] = None  # a list the attention blocks append their AttentionMap to; None: no maps
+              ) -> tuple[Tensor, list]:
         "The trunk: encoder and middle. Returns `(h, skips)`: the middle's output and the encoder features the decoder reads."
         h = self.conv_in(x); skips = [h]
         for layer in self.enc:
@@ -244,7 +314,13 @@ class _Trunk:
         for layer in self.mid: h = layer(h, emb, maps)
         return h, skips
 
-    def decode(self, h: Tensor, skips: list, emb: Tensor, *, maps: Optional[list] = None) -> Tensor:
+    def decode(self,
+               h: Tensor,                   # the middle's output (from `encode`)
+               skips: list,                 # the encoder features from `encode` (not modified)
+               emb: Tensor,                 # the embedding (B, 4*model_channels) from `embed`
+               *,
+               maps: Optional[list] = None  # a list the attention blocks append their AttentionMap to; None: no maps
+              ) -> Tensor:
         "The decoder and output head: each decoder layer concatenates the last unread skip (`skips` is not modified)."
         skips = list(skips)
         for layer in self.dec:
@@ -255,7 +331,13 @@ class _Trunk:
 # %% ../nbs/03_unet.ipynb #dae33b8c
 class _Forward:
     "The forward pass and the encoder features. (A part of `UNet`.)"
-    def forward(self, x: Tensor, noise_label, cond: Optional[Tensor] = None, *, return_attn: bool = False):
+    def forward(self,
+                x: Tensor,                      # the network's input (B, in_channels, H, W)
+                noise_label,                    # noise labels (B,) or one number for the batch
+                cond: Optional[Tensor] = None,  # class labels (B,) or one-hot rows; None if unconditional
+                *,
+                return_attn: bool = False       # also return the AttentionMaps, in forward order
+               ):
         "Raw network output (B, out_channels, H, W); with `return_attn`, also the attention maps in forward order."
         emb = self.embed(noise_label, cond, x.shape[0], x.device)
         maps = [] if return_attn else None
@@ -263,7 +345,11 @@ class _Forward:
         out = self.decode(h, skips, emb, maps=maps)
         return (out, maps) if return_attn else out
 
-    def encoder_features(self, x: Tensor, noise_label, cond: Optional[Tensor] = None) -> list:
+    def encoder_features(self,
+                         x: Tensor,                     # the network's input (B, in_channels, H, W)
+                         noise_label,                   # noise labels (B,) or one number for the batch
+                         cond: Optional[Tensor] = None  # class labels (B,) or one-hot rows; None if unconditional
+                        ) -> list:
         "The down path's activations: the last one at each encoder resolution (highest first), then the middle block's output (what notebook 12's projected discriminator reads)."
         h, skips = self.encode(x, self.embed(noise_label, cond, x.shape[0], x.device))
         feats = [f for f, nxt in zip(skips, skips[1:] + [None]) if nxt is None or nxt.shape[-1] != f.shape[-1]]   # last per resolution
@@ -300,7 +386,8 @@ def build_unet(name: str,                         # a config of UNET_CONFIGS: 't
     cfg.update(overrides)
     return UNet(**cfg)
 
-def count_params(m: nn.Module) -> int:
+def count_params(m: nn.Module  # the module (all its parameters, trainable or not)
+                ) -> int:
     "Number of parameters of `m`."
     return sum(p.numel() for p in m.parameters())
 
@@ -330,7 +417,9 @@ def cpu_cores() -> int:
     try: return len(os.sched_getaffinity(0))
     except (AttributeError, OSError): return os.cpu_count() or 1
 
-def cpu_settings(num_workers: int = 0, train: bool = True) -> dict:
+def cpu_settings(num_workers: int = 0,  # data-loader processes: their cores are left to them
+                 train: bool = True     # for training (NCHW); False: for inference (channels_last)
+                ) -> dict:
     "How the library runs a UNet on this CPU: bf16 autocast where bf16 is native; channels_last for inference only (training: NCHW, see below); torch's thread count capped at the cores this process may use less `num_workers` data-loader processes."
     isa = native_bf16()
     threads = max(1, min(torch.get_num_threads(), cpu_cores() - max(0, num_workers)))
@@ -343,15 +432,19 @@ def _cuda_bf16() -> bool:
     try: return torch.cuda.is_bf16_supported(including_emulation=False)
     except TypeError: return torch.cuda.is_bf16_supported()              # torch < 2.4: no emulation to exclude
 
-def autocast_dtype(amp: str, device) -> Optional[torch.dtype]:
-    "The autocast dtype of the setting `amp` on `device`: 'bf16' -> bfloat16, 'none' -> None (fp32), 'auto' -> bfloat16 on CUDA GPUs and CPUs with native bf16 (`cpu_settings`), else None."
+def autocast_dtype(amp: str,  # 'auto', 'bf16' or 'none' (AMP_CHOICES)
+                   device     # where the network runs: a torch.device or its name ('cpu', 'cuda')
+                  ) -> Optional[torch.dtype]:
+    "The autocast dtype of the setting `amp` on `device`: 'bf16' -> bfloat16, 'none' -> None (fp32), 'auto' -> bfloat16 on CUDA GPUs and CPUs with native bf16 (Ampere and newer; `cpu_settings`), else None."
     if amp not in AMP_CHOICES: raise ValueError(f"amp must be one of {', '.join(map(repr, AMP_CHOICES))}, got {amp!r}")
     kind = torch.device(device).type
     if amp == 'bf16': return torch.bfloat16
     if amp == 'auto' and ((kind == 'cuda' and _cuda_bf16()) or (kind == 'cpu' and native_bf16())): return torch.bfloat16
     return None
 
-def autocast_for(amp: str, device):
+def autocast_for(amp: str,  # 'auto', 'bf16' or 'none' (AMP_CHOICES)
+                 device     # where the network runs: a torch.device or its name ('cpu', 'cuda')
+                ):
     "A context manager: `torch.autocast` with `autocast_dtype(amp, device)`, or nothing (fp32)."
     dtype = autocast_dtype(amp, device)
     return torch.autocast(torch.device(device).type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
@@ -363,8 +456,12 @@ def _available(maps: Sequence[AttentionMap]) -> str:
     pairs = list(dict.fromkeys((m.place, int(m.resolution)) for m in maps))
     return ', '.join(f"({p!r}, {r})" for p, r in pairs) or 'none (the network has no attention block)'
 
-def select_attention(maps: Sequence[AttentionMap], *, resolution: Optional[int] = None, place: Optional[str] = 'decoder',
-                     index: int = -1) -> AttentionMap:
+def select_attention(maps: Sequence[AttentionMap],      # the AttentionMaps of one forward pass (`return_attn=True`)
+                     *,
+                     resolution: Optional[int] = None,  # the block's resolution; None: the highest at `place`
+                     place: Optional[str] = 'decoder',  # 'encoder', 'middle' or 'decoder'; None: any
+                     index: int = -1                    # which of the matching blocks, in forward order (-1: the last)
+                    ) -> AttentionMap:
     "The attention block at `place` ('encoder'|'middle'|'decoder', None = any) and `resolution` (None = highest there); `index` counts among those blocks in forward order."
     if place is not None and place not in ATTENTION_PLACES:
         raise ValueError(f"place must be one of {', '.join(map(repr, ATTENTION_PLACES))} or None, got {place!r}")
@@ -379,7 +476,9 @@ def select_attention(maps: Sequence[AttentionMap], *, resolution: Optional[int] 
         raise ValueError(f"index {index} out of range: {len(hit)} attention block(s) at place={place!r}, resolution={resolution}")
     return hit[index]
 
-def attention_received(maps: Union[AttentionMap, Tensor], image_size: Optional[int] = None) -> Tensor:
+def attention_received(maps: Union[AttentionMap, Tensor],  # an AttentionMap or its probs (B, heads, N, N) or (B, N, N)
+                       image_size: Optional[int] = None    # side to upsample to (nearest); None: the map's resolution
+                      ) -> Tensor:
     "Per-position attention map (B, H, W) with mean exactly 1: mean over heads, sum over queries (Eq. 9 reduced), nearest-upsampled to `image_size`."
     if isinstance(maps, (list, tuple)):
         raise ValueError("attention_received takes one AttentionMap or its probs; pick a block with select_attention(maps, ...)")

@@ -407,3 +407,19 @@ def test_projected_d_gradients_are_one_process_gradients(tmp_path):
         assert pre_bn and all(a[k].abs().max() < 1e-3 * a[k.replace('bias', 'parametrizations.weight.original')].abs().max() for k in pre_bn)
         bad = {k: rel for k in a.keys() - pre_bn if (rel := ((a[k] - b[k]).abs().max() / a[k].abs().max()).item()) > 1e-4}
         assert not bad, (what, bad)
+
+
+def test_a_class_conditional_discriminator_without_labels_says_so(tmp_path):
+    "Every discriminator of a class-conditional teacher refuses a call without labels in one line (the heads on features used to fail on `None.long()`)."
+    from sferd_nb.gdd import BackboneFeatureDiscriminator, make_discriminator
+    t = load_denoiser(export_tiny_teacher(tmp_path / 'teacher', cond=True))
+    x = torch.zeros(2, 3, 32, 32)
+    class TwoMaps(torch.nn.Module):                      # a stand-in ImageNet backbone (timm is optional): two feature maps
+        def __init__(self):
+            super().__init__(); self.a, self.b = torch.nn.Conv2d(3, 8, 3, 2, 1), torch.nn.Conv2d(8, 8, 3, 2, 1)
+        def forward(self, x): return [h := self.a(x), self.b(h)]
+    Ds = [make_discriminator(kind, t, channels=16) for kind in ('resnet', 'teacher', 'projected')]
+    Ds.append(BackboneFeatureDiscriminator(TwoMaps(), channels=16, num_classes=10))   # its features need no labels
+    for D in Ds:
+        D(x, torch.tensor([1, 2]))                                                  # with labels: fine
+        with pytest.raises(ValueError, match='class-conditional.*pass cond= labels'): D(x)

@@ -107,6 +107,10 @@ def test_api_reference_shows_every_trainer_method_and_the_docments():
     gdd = griffe.load('sferd_nb.gdd', search_paths=[str(ROOT)], extensions=ext)
     docs = {k: v.docstring for k, v in gdd['GDDSettings'].members.items() if v.is_attribute}
     assert docs['r1_every'].value == 'lazy R1 interval in steps' and 'resnet 0.01' in docs['gamma'].value   # setting()'s help
+    smp = griffe.load('sferd_nb.samplers', search_paths=[str(ROOT)], extensions=ext, docstring_parser='google')   # as mkdocstrings
+    fwd = smp['GaussianDenoiser'].all_members['forward']                  # docments and no docstring: the loader's parser
+    assert [s.kind.value for s in fwd.docstring.parsed] == ['parameters'], fwd.docstring.value
+    assert [p.name for p in fwd.docstring.parsed[0].value] == ['x_t', 't', 'cond', 'return_attn']
 
 
 def test_field_doc_reads_a_settings_help_or_the_comment_of_the_line():

@@ -101,7 +101,7 @@ BAD = [  # command, arguments, what the one line says
     ('sferd-distill', ['--teacher', '{teacher}', '--method', 'gdd', '--gamma', 'nan'], "'nan' is not a finite number"),
     ('sferd-distill', ['--teacher', '{teacher}', '--method', 'sferd-pd', '--latent-steps', '-5'], '--latent-steps must be >= 1'),
     ('sferd-distill', ['--teacher', '{teacher}/config.json'], 'is not a model file'),
-    ('sferd-distill', ['--teacher', '{teacher}', '--device', 'meta'], 'runs on cpu or cuda'),
+    ('sferd-distill', ['--teacher', '{teacher}', '--device', 'meta'], 'runs on cpu, cuda or mps'),
     ('sferd-eval', ['--checkpoint', '{teacher}', '--num-samples', '1'], '--num-samples must be >= 2'),
     ('sferd-eval', ['--checkpoint', '{teacher}', '--denoise-images', '-1'], '--denoise-images must be >= 0'),
     ('sferd-demo', ['--quick', '--methods', 'pd,pd'], 'given more than once'),

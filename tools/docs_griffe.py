@@ -82,8 +82,11 @@ class Docments(griffe.Extension):
         args = '\n'.join(f'    {name}: {text}' for name, text in docs.items())
         value = (doc.value.rstrip() if doc is not None else '') + '\n\nArgs:\n' + args   # (a first line, so that griffe's
         # cleandoc keeps the indentation of the section)
+        agent = kwargs.get('agent')                                  # a function without a docstring: the loader's parser (google)
+        parser = doc.parser if doc else getattr(agent, 'docstring_parser', None)
+        options = doc.parser_options if doc else getattr(agent, 'docstring_options', None)
         func.docstring = griffe.Docstring(value, lineno=doc.lineno if doc else func.lineno, endlineno=doc.endlineno if doc else func.lineno,
-                                          parent=func, parser=doc.parser if doc else None, parser_options=doc.parser_options if doc else None)
+                                          parent=func, parser=parser, parser_options=options)
 
     def on_attribute_instance(self, *, attr: griffe.Attribute, **kwargs) -> None:
         if attr.docstring is not None or not isinstance(attr.parent, griffe.Class) or 'class-attribute' not in attr.labels: return
