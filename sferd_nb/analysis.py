@@ -437,7 +437,7 @@ def write_analysis(an: dict,                        # an `analyze` result
                    info: Optional[dict] = None,     # more entries for analysis.json (checkpoint, data, ...)
                    title: str = ''                  # title of eq8.png, fig3a.png and fig3c.png; '': their own
                   ) -> dict:
-    "Write eq8.png, fig3a.png, fig3b.png, fig3c.png (+ fig2a.png with `metrics` {name: dir or metrics}) and analysis.json into out_dir."
+    "Write eq8.png, fig3a.png, fig3b.png and fig3c.png (the last two with attention maps; + fig2a.png with `metrics` {name: dir or metrics}) and analysis.json into out_dir."
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     paths = dict(eq8=_atomic_fig(plot_eq8(an, title), out / 'eq8.png'), fig3a=_atomic_fig(plot_fig3a(an, title), out / 'fig3a.png'))
     if an['attn']:
@@ -459,9 +459,9 @@ def load_images(spec: str = 'cifar10-subset',  # a data spec: 'cifar10-subset', 
                 num: int = 16,                 # how many images, 1..the split's size
                 seed: int = 0                  # seed of the draw
                ) -> tuple:
-    "`num` images (float in [-1, 1], unflipped) and labels drawn without replacement (seeded) from a data set spec."
+    "`(images, labels, idx)`: `num` images (float in [-1, 1], unflipped), their labels and indices, drawn without replacement (seeded) from a data set spec."
     ds = get_dataset(spec, split=split, flip=False)
-    if num < 1 or num > len(ds): raise ValueError(f"num-images must be in 1..{len(ds)} for {ds!r}, got {num}")
+    if num < 1 or num > len(ds): raise ValueError(f"num (--num-images) must be in 1..{len(ds)} for {ds!r}, got {num}")
     idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:num].sort().values
     y = ds.labels[idx] if ds.labels is not None else None
     return to_model_range(ds.images[idx]), y, idx

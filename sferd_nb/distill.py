@@ -589,7 +589,9 @@ class DistillMethod:
         "The defaults of its own settings, beyond `DistillSettings`'s."
         return {k: v for k, v in settings_defaults(self.settings).items() if k not in DISTILL_DEFAULTS}
 
-    def run_settings(self, **kw) -> Settings:
+    def run_settings(self,
+                     **kw  # settings of this method (`distill()`'s keywords, e.g. max_steps=500); the rest: defaults
+                    ) -> Settings:
         "A run's settings: its `settings` dataclass with `kw` (unknown keys: ValueError), `lr` and `solver` left None made its own."
         bad = sorted(set(kw) - set(settings_defaults(self.settings)))
         if bad: raise ValueError(f"unknown distillation setting(s) {bad}; known: {', '.join(sorted(settings_defaults(self.settings)))}")
@@ -824,7 +826,11 @@ class Model:
             if progress: print(f"  sampled {i + m}/{n} ({method}, {steps} steps, seed {seed})", flush=True)
         return torch.cat(out)
 
-    def batch_inputs(self, b: int, m: int, seed: int = 0) -> tuple:
+    def batch_inputs(self,
+                     b: int,         # the batch's index in `sample`'s loop (0, 1, ...)
+                     m: int,         # its number of images
+                     seed: int = 0,  # the sampling seed of `sample(..., seed=seed)`
+                    ) -> tuple:
         "The noise x_T (on the CPU) of batch `b` (of `m` images) that `sample(..., seed=seed)` starts from, and the generator after drawing it."
         g = torch.Generator().manual_seed(seed * 1_000_003 + b)
         return prior_sample(self.denoiser.schedule, (m, 3, self.resolution, self.resolution), generator=g), g

@@ -122,7 +122,7 @@ class InceptionExtractor(nn.Module):
                 self.net = NoTrainInceptionV3(name='inception-v3-compat', features_list=['2048', 'logits_unbiased'],
                                               feature_extractor_weights_path=None, antialias=False)
             except RuntimeError as e:                                    # load_state_dict: missing / unexpected keys
-                raise ValueError(f"Inception weights file {weights_path} does not fit torch-fidelity's Inception-v3 "
+                raise ValueError(f"Inception weights file {weights_path or 'of torch-fidelity'} does not fit torch-fidelity's Inception-v3 "
                                  f"({str(e).splitlines()[0][:120]}); pass weights-inception-2015-12-05-6726825d.pth") from None
             finally: tfi.load_state_dict_from_url = orig
         self.name = f"{INCEPTION_NAME} (antialias=False)"
@@ -445,7 +445,7 @@ def generate(den: DenoiserLike,              # the denoiser to sample (teacher, 
 def _mean_or_none(v: list): return None if any(x is None for x in v) else float(np.mean(v))
 def number_text(v,  # the number, or None where it is withheld
                ) -> str:
-    "A reported number with 2 decimals, or 'n/a' where it is withheld (None: a degenerate or non-finite result)."
+    "A reported number with 2 decimals, or 'n/a' where it is withheld (None: a degenerate sample set, or an IS without logits)."
     return 'n/a' if v is None else f'{v:.2f}'
 
 DEGENERATE_LIMITS = dict(image_std=2.0, input_corr=0.7, across_std=2.0)   # uint8 units; correlation

@@ -85,7 +85,7 @@ def lr_at(cfg: TrainConfig,  # the run's settings: lr, warmup_steps, lr_decay, m
 def lr_scale_at(scale,      # a number, or [[from_step, scale], ...] by increasing from_step (before the first: 1)
                 step: int,  # the optimiser step, 0-based
                ) -> float:
-    "A parameter group's learning-rate factor at `step`: a number, or [[from_step, scale], ...] (the last entry with from_step <= step)."
+    "A parameter group's learning-rate factor at `step`: a number, or [[from_step, scale], ...] (the last entry, in list order, with from_step <= step; 1 before the first)."
     if isinstance(scale, (int, float)): return float(scale)
     out = 1.
     for start, s in scale:
@@ -426,10 +426,10 @@ class _AfterStep:
         ckpt = cfg.ckpt_every >= 0 and ((cfg.ckpt_every and self.step % cfg.ckpt_every == 0) or last)
         if self.lazy_checks and (log or samples or ckpt): self.check_finite(self._acc, 'by')   # before anything is written
         if log:
-            n, busy = self.step - self._n0, time.perf_counter() - self._t0         # float() below syncs: wall time is true
+            n = self.step - self._n0
             rec = dict(step=self.step, kimg=self.step * cfg.batch_size / 1000, lr=stats['lr'], ema_beta=beta,
                        **{k: float(v) / n for k, v in self._acc.items()})
-            busy = time.perf_counter() - self._t0
+            busy = time.perf_counter() - self._t0                                 # after float() has synced: wall time is true
             rec.update(sec_per_step=busy / n, img_per_sec=n * cfg.batch_size / busy, settings=self.settings)
             self._log(rec)
             if self._bar is not None: self._bar.set_postfix(loss=f"{rec['loss']:.4f}")
