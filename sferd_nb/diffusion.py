@@ -284,7 +284,7 @@ class EDMSchedule(Schedule):
                  *,
                  sigma_min: float = 0.002,  # the smallest noise level sigma (t_min)
                  sigma_max: float = 80.,    # the largest noise level sigma (t_max)
-                 sigma_data: float = 0.5,   # standard deviation of the data (stored; saved by `to_dict`)
+                 sigma_data: float = 0.5,   # standard deviation of the data: a `Denoiser`'s default sigma_data
                  p_mean: float = -1.2,      # mean of ln sigma in training (`sample_t`)
                  p_std: float = 1.2         # standard deviation of ln sigma in training (`sample_t`)
                 ):
@@ -449,11 +449,12 @@ class Denoiser(nn.Module):
                  schedule: Schedule,             # the noise schedule the times `t` refer to
                  *,
                  parameterization: str = 'eps',  # net output: 'eps', 'x0', 'v', or 'edm' / 'cm' (preconditioned x0)
-                 sigma_data: float = 0.5         # standard deviation of the data, for the 'edm' / 'cm' scalings
+                 sigma_data: Optional[float] = None  # data std for the 'edm' / 'cm' scalings; None: the schedule's, else 0.5
                 ):
         super().__init__()
         if parameterization not in PARAMETERIZATIONS:
             raise ValueError(f"unknown parameterization {parameterization!r}; choose one of {', '.join(map(repr, PARAMETERIZATIONS))}")
+        if sigma_data is None: sigma_data = getattr(schedule, 'sigma_data', 0.5)          # EDMSchedule(sigma_data=...) counts
         self.net, self.schedule, self.parameterization, self.sigma_data = net, schedule, parameterization, float(sigma_data)
 
     def scalings(self,
