@@ -15,7 +15,7 @@ from torch import Tensor
 
 from .data import data_dir, get_dataset, to_model_range, image_grid
 from .diffusion import Cond, DDPMSchedule, Denoiser, DenoiserLike, Prediction, q_sample, compute_dtype
-from .samplers import time_grid
+from .samplers import select_cond, time_grid
 from .unet import AttentionMap, ATTENTION_PLACES, UNet, select_attention, attention_received
 from .runs import atomic_write
 
@@ -83,8 +83,8 @@ def predict_trajectory(denoiser: DenoiserLike,                       # the model
                        ts=None,                                      # times t (K,); None: time_grid(schedule, steps)
                        steps: int = 18,                              # grid size when ts is None
                        eps: Optional[Tensor] = None,                 # noise (B, C, H, W) at every t; None: drawn
-                       cond: Cond = None,                            # class labels (B,), another condition, or None
-                       generator: Optional[torch.Generator] = None,  # draws eps when it is None
+                       cond: Cond = None,                            # class labels (B,), the model's own (SGP: SemanticCond), or None
+                       generator: Optional[torch.Generator] = None,  # RNG of eps when it is None (its device); None: global
                        resolutions: Optional[Sequence[int]] = None,  # which resolutions; None: all at place; (): none
                        place: Optional[str] = 'decoder',             # 'encoder', 'middle' or 'decoder' (None: any)
                        index: int = -1,                              # which block there, in forward order (-1: last)
@@ -93,7 +93,8 @@ def predict_trajectory(denoiser: DenoiserLike,                       # the model
     "eps_hat(x_t, t) with x_t = q_sample(x0, t, eps) for every t in `ts` (default time_grid(schedule, steps)), plus attention maps at `resolutions` (None: all at `place`; (): none)."
     sch = denoiser.schedule
     ts = time_grid(sch, steps) if ts is None else torch.as_tensor(ts)
-    if eps is None: eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)
+    if eps is None: eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype,
+                                      device=generator.device if generator is not None else 'cpu').to(x0.device)
     if eps.shape != x0.shape: raise ValueError(f"eps shape {tuple(eps.shape)} must equal x0 shape {tuple(x0.shape)}")
     want = resolutions is None or len(resolutions) > 0
     B, size = x0.shape[0], x0.shape[-1]
@@ -102,7 +103,7 @@ def predict_trajectory(denoiser: DenoiserLike,                       # the model
         outs = []
         for i in range(0, B, batch_size):
             sl = slice(i, i + batch_size)
-            c = cond[sl] if isinstance(cond, Tensor) and cond.ndim > 0 else cond
+            c = select_cond(cond, sl)                                                # labels or an SGP student's own
             x_t, _ = q_sample(x0[sl], t, sch, noise=eps[sl])                         # Eq. 1 with the same eps at every t
             pred = denoiser(x_t, t, cond=c, return_attn=want)
             outs.append(pred.eps.float())
@@ -164,11 +165,11 @@ def _f(x) -> float: return float(x) if x is not None else None
 def analyze(denoiser: DenoiserLike,                       # the model to analyse (a teacher, usually)
             x0: Tensor,                                   # clean images (B, C, H, W) in [-1, 1]
             *,
-            cond: Cond = None,                            # class labels (B,), another condition, or None
+            cond: Cond = None,                            # class labels (B,), the model's own (SGP: SemanticCond), or None
             steps: int = 18,                              # grid size time_grid(schedule, steps) when ts is None (>= 2)
             ts=None,                                      # times t (K,); None: from steps
             eps_draws: int = 1,                           # noises per image: each (x0, eps) pair is one sample of Eq. 8
-            t_star=None,                                  # Fig. 3a's time (grid's nearest); None: sigma of DDPM t=399
+            t_star=None,                                  # Fig. 3a's time (grid's nearest); None: the time at DDPM t=399's sigma
             resolutions: Optional[Sequence[int]] = None,  # attention resolutions; None: all at place; (): none
             place: str = 'decoder',                       # where the attention maps are: 'encoder', 'middle', 'decoder'
             variance: str = 'trajectory',                 # variance map kind: 'trajectory' or 'window'
@@ -184,7 +185,7 @@ def analyze(denoiser: DenoiserLike,                       # the model to analyse
     ts = time_grid(sch, steps) if ts is None else torch.as_tensor(ts)
     if len(ts) < 2: raise ValueError("Eq. 8 needs at least 2 times on the grid; use steps >= 2")
     x0r = x0.repeat_interleave(eps_draws, 0)
-    c = cond.repeat_interleave(eps_draws, 0) if isinstance(cond, Tensor) and cond.ndim > 0 else cond
+    c = select_cond(cond, torch.arange(len(x0)).repeat_interleave(eps_draws))     # each image's condition, eps_draws times
     g = torch.Generator().manual_seed(seed)
     eps = torch.randn(x0r.shape, generator=g, dtype=x0r.dtype).to(x0r.device)
     tr = predict_trajectory(denoiser, x0r, ts=ts, eps=eps, cond=c, resolutions=resolutions, place=place, batch_size=batch_size)

@@ -48,7 +48,7 @@ class Schedule:
 
     def alpha_sigma(self,
                     t: TimeLike,  # times t in [t_min, t_max]: a python number, list or tensor
-                    dtype=None    # the result's dtype; None: t's for a floating tensor, else float32
+                    dtype=None    # the result's dtype; None: t's if a float tensor, else torch's default
                    ) -> Tuple[Tensor, Tensor]:
         "`(alpha_t, sigma_t)` with the shape of `t` (Eq. 1), computed in float64 and returned in `dtype`."
         dt = _out_dtype(t, dtype)
@@ -79,7 +79,7 @@ class Schedule:
 
     def logsnr(self,
                t: TimeLike,  # times t in [t_min, t_max]: a python number, list or tensor
-               dtype=None    # the result's dtype; None: t's for a floating tensor, else float32
+               dtype=None    # the result's dtype; None: t's if a float tensor, else torch's default
               ) -> Tensor:
         "lambda_t = log(alpha_t^2 / sigma_t^2)."
         a, s = self.alpha_sigma(t, _f64(t))
@@ -87,7 +87,7 @@ class Schedule:
 
     def alpha_bar(self,
                   t: TimeLike,  # times t in [t_min, t_max]: a python number, list or tensor
-                  dtype=None    # the result's dtype; None: t's for a floating tensor, else float32
+                  dtype=None    # the result's dtype; None: t's if a float tensor, else torch's default
                  ) -> Tensor:
         "alpha_bar_t = alpha_t^2 of Eq. 1 (VP schedules only)."
         if not self.vp: raise ValueError(f"alpha_bar is defined for variance-preserving schedules only, not {self.name!r}; use alpha_sigma(t)")
@@ -95,7 +95,7 @@ class Schedule:
 
     def sigma_ve(self,
                  t: TimeLike,  # times t in [t_min, t_max]: a python number, list or tensor
-                 dtype=None    # the result's dtype; None: t's for a floating tensor, else float32
+                 dtype=None    # the result's dtype; None: t's if a float tensor, else torch's default
                 ) -> Tensor:
         "The noise level in EDM coordinates y = x/alpha: sigma_t / alpha_t = exp(-lambda_t/2)."
         a, s = self.alpha_sigma(t, _f64(t))
@@ -125,7 +125,7 @@ class Schedule:
 # %% ../nbs/01_diffusion.ipynb #1a5bb3b3
 _TOL = 1e-6  # relative tolerance of check_t at the ends of a continuous time domain
 
-def as_time(t: TimeLike,  # times or noise levels: a python number, list or tensor (returned as is)
+def as_time(t: TimeLike,  # times or noise levels: a python number, list or tensor (a tensor: as is)
             device=None   # where a new tensor is made (a given tensor is not moved)
            ) -> Tensor:
     "Times (or noise levels: a python number, list or tensor) as a tensor; python floats become float64 (no float32 rounding of times)."
@@ -186,7 +186,7 @@ class DDPMSchedule(Schedule):
                T: int = 1000,    # number of steps (indices 0..T-1)
                s: float = 0.008  # the offset s in f(t) (Nichol & Dhariwal: 0.008)
               ) -> 'DDPMSchedule':
-        "Nichol & Dhariwal (2021): alpha_bar = f(t)/f(0), f(t) = cos^2(((t/T + s)/(1 + s)) pi/2), betas clipped at 0.999."
+        "Nichol & Dhariwal (2021): alpha_bar of index i = f(i+1)/f(0) (their t = i + 1), f(t) = cos^2(((t/T + s)/(1 + s)) pi/2), betas clipped at 0.999."
         f = lambda u: torch.cos((u / T + s) / (1 + s) * math.pi / 2) ** 2
         i = torch.arange(T, dtype=torch.float64)
         betas = (1 - f(i + 1) / f(i)).clamp(max=0.999)

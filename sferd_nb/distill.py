@@ -292,7 +292,7 @@ class ConsistencyDistillation(DistillLoss, nn.Module):
                  *,
                  N: int = 18,            # number of Karras noise levels (>= 2)
                  solver: Union[str, Callable] = 'heun',  # the teacher's step: 'ddim', 'euler', 'heun' or a callable
-                 mu: float = 0.95,       # EMA rate of theta^-, in [0, 1)
+                 mu: float = 0.95,       # EMA decay of theta^- (weight on its old value), in [0, 1)
                  weighting: str = 'x0',  # omega(lambda_t) of Eq. 7 (`LOSS_WEIGHTS`); 'x0': 1 (unweighted)
                  seed: int = 0,          # seed of the draws of levels and noise (mixed with step and micro-batch)
                  rho: float = 7.,        # the exponent of the Karras noise-level spacing

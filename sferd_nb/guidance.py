@@ -64,7 +64,7 @@ def risky_mask(maps,                              # the teacher's attention maps
               ) -> tuple:
     "Eq. 9-10: `(mask, attn)` at image size: mask (B, 1, S, S) = 1 where the chosen block's received attention > psi * its mean."
     a = attention_received(select_attention(maps, resolution=resolution, place=place, index=index))              # (B, r, r), mean 1 (Eq. 9 reduced)
-    m = (a > psi * a.mean((1, 2), keepdim=True)).float()     # Eq. 10: the mask I(A > k), k = psi * mean A (the ablations' psi)
+    m = (a > psi * a.mean((1, 2), keepdim=True)).float()     # Eq. 10: the paper's psi = I(A > k mean A); k is this code's psi
     up = lambda z: F.interpolate(z[:, None], size=(image_size, image_size), mode='nearest')
     return up(m), up(a)
 

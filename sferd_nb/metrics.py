@@ -302,7 +302,7 @@ def inception_score(logits: Tensor,    # class logits (N, C), N >= splits: p(y|x
                    ) -> tuple:
     """(mean, std) over `splits` consecutive parts of exp(E_x KL(p(y|x) || p(y))) from (N, C) logits. The parts are those of
     the original IS code and torch-fidelity (rows i*N//splits to (i+1)*N//splits: every part has N//splits or one more
-    image); the std has Bessel's correction, as torchmetrics (theirs divide by `splits`: times sqrt((splits-1)/splits))."""
+    image); the std has Bessel's correction, as torchmetrics; the original code and torch-fidelity divide by `splits` (x sqrt((splits-1)/splits))."""
     if logits.ndim != 2 or logits.shape[0] < splits:
         raise ValueError(f"need (N >= splits, C) logits, got {tuple(logits.shape)} with splits={splits}")
     p, n = logits.double().softmax(1), logits.shape[0]
@@ -668,7 +668,7 @@ class FIDScorer:
                  recipe: Optional[dict],  # its recipe (`load_model`); None: a teacher (sampled with DDIM here)
                  steps: int,              # sampling steps
                  *,
-                 second: bool = True,     # score with the second network too (False: `fid_second` is None)
+                 second: bool = True,     # also score with the second network, if there is one (False: fid_second None)
                 ) -> dict:
         r = withhold(evaluate(den, recipe, [steps], self.ext, self.ref, num_samples=self.n, seeds=(0,), batch_size=100,
                               sampler='ddim')[0])                       # degenerate samples: flagged, never a number

@@ -121,6 +121,7 @@ def lock_out(out,       # the folder to hold (it must exist)
         except FileExistsError:
             try: other = json.loads(f.read_text())
             except (OSError, ValueError): other = None  # being written this instant, or torn by a crash
+            if not isinstance(other, dict): other = None  # JSON but not a lock: treated as torn
             if other is None:
                 with contextlib.suppress(OSError):
                     if time.time() - f.stat().st_mtime > 10: f.unlink()   # torn long ago: its writer is gone

@@ -522,7 +522,7 @@ class SGPSettings(Settings):
                               "(the real image x0, PDAE's Eq. 13)", choices=SGP_TARGETS, type=str)
     latent_steps: int = setting(LATENT_DEFAULTS['max_steps'], "training steps of z_sem's latent DDIM", **at_least_1)
 
-def build_sgp(student: Denoiser,                                    # the trained Denoiser (DDP/EMA wrappers removed)
+def build_sgp(student: Denoiser,                                    # the trained Denoiser, or a DDP/EMA wrapper of it (unwrapped here)
               *,
               latent_dim: int = SGPSettings.latent_dim,             # size of z_sem
               split: float = SGPSettings.sgp_split,                 # fraction of the steps in phase 1 (frozen student)

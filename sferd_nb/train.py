@@ -551,7 +551,7 @@ class Trainer(_Setup, _Step, _EMA, _Loop, _AfterStep, _Device, _Checks, _Checkpo
     "The one training loop: `Trainer(model, loss_fn, config, out_dir, sample_fn=...).fit(dataset)`; a method overrides `backward` / `optimizers` / `step_seed` (GAN training)."
 
 # %% ../nbs/04_train.ipynb #511339c8
-def teacher_loss(weighting: str = 'edm',  # the loss weight lambda of Eq. 2: a name in `LOSS_WEIGHTS`
+def teacher_loss(weighting: str = 'edm',  # the loss weight omega(lambda_t) of Eq. 2: a name in `LOSS_WEIGHTS`
                  seed: int = 0,           # seed of the times and noise, drawn per (step, micro-batch)
                  ) -> Callable:
     "loss_fn(model, (x, y), step) -> (mean weighted diffusion loss (Eq. 2), metrics) for a Denoiser."

@@ -21,7 +21,7 @@ __all__ = ['UNET_CONFIGS', 'AMP_CHOICES', 'ATTENTION_PLACES', 'timestep_embeddin
 # %% ../nbs/03_unet.ipynb #168d87dd
 def timestep_embedding(t: Tensor,                  # float noise labels (B,)
                        dim: int,                   # width of the embedding (an odd one ends with a zero column)
-                       max_period: float = 10000.  # the longest period: w_i = max_period^(-i/half)
+                       max_period: float = 10000.  # sets the lowest frequency: w_i = max_period^(-i/half)
                       ) -> Tensor:
     "Sinusoidal embedding (B, dim) of float noise labels `t` (B,): [cos(t w_i), sin(t w_i)], w_i = max_period^(-i/half)."
     half = dim // 2
@@ -435,7 +435,7 @@ def _cuda_bf16() -> bool:
 def autocast_dtype(amp: str,  # 'auto', 'bf16' or 'none' (AMP_CHOICES)
                    device     # where the network runs: a torch.device or its name ('cpu', 'cuda')
                   ) -> Optional[torch.dtype]:
-    "The autocast dtype of the setting `amp` on `device`: 'bf16' -> bfloat16, 'none' -> None (fp32), 'auto' -> bfloat16 on CUDA GPUs and CPUs with native bf16 (Ampere and newer; `cpu_settings`), else None."
+    "The autocast dtype of the setting `amp` on `device`: 'bf16' -> bfloat16, 'none' -> None (fp32), 'auto' -> bfloat16 on CUDA GPUs with native bf16 (Ampere and newer) and on CPUs with AMX / AVX512-BF16 (`cpu_settings`), else None."
     if amp not in AMP_CHOICES: raise ValueError(f"amp must be one of {', '.join(map(repr, AMP_CHOICES))}, got {amp!r}")
     kind = torch.device(device).type
     if amp == 'bf16': return torch.bfloat16

@@ -137,6 +137,27 @@ def test_analyze_shapes_and_trajectory():
         A.analyze(den, x0, steps=1)
 
 
+def test_a_models_own_condition_follows_its_images_through_batches_and_draws():
+    """An SGP student's condition (an object with `select`, not a tensor) is cut per batch and repeated per noise draw, as
+    class labels are: it used to reach every call whole, a mismatch once B > batch_size or eps_draws > 1."""
+    from sferd_nb.samplers import GaussianDenoiser
+    class Own:                                                   # a stand-in for SemanticCond: one row per image
+        def __init__(self, v): self.v = v
+        def select(self, idx): return Own(self.v[idx])
+    seen = []
+    class Checked(GaussianDenoiser):
+        def forward(self, x_t, t, cond=None, **kw):
+            assert len(cond.v) == len(x_t); seen.append(cond.v.tolist())
+            return super().forward(x_t, t, **kw)
+    den = Checked(get_schedule('edm'), torch.zeros(3, 4, 4), 0.5)
+    x0 = torch.zeros(5, 3, 4, 4)
+    A.analyze(den, x0, cond=Own(torch.arange(5)), steps=2, eps_draws=2, resolutions=(), batch_size=4)
+    assert seen[:3] == [[0, 0, 1, 1], [2, 2, 3, 3], [4, 4]]       # 10 samples (image i twice) in batches of 4 at the first time
+    tr = A.predict_trajectory(GaussianDenoiser(get_schedule('edm'), torch.zeros(3, 4, 4), 0.5), x0, steps=2,
+                              cond=torch.arange(5), batch_size=2, resolutions=())
+    assert tr.eps_hat.shape == (2, 5, 3, 4, 4)                                          # class labels as before
+
+
 def test_cli_writes_figures_and_json(tmp_path):
     t = _export(tmp_path)
     (t / 'metrics.jsonl').write_text('\n'.join(json.dumps(dict(step=s, loss=1.0 / (s + 1))) for s in range(5)))
