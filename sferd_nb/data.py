@@ -399,7 +399,8 @@ class ImageDataset(Dataset):
         if labels is not None:
             if len(labels) != len(images): raise ValueError(f"{name}: {len(images)} images but {len(labels)} labels")
             if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
-                raise ValueError(f"{name}: labels must lie in [0, {num_classes - 1}]")
+                raise ValueError(f"{name}: labels must lie in [0, {num_classes - 1}]" if num_classes else
+                                 f"{name}: labels need num_classes= (the number of classes)")
         self.images, self.labels, self.num_classes, self.name = images, labels, num_classes, name
         self.flip, self.seed, self.epoch, self.mmap_path = flip, seed, 0, mmap_path
     def __getstate__(self):             # pickled (DataLoader workers under spawn/forkserver): a memory-mapped set travels as its path

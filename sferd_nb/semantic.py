@@ -435,6 +435,7 @@ class LatentSampler(nn.Module):
         dev = self.mean.device
         z_T = prior_sample(self.denoiser.schedule, (n, len(self.mean)), generator=generator).to(dev)
         smp = sampler or self.sampler
+        if smp not in ('heun', 'ddim'): raise ValueError(f"the latent sampler is 'heun' (Karras grid) or 'ddim' (PDAE), got {smp!r}")
         zn = sample(self.denoiser, z_T, steps or self.sample_steps, sampler=smp, grid='karras' if smp == 'heun' else None)
         return zn * self.std + self.mean
 

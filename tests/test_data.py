@@ -260,3 +260,10 @@ def test_loader_shards_without_overlap_under_gloo(tmp_path):
     assert len(a) == len(b) == 32
     assert not set(a) & set(b)                              # disjoint shards
     assert sorted(a + b) == list(range(64))                 # that together cover the data once
+
+
+def test_labels_without_a_number_of_classes_say_what_is_missing():
+    from sferd_nb.data import ImageDataset
+    with pytest.raises(ValueError, match='labels need num_classes='):
+        ImageDataset(torch.zeros(2, 3, 4, 4, dtype=torch.uint8), labels=torch.tensor([0, 1]))
+    assert len(ImageDataset(torch.zeros(2, 3, 4, 4, dtype=torch.uint8), labels=torch.tensor([0, 1]), num_classes=2)) == 2

@@ -136,3 +136,11 @@ def test_sgp_trains_channels_last_on_the_cpu(tmp_path, amp):
                         str(Path(__file__).parent), amp], capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS='1'))
     assert r.returncode == 0 and 'trained' in r.stdout, (r.returncode, r.stderr[-2000:])
     assert load_denoiser(tmp_path / 'run' / 'sgp') is not None
+
+
+def test_the_latent_sampler_refuses_a_sampler_it_does_not_have_at_sample_time_too():
+    "`LatentSampler.sample(sampler=...)` checks its override as the constructor checks the default ('euler' used to run)."
+    from sferd_nb.semantic import LatentSampler
+    ls = LatentSampler(4, width=8, depth=1, sample_steps=2)
+    assert ls.sample(3, sampler='ddim').shape == (3, 4)
+    with pytest.raises(ValueError, match="'heun' .* or 'ddim'"): ls.sample(3, sampler='euler')
