@@ -234,6 +234,35 @@ def test_the_top_level_api_documents_every_parameter_the_nbdev_way():
     assert missing == [], f'parameters without a docment: {missing}'
 
 
+
+def test_every_public_function_and_method_documents_its_parameters():
+    """Beyond the top-level API: each function and method a module exports (`__all__`; a class's own methods and those of
+    its private parts, e.g. Trainer's) documents every parameter, by a docment or its docstring's `Args:` section."""
+    import dataclasses, importlib, inspect, pkgutil, re, pytest, sferd_nb
+    pytest.importorskip('griffe', reason='the docs extra: pip install -e .[docs]')
+    dg = load_script('tools/docs_griffe.py')
+    missing, checked = [], 0
+    for m in pkgutil.iter_modules(sferd_nb.__path__):
+        if m.name.startswith('_'): continue
+        mod = importlib.import_module(f'sferd_nb.{m.name}')
+        for name in getattr(mod, '__all__', []):
+            obj = getattr(mod, name)
+            if inspect.isfunction(obj) and obj.__module__ == mod.__name__: fns = [(name, obj)]
+            elif inspect.isclass(obj) and obj.__module__ == mod.__name__ and not dataclasses.is_dataclass(obj) \
+                    and not issubclass(obj, tuple):
+                parts = [c for c in obj.__mro__ if c.__module__ == mod.__name__ and (c is obj or c.__name__.startswith('_'))]
+                fns = [(f'{name}.{k}', v) for c in parts for k, v in vars(c).items()
+                       if inspect.isfunction(v) and v.__module__ == mod.__name__ and (not k.startswith('_') or k in ('__init__', '__call__'))]
+            else: continue
+            for fname, fn in fns:
+                params = [p for p in inspect.signature(fn).parameters if p not in ('self', 'cls')]
+                if not params or re.search(r'^\s*(Args|Arguments|Parameters):\s*$', fn.__doc__ or '', re.M): continue
+                docs = dg.docments(inspect.getsource(fn))
+                missing += [f'{mod.__name__}.{fname}({p})' for p in params if not docs.get(p)]
+                checked += 1
+    assert checked >= 300, checked
+    assert missing == [], f'parameters without a docment: {missing}'
+
 _REF_PATTERNS = (r"[Nn]otebook (?P<nb>\d\d[a-z]?)'s `(?P<name>\w+)`",              # "notebook 03's `select_attention`"
                  r"`(?P<name>\w+)`[^`\n]{0,12}\((?:from |in |see )?notebook (?P<nb>\d\d[a-z]?)\)",   # "`run_demo` (notebook 11)"
                  r"`(?P<name>\w+)` \(from `(?P<nb>\d\d[a-z]?)_\w+`\)")              # "`denoising_l2` (from `10_eval`)"
