@@ -149,6 +149,12 @@ def attention_variance_correlation(attn: dict,    # {resolution: attention maps 
     return out
 
 # %% ../nbs/06_analysis.ipynb #c17523b1
+def _cpu_cond(cond):
+    "A condition on the CPU: labels, or each tensor of a model's own (a NamedTuple such as SemanticCond)."
+    if isinstance(cond, Tensor): return cond.detach().cpu()
+    if isinstance(cond, tuple) and hasattr(cond, '_fields'): return type(cond)(*(_cpu_cond(v) for v in cond))
+    return cond
+
 PAPER_FIG3A_SIGMA = float(DDPMSchedule.linear().sigma_ve(399, torch.float64))   # noise level of DDPM t=399 (Fig. 3a)
 
 def _nearest_index(schedule, ts: Tensor, t) -> int:
@@ -200,7 +206,7 @@ def analyze(denoiser: DenoiserLike,                       # the model to analyse
     corr = attention_variance_correlation(attn, vm)
     sig = sch.sigma_ve(ts, torch.float64)
     cpu = lambda v: v.detach().cpu()
-    out = dict(ts=cpu(ts), sigmas=cpu(sig), x0=cpu(x0), cond=cpu(cond) if isinstance(cond, Tensor) else cond, eps=cpu(tr.eps),
+    out = dict(ts=cpu(ts), sigmas=cpu(sig), x0=cpu(x0), cond=_cpu_cond(cond), eps=cpu(tr.eps),
                eps_hat=cpu(tr.eps_hat), eq8={f: cpu(v) for f, v in eq8._asdict().items()}, k_star=k,
                fig3a=dict(fit=cpu(fit_k), var=cpu(var_k)), variance_maps=cpu(vm),
                attn={r: cpu(a) for r, a in attn.items()}, corr={r: cpu(v) for r, v in corr.items()},

@@ -276,6 +276,7 @@ def demo_by_both(scorer: FIDScorer, *, seeds: Sequence[int] = (0, 1, 2), preset:
         methods: the demo methods to distil (the preset's when None).
         teacher: the teacher folder (the course teacher when None).
         teacher_rows: also score the teacher (DDIM at the preset's `teacher_steps`) and the real-image floors.
+        **overrides: entries of the preset to change, as `run_demo`'s keywords (e.g. `steps_per_stage=100`).
 
     Returns a dict: `preset`, `overrides`, `methods`, the scorer's `info()`, `rows` (one per method and seed: `name`,
     `train_seed`, `demo_fid` (run_demo's own stand-in FID of that student) and the scorer's keys), `teacher` and `floor`

@@ -394,8 +394,9 @@ def setting(default, help: str, *, choices: Optional[Sequence] = None, type: Opt
         help: one sentence for `--help` and the docs.
         choices: the allowed values, if there is a fixed set.
         type: the value's type when the default is None (else the default's type).
-        check, must: a test every value must pass (None always passes) and what it says ('> 0'): a value that fails
-            is refused when the settings are made, never replaced by a default.
+        check: a test every value must pass (None always passes): a value that fails is refused when the settings
+            are made, never replaced by a default.
+        must: what the test asks, for the refusal ('> 0').
     """
     return field(default=default, metadata=dict(help=help, choices=tuple(choices) if choices else None,
                                                  type=type or builtins.type(default), check=check, must=must))

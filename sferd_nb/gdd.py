@@ -493,7 +493,7 @@ class RandomProjection(nn.Module):
         return out
 
 class PatchHead(nn.Module):
-    "GDD's per-level discriminator (Projected GAN's SingleDisc): down blocks (spectral-norm 4x4 conv stride 2, BatchNorm, LeakyReLU 0.2) from the level's size to `end` px, then a 4x4 conv (end // 2 below 8 px) to patch logits (B, P); conditional: projected on a class embedding."
+    "GDD's per-level discriminator (Projected GAN's SingleDisc): down blocks (spectral-norm 4x4 conv stride 2, BatchNorm, LeakyReLU 0.2) from the level's size to `end` px, then a 4x4 conv (max(1, end // 2) below 8 px) to patch logits (B, P); conditional: projected on a class embedding."
     def __init__(self,
                  cin: int,                           # channels of the level's projected map
                  res: int,                           # the size it is built for (the nearest size in `NFC`)
@@ -602,7 +602,7 @@ class GANLoss(DistillLoss, nn.Module):
         super().__init__()
         if not gamma >= 0: raise ValueError(f"the R1 weight gamma must be a number >= 0, got {gamma}")   # NaN too
         if not isinstance(r1_every, int) or r1_every < 1: raise ValueError(f"r1_every must be an integer >= 1, got {r1_every!r}")
-        if not lr > 0: raise ValueError(f"the discriminator learning rate must be > 0, got {lr}")          # NaN too
+        if not lr > 0: raise ValueError(f"lr (the discriminator's; --d-lr) must be > 0, got {lr}")          # NaN too
         self.policy = parse_policy(augment)
         self.D, self.augment = D, augment
         self.generate_fn = generate or (lambda G, z, cond: G(z))

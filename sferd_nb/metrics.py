@@ -122,7 +122,7 @@ class InceptionExtractor(nn.Module):
                 self.net = NoTrainInceptionV3(name='inception-v3-compat', features_list=['2048', 'logits_unbiased'],
                                               feature_extractor_weights_path=None, antialias=False)
             except RuntimeError as e:                                    # load_state_dict: missing / unexpected keys
-                raise ValueError(f"Inception weights file {weights_path or 'of torch-fidelity'} does not fit torch-fidelity's Inception-v3 "
+                raise ValueError(f"Inception weights {weights_path or '(torch-fidelity cache)'} (weights_path, --inception-weights) do not fit torch-fidelity's Inception-v3 "
                                  f"({str(e).splitlines()[0][:120]}); pass weights-inception-2015-12-05-6726825d.pth") from None
             finally: tfi.load_state_dict_from_url = orig
         self.name = f"{INCEPTION_NAME} (antialias=False)"

@@ -105,7 +105,7 @@ def _alive(pid: int) -> bool:
 
 def _release(f: Path, pid: int) -> None:
     if os.getpid() != pid: return                      # a forked child (a data-loader worker) leaves its parent's lock alone
-    with contextlib.suppress(OSError, ValueError):
+    with contextlib.suppress(OSError, ValueError, AttributeError):       # AttributeError: JSON but not a lock
         if json.loads(f.read_text()).get('pid') == pid: f.unlink()
 
 def lock_out(out,       # the folder to hold (it must exist)

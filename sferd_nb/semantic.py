@@ -417,7 +417,7 @@ class LatentSampler(nn.Module):
                  sampler: str = LATENT_DEFAULTS['sampler'],            # default sampler: 'heun' (Karras grid) or 'ddim'
                 ):
         super().__init__()
-        if sampler not in ('heun', 'ddim'): raise ValueError(f"the latent sampler is 'heun' (Karras grid) or 'ddim' (PDAE), got {sampler!r}")
+        if sampler not in ('heun', 'ddim'): raise ValueError(f"sampler must be 'heun' (Karras grid) or 'ddim' (PDAE), got {sampler!r}")
         self.config = dict(dim=dim, width=width, depth=depth, sample_steps=sample_steps, sampler=sampler)
         self.denoiser = Denoiser(LatentMLP(dim, width=width, depth=depth), latent_schedule(), parameterization='eps')
         self.register_buffer('mean', torch.zeros(dim)); self.register_buffer('std', torch.ones(dim))
@@ -432,10 +432,10 @@ class LatentSampler(nn.Module):
                sampler: Optional[str] = None,                # 'heun' (Karras grid) or 'ddim'; None: `self.sampler`
               ) -> Tensor:
         "n latents z_sem (n, dim): the course's sampler on the normalised latents (Heun on a Karras grid, or PDAE's DDIM), de-normalised."
+        smp = sampler or self.sampler
+        if smp not in ('heun', 'ddim'): raise ValueError(f"sampler must be 'heun' (Karras grid) or 'ddim' (PDAE), got {smp!r}")
         dev = self.mean.device
         z_T = prior_sample(self.denoiser.schedule, (n, len(self.mean)), generator=generator).to(dev)
-        smp = sampler or self.sampler
-        if smp not in ('heun', 'ddim'): raise ValueError(f"the latent sampler is 'heun' (Karras grid) or 'ddim' (PDAE), got {smp!r}")
         zn = sample(self.denoiser, z_T, steps or self.sample_steps, sampler=smp, grid='karras' if smp == 'heun' else None)
         return zn * self.std + self.mean
 

@@ -140,7 +140,7 @@ def test_the_science_classes_defaults_are_the_settings_dataclasses():
     from sferd_nb.distill import CDSettings, ConsistencyDistillation, DistillSettings, ProgressiveDistillation, get_method
     from sferd_nb.guidance import GuidanceSettings, attention_guidance, gaussian_blur, risky_mask
     from sferd_nb.semantic import SGPSettings, SGPStudent
-    from sferd_nb.gdd import GDD_BETAS, GANLoss, GDDSettings, TeacherEncoder, TeacherFeatureDiscriminator
+    from sferd_nb.gdd import GANLoss, GDDSettings, TeacherEncoder, TeacherFeatureDiscriminator
     d = lambda fn, k: inspect.signature(fn).parameters[k].default
     pairs = [((ProgressiveDistillation, 'ratio'), DistillSettings.ratio), ((ProgressiveDistillation, 'grid'), DistillSettings.grid),
              ((ProgressiveDistillation, 'seed'), DistillSettings.seed), ((ProgressiveDistillation, 'solver'), get_method('pd').solver),
@@ -151,7 +151,7 @@ def test_the_science_classes_defaults_are_the_settings_dataclasses():
              ((SGPStudent, 'split'), SGPSettings.sgp_split), ((SGPStudent, 'joint_lr_ratio'), SGPSettings.sgp_joint_ratio),
              ((SGPStudent, 'target'), SGPSettings.sgp_target),
              ((TeacherEncoder, 'sigma'), GDDSettings.feat_sigma), ((TeacherFeatureDiscriminator, 'sigma'), GDDSettings.feat_sigma),
-             ((GANLoss, 'r1_every'), GDDSettings.r1_every), ((GANLoss, 'lr'), get_method('gdd').lr), ((GANLoss, 'betas'), GDD_BETAS)]
+             ((GANLoss, 'r1_every'), GDDSettings.r1_every), ((GANLoss, 'lr'), get_method('gdd').lr)]
     wrong = [(fn.__name__, k, d(fn, k), want) for (fn, k), want in pairs if d(fn, k) != want]
     assert wrong == [], wrong
 
@@ -251,13 +251,16 @@ def test_every_public_function_and_method_documents_its_parameters():
             elif inspect.isclass(obj) and obj.__module__ == mod.__name__ and not dataclasses.is_dataclass(obj) \
                     and not issubclass(obj, tuple):
                 parts = [c for c in obj.__mro__ if c.__module__ == mod.__name__ and (c is obj or c.__name__.startswith('_'))]
-                fns = [(f'{name}.{k}', v) for c in parts for k, v in vars(c).items()
-                       if inspect.isfunction(v) and v.__module__ == mod.__name__ and (not k.startswith('_') or k in ('__init__', '__call__'))]
+                fns = [(f'{name}.{k}', getattr(v, '__func__', v)) for c in parts for k, v in vars(c).items()   # class/static: the function
+                       if inspect.isfunction(getattr(v, '__func__', v)) and getattr(v, '__func__', v).__module__ == mod.__name__
+                       and (not k.startswith('_') or k in ('__init__', '__call__'))]
             else: continue
             for fname, fn in fns:
                 params = [p for p in inspect.signature(fn).parameters if p not in ('self', 'cls')]
-                if not params or re.search(r'^\s*(Args|Arguments|Parameters):\s*$', fn.__doc__ or '', re.M): continue
-                docs = dg.docments(inspect.getsource(fn))
+                if not params: continue
+                args = re.search(r'^\s*(?:Args|Arguments|Parameters):\s*$((?:\n\s+\S.*)+)', fn.__doc__ or '', re.M)
+                docs = {m: True for m in re.findall(r'^\s+\**(\w+)(?: \(.*?\))?:', args.group(1), re.M)} if args else \
+                    dg.docments(inspect.getsource(fn))                      # an Args: section must name each parameter
                 missing += [f'{mod.__name__}.{fname}({p})' for p in params if not docs.get(p)]
                 checked += 1
     assert checked >= 300, checked

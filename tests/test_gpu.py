@@ -119,3 +119,17 @@ def test_gdd_with_r1_on_cuda(tmp_path, disc):
     den, rec = load_student(dirs[-1], CUDA)
     x = student_sample(den, prior_sample(den.schedule, (4, 3, 32, 32), device=CUDA), 1, rec)
     assert torch.isfinite(x).all()
+
+
+def test_noise_drawn_with_a_generator_on_the_gpu():
+    "consistency_step (multistep CD / GDD sampling) and predict_trajectory (Eq. 8) take a generator on the model's device."
+    from sferd_nb.analysis import predict_trajectory
+    from sferd_nb.distill import consistency_step
+    from sferd_nb.samplers import GaussianDenoiser
+    den = GaussianDenoiser(get_schedule('edm'), torch.zeros(3, 8, 8, device=CUDA), 0.5)
+    x = torch.randn(2, 3, 8, 8, device=CUDA)
+    pred = den(x, 2.0)
+    a, b = (consistency_step(den, x, 2.0, 1.0, pred, generator=torch.Generator(CUDA).manual_seed(0)) for _ in range(2))
+    assert a.device == x.device and torch.equal(a, b) and not torch.equal(a, pred.x0)
+    a, b = (predict_trajectory(den, x, steps=3, generator=torch.Generator(CUDA).manual_seed(0), resolutions=()) for _ in range(2))
+    assert a.eps.device == x.device and torch.equal(a.eps, b.eps) and torch.isfinite(a.eps_hat).all()

@@ -143,4 +143,4 @@ def test_the_latent_sampler_refuses_a_sampler_it_does_not_have_at_sample_time_to
     from sferd_nb.semantic import LatentSampler
     ls = LatentSampler(4, width=8, depth=1, sample_steps=2)
     assert ls.sample(3, sampler='ddim').shape == (3, 4)
-    with pytest.raises(ValueError, match="'heun' .* or 'ddim'"): ls.sample(3, sampler='euler')
+    with pytest.raises(ValueError, match="sampler must be 'heun' .* or 'ddim'"): ls.sample(3, sampler='euler')

@@ -237,7 +237,8 @@ def _defined_names(code: str) -> list:
     return names
 
 def shown_lines(code: str) -> int:
-    "The cell's lines, each function signature counted as one: docments spread a signature over a line per parameter."
+    """The cell's lines, each function signature counted as one: docments spread a signature over a line per parameter.
+    (Blank or comment lines between a signature and its body, and a nested function's decorators, are not counted either.)"""
     n = len(code.splitlines())
     try: tree = ast.parse(code)
     except SyntaxError: return n
