@@ -521,6 +521,7 @@ def degenerate_sets(n: int,                        # images per set
     'one image' (a real training image repeated), 'noise' (uniform random pixels) and 'textures' (real training images
     with their 4x4 patches shuffled: local statistics, no objects)."""
     x = get_dataset(data, split='train', flip=False).images
+    if not 1 <= n <= len(x): raise ValueError(f"n must be in 1..{len(x)} (the training images of {data}), got {n}")
     g = torch.Generator().manual_seed(seed)
     real = x[torch.randperm(len(x), generator=g)[:n]]
     B, C, H, W = real.shape; p = 4

@@ -57,7 +57,8 @@ class GaussianDenoiser(nn.Module):
                  t: TimeLike,                  # the time of x_t: a scalar or (B,)
                  s: Optional[TimeLike] = None  # the time to map to: a scalar or (B,); None: clean data
                 ) -> Tensor:
-        "The exact probability-flow ODE map x_t -> x_s (s=None: clean data): y - mu scales with sqrt(s^2 + sigma_ve^2)."
+        """The exact probability-flow ODE map x_t -> x_s (s=None: clean data): y - mu scales with sqrt(std^2 + sigma_ve^2),
+        std being the data's (`self.s`)."""
         a_t, g_t = self.schedule.alpha_sigma_like(t, x_t)
         mu, var = self.mu.to(a_t), self.s.to(a_t)**2
         sv_t = g_t / a_t
