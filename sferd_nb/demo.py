@@ -16,7 +16,7 @@ from .metrics import number_text, denoising_ability, evaluate, FIDScorer, load_e
 from .distill import distill, get_method
 from .io import model_path
 from .unet import autocast_dtype
-from .runs import atomic_write, made_in, prepare_out, record_made, resolve_device, RUN_MARK
+from .runs import atomic_write, made_in, prepare_out, read_json_object, record_made, resolve_device, RUN_MARK
 
 # %% auto #0
 __all__ = ['PRESETS', 'ABLATION', 'BEYOND', 'METHOD_NAMES', 'default_teacher', 'distill_method', 'format_table', 'run_demo',
@@ -99,9 +99,7 @@ def format_table(rows: Sequence[dict]  # `run_demo`'s rows (one per model; the f
 def _made_by_demo(d: Path, method: str) -> bool:
     "A method folder of a demo run from before the run mark listed what it made: its stages record `demo_method`."
     for cfg in d.glob('*/config.json'):
-        try:
-            if json.loads(cfg.read_text()).get('demo_method') == method: return True
-        except (OSError, ValueError, AttributeError): pass
+        if (read_json_object(cfg) or {}).get('demo_method') == method: return True
     return False
 
 def _own_files(out: Path) -> list:

@@ -12,8 +12,8 @@ import torch
 import torch.distributed as dist
 
 # %% auto #0
-__all__ = ['RUN_MARK', 'LOCK_NAME', 'atomic_write', 'own_run', 'prepare_out', 'record_made', 'made_in', 'lock_out',
-           'resolve_device', 'world_info']
+__all__ = ['RUN_MARK', 'LOCK_NAME', 'atomic_write', 'read_json_object', 'own_run', 'prepare_out', 'record_made', 'made_in',
+           'lock_out', 'resolve_device', 'world_info']
 
 # %% ../nbs/00_runs.ipynb #9acc01ea
 def _umask() -> int:
@@ -47,14 +47,19 @@ def atomic_write(path, data: Union[str, bytes, Callable]) -> Path:
 # %% ../nbs/00_runs.ipynb #840508c0
 RUN_MARK = 'sferd_run.json'
 
+def read_json_object(f: Path  # a JSON file: a run mark, a lock, a stage's config.json
+                    ) -> Optional[dict]:
+    "The JSON object file `f` holds; None if it cannot be read, is not JSON, or is JSON but not an object."
+    try: o = json.loads(Path(f).read_text())
+    except (OSError, ValueError): return None
+    return o if isinstance(o, dict) else None
+
 def own_run(out: Path,  # the output folder
             prog: str   # the command's name, as its run mark records it (e.g. 'sferd-distill')
            ) -> bool:
     "Whether folder `out` was made by command `prog` (its `sferd_run.json` names it; a teacher run from before the mark: its `ckpt.pt`)."
     f = Path(out) / RUN_MARK
-    if f.is_file():
-        try: return json.loads(f.read_text()).get('command') == prog
-        except (ValueError, AttributeError): return False        # not JSON, or JSON but not an object
+    if f.is_file(): return (read_json_object(f) or {}).get('command') == prog
     return prog == 'sferd-train-teacher' and (Path(out) / 'ckpt.pt').is_file()   # only the teacher trainer writes ckpt.pt there
 
 def prepare_out(out,                                  # the output folder (created with its parents if missing)
@@ -88,8 +93,7 @@ def record_made(out,       # a folder with a run mark (`prepare_out`)
 def made_in(out  # the output folder
            ) -> list:
     "What the run mark of `out` says its job made there (`record_made`); [] if nothing is recorded."
-    try: made = json.loads((Path(out) / RUN_MARK).read_text()).get('made', [])
-    except (OSError, ValueError, AttributeError): return []
+    made = (read_json_object(Path(out) / RUN_MARK) or {}).get('made', [])
     return [m for m in made if isinstance(m, str)] if isinstance(made, list) else []
 
 # %% ../nbs/00_runs.ipynb #22b33c2c
@@ -105,8 +109,8 @@ def _alive(pid: int) -> bool:
 
 def _release(f: Path, pid: int) -> None:
     if os.getpid() != pid: return                      # a forked child (a data-loader worker) leaves its parent's lock alone
-    with contextlib.suppress(OSError, ValueError, AttributeError):       # AttributeError: JSON but not a lock
-        if json.loads(f.read_text()).get('pid') == pid: f.unlink()
+    with contextlib.suppress(OSError):
+        if (read_json_object(f) or {}).get('pid') == pid: f.unlink()
 
 def lock_out(out,       # the folder to hold (it must exist)
              prog: str  # the command's name, written in the lock (another job's error names it)
@@ -119,9 +123,7 @@ def lock_out(out,       # the folder to hold (it must exist)
     for attempt in range(50):
         try: fd = os.open(f, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)   # exclusive: one winner, no link followed
         except FileExistsError:
-            try: other = json.loads(f.read_text())
-            except (OSError, ValueError): other = None  # being written this instant, or torn by a crash
-            if not isinstance(other, dict): other = None  # JSON but not a lock: treated as torn
+            other = read_json_object(f)                     # None: being written this instant, torn by a crash, or not a lock
             if other is None:
                 with contextlib.suppress(OSError):
                     if time.time() - f.stat().st_mtime > 10: f.unlink()   # torn long ago: its writer is gone
