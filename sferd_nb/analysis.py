@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .data import data_dir, get_dataset, to_model_range, image_grid
-from .diffusion import Cond, DDPMSchedule, Denoiser, DenoiserLike, Prediction, q_sample, compute_dtype
+from .diffusion import Cond, DDPMSchedule, Denoiser, DenoiserLike, Prediction, q_sample, compute_dtype, seeded_randn
 from .samplers import select_cond, time_grid
 from .unet import AttentionMap, ATTENTION_PLACES, UNet, select_attention, attention_received
 from .runs import atomic_write
@@ -93,8 +93,8 @@ def predict_trajectory(denoiser: DenoiserLike,                       # the model
     "eps_hat(x_t, t) with x_t = q_sample(x0, t, eps) for every t in `ts` (default time_grid(schedule, steps)), plus attention maps at `resolutions` (None: all at `place`; (): none)."
     sch = denoiser.schedule
     ts = time_grid(sch, steps) if ts is None else torch.as_tensor(ts)
-    if eps is None: eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype,
-                                      device=generator.device if generator is not None else 'cpu').to(x0.device)
+    if eps is None: eps = seeded_randn(x0.shape, generator=generator if generator is not None else torch.default_generator,
+                                       device=x0.device, dtype=x0.dtype)                 # None: the global CPU RNG, as always
     if eps.shape != x0.shape: raise ValueError(f"eps shape {tuple(eps.shape)} must equal x0 shape {tuple(x0.shape)}")
     want = resolutions is None or len(resolutions) > 0
     B, size = x0.shape[0], x0.shape[-1]

@@ -15,7 +15,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from .diffusion import (Cond, Denoiser, DenoiserLike, Prediction, Schedule, TimeLike, q_sample, loss_weight, batch_times, compute_dtype,
-                                broadcast_batch)
+                                broadcast_batch, seeded_randn)
 from .samplers import (ddim_step, ddim_update, euler_step, heun_step, karras_sigmas, prior_sample, sample, check_cond,
                                select_cond, sampler_nfe, time_grid)
 from .train import Trainer, TrainConfig, MicroBatchCounter, draw_global, mix_seed, world_info, unwrap, CKPT_NAME
@@ -649,7 +649,7 @@ def consistency_step(den: DenoiserLike,  # the consistency model (its `schedule`
                     ) -> Tensor:
     "Multistep consistency sampling's move to time s: re-noise the prediction x0 to noise level s (in y = x / alpha)."
     a, g = den.schedule.alpha_sigma_like(s, x)
-    z = torch.randn(x.shape, generator=generator, device=generator.device).to(x) if generator is not None else torch.randn_like(x)
+    z = seeded_randn(x.shape, generator=generator, device=x.device).to(x) if generator is not None else torch.randn_like(x)
     return (a * (pred.x0 + ((g / a) ** 2 - den.schedule.sigma_ve_min ** 2).clamp(min=0).sqrt() * z)).to(x.dtype)
 
 def _ddim_step(den, x, t, s, pred, *, generator=None): return ddim_update(den.schedule, x, pred, t, s)   # Eq. 3
