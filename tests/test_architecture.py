@@ -211,6 +211,17 @@ def test_options_are_keyword_only_in_public_functions_with_more_than_three_param
     assert bad == [], f'options that can be passed by position: {bad}'
 
 
+def _undocumented(label: str, fn, dg, *, args_section: bool = False) -> list:
+    """`label(param)` for each parameter of `fn` (not self / cls) without a docment (`dg`: tools/docs_griffe.py); with
+    `args_section`, a docstring's `Args:` section may document them instead, if it names each one."""
+    import inspect, re
+    params = [p for p in inspect.signature(fn).parameters if p not in ('self', 'cls')]
+    args = re.search(r'^\s*(?:Args|Arguments|Parameters):\s*$((?:\n\s+\S.*)+)', fn.__doc__ or '', re.M) if args_section else None
+    docs = {m: True for m in re.findall(r'^\s+\**(\w+)(?: \(.*?\))?:', args.group(1), re.M)} if args else \
+        dg.docments(inspect.getsource(fn))
+    return [f'{label}({p})' for p in params if not docs.get(p)]
+
+
 def test_the_top_level_api_documents_every_parameter_the_nbdev_way():
     "Each parameter of the curated top-level API has a docment (a comment after it), which the API pages show as its table."
     import dataclasses, importlib, inspect, pytest, sferd_nb
@@ -226,9 +237,7 @@ def test_the_top_level_api_documents_every_parameter_the_nbdev_way():
             fns = [(f'{name}.__init__', obj.__init__)]
         if name == 'Model': fns = [('Model.sample', obj.sample)]
         for fname, fn in fns:
-            params = [p for p in inspect.signature(fn).parameters if p not in ('self', 'cls')]
-            docs = dg.docments(inspect.getsource(fn))
-            missing += [f'{fname}({p})' for p in params if not docs.get(p)]
+            missing += _undocumented(fname, fn, dg)
             checked += 1
     assert checked >= 20, checked
     assert missing == [], f'parameters without a docment: {missing}'
@@ -238,7 +247,7 @@ def test_the_top_level_api_documents_every_parameter_the_nbdev_way():
 def test_every_public_function_and_method_documents_its_parameters():
     """Beyond the top-level API: each function and method a module exports (`__all__`; a class's own methods and those of
     its private parts, e.g. Trainer's) documents every parameter, by a docment or its docstring's `Args:` section."""
-    import dataclasses, importlib, inspect, pkgutil, re, pytest, sferd_nb
+    import dataclasses, importlib, inspect, pkgutil, pytest, sferd_nb
     pytest.importorskip('griffe', reason='the docs extra: pip install -e .[docs]')
     dg = load_script('tools/docs_griffe.py')
     missing, checked = [], 0
@@ -256,12 +265,8 @@ def test_every_public_function_and_method_documents_its_parameters():
                        and (not k.startswith('_') or k in ('__init__', '__call__'))]
             else: continue
             for fname, fn in fns:
-                params = [p for p in inspect.signature(fn).parameters if p not in ('self', 'cls')]
-                if not params: continue
-                args = re.search(r'^\s*(?:Args|Arguments|Parameters):\s*$((?:\n\s+\S.*)+)', fn.__doc__ or '', re.M)
-                docs = {m: True for m in re.findall(r'^\s+\**(\w+)(?: \(.*?\))?:', args.group(1), re.M)} if args else \
-                    dg.docments(inspect.getsource(fn))                      # an Args: section must name each parameter
-                missing += [f'{mod.__name__}.{fname}({p})' for p in params if not docs.get(p)]
+                if set(inspect.signature(fn).parameters) <= {'self', 'cls'}: continue
+                missing += _undocumented(f'{mod.__name__}.{fname}', fn, dg, args_section=True)
                 checked += 1
     assert checked >= 300, checked
     assert missing == [], f'parameters without a docment: {missing}'
