@@ -406,6 +406,11 @@ def latent_schedule() -> DDPMSchedule:
     "PDAE's latent DDPM: constant beta = 0.008, T = 1000."
     return DDPMSchedule.linear(1000, 0.008, 0.008)
 
+def _latent_sampler(name: str) -> str:
+    "`name` if the latent sampler has it ('heun' on a Karras grid, or PDAE's 'ddim'); else ValueError."
+    if name not in ('heun', 'ddim'): raise ValueError(f"sampler must be 'heun' (Karras grid) or 'ddim' (PDAE), got {name!r}")
+    return name
+
 class LatentSampler(nn.Module):
     "The latent sampler of z_sem: a `Denoiser(LatentMLP, constant-beta DDPM, 'eps')` on normalised latents, with the data-set statistics."
     def __init__(self,
@@ -417,7 +422,7 @@ class LatentSampler(nn.Module):
                  sampler: str = LATENT_DEFAULTS['sampler'],            # default sampler: 'heun' (Karras grid) or 'ddim'
                 ):
         super().__init__()
-        if sampler not in ('heun', 'ddim'): raise ValueError(f"sampler must be 'heun' (Karras grid) or 'ddim' (PDAE), got {sampler!r}")
+        _latent_sampler(sampler)
         self.config = dict(dim=dim, width=width, depth=depth, sample_steps=sample_steps, sampler=sampler)
         self.denoiser = Denoiser(LatentMLP(dim, width=width, depth=depth), latent_schedule(), parameterization='eps')
         self.register_buffer('mean', torch.zeros(dim)); self.register_buffer('std', torch.ones(dim))
@@ -432,8 +437,7 @@ class LatentSampler(nn.Module):
                sampler: Optional[str] = None,                # 'heun' (Karras grid) or 'ddim'; None: `self.sampler`
               ) -> Tensor:
         "n latents z_sem (n, dim): the course's sampler on the normalised latents (Heun on a Karras grid, or PDAE's DDIM), de-normalised."
-        smp = sampler or self.sampler
-        if smp not in ('heun', 'ddim'): raise ValueError(f"sampler must be 'heun' (Karras grid) or 'ddim' (PDAE), got {smp!r}")
+        smp = _latent_sampler(sampler or self.sampler)
         dev = self.mean.device
         z_T = prior_sample(self.denoiser.schedule, (n, len(self.mean)), generator=generator).to(dev)
         zn = sample(self.denoiser, z_T, steps or self.sample_steps, sampler=smp, grid='karras' if smp == 'heun' else None)
